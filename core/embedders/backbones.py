@@ -1,0 +1,98 @@
+"""ImageNet backbones from keras.applications, with weights found offline when possible.
+
+Keras downloads ImageNet weights on first use. Offline, we look for the very file Keras would
+have downloaded in the configured weights folder and in Keras' own cache; failing that we raise
+`WeightsUnavailableError` saying which file to put where. Never random weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.errors import WeightsUnavailableError
+
+if TYPE_CHECKING:
+    import keras
+
+logger = logging.getLogger(__name__)
+
+_MOBILENET_ROWS = (128, 160, 192, 224)
+
+
+def weights_file_name(backbone: str, alpha: float, size: int) -> str:
+    """The file name Keras caches ImageNet no-top weights under."""
+    rows = size if size in _MOBILENET_ROWS else 224
+    if backbone == "mobilenet":
+        alpha_text = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}[alpha]
+        return f"mobilenet_{alpha_text}_{rows}_tf_no_top.h5"
+    if backbone == "mobilenetv2":
+        return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{rows}_no_top.h5"
+    if backbone == "vgg16":
+        return "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    raise ValueError(f"unknown backbone {backbone!r}; use mobilenet, mobilenetv2 or vgg16")
+
+
+def keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def find_local_weights(
+    backbone: str, alpha: float, size: int, weights_dir: Path | None
+) -> Path | None:
+    name = weights_file_name(backbone, alpha, size)
+    for folder in (weights_dir, keras_cache_dir()):
+        if folder is not None and (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
+
+
+def preprocess(backbone: str, pixels: np.ndarray) -> np.ndarray:
+    """uint8 RGB → the input scaling each backbone was trained with."""
+    x = pixels.astype(np.float32)
+    if backbone == "vgg16":
+        # Caffe style: BGR order, ImageNet channel means removed.
+        return x[..., ::-1] - np.array([103.939, 116.779, 123.68], dtype=np.float32)
+    return x / 127.5 - 1.0
+
+
+def load_backbone(
+    backbone: str, alpha: float, size: int, weights_dir: Path | None = None
+) -> keras.Model:
+    """A pooled (global average) ImageNet backbone without its classifier.
+
+    Raises:
+        WeightsUnavailableError: no local file and the download failed.
+    """
+    import keras
+
+    constructors = {
+        "mobilenet": keras.applications.MobileNet,
+        "mobilenetv2": keras.applications.MobileNetV2,
+        "vgg16": keras.applications.VGG16,
+    }
+    if backbone not in constructors:
+        raise ValueError(f"unknown backbone {backbone!r}; use mobilenet, mobilenetv2 or vgg16")
+    kwargs: dict = {"input_shape": (size, size, 3), "include_top": False, "pooling": "avg"}
+    if backbone in ("mobilenet", "mobilenetv2"):
+        kwargs["alpha"] = alpha
+    local = find_local_weights(backbone, alpha, size, weights_dir)
+    try:
+        return constructors[backbone](weights=str(local) if local else "imagenet", **kwargs)
+    except Exception as exc:  # Keras raises plain Exception on a failed download
+        name = weights_file_name(backbone, alpha, size)
+        if local is not None:
+            raise WeightsUnavailableError(
+                f"weights file {local} could not be loaded: {exc}"
+            ) from exc
+        where = ", ".join(str(p) for p in (weights_dir, keras_cache_dir()) if p is not None)
+        raise WeightsUnavailableError(
+            f"ImageNet weights for {backbone} (alpha {alpha}, {size}px) are not on this machine "
+            f"and could not be downloaded ({type(exc).__name__}). Put {name} into one of: "
+            f"{where}, or set the weights folder in Settings, or choose a backbone whose "
+            "weights you have (e.g. MobileNet alpha 0.25)."
+        ) from exc

@@ -1,0 +1,27 @@
+"""The project's own error types: every failure a user can cause ends in one of these."""
+
+from __future__ import annotations
+
+
+class SameSameError(Exception):
+    """Base class: a problem the user can fix, with a message that says how."""
+
+
+class CatalogError(SameSameError, ValueError):
+    """The catalog file as a whole cannot be imported (nothing was written)."""
+
+
+class ImageError(SameSameError, ValueError):
+    """One image cannot be used (missing, corrupt, refused, too large)."""
+
+
+class WeightsUnavailableError(SameSameError, RuntimeError):
+    """Pretrained weights could not be found locally nor downloaded."""
+
+
+class ModelNotTrainedError(SameSameError, RuntimeError):
+    """A pipeline needs a trained model that does not exist yet."""
+
+
+class TranslationError(SameSameError, RuntimeError):
+    """The translation service could not be reached or failed."""

@@ -1,0 +1,11 @@
+"""Matching pipelines. Each takes `MatchInputs` and `MatchSettings` and returns a `MatchResult`."""
+
+from __future__ import annotations
+
+from core.pipelines.base import MatchInputs, load_inputs
+from core.pipelines.baseline import match_baseline
+from core.pipelines.ensemble import match_ensemble
+
+PIPELINES = ("baseline", "ensemble")
+
+__all__ = ["PIPELINES", "MatchInputs", "load_inputs", "match_baseline", "match_ensemble"]

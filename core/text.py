@@ -1,0 +1,68 @@
+"""Title normalisation and TF-IDF vectors.
+
+Shopee titles carry literal UTF-8 byte escapes (``\\xe2\\x9d\\xa4`` written out as text), HTML
+entities, full-width characters, emoji and promo punctuation; all of it is noise for matching.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
+_BYTE_ESCAPE_RUN = re.compile(r"(?:\\x[0-9a-fA-F]{2})+")
+_NOISE = re.compile(r"[^\w\s]|_", re.UNICODE)
+_SPACES = re.compile(r"\s+")
+
+
+def decode_byte_escapes(text: str) -> str:
+    """Turn runs of literal ``\\xNN`` escapes back into the characters their bytes encode."""
+
+    def _decode(match: re.Match[str]) -> str:
+        raw = bytes(int(h, 16) for h in match.group(0).split("\\x")[1:])
+        return raw.decode("utf-8", errors="ignore")
+
+    return _BYTE_ESCAPE_RUN.sub(_decode, text)
+
+
+def normalize_title(title: object) -> str:
+    """Lower-cased, unicode-normalised title with escapes decoded and punctuation/emoji removed.
+
+    Args:
+        title: anything; ``None``/NaN give ``""``.
+
+    Returns:
+        Words separated by single spaces (may be empty: an empty title is no evidence).
+    """
+    if title is None or (isinstance(title, float) and title != title):
+        return ""
+    text = decode_byte_escapes(str(title))
+    text = html.unescape(text)
+    text = unicodedata.normalize("NFKC", text).lower()
+    # Emoji and symbols are category S*, punctuation P*: both become separators.
+    text = "".join(" " if unicodedata.category(ch)[0] in "PSC" else ch for ch in text)
+    text = _NOISE.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def normalize_titles(titles: Iterable[object]) -> list[str]:
+    return [normalize_title(t) for t in titles]
+
+
+def tfidf_vectors(titles: Sequence[str]) -> csr_matrix:
+    """L2-normalised TF-IDF rows (word unigrams) of normalised titles; empty titles: zero rows."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if not any(titles):
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix((len(titles), 1), dtype="float32")
+    vectorizer = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
+    return vectorizer.fit_transform(titles).tocsr()

@@ -1,0 +1,85 @@
+"""Optional translation of titles to English through deep-translator's GoogleTranslator,
+batched and cached in the database; any failure falls back to the untranslated titles."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from core.errors import TranslationError
+from core.store import Store
+
+logger = logging.getLogger(__name__)
+
+Translator = Callable[[list[str]], list[str]]
+BATCH = 50
+
+
+def google_translator(target: str = "en", timeout: float = 10.0) -> Translator:
+    """A batch translator backed by Google Translate (needs the internet)."""
+    from deep_translator import GoogleTranslator
+
+    client = GoogleTranslator(source="auto", target=target)
+
+    def translate(texts: list[str]) -> list[str]:
+        return [t or src for t, src in zip(client.translate_batch(texts), texts, strict=True)]
+
+    return translate
+
+
+def translate_titles(
+    store: Store,
+    titles: Sequence[str],
+    *,
+    target: str = "en",
+    translator: Translator | None = None,
+    retries: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[str], str | None]:
+    """English versions of ``titles``, cached; returns (titles, notice).
+
+    The notice is None when everything was translated; otherwise it says why some titles stay
+    untranslated (matching goes on with those).
+    """
+    cached = store.translations(titles, target)
+    todo = [t for t in dict.fromkeys(titles) if t and t not in cached]
+    notice = None
+    if todo:
+        try:
+            translate = translator or google_translator(target)
+        except Exception as exc:  # deep-translator missing or broken
+            translate, notice = None, f"Translation unavailable ({exc}); titles used as written."
+        for start in range(0, len(todo), BATCH if translate else len(todo)):
+            if translate is None:
+                break
+            batch = todo[start : start + BATCH]
+            try:
+                result = _with_retries(translate, batch, retries)
+            except TranslationError as exc:
+                notice = (
+                    f"Translation failed ({exc}); {len(todo) - start} titles used untranslated."
+                )
+                break
+            fresh = dict(zip(batch, result, strict=True))
+            store.save_translations(fresh, target)
+            cached.update(fresh)
+            if progress is not None:
+                progress(min(start + BATCH, len(todo)), len(todo))
+    return [cached.get(t, t) for t in titles], notice
+
+
+def _with_retries(translate: Translator, batch: list[str], retries: int) -> list[str]:
+    last: Exception | None = None
+    for attempt in range(retries + 1):
+        try:
+            result = translate(batch)
+            if len(result) != len(batch):
+                raise TranslationError("the service returned a different number of titles")
+            return [str(r) for r in result]
+        except TranslationError:
+            raise
+        except Exception as exc:  # network errors come as many types from requests/deep-translator
+            last = exc
+            time.sleep(0.5 * (attempt + 1))
+    raise TranslationError(f"no answer from the translation service: {type(last).__name__}: {last}")
