@@ -331,10 +331,13 @@ CATEGORIES: tuple[Category, ...] = (
 BRANDS: tuple[str, ...] = (
     "Kilaura", "Segarin", "Wangsari", "Harumi", "Sejuka", "Lumora", "Arunika", "Tirtana",
     "Zavira", "Nivaro", "Kalindra", "Sorena", "Bimora", "Tavisa", "Ruvela", "Dewara",
-    "Melati", "Suryana", "Pandora", "Cahyo", "Rinjani", "Kenanga", "Bayuma", "Lestara",
-    "Mirana", "Jayanti", "Oriza", "Nuvella", "Kirana", "Sakura", "Velora", "Gemala",
+    "Melinta", "Suryana", "Pandawi", "Cahyo", "Rinjani", "Kenanga", "Bayuma", "Lestara",
+    "Mirana", "Jayanti", "Oriza", "Nuvella", "Kirana", "Sakuri", "Velora", "Gemala",
     "Puspita", "Anggrek", "Widara", "Kemuning", "Yasmina", "Bromo", "Sinara", "Lavina",
 )  # fmt: skip
+
+#: Every brand+category family yields at least one product, so this many are always reachable.
+MAX_PRODUCTS = len(BRANDS) * len(CATEGORIES)
 
 _SHOP_PREFIXES = ("Toko", "Grosir", "Sinar", "Berkah", "Maju", "Lapak", "Gudang", "Pusat")
 _SHOP_NAMES = ("Jaya", "Makmur", "Abadi", "Sentosa", "Murah", "Barokah", "Mandiri", "Lestari")
@@ -422,14 +425,14 @@ def plan_demo_products(n_products: int = 150, seed: int = 0) -> list[DemoProduct
     variant (near-miss distractors whose pictures and titles are almost the same).
 
     Args:
-        n_products: how many distinct products (label groups).
+        n_products: how many distinct products (label groups), at most ``MAX_PRODUCTS``.
         seed: the seed; the same seed always gives the same plan.
 
     Returns:
         ``n_products`` products with distinct (brand, category, variant, size).
     """
-    if n_products < 1:
-        raise ValueError(f"n_products must be at least 1, got {n_products}")
+    if not 1 <= n_products <= MAX_PRODUCTS:
+        raise ValueError(f"n_products must be between 1 and {MAX_PRODUCTS}, got {n_products}")
     rng = random.Random(f"samesame-demo-plan:{seed}")
     products: list[DemoProduct] = []
     used_families: set[tuple[str, str]] = set()
@@ -444,16 +447,13 @@ def plan_demo_products(n_products: int = 150, seed: int = 0) -> list[DemoProduct
         low_price, high_price = category.price_range
         base_price = rng.randrange(low_price, high_price, 500)
         variant, size = rng.choice(category.variants), rng.choice(category.sizes)
-        combos = [(variant, size)]
-        for _ in range(family_size - 1):
-            # A sibling changes one attribute only: that is what makes it a near miss.
-            if rng.random() < 0.5:
-                options = [(variant, other) for other in category.sizes if other != size]
-            else:
-                options = [(other, size) for other in category.variants if other != variant]
-            options = [combo for combo in options if combo not in combos]
-            if options:
-                combos.append(rng.choice(options))
+        # Siblings all differ from each other in the same single attribute (size or variant):
+        # that is what makes them near misses.
+        if rng.random() < 0.5:
+            options = [(variant, other) for other in category.sizes if other != size]
+        else:
+            options = [(other, size) for other in category.variants if other != variant]
+        combos = [(variant, size), *rng.sample(options, min(family_size - 1, len(options)))]
         for variant, size in combos:
             low_aspect, high_aspect = _SHAPE_ASPECT[category.shape]
             design = PackageDesign(
@@ -596,12 +596,13 @@ def _draw_text_centered(
     x0, y0, x1, y1 = box
     font = _fitted_font(draw, text, (x1 - x0) * 0.92, (y1 - y0) * 0.8)
     stroke_width = max(1, int(getattr(font, "size", 10) / 12)) if stroke else 0
+    # Centre by measured ink box rather than `anchor`, which bitmap fonts do not support.
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font, stroke_width=stroke_width)
     draw.text(
-        ((x0 + x1) / 2, (y0 + y1) / 2),
+        ((x0 + x1 - left - right) / 2, (y0 + y1 - top - bottom) / 2),
         text,
         font=font,
         fill=fill,
-        anchor="mm",
         stroke_width=stroke_width,
         stroke_fill=stroke,
     )
@@ -1106,6 +1107,9 @@ def _replace_directory(staging: Path, target: Path) -> None:
         staging.rename(target)
     except OSError:
         if not target.exists():
+            if retired is not None:
+                retired.rename(target)  # put the previous catalog back
+                retired = None
             raise
         # Another process finished the same job first; its output is just as good.
         logger.info("demo catalog at %s was written concurrently; keeping that one", target)

@@ -73,7 +73,7 @@ def connected_groups(posting_ids: Sequence[str], pairs: pd.DataFrame) -> dict[st
 
 
 def submission_frame(sets: dict[str, set[str]], order: Sequence[str] | None = None) -> pd.DataFrame:
-    """``posting_id,matches`` with space-separated ids: the posting first, then the others sorted."""
+    """``posting_id,matches``, ids space-separated: the posting first, then the rest sorted."""
     order = list(order) if order is not None else list(sets)
     return pd.DataFrame(
         {

@@ -38,13 +38,8 @@ def match_baseline(inputs: MatchInputs, settings: MatchSettings | None = None) -
     cosine, distance = pair_image_scores(inputs, left, right)
     text_cosine = np.asarray(tfidf[left].multiply(tfidf[right]).sum(axis=1)).ravel()
     by_vector = image_evidence_is_vector(inputs, left, right)
-    with np.errstate(invalid="ignore"):
-        fired = {
-            "image": by_vector & (cosine >= settings.baseline_image_cosine - 1e-6),
-            "hash": ~by_vector & (distance <= settings.hash_max_distance),
-            "text": text_cosine >= settings.baseline_text_cosine - 1e-6,
-        }
-    keep = fired["image"] | fired["hash"] | fired["text"]
+    fired = baseline_rules(cosine, distance, by_vector, text_cosine, settings)
+    keep = np.logical_or.reduce(list(fired.values()))
     rule = rules_text({k: v[keep] for k, v in fired.items()})
     frame = pairs_frame(
         inputs,
@@ -63,3 +58,19 @@ def match_baseline(inputs: MatchInputs, settings: MatchSettings | None = None) -
     return MatchResult(
         "baseline", inputs.posting_ids, frame, settings, time.perf_counter() - started, notices
     )
+
+
+def baseline_rules(
+    cosine: np.ndarray,
+    hash_distance: np.ndarray,
+    by_vector: np.ndarray,
+    text_cosine: np.ndarray,
+    settings: MatchSettings,
+) -> dict[str, np.ndarray]:
+    """Which baseline rules fire for each pair (arrays of equal length; NaN = score absent)."""
+    with np.errstate(invalid="ignore"):
+        return {
+            "image": by_vector & (cosine >= settings.baseline_image_cosine - 1e-6),
+            "hash": ~by_vector & (hash_distance <= settings.hash_max_distance),
+            "text": text_cosine >= settings.baseline_text_cosine - 1e-6,
+        }

@@ -4,7 +4,6 @@ Where a pair lacks Siamese vectors, a perceptual-hash distance stands in for the
 
 from __future__ import annotations
 
-import difflib
 import time
 
 import numpy as np
@@ -21,7 +20,7 @@ from core.pipelines.base import (
     union_pairs,
 )
 from core.settings import MatchSettings
-from core.similarity import text_pairs_above
+from core.similarity import sequence_ratio, text_pairs_above
 
 
 def match_ensemble(inputs: MatchInputs, settings: MatchSettings | None = None) -> MatchResult:
@@ -45,7 +44,7 @@ def match_ensemble(inputs: MatchInputs, settings: MatchSettings | None = None) -
         [
             ratio_of.get((int(a), int(b)))
             if (int(a), int(b)) in ratio_of
-            else _ratio(inputs.titles[a], inputs.titles[b])
+            else sequence_ratio(inputs.titles[a], inputs.titles[b])
             for a, b in zip(left, right, strict=True)
         ],
         dtype=np.float32,
@@ -60,16 +59,8 @@ def match_ensemble(inputs: MatchInputs, settings: MatchSettings | None = None) -
         ],
         dtype=bool,
     )
-    with np.errstate(invalid="ignore"):
-        fired = {
-            "image": by_vector & (distance < settings.ensemble_image_distance),
-            "hash": ~by_vector & (hash_distance <= settings.hash_max_distance),
-            "text": has_text & (ratio > settings.ensemble_text_ratio),
-            "combined": by_vector
-            & has_text
-            & (distance + (1.0 - ratio) < settings.ensemble_combined),
-        }
-    keep = fired["image"] | fired["hash"] | fired["text"] | fired["combined"]
+    fired = ensemble_rules(distance, hash_distance, by_vector, ratio, has_text, settings)
+    keep = np.logical_or.reduce(list(fired.values()))
     rule = rules_text({k: v[keep] for k, v in fired.items()})
     frame = pairs_frame(
         inputs,
@@ -90,7 +81,21 @@ def match_ensemble(inputs: MatchInputs, settings: MatchSettings | None = None) -
     )
 
 
-def _ratio(a: str, b: str) -> float:
-    if not a or not b:
-        return 0.0
-    return difflib.SequenceMatcher(None, a, b).ratio()
+def ensemble_rules(
+    distance: np.ndarray,
+    hash_distance: np.ndarray,
+    by_vector: np.ndarray,
+    ratio: np.ndarray,
+    has_text: np.ndarray,
+    settings: MatchSettings,
+) -> dict[str, np.ndarray]:
+    """Which ensemble rules fire for each pair (arrays of equal length; NaN = score absent)."""
+    with np.errstate(invalid="ignore"):
+        return {
+            "image": by_vector & (distance < settings.ensemble_image_distance),
+            "hash": ~by_vector & (hash_distance <= settings.hash_max_distance),
+            "text": has_text & (ratio > settings.ensemble_text_ratio),
+            "combined": by_vector
+            & has_text
+            & (distance + (1.0 - ratio) < settings.ensemble_combined),
+        }

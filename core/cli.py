@@ -1,0 +1,493 @@
+"""``python -m core``: import, embed, train, match, evaluate, export, demo, info.
+
+Exit codes: 0 success, 2 bad input or a problem the user can fix (message on stderr), 130 when
+interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from core.errors import SameSameError
+from core.settings import MatchSettings
+
+logger = logging.getLogger("core.cli")
+
+EXIT_BAD_INPUT = 2
+
+
+def tqdm_progress(description: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A (done, total) callback drawing a tqdm bar on stderr, and a function closing it."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, unit="item", file=sys.stderr, leave=True, dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update, bar.close
+
+
+def _settings_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (default: what the database has stored)")
+    defaults = MatchSettings()
+    group.add_argument(
+        "--image-threshold",
+        type=float,
+        dest="baseline_image_cosine",
+        help=f"baseline image cosine (default {defaults.baseline_image_cosine})",
+    )
+    group.add_argument(
+        "--text-threshold",
+        type=float,
+        dest="baseline_text_cosine",
+        help=f"baseline TF-IDF cosine (default {defaults.baseline_text_cosine})",
+    )
+    group.add_argument(
+        "--hash-distance",
+        type=int,
+        dest="hash_max_distance",
+        help=f"max pHash bit distance (default {defaults.hash_max_distance})",
+    )
+    group.add_argument(
+        "--siamese-distance",
+        type=float,
+        dest="ensemble_image_distance",
+        help=f"ensemble distance (default {defaults.ensemble_image_distance})",
+    )
+    group.add_argument(
+        "--ratio-threshold",
+        type=float,
+        dest="ensemble_text_ratio",
+        help=f"ensemble SequenceMatcher ratio (default {defaults.ensemble_text_ratio})",
+    )
+    group.add_argument(
+        "--combined-threshold",
+        type=float,
+        dest="ensemble_combined",
+        help=f"ensemble combined score (default {defaults.ensemble_combined})",
+    )
+    group.add_argument(
+        "--backbone",
+        dest="image_backbone",
+        choices=["mobilenet", "mobilenetv2", "vgg16"],
+        help="baseline backbone",
+    )
+    group.add_argument(
+        "--alpha",
+        type=float,
+        dest="image_alpha",
+        help="MobileNet width for the baseline (1.0 default; 0.25 works offline)",
+    )
+    group.add_argument(
+        "--siamese-backbone", dest="siamese_backbone", choices=["mobilenet", "mobilenetv2", "vgg16"]
+    )
+    group.add_argument("--siamese-alpha", type=float, dest="siamese_alpha")
+    group.add_argument("--epochs", type=int, dest="siamese_epochs")
+    group.add_argument("--batch-size", type=int, dest="batch_size")
+    group.add_argument(
+        "--weights-dir",
+        dest="weights_dir",
+        help="folder holding Keras ImageNet .h5 files for offline use",
+    )
+    group.add_argument(
+        "--translate",
+        action="store_true",
+        default=None,
+        dest="translate_titles",
+        help="translate titles to English before the ensemble (needs internet)",
+    )
+
+
+def _settings_from(args: argparse.Namespace, store) -> MatchSettings:
+    settings = store.load_settings()
+    overrides = {
+        name: getattr(args, name)
+        for name in MatchSettings.__dataclass_fields__
+        if getattr(args, name, None) is not None
+    }
+    return settings.replace(**overrides) if overrides else settings
+
+
+def _open_store(args: argparse.Namespace):
+    from core.service import default_db_path
+    from core.store import Store
+
+    return Store(Path(args.db) if args.db else default_db_path())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="SameSame: find which product postings are the same product.",
+    )
+    parser.add_argument("--db", help="database file (default: the user data folder's samesame.db)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("import", help="import a catalog CSV (+ image folder) into the database")
+    p.add_argument("catalog", help="CSV: posting_id,image,image_phash,title,label_group")
+    p.add_argument("--images", help="folder the image column refers to")
+    p.add_argument(
+        "--show-problems",
+        type=int,
+        default=20,
+        metavar="N",
+        help="print up to N row problems (default 20)",
+    )
+
+    p = sub.add_parser("embed", help="compute image embeddings for the database's postings")
+    p.add_argument(
+        "--model",
+        choices=["mobilenet", "siamese", "all"],
+        default="mobilenet",
+        help="mobilenet = baseline ImageNet model; siamese = trained ensemble model",
+    )
+    p.add_argument("--model-dir", help="trained Siamese model folder (default: per database)")
+    _settings_args(p)
+
+    p = sub.add_parser("train", help="train the ensemble's Siamese image model on labelled groups")
+    p.add_argument("--catalog", help="import this CSV first (else train on the database)")
+    p.add_argument("--images", help="image folder of --catalog")
+    p.add_argument("--model", required=True, help="folder to save the trained model in")
+    _settings_args(p)
+
+    p = sub.add_parser(
+        "match", help="match postings with a pipeline and store or write the matches"
+    )
+    p.add_argument("--pipeline", choices=["baseline", "ensemble", "all"], default="baseline")
+    p.add_argument("--catalog", help="one-shot: import this CSV into a temporary database first")
+    p.add_argument("--images", help="image folder of --catalog")
+    p.add_argument("--model", help="trained Siamese model folder for the ensemble")
+    p.add_argument(
+        "--hash-only",
+        action="store_true",
+        help="use perceptual hashes for image evidence, no neural network",
+    )
+    p.add_argument("--out", help="write posting_id,matches CSV here")
+    _settings_args(p)
+
+    p = sub.add_parser("evaluate", help="F1, precision and recall against label_group")
+    p.add_argument("--pipeline", choices=["baseline", "ensemble", "all"], default="all")
+    p.add_argument("--catalog", help="one-shot: import this CSV into a temporary database first")
+    p.add_argument("--images", help="image folder of --catalog")
+    p.add_argument("--model", help="trained Siamese model folder for the ensemble")
+    p.add_argument(
+        "--hash-only",
+        action="store_true",
+        help="use perceptual hashes for image evidence, no neural network",
+    )
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _settings_args(p)
+
+    p = sub.add_parser("export", help="write stored matches as posting_id,matches CSV")
+    p.add_argument("--pipeline", choices=["baseline", "ensemble"], default="baseline")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("demo", help="generate the built-in demo catalog and import it")
+    p.add_argument("--out", help="also copy the demo catalog folder here")
+
+    p = sub.add_parser("info", help="what the database holds")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except SameSameError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(
+            "interrupted: work saved so far is kept; run the command again to continue.",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from core.catalog import import_catalog
+
+    update, close = tqdm_progress("checking rows")
+    with _open_store(args) as store:
+        try:
+            report = import_catalog(
+                store,
+                Path(args.catalog),
+                Path(args.images) if args.images else None,
+                progress=update,
+            )
+        finally:
+            close()
+        print(
+            f"imported {report.rows} postings ({report.changed} new or changed) into {store.path}"
+        )
+        if report.problems:
+            print(f"{len(report.problems)} row problem(s); the rows were kept:")
+            for problem in report.problems[: args.show_problems]:
+                print(
+                    f"  row {problem['row']} ({problem['posting_id']}) "
+                    f"{problem['field']}: {problem['problem']}"
+                )
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from core import service
+
+    with _open_store(args) as store:
+        settings = _settings_from(args, store)
+        if args.model in ("mobilenet", "all"):
+            update, close = tqdm_progress(f"embedding ({service.image_model_name(settings)})")
+            try:
+                added = service.embed_images(store, settings, update)
+            finally:
+                close()
+            print(f"{added} image(s) embedded with {service.image_model_name(settings)}")
+        if args.model in ("siamese", "all"):
+            model_dir = service.siamese_dir(store, Path(args.model_dir) if args.model_dir else None)
+            update, close = tqdm_progress("embedding (siamese)")
+            try:
+                added = service.embed_siamese(store, settings, model_dir, update)
+            finally:
+                close()
+            print(f"{added} image(s) embedded with the Siamese model in {model_dir}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core import service
+
+    with _scratch_store(args) as store:
+        settings = _settings_from(args, store)
+        update, close = tqdm_progress("training siamese (steps)")
+        try:
+            report = service.train_siamese_model(store, settings, Path(args.model), update)
+        finally:
+            close()
+        last = report["history"][-1]
+        print(
+            f"trained on {report['images']} images in {report['seconds']:.0f}s, final loss "
+            f"{last['loss']:.4f}; saved to {args.model}"
+        )
+    return 0
+
+
+class _scratch_store:
+    """The --db store, or with --catalog (and no --db) a temporary one that is removed after."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp: Path | None = None
+        self.store = None
+
+    def __enter__(self):
+        from core.catalog import import_catalog
+        from core.store import Store
+
+        args = self.args
+        if getattr(args, "catalog", None) and not args.db:
+            self.tmp = Path(tempfile.mkdtemp(prefix="samesame-"))
+            self.store = Store(self.tmp / "oneshot.db")
+        else:
+            self.store = _open_store(args)
+        if getattr(args, "catalog", None):
+            update, close = tqdm_progress("checking rows")
+            try:
+                report = import_catalog(
+                    self.store,
+                    Path(args.catalog),
+                    Path(args.images) if args.images else None,
+                    progress=update,
+                )
+            finally:
+                close()
+            if report.problems:
+                print(
+                    f"note: {len(report.problems)} row problem(s) in {args.catalog} "
+                    "(python -m core import shows them)",
+                    file=sys.stderr,
+                )
+        return self.store
+
+    def __exit__(self, *exc: object) -> None:
+        if self.store is not None:
+            self.store.close()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _prepare_images(store, pipeline: str, settings: MatchSettings, args) -> None:
+    """Make sure the vectors a pipeline reads exist, unless --hash-only."""
+    from core import service
+
+    if args.hash_only or store.info()["images"]["ok"] == 0:
+        return
+    if pipeline == "baseline":
+        update, close = tqdm_progress(f"embedding ({service.image_model_name(settings)})")
+        try:
+            service.embed_images(store, settings, update)
+        finally:
+            close()
+        return
+    model_dir = service.siamese_dir(store, Path(args.model) if args.model else None)
+    if service.siamese_version(model_dir) is None:
+        if service.labels_of(store) is None:
+            raise SameSameError(
+                f"The ensemble needs a trained Siamese model and {model_dir} has none; pass "
+                "--model DIR (trained with python -m core train), or --hash-only."
+            )
+        print(
+            f"training a Siamese model on this catalog's labels into {model_dir}", file=sys.stderr
+        )
+        update, close = tqdm_progress("training siamese (steps)")
+        try:
+            service.train_siamese_model(store, settings, model_dir, update)
+        finally:
+            close()
+    update, close = tqdm_progress("embedding (siamese)")
+    try:
+        service.embed_siamese(store, settings, model_dir, update)
+    finally:
+        close()
+
+
+def _run(store, pipeline: str, settings: MatchSettings, args):
+    from core import service
+
+    _prepare_images(store, pipeline, settings, args)
+    model_dir = Path(args.model) if getattr(args, "model", None) else None
+    result = service.run_pipeline(
+        store, pipeline, settings, model_dir=model_dir, hash_only=args.hash_only
+    )
+    for notice in result.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    return result
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    pipelines = ["baseline", "ensemble"] if args.pipeline == "all" else [args.pipeline]
+    if args.out and len(pipelines) > 1:
+        raise SameSameError("--out takes one pipeline; choose --pipeline baseline or ensemble")
+    with _scratch_store(args) as store:
+        settings = _settings_from(args, store)
+        for pipeline in pipelines:
+            result = _run(store, pipeline, settings, args)
+            groups = len(set(result.groups().values()))
+            print(
+                f"{pipeline}: {len(result.pairs)} matched pairs, {groups} groups, "
+                f"{result.seconds:.1f}s"
+            )
+            if args.out:
+                _write_csv(result.submission(), Path(args.out))
+                print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core import service
+
+    pipelines = ["baseline", "ensemble"] if args.pipeline == "all" else [args.pipeline]
+    figures = {}
+    with _scratch_store(args) as store:
+        settings = _settings_from(args, store)
+        for pipeline in pipelines:
+            result = _run(store, pipeline, settings, args)
+            figures[pipeline] = {
+                **service.evaluate_result(store, result),
+                "seconds": round(result.seconds, 2),
+            }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(f"{'pipeline':<10} {'F1':>7} {'precision':>10} {'recall':>7} {'seconds':>8}")
+        for name, f in figures.items():
+            print(
+                f"{name:<10} {f['f1']:>7.4f} {f['precision']:>10.4f} {f['recall']:>7.4f} "
+                f"{f['seconds']:>8.1f}"
+            )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core import service
+
+    with _open_store(args) as store:
+        result = service.stored_result(store, args.pipeline)
+        if result is None:
+            raise SameSameError(
+                f"No stored {args.pipeline} matches in this database; run "
+                f"python -m core match --pipeline {args.pipeline} first."
+            )
+        _write_csv(result.submission(), Path(args.out))
+        print(f"wrote {len(result.posting_ids)} postings to {args.out}")
+    return 0
+
+
+def _write_csv(frame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core import service
+    from core.catalog import import_catalog
+    from core.demo import ensure_demo_catalog
+    from core.settings import data_dir
+
+    csv_path = ensure_demo_catalog(data_dir())
+    if args.db:
+        with _open_store(args) as store:
+            import_catalog(store, csv_path, csv_path.parent / "images")
+            target = store.path
+    else:
+        with service.open_demo() as store:
+            target = store.path
+    if args.out:
+        shutil.copytree(csv_path.parent, Path(args.out), dirs_exist_ok=True)
+        print(f"demo catalog copied to {args.out}")
+    print(f"demo catalog {csv_path} imported into {target}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        info = store.info()
+        info["database"] = str(store.path)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "import": cmd_import,
+    "embed": cmd_embed,
+    "train": cmd_train,
+    "match": cmd_match,
+    "evaluate": cmd_evaluate,
+    "export": cmd_export,
+    "demo": cmd_demo,
+    "info": cmd_info,
+}

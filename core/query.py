@@ -1,0 +1,153 @@
+"""Compare one new item (image and/or title) against the catalog, and optionally add it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.embedders.base import ImageEmbedder
+from core.errors import SameSameError
+from core.images import hamming, open_image, phash_hex, phash_to_uint64
+from core.pipelines.baseline import baseline_rules
+from core.pipelines.ensemble import ensemble_rules
+from core.settings import MatchSettings
+from core.store import Store
+from core.text import normalize_title
+
+
+@dataclass
+class NewItem:
+    """An uploaded posting: a title, the bytes of an image, or both."""
+
+    title: str = ""
+    image: bytes | None = None
+    name: str = "upload"
+
+    def validate(self) -> None:
+        if not normalize_title(self.title) and not self.image:
+            raise SameSameError(
+                f"{self.name}: give an image or a title with at least one letter or digit"
+            )
+        if self.image:
+            open_image(self.image)  # raises ImageError naming the problem
+
+
+def query_item(
+    store: Store,
+    item: NewItem,
+    pipeline: str,
+    settings: MatchSettings,
+    *,
+    image_embedder: ImageEmbedder | None = None,
+    image_model: tuple[str, str | None] | None = None,
+    top_n: int = 10,
+) -> pd.DataFrame:
+    """The catalog postings most like ``item`` under one pipeline, matches first.
+
+    Args:
+        image_embedder: the pipeline's image model, to embed the item's picture; without it
+            (or without stored vectors) the perceptual hash is the image evidence.
+        image_model: (name, version) of the stored vectors to compare with.
+
+    Returns:
+        Columns posting_id, title, image_path, matched, rule, the pipeline's scores, similarity.
+    """
+    item.validate()
+    postings = store.postings()
+    if postings.empty:
+        raise SameSameError("The catalog is empty: import a catalog first.")
+    n = len(postings)
+    query_title = normalize_title(item.title)
+    titles = postings["title_norm"].fillna("").tolist()
+
+    hashes, has_hash = phash_to_uint64(postings["image_phash"].tolist())
+    hash_distance = np.full(n, np.nan, dtype=np.float32)
+    query_vector = None
+    if item.image:
+        query_hash = np.uint64(int(phash_hex(item.image), 16))
+        hash_distance[has_hash] = hamming(hashes[has_hash], query_hash)
+        if image_embedder is not None and image_model is not None:
+            query_vector = image_embedder.embed([item.image])[0]
+
+    cosine = np.full(n, np.nan, dtype=np.float32)
+    by_vector = np.zeros(n, dtype=bool)
+    if query_vector is not None and image_model is not None:
+        ids, matrix = store.load_embeddings(image_model[0], image_model[1])
+        if ids:
+            position = pd.Index(postings["posting_id"]).get_indexer(ids)
+            cosine[position] = matrix @ query_vector
+            by_vector[position] = True
+
+    has_text = np.array([bool(query_title) and bool(t) for t in titles])
+    frame = postings[["posting_id", "title", "image_path"]].copy()
+    frame["hash_distance"] = hash_distance
+    hash_similarity = 1.0 - hash_distance / 32.0
+    if pipeline == "baseline":
+        text_cosine = _tfidf_against(titles, query_title)
+        fired = baseline_rules(cosine, hash_distance, by_vector, text_cosine, settings)
+        frame["image_cosine"] = cosine
+        frame["tfidf_cosine"] = text_cosine
+        similarity = np.nanmax(np.vstack([cosine, text_cosine, hash_similarity]), axis=0)
+    elif pipeline == "ensemble":
+        from core.similarity import sequence_ratio
+
+        ratio = np.array([sequence_ratio(query_title, t) for t in titles], dtype=np.float32)
+        distance = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * cosine)).astype(np.float32)
+        fired = ensemble_rules(distance, hash_distance, by_vector, ratio, has_text, settings)
+        frame["siamese_distance"] = distance
+        frame["text_ratio"] = ratio
+        similarity = np.nanmax(np.vstack([1.0 - distance / 2.0, ratio, hash_similarity]), axis=0)
+    else:
+        raise SameSameError(f"Unknown pipeline {pipeline!r}")
+    matched = np.logical_or.reduce(list(fired.values()))
+    frame["matched"] = matched
+    frame["rule"] = ["+".join(name for name, mask in fired.items() if mask[i]) for i in range(n)]
+    frame["similarity"] = np.nan_to_num(similarity, nan=0.0)
+    frame = frame.sort_values(["matched", "similarity"], ascending=[False, False], kind="stable")
+    return frame.head(max(top_n, int(matched.sum()))).reset_index(drop=True)
+
+
+def _tfidf_against(titles: list[str], query_title: str) -> np.ndarray:
+    from core.text import tfidf_vectors
+
+    if not query_title:
+        return np.zeros(len(titles), dtype=np.float32)
+    matrix = tfidf_vectors([*titles, query_title])
+    return np.asarray((matrix[:-1] @ matrix[-1].T).todense()).ravel().astype(np.float32)
+
+
+def add_to_catalog(store: Store, item: NewItem, uploads_dir: Path) -> str:
+    """Store an uploaded item as a new posting; its image goes under ``uploads_dir`` (inside the
+    data folder) named by content hash, never by the uploader's file name."""
+    item.validate()
+    digest = hashlib.sha256((item.title or "").encode() + (item.image or b"")).hexdigest()
+    posting_id = f"upload_{digest[:12]}"
+    image_path, phash, status = None, None, "none"
+    if item.image:
+        picture = open_image(item.image)
+        uploads_dir.mkdir(parents=True, exist_ok=True)
+        target = uploads_dir / f"{digest[:24]}.png"
+        tmp = target.with_suffix(".tmp")
+        picture.save(tmp, format="PNG")
+        tmp.replace(target)
+        image_path, phash, status = str(target.resolve()), phash_hex(picture), "ok"
+    store.upsert_postings(
+        [
+            {
+                "posting_id": posting_id,
+                "title": item.title or "",
+                "title_norm": normalize_title(item.title),
+                "image": Path(image_path).name if image_path else None,
+                "image_path": image_path,
+                "image_status": status,
+                "image_phash": phash,
+                "label_group": None,
+                "source": "upload",
+            }
+        ]
+    )
+    return posting_id
