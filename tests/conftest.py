@@ -1,0 +1,76 @@
+"""Shared fixtures: paths to the real data in ../shared, per-test data folders and stores."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.store import Store
+
+PROJECT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+SHARED = PROJECT.parent / "shared"
+SHOPEE = SHARED / "data" / "shopee"
+GROCERY = SHARED / "data" / "grocery"
+WEIGHTS = SHARED / "weights"
+MOBILENET_025 = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not present: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shopee_csv() -> Path:
+    return _need(SHOPEE / "train.csv")
+
+
+@pytest.fixture(scope="session")
+def shopee_images() -> Path:
+    return _need(SHOPEE / "images")
+
+
+@pytest.fixture(scope="session")
+def grocery_dir() -> Path:
+    return _need(GROCERY)
+
+
+@pytest.fixture(scope="session")
+def weights_dir() -> Path:
+    """Folder with the real ImageNet MobileNet alpha-0.25 weights (offline)."""
+    _need(MOBILENET_025)
+    return WEIGHTS
+
+
+@pytest.fixture(autouse=True)
+def samesame_home(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own data folder, so nothing touches the user's real one."""
+    home = tmp_path_factory.mktemp("samesame_home")
+    monkeypatch.setenv("SAMESAME_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def demo_catalog(tmp_path_factory) -> Path:
+    """The built-in demo catalog, generated once per session (CSV path)."""
+    from core.demo import build_demo_catalog
+
+    return build_demo_catalog(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    with Store(tmp_path / "test.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def copy_demo(tmp_path, demo_catalog) -> Path:
+    """A private, writable copy of the demo catalog folder (CSV path)."""
+    target = tmp_path / "demo_copy"
+    shutil.copytree(demo_catalog.parent, target)
+    return target / "catalog.csv"
