@@ -38,74 +38,51 @@ def tqdm_progress(description: str) -> tuple[Callable[[int, int], None], Callabl
     return update, bar.close
 
 
+#: (flag, MatchSettings field, type, help) of the settings every matching command accepts.
+_SETTING_FLAGS: tuple[tuple[str, str, type, str], ...] = (
+    ("--image-threshold", "baseline_image_cosine", float, "baseline image cosine"),
+    ("--text-threshold", "baseline_text_cosine", float, "baseline TF-IDF cosine"),
+    ("--hash-distance", "hash_max_distance", int, "max pHash bit distance"),
+    ("--siamese-distance", "ensemble_image_distance", float, "ensemble Siamese distance"),
+    ("--ratio-threshold", "ensemble_text_ratio", float, "ensemble SequenceMatcher ratio"),
+    ("--combined-threshold", "ensemble_combined", float, "ensemble combined score"),
+    ("--backbone", "image_backbone", str, "baseline backbone: mobilenet, mobilenetv2, vgg16"),
+    ("--alpha", "image_alpha", float, "baseline MobileNet width (0.25 works offline here)"),
+    ("--siamese-backbone", "siamese_backbone", str, "Siamese backbone"),
+    ("--siamese-alpha", "siamese_alpha", float, "Siamese MobileNet width"),
+    ("--epochs", "siamese_epochs", int, "Siamese training epochs"),
+    ("--batch-size", "batch_size", int, "images per batch"),
+    ("--weights-dir", "weights_dir", str, "folder holding Keras ImageNet .h5 files (offline)"),
+)
+
+
 def _settings_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (default: what the database has stored)")
     defaults = MatchSettings()
-    group.add_argument(
-        "--image-threshold",
-        type=float,
-        dest="baseline_image_cosine",
-        help=f"baseline image cosine (default {defaults.baseline_image_cosine})",
-    )
-    group.add_argument(
-        "--text-threshold",
-        type=float,
-        dest="baseline_text_cosine",
-        help=f"baseline TF-IDF cosine (default {defaults.baseline_text_cosine})",
-    )
-    group.add_argument(
-        "--hash-distance",
-        type=int,
-        dest="hash_max_distance",
-        help=f"max pHash bit distance (default {defaults.hash_max_distance})",
-    )
-    group.add_argument(
-        "--siamese-distance",
-        type=float,
-        dest="ensemble_image_distance",
-        help=f"ensemble distance (default {defaults.ensemble_image_distance})",
-    )
-    group.add_argument(
-        "--ratio-threshold",
-        type=float,
-        dest="ensemble_text_ratio",
-        help=f"ensemble SequenceMatcher ratio (default {defaults.ensemble_text_ratio})",
-    )
-    group.add_argument(
-        "--combined-threshold",
-        type=float,
-        dest="ensemble_combined",
-        help=f"ensemble combined score (default {defaults.ensemble_combined})",
-    )
-    group.add_argument(
-        "--backbone",
-        dest="image_backbone",
-        choices=["mobilenet", "mobilenetv2", "vgg16"],
-        help="baseline backbone",
-    )
-    group.add_argument(
-        "--alpha",
-        type=float,
-        dest="image_alpha",
-        help="MobileNet width for the baseline (1.0 default; 0.25 works offline)",
-    )
-    group.add_argument(
-        "--siamese-backbone", dest="siamese_backbone", choices=["mobilenet", "mobilenetv2", "vgg16"]
-    )
-    group.add_argument("--siamese-alpha", type=float, dest="siamese_alpha")
-    group.add_argument("--epochs", type=int, dest="siamese_epochs")
-    group.add_argument("--batch-size", type=int, dest="batch_size")
-    group.add_argument(
-        "--weights-dir",
-        dest="weights_dir",
-        help="folder holding Keras ImageNet .h5 files for offline use",
-    )
+    for flag, field_name, kind, text in _SETTING_FLAGS:
+        group.add_argument(
+            flag,
+            type=kind,
+            dest=field_name,
+            help=f"{text} (default {getattr(defaults, field_name)!r})",
+        )
     group.add_argument(
         "--translate",
         action="store_true",
         default=None,
         dest="translate_titles",
         help="translate titles to English before the ensemble (needs internet)",
+    )
+
+
+def _oneshot_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", help="one-shot: import this CSV into a temporary database")
+    parser.add_argument("--images", help="image folder of --catalog")
+    parser.add_argument("--model", help="trained Siamese model folder for the ensemble")
+    parser.add_argument(
+        "--hash-only",
+        action="store_true",
+        help="use perceptual hashes for image evidence, no neural network",
     )
 
 
@@ -166,27 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
         "match", help="match postings with a pipeline and store or write the matches"
     )
     p.add_argument("--pipeline", choices=["baseline", "ensemble", "all"], default="baseline")
-    p.add_argument("--catalog", help="one-shot: import this CSV into a temporary database first")
-    p.add_argument("--images", help="image folder of --catalog")
-    p.add_argument("--model", help="trained Siamese model folder for the ensemble")
-    p.add_argument(
-        "--hash-only",
-        action="store_true",
-        help="use perceptual hashes for image evidence, no neural network",
-    )
+    _oneshot_args(p)
     p.add_argument("--out", help="write posting_id,matches CSV here")
     _settings_args(p)
 
     p = sub.add_parser("evaluate", help="F1, precision and recall against label_group")
     p.add_argument("--pipeline", choices=["baseline", "ensemble", "all"], default="all")
-    p.add_argument("--catalog", help="one-shot: import this CSV into a temporary database first")
-    p.add_argument("--images", help="image folder of --catalog")
-    p.add_argument("--model", help="trained Siamese model folder for the ensemble")
-    p.add_argument(
-        "--hash-only",
-        action="store_true",
-        help="use perceptual hashes for image evidence, no neural network",
-    )
+    _oneshot_args(p)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     _settings_args(p)
 
