@@ -40,8 +40,11 @@ class SiameseConfig:
     epochs: int = 5
     groups_per_batch: int = 8
     images_per_group: int = 4
-    learning_rate: float = 1e-4
+    learning_rate: float = 3e-4
     margin: float = 0.3
+    loss: str = "triplet"  # "triplet" (semi-hard mining) or "arcface" (normalised softmax)
+    arcface_scale: float = 30.0
+    arcface_margin: float = 0.3
     seed: int = 0
     history: list[dict] = field(default_factory=list)
 
@@ -83,10 +86,40 @@ def semi_hard_triplet_loss(labels, embeddings, margin: float):
     return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
+def arcface_loss(labels, embeddings, class_kernel, scale: float, margin: float):
+    """Additive angular margin softmax (ArcFace, Deng et al. 2019) over the training groups.
+
+    Embeddings are unit length; the class centres are the columns of ``class_kernel``, normalised
+    here. The target class's angle is widened by ``margin`` so groups must sit tighter than the
+    plain softmax needs; the class head is thrown away after training.
+    """
+    import math
+
+    import tensorflow as tf
+
+    centres = tf.math.l2_normalize(class_kernel, axis=0)
+    cosine = tf.clip_by_value(tf.matmul(embeddings, centres), -1.0 + 1e-7, 1.0 - 1e-7)
+    sine = tf.sqrt(1.0 - tf.square(cosine))
+    with_margin = cosine * math.cos(margin) - sine * math.sin(margin)
+    # Past pi - margin the angle would wrap around; fall back to a linear penalty (as ArcFace).
+    with_margin = tf.where(
+        cosine > math.cos(math.pi - margin),
+        with_margin,
+        cosine - math.sin(math.pi - margin) * margin,
+    )
+    one_hot = tf.one_hot(tf.reshape(labels, [-1]), tf.shape(centres)[1])
+    logits = scale * tf.where(one_hot > 0, with_margin, cosine)
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(one_hot, logits))
+
+
 def build_siamese(config: SiameseConfig, weights_dir: Path | None):
     import keras
 
     base = load_backbone(config.backbone, config.alpha, config.image_size, weights_dir)
+    # Batches of 32 on a CPU are too small for BatchNorm statistics: keep ImageNet's.
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
     inputs = keras.Input((config.image_size, config.image_size, 3), name="pixels")
     features = base(inputs)
     projected = keras.layers.Dense(config.embedding_dim, name="projection")(features)
@@ -149,13 +182,17 @@ def train_siamese(
     weights_dir: Path | None = None,
     progress: Progress | None = None,
     batch_size: int = 32,
+    on_epoch_end: Callable[[int, SiameseEmbedder], dict] | None = None,
 ) -> SiameseEmbedder:
-    """Fine-tune an ImageNet backbone with semi-hard triplet loss on P×K batches.
+    """Fine-tune an ImageNet backbone with semi-hard triplet (or ArcFace) loss on P×K batches,
+    with augmentation (crops, flips, rotation, colour jitter).
 
     Args:
         sources: image files (or bytes), one per posting.
         labels: their label groups; groups with a single image only serve as negatives.
         progress: called with (steps done, total steps).
+        on_epoch_end: called with (epoch, current model); the dict it returns (e.g. held-out
+            F1) is added to that epoch's history entry.
 
     Raises:
         SameSameError: fewer than two groups with at least two images.
@@ -190,6 +227,13 @@ def train_siamese(
         name="augment",
     )
     optimizer = keras.optimizers.Adam(config.learning_rate)
+    class_head = None
+    if config.loss == "arcface":
+        class_head = keras.layers.Dense(len(label_ids), use_bias=False, name="class_centres")
+        class_head.build((None, config.embedding_dim))
+    elif config.loss != "triplet":
+        raise SameSameError(f"Unknown Siamese loss {config.loss!r}; use triplet or arcface")
+    variables = model.trainable_variables + (class_head.trainable_variables if class_head else [])
     mean = tf.constant([103.939, 116.779, 123.68], dtype=tf.float32)
 
     def to_input(batch):
@@ -202,9 +246,18 @@ def train_siamese(
         with tf.GradientTape() as tape:
             augmented = tf.clip_by_value(augment(batch, training=True), 0.0, 255.0)
             embeddings = model(to_input(augmented), training=True)
-            loss = semi_hard_triplet_loss(batch_labels, embeddings, config.margin)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            if class_head is None:
+                loss = semi_hard_triplet_loss(batch_labels, embeddings, config.margin)
+            else:
+                loss = arcface_loss(
+                    batch_labels,
+                    embeddings,
+                    class_head.kernel,
+                    config.arcface_scale,
+                    config.arcface_margin,
+                )
+        grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss
 
     per_batch = config.groups_per_batch * config.images_per_group
@@ -232,13 +285,15 @@ def train_siamese(
             losses.append(float(loss))
             if progress is not None:
                 progress(epoch * steps + step + 1, total)
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "loss": float(np.mean(losses)),
-                "seconds": round(time.perf_counter() - started, 2),
-            }
-        )
-        logger.info("siamese epoch %d: loss %.4f", epoch + 1, history[-1]["loss"])
+        entry = {
+            "epoch": epoch + 1,
+            "loss": float(np.mean(losses)),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        if on_epoch_end is not None:
+            current = SiameseEmbedder(model, config, version="unsaved", batch_size=batch_size)
+            entry.update(on_epoch_end(epoch + 1, current))
+        history.append(entry)
+        logger.info("siamese epoch %d: %s", epoch + 1, entry)
     config.history = history
     return SiameseEmbedder(model, config, version="unsaved", batch_size=batch_size)
