@@ -97,7 +97,8 @@ def read_catalog_csv(source: Path | bytes, name: str | None = None) -> pd.DataFr
         raise CatalogError(f"{label}: this is a binary file, not a CSV catalog")
     text = decode_catalog_bytes(raw, label)
 
-    csv.field_size_limit(MAX_FIELD_CHARS * 4)
+    # The limit is process-wide: set it for this parse only, then give the old one back.
+    previous_limit = csv.field_size_limit(MAX_FIELD_CHARS * 4)
     try:
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         header = next(reader, None)
@@ -106,6 +107,8 @@ def read_catalog_csv(source: Path | bytes, name: str | None = None) -> pd.DataFr
         raise CatalogError(
             f"{label}: malformed CSV near line {reader.line_num}: {exc}. Check the quoting."
         ) from exc
+    finally:
+        csv.field_size_limit(previous_limit)
     if not header:
         raise CatalogError(f"{label}: the file has no header row")
     header = [h.strip().lstrip("\ufeff").lower() for h in header]
@@ -141,6 +144,8 @@ def read_catalog_csv(source: Path | bytes, name: str | None = None) -> pd.DataFr
                 )
             record[column] = value
         records.append(record)
+    if not records:
+        raise CatalogError(f"{label}: the header is there but every row is blank; no postings")
     frame = pd.DataFrame.from_records(records)
     for column in OPTIONAL_COLUMNS:
         if column not in frame:

@@ -27,15 +27,24 @@ def tqdm_progress(description: str) -> tuple[Callable[[int, int], None], Callabl
     """A (done, total) callback drawing a tqdm bar on stderr, and a function closing it."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=description, unit="item", file=sys.stderr, leave=True, dynamic_ncols=True)
+    bars: list = []  # drawn on the first update, so a command failing before that prints no bar
 
     def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(
+                tqdm(desc=description, unit="item", file=sys.stderr, leave=True, dynamic_ncols=True)
+            )
+        bar = bars[0]
         if bar.total != total:
             bar.total = total
         bar.n = done
         bar.refresh()
 
-    return update, bar.close
+    def close() -> None:
+        for bar in bars:
+            bar.close()
+
+    return update, close
 
 
 #: (flag, MatchSettings field, type, help) of the settings every matching command accepts.

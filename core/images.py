@@ -107,10 +107,10 @@ def open_image(
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img.copy()
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(img, dtype=np.float64)
         peak = array.max() or 1.0
-        img = Image.fromarray((array / peak * 255).astype(np.uint8))
+        img = Image.fromarray(np.clip(array / peak * 255, 0, 255).astype(np.uint8))
     if img.mode in ("P", "PA"):
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA"):
@@ -144,7 +144,8 @@ def phash_to_uint64(hashes: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
     values = np.zeros(len(hashes), dtype=np.uint64)
     present = np.zeros(len(hashes), dtype=bool)
     for i, h in enumerate(hashes):
-        if h and is_valid_phash(h):
+        # Missing hashes arrive as None or, from a pandas string column, as NaN (a float).
+        if isinstance(h, str) and is_valid_phash(h):
             values[i] = np.uint64(int(h, 16))
             present[i] = True
     return values, present

@@ -95,7 +95,9 @@ def query_item(
     elif pipeline == "ensemble":
         from core.similarity import sequence_ratio
 
-        ratio = np.array([sequence_ratio(query_title, t) for t in titles], dtype=np.float32)
+        # difflib's ratio is not symmetric; the batch pipeline scores (earlier, later) posting,
+        # and an added item comes last, so score (catalog title, item title) the same way.
+        ratio = np.array([sequence_ratio(t, query_title) for t in titles], dtype=np.float32)
         distance = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * cosine)).astype(np.float32)
         fired = ensemble_rules(distance, hash_distance, by_vector, ratio, has_text, settings)
         frame["siamese_distance"] = distance

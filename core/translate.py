@@ -81,5 +81,6 @@ def _with_retries(translate: Translator, batch: list[str], retries: int) -> list
             raise
         except Exception as exc:  # network errors come as many types from requests/deep-translator
             last = exc
-            time.sleep(0.5 * (attempt + 1))
+            if attempt < retries:  # no point waiting after the last attempt
+                time.sleep(0.5 * (attempt + 1))
     raise TranslationError(f"no answer from the translation service: {type(last).__name__}: {last}")

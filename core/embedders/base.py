@@ -36,6 +36,8 @@ def decoded_batches(
             return np.stack(list(pool.map(lambda s: load_for_model(s, size), chunk)))
 
         chunks = [sources[i : i + batch_size] for i in range(0, len(sources), batch_size)]
+        if not chunks:
+            return
         with ThreadPoolExecutor(max_workers=1) as ahead:
             pending = ahead.submit(decode, chunks[0]) if chunks else None
             for next_chunk in [*chunks[1:], None]:

@@ -1,0 +1,196 @@
+"""``python -m core`` as a user runs it: real subprocesses, a per-test SAMESAME_HOME."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.cli import COMMANDS
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "core", *map(str, args)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def shopee_sample(shopee_csv: Path) -> list[dict[str, str]]:
+    """Real rows of the first 60 label groups (about 190 postings)."""
+    with shopee_csv.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    groups = set(sorted({r["label_group"] for r in rows})[:60])
+    return [r for r in rows if r["label_group"] in groups]
+
+
+def write_catalog(path: Path, rows: list[dict[str, str]], columns: list[str]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def labelled_csv(tmp_path: Path, shopee_sample) -> Path:
+    columns = ["posting_id", "image", "image_phash", "title", "label_group"]
+    return write_catalog(tmp_path / "labelled.csv", shopee_sample, columns)
+
+
+@pytest.fixture
+def unlabelled_csv(tmp_path: Path, shopee_sample) -> Path:
+    columns = ["posting_id", "image", "image_phash", "title"]
+    return write_catalog(tmp_path / "unlabelled.csv", shopee_sample, columns)
+
+
+def assert_submission(path: Path, ids: list[str]) -> pd.DataFrame:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert frame.columns.tolist() == ["posting_id", "matches"]
+    assert frame["posting_id"].tolist() == ids
+    for pid, matches in zip(frame["posting_id"], frame["matches"], strict=True):
+        parts = matches.split(" ")
+        assert parts[0] == pid and len(set(parts)) == len(parts) and "" not in parts
+    assert (frame["matches"].str.count(" ") > 0).sum() > len(ids) // 3
+    return frame
+
+
+@pytest.mark.parametrize("command", [None, *sorted(COMMANDS)])
+def test_help_of_every_command(command: str | None) -> None:
+    done = run_cli(*([command] if command else []), "--help")
+
+    assert done.returncode == 0, done.stderr
+    usage = "usage: python -m core" + (f" {command}" if command else "")
+    assert done.stdout.startswith(usage)
+    assert done.stderr == ""
+
+
+def test_import_then_info_json(tmp_path: Path, labelled_csv: Path, shopee_sample) -> None:
+    db = tmp_path / "cat.db"
+
+    imported = run_cli("--db", db, "import", labelled_csv)
+    info = run_cli("--db", db, "info", "--json")
+
+    assert imported.returncode == 0, imported.stderr
+    assert f"imported {len(shopee_sample)} postings ({len(shopee_sample)} new or changed)" in (
+        imported.stdout
+    )
+    assert info.returncode == 0, info.stderr
+    figures = json.loads(info.stdout)
+    assert figures["postings"] == figures["labelled_postings"] == figures["hashes"]
+    assert figures["postings"] == len(shopee_sample)
+    assert figures["label_groups"] == 60
+    assert figures["images"]["none"] == len(shopee_sample)
+    assert figures["database"] == str(db)
+
+
+def test_default_database_lives_in_samesame_home(labelled_csv: Path, samesame_home: Path):
+    assert run_cli("import", labelled_csv).returncode == 0
+    assert (samesame_home / "samesame.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"id,image,name\na,1.jpg,x\n", "missing required column(s) posting_id, title"),
+        (b"posting_id,image,title\na,,x\na,,y\n", "duplicate posting_id: 'a' in rows 2, 3"),
+        (b"posting_id,image,title\n" + b"\xff\xfe\x00\x01" * 4, "binary file"),
+        (None, "file not found"),
+    ],
+    ids=["missing_columns", "duplicate_ids", "binary", "no_file"],
+)
+def test_bad_csv_exits_2_with_one_error_line(tmp_path: Path, content, message) -> None:
+    path = tmp_path / "bad.csv"
+    if content is not None:
+        path.write_bytes(content)
+    db = tmp_path / "cat.db"
+
+    done = run_cli("--db", db, "import", path)
+
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: ")
+    assert message in lines[0]
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+@pytest.mark.parametrize("pipeline", ["baseline", "ensemble"])
+def test_one_shot_match_writes_a_submission(
+    tmp_path: Path, unlabelled_csv: Path, shopee_sample, samesame_home: Path, pipeline: str
+) -> None:
+    out = tmp_path / "out" / "m.csv"
+
+    done = run_cli("match", "--catalog", unlabelled_csv, "--pipeline", pipeline, "--out", out)
+
+    assert done.returncode == 0, done.stderr
+    assert f"{pipeline}: " in done.stdout and "matched pairs" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert_submission(out, [r["posting_id"] for r in shopee_sample])
+    assert not (samesame_home / "samesame.db").exists()  # one-shot touches no database
+
+
+@pytest.mark.slow
+def test_evaluate_prints_both_pipelines_as_the_engine_scores_them(labelled_csv: Path) -> None:
+    from core import service
+    from core.catalog import import_catalog
+    from core.settings import MatchSettings
+    from core.store import Store
+
+    table = run_cli("evaluate", "--catalog", labelled_csv)
+    as_json = run_cli("evaluate", "--catalog", labelled_csv, "--json")
+
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["pipeline", "F1", "precision", "recall", "seconds"]
+    assert [line.split()[0] for line in lines[1:]] == ["baseline", "ensemble"]
+    assert as_json.returncode == 0, as_json.stderr
+    figures = json.loads(as_json.stdout)
+    with Store(":memory:") as store:
+        import_catalog(store, labelled_csv)
+        for pipeline in ("baseline", "ensemble"):
+            result = service.run_pipeline(store, pipeline, MatchSettings(), save=False)
+            expected = service.evaluate_result(store, result)
+            for key in ("f1", "precision", "recall"):
+                assert figures[pipeline][key] == pytest.approx(expected[key], abs=1e-9)
+            row = next(line.split() for line in lines if line.startswith(pipeline))
+            assert float(row[1]) == pytest.approx(expected["f1"], abs=1e-4)
+    assert 0.5 < figures["baseline"]["f1"] < 1.0
+
+
+@pytest.mark.slow
+def test_export_writes_what_match_stored(tmp_path: Path, labelled_csv: Path, shopee_sample):
+    db = tmp_path / "cat.db"
+    assert run_cli("--db", db, "import", labelled_csv).returncode == 0
+
+    early = run_cli("--db", db, "export", "--pipeline", "ensemble", "--out", tmp_path / "e.csv")
+    matched = run_cli("--db", db, "match", "--pipeline", "baseline", "--out", tmp_path / "m.csv")
+    exported = run_cli("--db", db, "export", "--out", tmp_path / "x.csv")
+
+    assert early.returncode == 2
+    assert "No stored ensemble matches" in early.stderr and "Traceback" not in early.stderr
+    assert matched.returncode == 0, matched.stderr
+    assert exported.returncode == 0, exported.stderr
+    assert f"wrote {len(shopee_sample)} postings" in exported.stdout
+    ids = [r["posting_id"] for r in shopee_sample]
+    written = assert_submission(tmp_path / "m.csv", ids)
+    assert assert_submission(tmp_path / "x.csv", ids).equals(written)
+
+
+def test_invalid_setting_is_a_clean_error(tmp_path: Path, labelled_csv: Path) -> None:
+    done = run_cli("evaluate", "--catalog", labelled_csv, "--text-threshold", "1.5")
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: Invalid settings: ")
+    assert "baseline_text_cosine must be between 0 and 1" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,205 @@
+"""The SQLite store: schema, postings, embeddings, matches, caches and transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.errors import SameSameError
+from core.settings import MatchSettings
+from core.store import SCHEMA_VERSION, Store
+
+
+def posting(pid: str, title: str = "kaos polos", **extra) -> dict:
+    row = {
+        "posting_id": pid,
+        "title": title,
+        "title_norm": title.lower(),
+        "image": None,
+        "image_path": None,
+        "image_status": "none",
+        "image_phash": None,
+        "label_group": None,
+        "source": "catalog",
+    }
+    row.update(extra)
+    return row
+
+
+def test_new_store_has_the_schema_and_revision_zero(tmp_path: Path) -> None:
+    with Store(tmp_path / "sub" / "new.db") as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.catalog_revision == 0
+        info = store.info()
+    assert info["postings"] == 0
+    assert info["images"] == {"ok": 0, "missing": 0, "corrupt": 0, "refused": 0, "none": 0}
+    assert (tmp_path / "sub" / "new.db").is_file()
+
+
+def test_reopening_keeps_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with Store(path) as store:
+        store.upsert_postings([posting("p1")])
+    with Store(path) as store:
+        assert store.count_postings() == 1
+        assert store.catalog_revision == 1
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with Store(path) as store:
+        store.set_meta("schema_version", str(SCHEMA_VERSION + 1))
+    with pytest.raises(SameSameError, match="newer than this SameSame"):
+        Store(path)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("just some text, long enough to look like a header of something" * 10)
+    with pytest.raises(SameSameError, match="not a usable SameSame database"):
+        Store(path)
+
+
+def test_upsert_is_idempotent_and_bumps_revision_only_on_change(store: Store) -> None:
+    assert store.upsert_postings([posting("p1"), posting("p2")]) == 2
+    assert store.catalog_revision == 1
+
+    assert store.upsert_postings([posting("p1"), posting("p2")]) == 0
+    assert store.catalog_revision == 1
+
+    assert store.upsert_postings([posting("p1", title="kaos baru"), posting("p2")]) == 1
+    assert store.catalog_revision == 2
+    assert store.posting("p1")["title"] == "kaos baru"
+    assert store.posting("nope") is None
+
+
+def test_embeddings_round_trip_in_catalog_order(store: Store) -> None:
+    store.upsert_postings([posting("p1"), posting("p2"), posting("p3")])
+    vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
+    store.save_embeddings("m", "v1", ["p3", "p1"], vectors[:2])
+    store.save_embeddings("m", "v1", ["p2"], vectors[2:])
+
+    ids, matrix = store.load_embeddings("m", "v1")
+
+    assert ids == ["p1", "p2", "p3"]
+    np.testing.assert_array_equal(matrix, vectors[[1, 2, 0]])
+    assert matrix.dtype == np.float32
+    assert store.embedded_ids("m", "v1") == {"p1", "p2", "p3"}
+    assert store.embedded_ids("m", "v2") == set()
+    none_ids, none_matrix = store.load_embeddings("other")
+    assert none_ids == [] and none_matrix.shape == (0, 0)
+    with pytest.raises(ValueError, match="differ in length"):
+        store.save_embeddings("m", "v1", ["p1"], vectors)
+
+
+def test_deleting_or_changing_a_posting_drops_its_embeddings(store: Store) -> None:
+    store.upsert_postings([posting("p1"), posting("p2"), posting("p3")])
+    store.save_embeddings("m", "v1", ["p1", "p2", "p3"], np.ones((3, 2), np.float32))
+
+    store.delete_postings(["p1"])
+    store.upsert_postings([posting("p2", title="changed")])
+
+    assert store.embedded_ids("m", "v1") == {"p3"}
+    assert store.embedding_counts() == {"m": 1}
+    assert store.catalog_revision == 3
+
+
+def test_matches_round_trip_with_scores_and_staleness(store: Store) -> None:
+    store.upsert_postings([posting("p1"), posting("p2"), posting("p3")])
+    pairs = pd.DataFrame(
+        {
+            "left": ["p1", "p1"],
+            "right": ["p2", "p3"],
+            "rule": ["text", "hash"],
+            "tfidf_cosine": [0.75, np.nan],
+            "hash_distance": [np.nan, 3.0],
+        }
+    )
+    settings = MatchSettings(top_k=7)
+    store.save_matches("baseline", pairs, settings, seconds=1.5)
+
+    back = store.load_match_pairs("baseline").sort_values("right").reset_index(drop=True)
+    run = store.match_run("baseline")
+
+    assert back[["left", "right", "rule"]].values.tolist() == [
+        ["p1", "p2", "text"],
+        ["p1", "p3", "hash"],
+    ]
+    assert back["tfidf_cosine"].iloc[0] == 0.75 and pd.isna(back["tfidf_cosine"].iloc[1])
+    assert run["settings"]["top_k"] == 7 and run["seconds"] == 1.5 and not run["stale"]
+    assert store.match_counts() == {"baseline": 2}
+
+    store.upsert_postings([posting("p4")])
+    assert store.match_run("baseline")["stale"]
+    store.save_matches("baseline", pairs.iloc[:0], settings)
+    assert store.load_match_pairs("baseline").empty
+    assert store.match_run("ensemble") is None
+
+
+def test_translations_are_cached_per_language(store: Store) -> None:
+    store.save_translations({"kaos": "t-shirt", "sepatu": "shoes"}, "en")
+    assert store.translations(["kaos", "sepatu", "topi"], "en") == {
+        "kaos": "t-shirt",
+        "sepatu": "shoes",
+    }
+    assert store.translations(["kaos"], "de") == {}
+    many = [f"title {i}" for i in range(1200)]  # more than one IN (...) chunk
+    store.save_translations({t: t.upper() for t in many}, "en")
+    assert len(store.translations(many, "en")) == 1200
+
+
+def test_reviews_are_unordered_pairs_and_verdicts_are_checked(store: Store) -> None:
+    store.save_review("p2", "p1", "same")
+    store.save_review("p1", "p2", "different")
+
+    reviews = store.reviews()
+    assert reviews[["left_id", "right_id", "verdict"]].values.tolist() == [
+        ["p1", "p2", "different"]
+    ]
+    with pytest.raises(SameSameError, match="'same' or 'different'"):
+        store.save_review("p1", "p2", "maybe")
+
+
+def test_settings_persist(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        assert store.load_settings() == MatchSettings()
+        store.save_settings(MatchSettings(baseline_text_cosine=0.42))
+        store.set_setting("anything", {"a": [1, 2]})
+    with Store(path) as store:
+        assert store.load_settings().baseline_text_cosine == 0.42
+        assert store.get_setting("anything") == {"a": [1, 2]}
+        assert store.get_setting("missing", "default") == "default"
+
+
+def test_a_failed_transaction_writes_nothing(store: Store) -> None:
+    store.upsert_postings([posting("p1")])
+    before = store.info()
+
+    with pytest.raises(RuntimeError, match="boom"), store.transaction():
+        store.upsert_postings([posting("p2")])
+        store.save_translations({"a": "b"}, "en")
+        raise RuntimeError("boom")
+
+    assert store.info() == before
+    assert store.translations(["a"], "en") == {}
+    assert store.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_second_connection_sees_committed_writes(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with Store(path) as writer, Store(path) as reader:
+        writer.upsert_postings([posting("p1")])
+        assert reader.count_postings() == 1
+        assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM postings").fetchone() == (1,)
+
+
+def test_memory_store_works() -> None:
+    with Store(":memory:") as store:
+        assert store.path is None
+        store.upsert_postings([posting("p1", label_group="g")])
+        assert store.info()["label_groups"] == 1

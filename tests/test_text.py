@@ -1,0 +1,98 @@
+"""Title normalisation on real Shopee titles, and TF-IDF vectors."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.text import decode_byte_escapes, normalize_title, normalize_titles, tfidf_vectors
+
+ESCAPE = re.compile(r"\\x[0-9a-fA-F]{2}")
+
+
+@pytest.fixture(scope="module")
+def shopee_titles(shopee_csv: Path) -> dict[str, str]:
+    """posting_id -> raw title, exactly as train.csv holds it."""
+    with shopee_csv.open(encoding="utf-8", newline="") as handle:
+        return {row["posting_id"]: row["title"] for row in csv.DictReader(handle)}
+
+
+def test_real_titles_with_byte_escapes_decode_to_their_characters(shopee_titles) -> None:
+    raw = shopee_titles["train_3369186413"]
+    assert raw == "Nescafe \\xc3\\x89clair Latte 220ml"  # literal backslashes in the file
+
+    assert decode_byte_escapes(raw) == "Nescafe \u00c9clair Latte 220ml"
+    assert normalize_title(raw) == "nescafe \u00e9clair latte 220ml"
+
+
+def test_no_real_title_keeps_escape_fragments(shopee_titles) -> None:
+    escaped = [t for t in shopee_titles.values() if ESCAPE.search(t)]
+    assert len(escaped) > 500  # the file really has hundreds of them
+
+    leftovers = [t for t in escaped if re.search(r"\bx[0-9a-f]{2}\b", normalize_title(t))]
+    assert leftovers == []
+
+
+def test_escaped_emoji_flags_and_hearts_are_removed(shopee_titles) -> None:
+    flags = next(t for t in shopee_titles.values() if "\\xf0\\x9f\\x87\\xb2" in t)
+    heart = next(t for t in shopee_titles.values() if t.startswith("\\xe2\\x9d\\xa4 RATU"))
+
+    assert "\U0001f1f2" in decode_byte_escapes(flags)  # regional indicator M
+    assert normalize_title(flags).startswith("mg jam tangan fashion wanita")
+    assert normalize_title(heart) == (
+        "ratu maycreate moisturizing spray lotion spray may create 150ml original"
+    )
+
+
+def test_html_entity_in_real_title_is_unescaped(shopee_titles) -> None:
+    raw = shopee_titles["train_222750418"]
+    assert "&amp;" in raw
+
+    assert normalize_title(raw) == "headphone bluetooth nia x2 wireless calls music tf card fm"
+
+
+def test_literal_emoji_fullwidth_and_nbsp_become_plain_words() -> None:
+    assert normalize_title("\U0001f525 SALE\u00a0\uff2b\uff21\uff2f\uff33 Polos \u2764\ufe0f") == (
+        "sale kaos polos"
+    )
+
+
+def test_normalisation_is_idempotent_on_every_real_title(shopee_titles) -> None:
+    once = normalize_titles(shopee_titles.values())
+    twice = normalize_titles(once)
+
+    changed = [(a, b) for a, b in zip(once, twice, strict=True) if a != b]
+    assert changed == []
+
+
+@pytest.mark.parametrize(
+    "empty", [None, math.nan, np.float64("nan"), "", "   ", "\u2764\ufe0f !!!"]
+)
+def test_empty_none_nan_and_symbol_only_titles_normalise_to_empty(empty) -> None:
+    assert normalize_title(empty) == ""
+
+
+def test_invalid_utf8_escapes_are_dropped_not_kept() -> None:
+    # \xff is never valid UTF-8; the rest of the title survives.
+    assert normalize_title("Kaos \\xff\\xfe Polos") == "kaos polos"
+
+
+def test_tfidf_rows_are_unit_length_and_empty_titles_are_zero() -> None:
+    titles = ["kaos polos pria", "kaos polos wanita", "", "sepatu anak"]
+    matrix = tfidf_vectors(titles)
+
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    np.testing.assert_allclose(norms, [1.0, 1.0, 0.0, 1.0], atol=1e-6)
+    cosine = (matrix @ matrix.T).toarray()
+    assert cosine[0, 1] > cosine[0, 3] == 0.0
+
+
+def test_tfidf_of_only_empty_titles_is_all_zero() -> None:
+    matrix = tfidf_vectors(["", ""])
+    assert matrix.shape[0] == 2
+    assert matrix.nnz == 0
