@@ -60,6 +60,7 @@ _SETTING_FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--siamese-backbone", "siamese_backbone", str, "Siamese backbone"),
     ("--siamese-alpha", "siamese_alpha", float, "Siamese MobileNet width"),
     ("--epochs", "siamese_epochs", int, "Siamese training epochs"),
+    ("--loss", "siamese_loss", str, "Siamese loss: margin, triplet or arcface"),
     ("--batch-size", "batch_size", int, "images per batch"),
     ("--weights-dir", "weights_dir", str, "folder holding Keras ImageNet .h5 files (offline)"),
 )

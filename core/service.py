@@ -116,6 +116,9 @@ def train_siamese_model(
         image_size=settings.siamese_image_size,
         embedding_dim=settings.siamese_embedding_dim,
         epochs=settings.siamese_epochs,
+        loss=settings.siamese_loss,
+        train_backbone=settings.siamese_train_backbone,
+        boundary=settings.ensemble_image_distance,
     )
     started = time.perf_counter()
     embedder = train_siamese(

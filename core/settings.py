@@ -12,6 +12,7 @@ from core.errors import SameSameError
 
 NeighbourBackend = Literal["auto", "sklearn", "faiss"]
 ImageBackbone = Literal["mobilenet", "mobilenetv2", "vgg16"]
+SiameseLoss = Literal["margin", "triplet", "arcface"]
 
 _BACKBONES = ("mobilenet", "mobilenetv2", "vgg16")
 _MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
@@ -58,7 +59,9 @@ class MatchSettings:
     siamese_alpha: float = 1.0
     siamese_image_size: int = 200
     siamese_embedding_dim: int = 128
-    siamese_epochs: int = 5
+    siamese_epochs: int = 6
+    siamese_loss: SiameseLoss = "margin"
+    siamese_train_backbone: bool = False
     translate_titles: bool = False
     batch_size: int = 32
     weights_dir: str = ""
@@ -90,6 +93,8 @@ class MatchSettings:
         for name in ("image_size", "siamese_image_size"):
             if not 32 <= getattr(self, name) <= 1024:
                 problems.append(f"{name} must be between 32 and 1024 pixels")
+        if self.siamese_loss not in ("margin", "triplet", "arcface"):
+            problems.append("siamese_loss must be margin, triplet or arcface")
         if self.batch_size < 1:
             problems.append("batch_size must be at least 1")
         if self.siamese_epochs < 1:

@@ -37,12 +37,21 @@ class SiameseConfig:
     alpha: float = 1.0
     image_size: int = 200
     embedding_dim: int = 128
-    epochs: int = 5
+    epochs: int = 6
     groups_per_batch: int = 8
     images_per_group: int = 4
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     margin: float = 0.3
-    loss: str = "triplet"  # "triplet" (semi-hard mining) or "arcface" (normalised softmax)
+    #: "margin" (pairs pushed to either side of the match boundary), "triplet" (semi-hard
+    #: mining) or "arcface" (normalised softmax with an angular margin)
+    loss: str = "margin"
+    #: False: the ImageNet backbone stays frozen and only the head learns, on features of
+    #: augmented copies computed once. On small catalogs this generalises better to unseen
+    #: products (measured on the grocery photos) and trains several times faster on a CPU.
+    train_backbone: bool = False
+    augment_copies: int = 4
+    hidden_units: int = 256
+    boundary: float = 0.95
     arcface_scale: float = 30.0
     arcface_margin: float = 0.3
     seed: int = 0
@@ -86,6 +95,31 @@ def semi_hard_triplet_loss(labels, embeddings, margin: float):
     return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
+def boundary_margin_loss(labels, embeddings, boundary: float, margin: float):
+    """Margin-based loss (Wu et al. 2017, "Sampling Matters"): same-group pairs are pulled
+    inside ``boundary - margin/2``, other pairs pushed beyond ``boundary + margin/2``.
+
+    Anchoring the loss at the distance the ensemble rule uses (0.95) makes that fixed threshold
+    meaningful for the trained model; only pairs that violate their side count (hard mining).
+    """
+    import tensorflow as tf
+
+    labels = tf.reshape(labels, [-1])
+    gram = tf.matmul(embeddings, embeddings, transpose_b=True)
+    dist = tf.sqrt(tf.maximum(2.0 - 2.0 * gram, 1e-12))
+    same = tf.equal(labels[:, None], labels[None, :])
+    off_diagonal = tf.logical_not(tf.eye(tf.shape(labels)[0], dtype=tf.bool))
+    positive = tf.cast(tf.logical_and(same, off_diagonal), tf.float32)
+    negative = tf.cast(tf.logical_not(same), tf.float32)
+    pull = tf.nn.relu(dist - (boundary - margin / 2.0)) * positive
+    push = tf.nn.relu((boundary + margin / 2.0) - dist) * negative
+    active_pos = tf.reduce_sum(tf.cast(pull > 0, tf.float32))
+    active_neg = tf.reduce_sum(tf.cast(push > 0, tf.float32))
+    return tf.reduce_sum(pull) / tf.maximum(active_pos, 1.0) + tf.reduce_sum(push) / tf.maximum(
+        active_neg, 1.0
+    )
+
+
 def arcface_loss(labels, embeddings, class_kernel, scale: float, margin: float):
     """Additive angular margin softmax (ArcFace, Deng et al. 2019) over the training groups.
 
@@ -112,7 +146,23 @@ def arcface_loss(labels, embeddings, class_kernel, scale: float, margin: float):
     return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(one_hot, logits))
 
 
+def build_head(config: SiameseConfig, feature_dim: int):
+    """Pooled backbone features → standardised → MLP → unit-length embedding."""
+    import keras
+
+    features = keras.Input((feature_dim,), name="features")
+    # Pooled ReLU features all point into one orthant, so a random projection of them starts
+    # with every picture close to every other; standardising them first (statistics adapted on
+    # the training pictures) starts training from well-spread embeddings instead.
+    x = keras.layers.Normalization(name="feature_norm")(features)
+    x = keras.layers.Dense(config.hidden_units, activation="relu", name="hidden")(x)
+    x = keras.layers.Dense(config.embedding_dim, name="projection")(x)
+    outputs = keras.layers.UnitNormalization(name="unit")(x)
+    return keras.Model(features, outputs, name="head")
+
+
 def build_siamese(config: SiameseConfig, weights_dir: Path | None):
+    """(full model pixels → embedding, backbone, head)."""
     import keras
 
     base = load_backbone(config.backbone, config.alpha, config.image_size, weights_dir)
@@ -120,11 +170,37 @@ def build_siamese(config: SiameseConfig, weights_dir: Path | None):
     for layer in base.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
+    base.trainable = config.train_backbone
+    head = build_head(config, int(base.output_shape[-1]))
     inputs = keras.Input((config.image_size, config.image_size, 3), name="pixels")
-    features = base(inputs)
-    projected = keras.layers.Dense(config.embedding_dim, name="projection")(features)
-    outputs = keras.layers.UnitNormalization(name="unit")(projected)
-    return keras.Model(inputs, outputs, name="siamese")
+    model = keras.Model(inputs, head(base(inputs)), name="siamese")
+    return model, base, head
+
+
+def _augmenter():
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal"),
+            keras.layers.RandomRotation(0.05, fill_mode="reflect"),
+            keras.layers.RandomZoom((-0.2, 0.1), fill_mode="reflect"),
+            keras.layers.RandomTranslation(0.08, 0.08, fill_mode="reflect"),
+            keras.layers.RandomContrast(0.2),
+            keras.layers.RandomBrightness(0.15, value_range=(0.0, 255.0)),
+        ],
+        name="augment",
+    )
+
+
+def _backbone_features(base, pixels: np.ndarray, backbone: str, augment=None) -> np.ndarray:
+    parts = []
+    for i in range(0, len(pixels), 64):
+        batch = pixels[i : i + 64].astype(np.float32)
+        if augment is not None:
+            batch = np.clip(np.asarray(augment(batch, training=True)), 0.0, 255.0)
+        parts.append(np.asarray(base.predict_on_batch(preprocess(backbone, batch))))
+    return np.concatenate(parts)
 
 
 class SiameseEmbedder(ImageEmbedder):
@@ -184,8 +260,12 @@ def train_siamese(
     batch_size: int = 32,
     on_epoch_end: Callable[[int, SiameseEmbedder], dict] | None = None,
 ) -> SiameseEmbedder:
-    """Fine-tune an ImageNet backbone with semi-hard triplet (or ArcFace) loss on P×K batches,
-    with augmentation (crops, flips, rotation, colour jitter).
+    """Train the Siamese network on P×K batches (P groups × K pictures) with a metric loss.
+
+    With ``config.train_backbone`` False (default) the backbone is frozen: features of each
+    picture and of ``augment_copies`` augmented copies (crops, flips, rotation, colour jitter)
+    are computed once and the head learns from them. With True, the whole network is fine-tuned
+    with augmentation applied on the fly.
 
     Args:
         sources: image files (or bytes), one per posting.
@@ -195,13 +275,15 @@ def train_siamese(
             F1) is added to that epoch's history entry.
 
     Raises:
-        SameSameError: fewer than two groups with at least two images.
+        SameSameError: fewer than two groups with at least two images, or an unknown loss.
     """
     import keras
     import tensorflow as tf
 
     if len(sources) != len(labels):
         raise ValueError("sources and labels differ in length")
+    if config.loss not in ("triplet", "margin", "arcface"):
+        raise SameSameError(f"Unknown Siamese loss {config.loss!r}; use margin, triplet or arcface")
     label_ids = {label: i for i, label in enumerate(dict.fromkeys(labels))}
     y = np.array([label_ids[label] for label in labels], dtype=np.int32)
     groups = [np.flatnonzero(y == g) for g in range(len(label_ids))]
@@ -214,27 +296,39 @@ def train_siamese(
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     pixels = np.concatenate(list(decoded_batches(list(sources), config.image_size, 64)))
-    model = build_siamese(config, weights_dir)
-    augment = keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal"),
-            keras.layers.RandomRotation(0.05, fill_mode="reflect"),
-            keras.layers.RandomZoom((-0.2, 0.1), fill_mode="reflect"),
-            keras.layers.RandomTranslation(0.08, 0.08, fill_mode="reflect"),
-            keras.layers.RandomContrast(0.2),
-            keras.layers.RandomBrightness(0.15, value_range=(0.0, 255.0)),
-        ],
-        name="augment",
-    )
-    optimizer = keras.optimizers.Adam(config.learning_rate)
+    model, base, head = build_siamese(config, weights_dir)
+    augment = _augmenter()
+    clean_features = _backbone_features(base, pixels, config.backbone)
+    head.get_layer("feature_norm").adapt(clean_features)
+    bank = None
+    if not config.train_backbone:
+        copies = [clean_features] + [
+            _backbone_features(base, pixels, config.backbone, augment)
+            for _ in range(config.augment_copies)
+        ]
+        bank = np.stack(copies)  # (copies, n, d)
+
     class_head = None
     if config.loss == "arcface":
         class_head = keras.layers.Dense(len(label_ids), use_bias=False, name="class_centres")
         class_head.build((None, config.embedding_dim))
-    elif config.loss != "triplet":
-        raise SameSameError(f"Unknown Siamese loss {config.loss!r}; use triplet or arcface")
-    variables = model.trainable_variables + (class_head.trainable_variables if class_head else [])
+    trained = model if config.train_backbone else head
+    variables = trained.trainable_variables + (class_head.trainable_variables if class_head else [])
+    optimizer = keras.optimizers.Adam(config.learning_rate)
     mean = tf.constant([103.939, 116.779, 123.68], dtype=tf.float32)
+
+    def metric_loss(batch_labels, embeddings):
+        if config.loss == "triplet":
+            return semi_hard_triplet_loss(batch_labels, embeddings, config.margin)
+        if config.loss == "margin":
+            return boundary_margin_loss(batch_labels, embeddings, config.boundary, config.margin)
+        return arcface_loss(
+            batch_labels,
+            embeddings,
+            class_head.kernel,
+            config.arcface_scale,
+            config.arcface_margin,
+        )
 
     def to_input(batch):
         if config.backbone == "vgg16":
@@ -242,26 +336,23 @@ def train_siamese(
         return batch / 127.5 - 1.0
 
     @tf.function
-    def train_step(batch, batch_labels):
+    def step_on_pixels(batch, batch_labels):
         with tf.GradientTape() as tape:
             augmented = tf.clip_by_value(augment(batch, training=True), 0.0, 255.0)
-            embeddings = model(to_input(augmented), training=True)
-            if class_head is None:
-                loss = semi_hard_triplet_loss(batch_labels, embeddings, config.margin)
-            else:
-                loss = arcface_loss(
-                    batch_labels,
-                    embeddings,
-                    class_head.kernel,
-                    config.arcface_scale,
-                    config.arcface_margin,
-                )
-        grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
+            loss = metric_loss(batch_labels, model(to_input(augmented), training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    @tf.function
+    def step_on_features(batch, batch_labels):
+        with tf.GradientTape() as tape:
+            loss = metric_loss(batch_labels, head(batch, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return loss
 
     per_batch = config.groups_per_batch * config.images_per_group
-    steps = max(1, sum(len(g) for g in trainable) // per_batch)
+    seen_per_epoch = sum(len(g) for g in trainable) * (1 if bank is None else len(bank))
+    steps = max(1, seen_per_epoch // per_batch)
     total = steps * config.epochs
     history = []
     started = time.perf_counter()
@@ -281,7 +372,12 @@ def train_siamese(
                     for g in chosen
                 ]
             )
-            loss = train_step(tf.constant(pixels[index], tf.float32), tf.constant(y[index]))
+            batch_labels = tf.constant(y[index])
+            if bank is None:
+                loss = step_on_pixels(tf.constant(pixels[index], tf.float32), batch_labels)
+            else:
+                copy = rng.integers(0, len(bank), size=len(index))
+                loss = step_on_features(tf.constant(bank[copy, index]), batch_labels)
             losses.append(float(loss))
             if progress is not None:
                 progress(epoch * steps + step + 1, total)
