@@ -1,0 +1,118 @@
+"""SameSame's Streamlit entry point: page config, sidebar (catalog + device), navigation.
+
+Run with ``streamlit run app.py``. Pages live in ``pages/`` and hold UI only; the work is done
+by ``core``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import streamlit as st
+
+from core import service
+from core.errors import SameSameError
+from core.store import Store
+from pages import common, resources
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+PAGES = [
+    ("pages/catalog.py", "Catalog", ":material/inventory_2:"),
+    ("pages/embed.py", "Embed", ":material/memory:"),
+    ("pages/browse.py", "Browse", ":material/view_comfy:"),
+    ("pages/compare.py", "Compare", ":material/compare:"),
+    ("pages/evaluate.py", "Evaluate", ":material/monitoring:"),
+    ("pages/settings.py", "Settings", ":material/tune:"),
+]
+
+
+def _configure_logging() -> None:
+    # Only the entry points configure logging; core modules just log.
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+
+def _switch_catalog() -> None:
+    common.set_current_db(Path(st.session_state["sidebar_catalog"]))
+
+
+def _catalog_switcher() -> None:
+    options = [str(p) for p in common.known_databases()]
+    # Keep the widget in step with switches made elsewhere (Catalog page, imports).
+    st.session_state["sidebar_catalog"] = str(common.current_db())
+    st.selectbox(
+        "Catalog",
+        options,
+        key="sidebar_catalog",
+        format_func=lambda p: common.catalog_label(Path(p)),
+        on_change=_switch_catalog,
+        help="The database every page works on. Import new catalogs on the Catalog page.",
+    )
+    try:
+        with Store(common.current_db()) as store:
+            info = store.info()
+    except SameSameError as exc:
+        st.error(str(exc))
+        return
+    st.caption(
+        f"{info['postings']:,} postings · {info['label_groups']:,} labelled groups  \n"
+        f"`{common.current_db()}`"
+    )
+
+
+def _device_badge() -> None:
+    probe = resources.device_probe()
+
+    # Polls only while TensorFlow is still importing in the background; fragment reruns never
+    # interrupt a running page (e.g. an embedding run).
+    @st.fragment(run_every=2.0 if not probe.done else None)
+    def badge() -> None:
+        if not probe.done:
+            st.badge("Detecting compute device…", icon=":material/hourglass_top:", color="gray")
+        elif probe.error:
+            st.badge(probe.error, icon=":material/error:", color="red")
+        elif probe.result and probe.result.startswith("GPU"):
+            st.badge(probe.result, icon=":material/bolt:", color="green")
+        else:
+            st.badge(probe.result or "CPU", icon=":material/developer_board:", color="blue")
+
+    badge()
+
+
+def main() -> None:
+    st.set_page_config(
+        page_title="SameSame",
+        page_icon=str(ASSETS / "icon.svg"),
+        layout="wide",
+        initial_sidebar_state="expanded",
+    )
+    _configure_logging()
+    st.logo(str(ASSETS / "logo.svg"), size="large")
+
+    db = common.current_db()
+    if not db.is_file() and not common.is_demo(db):
+        st.warning(f"The last catalog, {db}, is gone; showing the demo catalog instead.")
+        common.set_current_db(service.demo_db_path())
+        db = common.current_db()
+    if common.is_demo(db) and not st.session_state.get("demo_ready"):
+        try:
+            common.ensure_demo_ready()
+        except (SameSameError, OSError) as exc:
+            st.error(f"The demo catalog could not be prepared: {exc}")
+            st.stop()
+        st.session_state["demo_ready"] = True
+
+    navigation = st.navigation(
+        [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
+    )
+    with st.sidebar:
+        _catalog_switcher()
+        _device_badge()
+    navigation.run()
+
+
+main()

@@ -1,0 +1,231 @@
+"""Catalog page: what the database holds, importing catalogs, and a searchable postings table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core import service
+from core.catalog import ImportReport, import_catalog, read_catalog_csv
+from core.errors import CatalogError
+from core.store import Store
+from pages import common, resources
+
+PAGE_SIZE = 25
+IMPORT_TARGETS = {"new": "A new database", "current": "The current database"}
+
+
+def _counts(store: Store) -> None:
+    info = store.info()
+    images = info["images"]
+    row = st.columns(6)
+    row[0].metric("Postings", f"{info['postings']:,}")
+    row[1].metric("Label groups", f"{info['label_groups']:,}")
+    row[2].metric("Images ok", f"{images['ok']:,}")
+    row[3].metric(
+        "Images unusable",
+        f"{images['missing'] + images['corrupt'] + images['refused']:,}",
+        help=(
+            f"missing {images['missing']:,} · corrupt {images['corrupt']:,} · "
+            f"refused {images['refused']:,} · no image given {images['none']:,}"
+        ),
+    )
+    row[4].metric("Perceptual hashes", f"{info['hashes']:,}")
+    row[5].metric("Reviews", f"{info['reviews']:,}")
+    st.caption(
+        f"Images: {images['ok']:,} ok · {images['missing']:,} missing · "
+        f"{images['corrupt']:,} corrupt · {images['refused']:,} refused · "
+        f"{images['none']:,} without image"
+    )
+    left, right = st.columns(2)
+    with left:
+        embeddings = info["embeddings"]
+        if embeddings:
+            st.dataframe(
+                pd.DataFrame({"model": list(embeddings), "embeddings": list(embeddings.values())}),
+                hide_index=True,
+                width="stretch",
+            )
+        else:
+            st.caption("No image embeddings yet: run them on the Embed page.")
+    with right:
+        matches = info["matches"]
+        if matches:
+            st.dataframe(
+                pd.DataFrame({"pipeline": list(matches), "matched pairs": list(matches.values())}),
+                hide_index=True,
+                width="stretch",
+            )
+        else:
+            st.caption("No stored matches yet: run a pipeline on the Embed or Browse page.")
+
+
+def _target_database(kind: str, name: str) -> Path:
+    if kind == "current":
+        return common.current_db()
+    return common.new_catalog_path(name)
+
+
+def _run_import(source: bytes | Path, label: str, image_folder: str, kind: str, name: str) -> None:
+    """Validate first, then write: a bad file never creates a new database or switches to it."""
+    image_root = Path(image_folder.strip()).expanduser() if image_folder.strip() else None
+    if image_root is not None and not image_root.is_dir():
+        raise CatalogError(
+            f"Image folder {image_root} does not exist or is not a folder. Give the folder the "
+            "catalog's image column refers to, or leave it empty to import titles and hashes only."
+        )
+    target = _target_database(kind, name)
+    read_catalog_csv(source, label)  # file-level problems raise CatalogError before any write
+    created = not target.exists()
+    store = Store(target)
+    try:
+        report: ImportReport = import_catalog(
+            store, source, image_root, name=label, progress=common.ProgressBar(f"Importing {label}")
+        )
+    except BaseException:
+        store.close()
+        if created:
+            target.unlink(missing_ok=True)
+        raise
+    store.close()
+    st.session_state["import_report"] = {
+        "label": label,
+        "database": str(target),
+        "rows": report.rows,
+        "changed": report.changed,
+        "problems": report.problems_frame,
+    }
+    if kind == "new":
+        common.set_current_db(target)
+    st.rerun()  # the sidebar and counts show the imported catalog
+
+
+def _import_section() -> None:
+    st.subheader("Import a catalog")
+    st.caption(
+        "CSV columns: posting_id, image, title, and optionally image_phash and label_group "
+        "(the Shopee layout). Image names are looked up inside the image folder."
+    )
+    kind = st.radio(
+        f"Import into (the current database is {common.catalog_label(common.current_db())})",
+        ["new", "current"],
+        format_func=IMPORT_TARGETS.get,
+        horizontal=True,
+        key="import_target",
+    )
+    name = ""
+    if kind == "new":
+        name = st.text_input("New catalog name", key="import_name", placeholder="e.g. shopee-train")
+    upload_tab, path_tab = st.tabs(["Upload a CSV", "CSV and images on this machine"])
+    with upload_tab:
+        with st.form("import_upload"):
+            uploaded = st.file_uploader("Catalog CSV", type=["csv"], key="import_csv")
+            folder = st.text_input(
+                "Image folder on this machine (optional)",
+                key="import_upload_images",
+                help="Without it, only titles and the CSV's image_phash are used.",
+            )
+            if st.form_submit_button("Import uploaded CSV", type="primary"):
+                if uploaded is None:
+                    st.error("Choose a CSV file to upload first.")
+                else:
+                    _run_import(uploaded.getvalue(), uploaded.name, folder, kind, name)
+    with path_tab:
+        with st.form("import_path"):
+            csv_path = st.text_input("CSV path", key="import_csv_path")
+            folder = st.text_input("Image folder", key="import_path_images")
+            if st.form_submit_button("Import from path", type="primary"):
+                if not csv_path.strip():
+                    st.error("Type the path of a catalog CSV file.")
+                else:
+                    path = Path(csv_path.strip()).expanduser()
+                    _run_import(path, path.name, folder, kind, name)
+
+
+def _last_report(store: Store) -> None:
+    report = st.session_state.get("import_report")
+    if report and report["database"] == str(store.path):
+        problems: pd.DataFrame = report["problems"]
+        st.success(
+            f"Imported {report['label']}: {report['rows']:,} rows read, "
+            f"{report['changed']:,} postings added or changed, {len(problems):,} row problems."
+        )
+    problems = store.import_problems()
+    if not problems.empty:
+        with st.expander(f"Row problems of the last import ({len(problems):,})", expanded=True):
+            st.dataframe(problems, hide_index=True, width="stretch")
+
+
+def _postings_table(store: Store) -> None:
+    st.subheader("Postings")
+    frame = resources.postings_of(store)
+    search_col, status_col = st.columns([3, 1])
+    query = search_col.text_input(
+        "Search titles and ids", key="catalog_search", placeholder="e.g. shampoo"
+    )
+    status = status_col.selectbox(
+        "Image status", ["all", "ok", "missing", "corrupt", "refused", "none"], key="catalog_status"
+    )
+    shown = frame
+    if query.strip():
+        needle = query.strip().lower()
+        shown = shown[
+            shown["title"].str.lower().str.contains(needle, regex=False)
+            | shown["posting_id"].str.lower().str.contains(needle, regex=False)
+        ]
+    if status != "all":
+        shown = shown[shown["image_status"] == status]
+    if shown.empty:
+        st.info("No posting matches this search.")
+        return
+    pages = max(1, -(-len(shown) // PAGE_SIZE))
+    # A new search starts on page 1: the page widget's key changes with the filter.
+    page = st.pagination(pages, key=f"catalog_page:{query}:{status}") if pages > 1 else 1
+    visible = shown.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    st.caption(
+        f"{len(shown):,} postings · showing {(page - 1) * PAGE_SIZE + 1:,}–"
+        f"{(page - 1) * PAGE_SIZE + len(visible):,}"
+    )
+    table = resources.with_thumbnails(visible)[
+        ["thumbnail", "posting_id", "title", "label_group", "image_status", "image_phash", "image"]
+    ]
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        row_height=common.THUMB_ROW_HEIGHT,
+        height=common.table_height(len(table), max_rows=PAGE_SIZE),
+        column_config=common.score_columns(table),
+    )
+
+
+def main() -> None:
+    st.title("Catalog")
+    db = common.current_db()
+    st.caption(f"{common.catalog_label(db)} · `{db}`")
+    with common.open_store() as store:
+        _counts(store)
+        if not common.is_demo(db):
+            if st.button("Switch back to the demo catalog", icon=":material/undo:"):
+                common.set_current_db(service.demo_db_path())
+                st.rerun()
+        _last_report(store)
+        st.divider()
+        _import_section()
+        st.divider()
+        if store.count_postings():
+            _postings_table(store)
+        else:
+            st.info("This database is empty: import a catalog above.")
+
+
+def _guarded() -> None:
+    try:
+        main()
+    except CatalogError as exc:
+        st.error(f"The catalog was not imported: {exc}")
+
+
+common.run_page(_guarded)

@@ -1,0 +1,189 @@
+"""Embed page: image embeddings (MobileNet), Siamese training + embedding, and matching now.
+
+TensorFlow is imported only when one of the model buttons is pressed.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from core import service
+from core.embedding import embed_catalog
+from core.errors import WeightsUnavailableError
+from core.settings import MatchSettings
+from core.store import Store
+from pages import common, resources
+
+IMAGENET = "imagenet"
+
+
+def _device() -> None:
+    probe = resources.device_probe()
+    if not probe.done:
+        st.caption("Compute device: detecting (TensorFlow is loading in the background)…")
+    else:
+        st.caption(f"Compute device: **{probe.result or probe.error}**")
+
+
+def _embedded_status(done: int, total: int) -> None:
+    if total == 0:
+        st.info("No posting has a usable image file: there is nothing to embed.")
+        return
+    st.progress(done / total, text=f"{done:,} of {total:,} images already embedded")
+
+
+def _mobilenet(store: Store, settings: MatchSettings, images: int) -> None:
+    st.subheader("Baseline image embeddings")
+    name = service.image_model_name(settings)
+    st.markdown(
+        f"Model **{name}** (ImageNet {settings.image_backbone}, alpha {settings.image_alpha}, "
+        f"{settings.image_size}px). Saved in batches: a new run continues where the last stopped."
+    )
+    st.caption(
+        common.weights_note(
+            settings.image_backbone, settings.image_alpha, settings.image_size, settings
+        )
+    )
+    done = len(store.embedded_ids(name, IMAGENET))
+    _embedded_status(done, images)
+    label = "Continue embedding" if 0 < done < images else "Embed images"
+    if st.button(label, key="embed_mobilenet", type="primary", disabled=done >= images):
+        try:
+            embedder = resources.image_embedder_for(settings)
+        except WeightsUnavailableError as exc:
+            st.error(str(exc))
+            return
+        started = time.perf_counter()
+        added = embed_catalog(
+            store, embedder, progress=common.ProgressBar(f"Embedding with {name}", already=done)
+        )
+        common.flash(
+            "success",
+            f"Embedded {added:,} new images with {name} in "
+            f"{common.format_seconds(time.perf_counter() - started)}.",
+        )
+        st.rerun()
+
+
+def _siamese(store: Store, settings: MatchSettings, images: int) -> None:
+    st.subheader("Ensemble: Siamese network")
+    model_dir = service.siamese_dir(store)
+    version = service.siamese_version(model_dir)
+    st.markdown(
+        f"Triplet-loss network on **{settings.siamese_backbone}** "
+        f"(alpha {settings.siamese_alpha}, {settings.siamese_image_size}px, "
+        f"{settings.siamese_embedding_dim}-d), {settings.siamese_epochs} epochs, trained on this "
+        "catalog's labelled groups."
+    )
+    st.caption(
+        common.weights_note(
+            settings.siamese_backbone, settings.siamese_alpha, settings.siamese_image_size, settings
+        )
+    )
+    history = service.siamese_history(model_dir)
+    train_col, embed_col = st.columns(2)
+    with train_col:
+        if version:
+            st.caption(f"Trained model `{version}` in `{model_dir}`")
+        else:
+            st.caption("No trained model yet.")
+        if st.button("Train Siamese model", key="train_siamese", disabled=images == 0):
+            resources.tensorflow_ready()
+            started = time.perf_counter()
+            try:
+                report = service.train_siamese_model(
+                    store, settings, model_dir, progress=common.ProgressBar("Training steps")
+                )
+            except WeightsUnavailableError as exc:
+                st.error(str(exc))
+                return
+            loss = report["history"][-1]["loss"] if report["history"] else float("nan")
+            common.flash(
+                "success",
+                f"Trained on {report['images']:,} images in "
+                f"{common.format_seconds(time.perf_counter() - started)}; final loss {loss:.4f}.",
+            )
+            st.rerun()
+    with embed_col:
+        done = len(store.embedded_ids(service.SIAMESE, version)) if version else 0
+        if version:
+            _embedded_status(done, images)
+        else:
+            st.caption("Embedding needs a trained model.")
+        if st.button(
+            "Embed with the Siamese model",
+            key="embed_siamese",
+            disabled=not version or done >= images,
+        ):
+            embedder = resources.siamese_embedder(str(model_dir), version, settings.batch_size)
+            started = time.perf_counter()
+            added = embed_catalog(
+                store, embedder, progress=common.ProgressBar("Siamese embedding", already=done)
+            )
+            common.flash(
+                "success",
+                f"Embedded {added:,} new images with the Siamese model in "
+                f"{common.format_seconds(time.perf_counter() - started)}.",
+            )
+            st.rerun()
+    if history:
+        st.caption("Training loss per epoch")
+        curve = pd.DataFrame(history).set_index("epoch")[["loss"]]
+        st.line_chart(curve, x_label="epoch", y_label="triplet loss", height=220)
+
+
+def _match_now(store: Store, settings: MatchSettings) -> None:
+    st.subheader("Match the whole catalog")
+    st.caption(
+        "Uses whatever embeddings exist; postings without one are compared by perceptual hash."
+    )
+    columns = st.columns(len(common.PIPELINES))
+    for column, pipeline in zip(columns, common.PIPELINES, strict=True):
+        with column:
+            run = store.match_run(pipeline)
+            if run is None:
+                st.caption(f"{common.PIPELINE_TITLES[pipeline]}: never run")
+            else:
+                pairs = store.match_counts().get(pipeline, 0)
+                when = datetime.fromtimestamp(run["computed_at"]).strftime("%Y-%m-%d %H:%M")
+                st.caption(
+                    f"{common.PIPELINE_TITLES[pipeline]}: {pairs:,} pairs, computed {when}"
+                    + (" (catalog changed since)" if run["stale"] else "")
+                )
+            if st.button(f"Match now: {pipeline}", key=f"match_{pipeline}"):
+                with st.spinner(f"Matching with the {pipeline} pipeline…"):
+                    result = service.run_pipeline(store, pipeline, settings)
+                text = f"{pipeline}: {len(result.pairs):,} pairs in {result.seconds:.1f} s"
+                if service.labels_of(store) is not None:
+                    metrics = service.evaluate_result(store, result)
+                    text += f" · F1 {metrics['f1']:.3f}"
+                common.flash("success", text)
+                for notice in result.notices:
+                    common.flash("info", f"{pipeline}: {notice}")
+                st.rerun()
+
+
+def main() -> None:
+    st.title("Embed and match")
+    _device()
+    common.show_flashes()
+    with common.open_store() as store:
+        settings = common.load_settings(store)
+        images = int(store.info()["images"]["ok"])
+        _mobilenet(store, settings, images)
+        st.divider()
+        _siamese(store, settings, images)
+        st.divider()
+        _match_now(store, settings)
+    st.page_link(
+        "pages/settings.py",
+        label="Models, thresholds and the weights folder are chosen in Settings",
+        icon=":material/tune:",
+    )
+
+
+common.run_page(main)

@@ -1,0 +1,99 @@
+"""AppTest fixtures: the demo catalog is generated and imported once, by the app itself, and each
+test gets a private data folder that starts from that prepared state."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import app_test as app_test_module
+
+from core import service
+from pages import resources
+from tests.app.helpers import new_app
+
+#: The first run generates 600 postings' photos and imports them: far past AppTest's 3 s default.
+FIRST_RUN_TIMEOUT = 180
+
+
+@dataclass
+class PreparedHome:
+    """A data folder the app has set up on its first start, plus what that first run showed."""
+
+    path: Path
+    status_labels: list[str]
+    errors: list[str]
+    exceptions: list[str]
+
+
+class _NavigationOnlyPagesManager(PagesManager):
+    """Streamlit keeps a legacy switch: with a ``pages/`` folder beside the entry point, a run
+    executes the requested page file *instead of* ``app.py`` until ``st.navigation`` turns the
+    switch off. A server turns it off for good on its first run (``pages/common.py`` reroutes a
+    first-run deep link through ``app.py``; tests/e2e checks that). AppTest resets the switch
+    before every run, so from the second run on it would skip ``app.py`` (sidebar, catalog
+    setup). Tests get the server's steady state: ``app.py`` runs, ``st.navigation`` picks the
+    page."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _navigation_like_the_server():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app_test_module, "PagesManager", _NavigationOnlyPagesManager)
+        yield
+
+
+@pytest.fixture(scope="session")
+def prepared_home(tmp_path_factory, _navigation_like_the_server) -> PreparedHome:
+    """First start of the app in an empty data folder: it generates and imports the demo."""
+    home = tmp_path_factory.mktemp("app_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAMESAME_HOME", str(home))
+        at = new_app(timeout=FIRST_RUN_TIMEOUT)
+        at.run()
+        # The app imports TensorFlow in a background thread (device badge). Let that finish
+        # now, so no later test (here or in tests/ outside the app) imports it concurrently.
+        resources.device_probe().wait(timeout=300)
+        return PreparedHome(
+            path=home,
+            status_labels=[s.label for s in at.get("status")],
+            errors=[e.value for e in at.error],
+            exceptions=[e.value for e in at.exception],
+        )
+
+
+@pytest.fixture(autouse=True)
+def samesame_home(prepared_home: PreparedHome, tmp_path: Path, monkeypatch) -> Path:
+    """Overrides tests/conftest.py's empty per-test folder with a private copy of the prepared
+    one: the database is copied (tests write to it), the demo's images are shared read-only."""
+    home = tmp_path / "samesame_home"
+    home.mkdir()
+    for item in prepared_home.path.iterdir():
+        if item.name.startswith("demo.db"):
+            shutil.copy2(item, home / item.name)
+        elif item.name == "demo":
+            (home / "demo").symlink_to(item, target_is_directory=True)
+    monkeypatch.setenv("SAMESAME_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def demo_db(samesame_home: Path) -> Path:
+    return service.demo_db_path()
+
+
+@pytest.fixture
+def app(samesame_home: Path) -> AppTest:
+    """The app after its first run in this test's data folder (the demo catalog is current)."""
+    at = new_app()
+    at.run()
+    assert not at.exception
+    return at

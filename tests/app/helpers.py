@@ -1,0 +1,77 @@
+"""Helpers shared by the AppTest modules (kept out of conftest.py so they import by name)."""
+
+from __future__ import annotations
+
+import csv
+import functools
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core import service
+from core.store import Store
+
+PROJECT = Path(__file__).resolve().parents[2]
+APP = PROJECT / "app.py"
+WEIGHTS = PROJECT.parent / "shared" / "weights"
+MOBILENET_025 = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
+#: Page runs read a 600-posting catalog; loading a model takes longer than the 3 s default.
+TIMEOUT = 60
+
+
+@functools.cache
+def _component_registry():
+    from streamlit.components.v2.component_manager import BidiComponentManager
+
+    registry = BidiComponentManager()
+    registry.discover_and_register_components(start_file_watching=False)
+    return registry
+
+
+def new_app(timeout: float = TIMEOUT) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=timeout)
+    # Each new AppTest scans every installed package for custom components (1–3 s here); the
+    # answer cannot change during a test session, so all of them share one scan.
+    if hasattr(at, "_bidi_component_manager"):
+        at._bidi_component_manager = _component_registry()
+    return at
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def run_pipelines(db: Path, *pipelines: str) -> None:
+    """Store matches the quick way (perceptual hashes + titles), as the CLI would."""
+    with Store(db) as store:
+        for pipeline in pipelines or ("baseline", "ensemble"):
+            service.run_pipeline(store, pipeline)
+
+
+def demo_rows(home: Path, n: int) -> list[dict[str, str]]:
+    with (home / "demo" / "catalog.csv").open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))[:n]
+
+
+def write_catalog(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def button(at: AppTest, label: str):
+    """The one button with this label (buttons inside forms included)."""
+    found = [b for b in at.button if b.label == label]
+    assert len(found) == 1, (
+        f"{len(found)} buttons labelled {label!r}: {[b.label for b in at.button]}"
+    )
+    return found[0]

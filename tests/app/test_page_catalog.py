@@ -1,0 +1,126 @@
+"""Catalog page: counts, importing catalogs (upload and path), errors, search, demo switch."""
+
+from __future__ import annotations
+
+from core import service
+from core.store import Store
+from tests.app.helpers import button, demo_rows, open_page, texts, write_catalog
+
+
+def _metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_counts_come_from_the_database(app, demo_db):
+    open_page(app, "catalog")
+    with Store(demo_db) as store:
+        info = store.info()
+    assert _metric(app, "Postings") == f"{info['postings']:,}"
+    assert _metric(app, "Label groups") == f"{info['label_groups']:,}"
+    assert _metric(app, "Images ok") == f"{info['images']['ok']:,}"
+    assert _metric(app, "Perceptual hashes") == f"{info['hashes']:,}"
+
+
+def test_upload_imports_a_small_catalog_into_a_new_database(app, samesame_home, tmp_path):
+    rows = demo_rows(samesame_home, 5)
+    rows[4] = {**rows[4], "image": "no_such_photo.jpg"}  # one row problem to report
+    csv_path = write_catalog(tmp_path / "small.csv", rows)
+    open_page(app, "catalog")
+
+    app.radio(key="import_target").set_value("new")
+    app.run()
+    app.text_input(key="import_name").set_value("small")
+    app.file_uploader(key="import_csv").set_value(("small.csv", csv_path.read_bytes(), "text/csv"))
+    app.text_input(key="import_upload_images").set_value(str(samesame_home / "demo" / "images"))
+    button(app, "Import uploaded CSV").click().run()
+
+    assert not app.exception
+    assert not app.error, texts(app.error)
+    target = samesame_home / "catalogs" / "small.db"
+    assert app.sidebar.selectbox(key="sidebar_catalog").value == str(target)
+    assert "5 rows read" in texts(app.success)[0]
+    assert _metric(app, "Postings") == "5"
+    assert _metric(app, "Images ok") == "4"
+    problems = next(d.value for d in app.dataframe if "problem" in d.value.columns)
+    assert problems["posting_id"].tolist() == [rows[4]["posting_id"]]
+    assert "no_such_photo.jpg" in problems["problem"].iloc[0]
+    with Store(target) as store:
+        assert sorted(store.postings()["posting_id"]) == sorted(r["posting_id"] for r in rows)
+
+
+def test_import_by_path_into_the_current_database(app, samesame_home, tmp_path, demo_db):
+    rows = [
+        {**r, "posting_id": f"extra_{i}", "title": f"Produk tambahan {i} 250ml"}
+        for i, r in enumerate(demo_rows(samesame_home, 3))
+    ]
+    csv_path = write_catalog(tmp_path / "extra.csv", rows)
+    with Store(demo_db) as store:
+        before = store.count_postings()
+    open_page(app, "catalog")
+    app.radio(key="import_target").set_value("current").run()
+    app.text_input(key="import_csv_path").set_value(str(csv_path))
+    app.text_input(key="import_path_images").set_value(str(samesame_home / "demo" / "images"))
+    button(app, "Import from path").click().run()
+
+    assert not app.exception
+    assert not app.error, texts(app.error)
+    assert _metric(app, "Postings") == f"{before + 3:,}"
+    assert app.sidebar.selectbox(key="sidebar_catalog").value == str(demo_db)
+
+
+def test_bad_csv_shows_an_error_and_creates_nothing(app, samesame_home):
+    open_page(app, "catalog")
+    app.radio(key="import_target").set_value("new").run()
+    app.text_input(key="import_name").set_value("broken")
+    app.file_uploader(key="import_csv").set_value(("prices.csv", b"sku,price\n1,2\n", "text/csv"))
+    button(app, "Import uploaded CSV").click().run()
+
+    assert not app.exception
+    [error] = texts(app.error)
+    assert "missing required column(s) posting_id, image, title" in error
+    assert "prices.csv" in error
+    assert not (samesame_home / "catalogs" / "broken.db").exists()
+    assert app.sidebar.selectbox(key="sidebar_catalog").value == str(service.demo_db_path())
+
+
+def test_missing_image_folder_and_bad_name_are_explained(app, tmp_path, samesame_home):
+    csv_path = write_catalog(tmp_path / "c.csv", demo_rows(samesame_home, 2))
+    open_page(app, "catalog")
+    app.radio(key="import_target").set_value("new").run()
+    app.text_input(key="import_name").set_value("../escape")
+    app.text_input(key="import_csv_path").set_value(str(csv_path))
+    button(app, "Import from path").click().run()
+    assert "is not usable" in texts(app.error)[0]
+
+    app.text_input(key="import_name").set_value("fine")
+    app.text_input(key="import_path_images").set_value(str(tmp_path / "nope"))
+    button(app, "Import from path").click().run()
+    assert not app.exception
+    assert "does not exist or is not a folder" in texts(app.error)[0]
+
+
+def test_search_filters_the_postings_table_with_thumbnails(app, demo_db):
+    with Store(demo_db) as store:
+        postings = store.postings()
+    word = postings["title"].iloc[0].split()[0].lower()
+    expected = postings["title"].str.lower().str.contains(word, regex=False).sum()
+    open_page(app, "catalog")
+    app.text_input(key="catalog_search").set_value(word).run()
+
+    assert not app.exception
+    table = next(d.value for d in app.dataframe if "thumbnail" in d.value.columns)
+    assert len(table) == min(expected, 25)
+    assert table["title"].str.lower().str.contains(word, regex=False).all()
+    assert table["thumbnail"].str.startswith("data:image/jpeg;base64,").all()
+    assert f"{expected:,} postings" in " ".join(texts(app.caption))
+
+
+def test_switch_back_to_the_demo(app, samesame_home):
+    other = samesame_home / "catalogs" / "empty.db"
+    Store(other).close()
+    app.run()
+    app.sidebar.selectbox(key="sidebar_catalog").set_value(str(other)).run()
+    open_page(app, "catalog")
+    assert "This database is empty" in texts(app.info)[0]
+    button(app, "Switch back to the demo catalog").click().run()
+    assert app.sidebar.selectbox(key="sidebar_catalog").value == str(service.demo_db_path())

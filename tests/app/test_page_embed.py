@@ -1,0 +1,160 @@
+"""Embed page: resumable MobileNet embedding, weights errors, Siamese history, matching now."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import service
+from core.store import Store
+from tests.app.helpers import MOBILENET_025, WEIGHTS, button, open_page, texts
+
+MODEL_025 = "mobilenet-a0.25-224"
+
+
+def _use_mobilenet_025(db) -> None:
+    with Store(db) as store:
+        store.save_settings(
+            store.load_settings().replace(image_alpha=0.25, weights_dir=str(WEIGHTS))
+        )
+
+
+def _progress_texts(at) -> list[str]:
+    return [p.proto.text for p in at.get("progress")]
+
+
+def test_page_shows_how_much_is_already_embedded(app, demo_db):
+    _use_mobilenet_025(demo_db)
+    with Store(demo_db) as store:
+        ids = store.postings()["posting_id"].tolist()[:100]
+        vectors = np.eye(100, 16, dtype=np.float32)[:, :16]
+        store.save_embeddings(MODEL_025, "imagenet", ids, vectors)
+        total = store.info()["images"]["ok"]
+    open_page(app, "embed")
+
+    assert f"100 of {total:,} images already embedded" in _progress_texts(app)
+    assert [b.label for b in app.button if b.key == "embed_mobilenet"] == ["Continue embedding"]
+    assert any(MODEL_025 in m.value for m in app.markdown)
+
+
+def test_match_now_stores_pairs_and_reports_f1(app, demo_db):
+    open_page(app, "embed")
+    button(app, "Match now: ensemble").click().run()
+
+    assert not app.exception
+    with Store(demo_db) as store:
+        pairs = store.match_counts()["ensemble"]
+        f1 = service.evaluate_result(store, service.stored_result(store, "ensemble"))["f1"]
+    [message] = texts(app.success)
+    assert message.startswith(f"ensemble: {pairs:,} pairs in ")
+    assert message.endswith(f"F1 {f1:.3f}")
+    # The fresh demo has no Siamese vectors: the notice says hashes stood in.
+    assert any("perceptual hashes" in i for i in texts(app.info))
+
+
+def test_siamese_loss_curve_is_drawn_from_the_saved_history(app, demo_db):
+    with Store(demo_db) as store:
+        model_dir = service.siamese_dir(store)
+    model_dir.mkdir(parents=True)
+    history = [{"epoch": 1, "loss": 0.31}, {"epoch": 2, "loss": 0.22}, {"epoch": 3, "loss": 0.17}]
+    (model_dir / "siamese.json").write_text(json.dumps({"version": "abc123", "history": history}))
+    open_page(app, "embed")
+
+    assert not app.exception
+    assert "Training loss per epoch" in texts(app.caption)
+    assert any("abc123" in c for c in texts(app.caption))
+    assert app.get("vega_lite_chart")
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_missing_weights_show_an_error_not_a_traceback(app):
+    # Default settings: MobileNet alpha 1.0, whose weights are not on this offline machine.
+    open_page(app, "embed")
+    button(app, "Embed images").click().run(timeout=120)
+
+    assert not app.exception
+    [error] = texts(app.error)
+    assert "mobilenet_1_0_224_tf_no_top.h5" in error
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_embedding_the_demo_with_real_mobilenet_025(app, demo_db):
+    if not MOBILENET_025.is_file():
+        pytest.skip(f"real weights not present: {MOBILENET_025}")
+    _use_mobilenet_025(demo_db)
+    with Store(demo_db) as store:
+        total = store.info()["images"]["ok"]
+    open_page(app, "embed")
+    assert f"0 of {total:,} images already embedded" in _progress_texts(app)
+    button(app, "Embed images").click().run(timeout=300)
+
+    assert not app.exception
+    assert not app.error, texts(app.error)
+    assert texts(app.success)[0].startswith(f"Embedded {total:,} new images with {MODEL_025}")
+    assert f"{total:,} of {total:,} images already embedded" in _progress_texts(app)
+    with Store(demo_db) as store:
+        ids, vectors = store.load_embeddings(MODEL_025, "imagenet")
+    assert len(ids) == total
+    assert vectors.shape == (total, 256)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
+    # A real model puts a posting's own group closer than strangers, on average.
+    with Store(demo_db) as store:
+        labels = store.postings().set_index("posting_id").loc[ids, "label_group"].to_numpy()
+    cosine = vectors @ vectors.T
+    same = labels[:, None] == labels[None, :]
+    np.fill_diagonal(same, False)
+    assert cosine[same].mean() > cosine[~same].mean() + 0.05
+
+    # Compare now embeds an upload with the (cached) model instead of falling back to hashes.
+    with Store(demo_db) as store:
+        row = store.postings().iloc[3]
+    open_page(app, "compare")
+    photo = Path(row["image_path"]).read_bytes()
+    app.file_uploader(key="compare_files").set_value(("again.jpg", photo, "image/jpeg"))
+    button(app, "Find matches").click().run(timeout=120)
+    assert not app.exception
+    baseline = next(d.value for d in app.dataframe if "image_cosine" in d.value.columns)
+    assert baseline.iloc[0]["posting_id"] == row["posting_id"]
+    assert baseline.iloc[0]["image_cosine"] > 0.99
+    assert "image" in baseline.iloc[0]["rule"]
+    notes = [c for c in texts(app.caption) if "perceptual hash is the image evidence" in c]
+    assert notes == [notes[0]] and "Siamese" in notes[0]  # only the ensemble lacks vectors
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_training_then_embedding_the_siamese_model(app, demo_db):
+    if not MOBILENET_025.is_file():
+        pytest.skip(f"real weights not present: {MOBILENET_025}")
+    with Store(demo_db) as store:
+        # The smallest real configuration: MobileNet 0.25 (weights offline), one epoch, 96 px.
+        store.save_settings(
+            store.load_settings().replace(
+                siamese_backbone="mobilenet",
+                siamese_alpha=0.25,
+                siamese_image_size=96,
+                siamese_epochs=1,
+                weights_dir=str(WEIGHTS),
+            )
+        )
+        total = store.info()["images"]["ok"]
+    open_page(app, "embed")
+    button(app, "Train Siamese model").click().run(timeout=300)
+
+    assert not app.exception
+    assert not app.error, texts(app.error)
+    assert texts(app.success)[0].startswith(f"Trained on {total:,} images in ")
+    assert "Training loss per epoch" in texts(app.caption)
+    assert f"0 of {total:,} images already embedded" in _progress_texts(app)
+
+    button(app, "Embed with the Siamese model").click().run(timeout=300)
+    assert not app.exception
+    assert texts(app.success)[0].startswith(f"Embedded {total:,} new images with the Siamese")
+    with Store(demo_db) as store:
+        version = service.siamese_version(service.siamese_dir(store))
+        assert len(store.embedded_ids(service.SIAMESE, version)) == total

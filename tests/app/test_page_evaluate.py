@@ -1,0 +1,89 @@
+"""Evaluate page: stored metrics, threshold recompute, the F1 curve, worst postings, download."""
+
+from __future__ import annotations
+
+from core import service
+from core.store import Store
+from tests.app.helpers import button, open_page, run_pipelines, texts
+
+
+def _metrics(at) -> list[tuple[str, str]]:
+    return [(m.label, m.value) for m in at.metric]
+
+
+def test_stored_metrics_match_the_evaluation(app, demo_db):
+    run_pipelines(demo_db)
+    with Store(demo_db) as store:
+        expected = {
+            p: service.evaluate_result(store, service.stored_result(store, p))
+            for p in ("baseline", "ensemble")
+        }
+    open_page(app, "evaluate")
+    assert not app.error, texts(app.error)
+    shown = _metrics(app)
+    assert shown[:3] == [
+        ("F1", f"{expected['baseline']['f1']:.3f}"),
+        ("Precision", f"{expected['baseline']['precision']:.3f}"),
+        ("Recall", f"{expected['baseline']['recall']:.3f}"),
+    ]
+    assert shown[3] == ("F1", f"{expected['ensemble']['f1']:.3f}")
+    # Worst postings first, and a submission file per pipeline.
+    worst = next(d.value for d in app.dataframe if "f1" in d.value.columns)
+    assert worst["f1"].is_monotonic_increasing
+    assert worst["f1"].iloc[0] < expected["baseline"]["f1"]
+    labels = [b.label for b in app.get("download_button")]
+    assert labels == ["Download baseline submission.csv", "Download ensemble submission.csv"]
+
+
+def test_recompute_with_other_thresholds_shows_new_metrics(app, demo_db):
+    run_pipelines(demo_db)
+    with Store(demo_db) as store:
+        settings = store.load_settings().replace(baseline_text_cosine=0.3)
+        trial = service.evaluate_result(
+            store, service.run_pipeline(store, "baseline", settings, save=False)
+        )
+    open_page(app, "evaluate")
+    slider = next(s for s in app.slider if s.label == "TF-IDF title cosine ≥")
+    slider.set_value(0.3)
+    button(app, "Recompute").click().run()
+
+    assert not app.exception
+    values = _metrics(app)
+    # Stored (2 pipelines × 3) first, then the recomputed ones.
+    assert values[6] == ("F1", f"{trial['f1']:.3f}")
+    with Store(demo_db) as store:
+        assert store.load_settings().baseline_text_cosine == 0.5  # nothing saved yet
+    button(app, "Save these thresholds as this catalog's settings").click().run()
+    with Store(demo_db) as store:
+        assert store.load_settings().baseline_text_cosine == 0.3
+
+
+def test_f1_curve_over_the_text_threshold(app):
+    open_page(app, "evaluate")
+    button(app, "Draw the curve").click().run()
+    assert not app.exception
+    [best] = [c.value for c in app.caption if c.value.startswith("Best F1")]
+    assert "baseline_text_cosine" in best
+    assert app.get("vega_lite_chart")
+
+
+def test_catalog_without_labels_says_so(app, samesame_home):
+    bare = samesame_home / "catalogs" / "bare.db"
+    with Store(bare) as store:
+        store.upsert_postings(
+            [
+                {
+                    "posting_id": f"p{i}",
+                    "title": f"Gula pasir {i} kg",
+                    "title_norm": f"gula pasir {i} kg",
+                    "image_status": "none",
+                    "source": "catalog",
+                }
+                for i in range(3)
+            ]
+        )
+    app.run()
+    app.sidebar.selectbox(key="sidebar_catalog").set_value(str(bare)).run()
+    open_page(app, "evaluate")
+    assert "no label_group column" in texts(app.info)[0]
+    assert not app.metric

@@ -1,0 +1,261 @@
+"""The real app in a real browser: `streamlit run` on a free port, driven by headless Chromium.
+
+First start (demo generated and imported by the app), Browse (run both pipelines, pick a
+posting, see its matches), Compare (upload a photo, see its posting come first), and a
+screenshot of every page in test-artifacts/screenshots/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core import service
+from core.store import Store
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PROJECT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = PROJECT / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: First start draws ~600 demo photos and imports them before the first page shows.
+FIRST_START_MS = 240_000
+STEP_MS = 60_000
+PAGE_TITLES = ["Catalog", "Embed", "Browse", "Compare", "Evaluate", "Settings"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"streamlit did not become healthy in {seconds} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """`streamlit run app.py` with an empty data folder of its own; yields (url, data folder)."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            "Debian Chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
+        )
+    home = tmp_path_factory.mktemp("e2e_home")
+    log = home.parent / "streamlit.log"
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT,
+            env={**os.environ, "SAMESAME_HOME": str(home)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log)
+        yield url, home
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(STEP_MS)
+        yield tab
+        context.close()
+        browser.close()
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit has finished the current run and replaced every stale element."""
+    page.wait_for_timeout(300)  # let a just-triggered rerun start
+    page.wait_for_selector(
+        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=STEP_MS
+    )
+    page.wait_for_function(
+        "document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=STEP_MS
+    )
+    page.wait_for_timeout(500)  # images and data grids paint after the run ends
+
+
+def _no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def _screenshot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main container, not the document, so the
+    viewport is stretched to the content's height for the shot."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # Actions scroll the page; the shot starts at its top.
+    page.evaluate(
+        'document.querySelectorAll(\'[data-testid="stMain"], [data-testid="stAppViewContainer"]\')'
+        ".forEach(e => e.scrollTo(0, 0))"
+    )
+    size = page.viewport_size
+    height = size["height"]
+    for _ in range(4):  # stretching can reflow the page; repeat until the height holds
+        content = page.evaluate(
+            "Math.ceil(document.querySelector('[data-testid=\"stMainBlockContainer\"]')"
+            ".getBoundingClientRect().bottom) + 80"
+        )
+        if content <= height:
+            break
+        height = min(content, 8000)
+        page.set_viewport_size({"width": size["width"], "height": height})
+        page.wait_for_timeout(800)  # data grids and images redraw for the new size
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+
+
+def _go(page, title: str, heading: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=heading, exact=True).wait_for()
+    _settle(page)
+    _no_exception(page)
+
+
+def _posting_matched_by_both(home: Path) -> tuple[str, str, set[str]]:
+    """A posting both pipelines matched: (id, title, ids the baseline matched it with)."""
+    with Store(home / "demo.db") as store:
+        results = {p: service.stored_result(store, p) for p in ("baseline", "ensemble")}
+        titles = store.postings().set_index("posting_id")["title"]
+    sets = {p: r.match_sets() for p, r in results.items()}
+    pid = next(
+        p for p in sets["baseline"] if len(sets["baseline"][p]) > 1 and len(sets["ensemble"][p]) > 1
+    )
+    return pid, titles[pid], sets["baseline"][pid] - {pid}
+
+
+def test_first_start_browse_and_compare(page, server, tmp_path):
+    url, home = server
+    # A deep link as the server's very first request: Streamlit's legacy pages/ mode would run
+    # pages/catalog.py alone and list every file of pages/ (common, resources) as a page.
+    page.goto(f"{url}/catalog")
+    page.get_by_role("heading", name="Catalog", exact=True).wait_for(timeout=FIRST_START_MS)
+    _settle(page)
+    _no_exception(page)
+    nav = page.get_by_test_id("stSidebarNav").get_by_test_id("stSidebarNavLink")
+    assert [n.strip().splitlines()[-1] for n in nav.all_inner_texts()] == PAGE_TITLES
+    with Store(home / "demo.db") as store:
+        postings = store.count_postings()
+    assert page.get_by_test_id("stMetricValue").first.inner_text() == f"{postings:,}"
+    page.get_by_test_id("stDataFrame").first.wait_for()
+    _screenshot(page, "catalog")
+
+    # Browse: no matches yet, so run both pipelines from the page.
+    _go(page, "Browse", "Browse matches")
+    for pipeline in ("baseline", "ensemble"):
+        page.get_by_role("button", name=f"Run {pipeline} now", exact=True).click()
+        page.get_by_text(re.compile(rf"^{pipeline}: [\d,]+ pairs in")).wait_for()
+        _settle(page)
+    _no_exception(page)
+
+    pid, title, matched = _posting_matched_by_both(home)
+    selectbox = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').first
+    selectbox.click()
+    page.keyboard.type(pid)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name=title.strip(), exact=True).wait_for()
+    _settle(page)
+    _no_exception(page)
+    for other in matched:
+        assert page.get_by_text(other, exact=False).count() > 0, f"{other} not shown"
+    assert page.get_by_role("button", name="Same").count() >= len(matched)
+    _screenshot(page, "browse")
+
+    # Compare: upload one catalog photo under another name; its posting must come back first.
+    with Store(home / "demo.db") as store:
+        row = store.posting(pid)
+    upload = tmp_path / "my-photo.jpg"
+    shutil.copyfile(row["image_path"], upload)
+    _go(page, "Compare", "Compare a new item")
+    page.locator('input[type="file"]').set_input_files(str(upload))
+    page.get_by_text("my-photo.jpg").first.wait_for()
+    page.get_by_role("button", name="Find matches", exact=True).click()
+    page.get_by_role("heading", name="my-photo.jpg", exact=True).wait_for()
+    page.get_by_text("match under the baseline rules", exact=False).wait_for()
+    _settle(page)
+    _no_exception(page)
+    assert page.get_by_role("button", name="Add to catalog").count() == 1
+    _screenshot(page, "compare")
+
+    _go(page, "Evaluate", "Evaluate")
+    assert page.get_by_test_id("stMetricLabel").first.inner_text().strip() == "F1"
+    page.get_by_role("button", name="Draw the curve", exact=True).click()
+    page.get_by_text("Best F1", exact=False).wait_for()
+    _settle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download baseline submission.csv", exact=True).click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "posting_id,matches"
+    assert len(lines) == postings + 1
+    assert any(line.startswith(f"{pid},{pid} ") for line in lines)  # a matched posting
+    _screenshot(page, "evaluate")
+
+    _go(page, "Embed", "Embed and match")
+    page.get_by_text("images already embedded", exact=False).first.wait_for()
+    _screenshot(page, "embed")
+
+    _go(page, "Settings", "Settings")
+    _screenshot(page, "settings")
