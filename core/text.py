@@ -32,6 +32,14 @@ def decode_byte_escapes(text: str) -> str:
     return _BYTE_ESCAPE_RUN.sub(_decode, text)
 
 
+def display_title(title: object) -> str:
+    """A title as a person should read it: byte escapes and HTML entities decoded, case, emoji
+    and punctuation kept."""
+    if title is None or (isinstance(title, float) and title != title):
+        return ""
+    return html.unescape(decode_byte_escapes(str(title)))
+
+
 def normalize_title(title: object) -> str:
     """Lower-cased, unicode-normalised title with escapes decoded and punctuation/emoji removed.
 

@@ -20,6 +20,7 @@ from core import service
 from core.matches import MatchResult
 from core.settings import MatchSettings
 from core.store import Store
+from core.text import display_title
 
 if TYPE_CHECKING:
     from core.embedders.base import ImageEmbedder
@@ -119,10 +120,13 @@ def siamese_embedder(model_dir: str, version: str, batch_size: int) -> ImageEmbe
 # -- data -----------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=8)
 def postings(db_path: str, revision: int) -> pd.DataFrame:
-    """All postings of a database; ``revision`` (catalog_revision) invalidates on import."""
+    """All postings of a database, titles decoded for reading; ``revision`` (catalog_revision)
+    invalidates on import."""
     del revision
     with Store(db_path) as store:
-        return store.postings()
+        frame = store.postings()
+    frame["title"] = frame["title"].map(display_title)
+    return frame
 
 
 def postings_of(store: Store) -> pd.DataFrame:

@@ -96,3 +96,10 @@ def test_tfidf_of_only_empty_titles_is_all_zero() -> None:
     matrix = tfidf_vectors(["", ""])
     assert matrix.shape[0] == 2
     assert matrix.nnz == 0
+
+
+def test_display_title_decodes_escapes_but_keeps_case_and_emoji():
+    from core.text import display_title
+
+    assert display_title(r"Kaos \xe2\x9d\xa4 Bimora &amp; Co") == "Kaos ❤ Bimora & Co"
+    assert display_title(None) == ""
