@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core import service
 from core.store import Store
+from core.text import display_title
 from tests.app.helpers import button, open_page, run_pipelines, texts
 
 
@@ -37,7 +38,7 @@ def test_selected_posting_shows_both_pipelines_matches(app, demo_db):
     assert {"text_ratio", "hash_distance"} <= set(ensemble.columns)
     assert set(baseline["rule"]) <= {"hash", "text", "hash+text", "image", "image+text"}
     with Store(demo_db) as store:
-        title = store.posting(pid)["title"]
+        title = display_title(store.posting(pid)["title"])
         label = store.posting(pid)["label_group"]
     assert any(title in m.value for m in app.markdown)
     # Gallery tabs: each pipeline's connected group plus the labelled group.

@@ -22,6 +22,7 @@ import pytest
 
 from core import service
 from core.store import Store
+from core.text import display_title
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -179,7 +180,7 @@ def _posting_matched_by_both(home: Path) -> tuple[str, str, set[str]]:
     """A posting both pipelines matched: (id, title, ids the baseline matched it with)."""
     with Store(home / "demo.db") as store:
         results = {p: service.stored_result(store, p) for p in ("baseline", "ensemble")}
-        titles = store.postings().set_index("posting_id")["title"]
+        titles = store.postings().set_index("posting_id")["title"].map(display_title)
     sets = {p: r.match_sets() for p, r in results.items()}
     pid = next(
         p for p in sets["baseline"] if len(sets["baseline"][p]) > 1 and len(sets["ensemble"][p]) > 1
