@@ -1,0 +1,230 @@
+"""The learned ``best`` pipeline: pair features, post-processing, training on real Shopee groups,
+generalising to unseen groups, and safe save/load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.errors import ModelNotTrainedError, SameSameError
+from core.metrics import evaluate, true_match_sets
+from core.pairs import (
+    ABSENT_RANK,
+    Neighbours,
+    candidate_pairs,
+    sparse_neighbours,
+    text_pair_features,
+    title_facts,
+)
+from core.pipelines import MatchInputs, match_baseline
+from core.pipelines.best import (
+    BestConfig,
+    BestMatcher,
+    match_best,
+    pair_f1,
+    select_pairs,
+    title_matrices,
+)
+from core.text import normalize_title
+
+# Small enough for CI, large enough that the classifier has a few thousand positive pairs.
+FAST = {"n_estimators": 60, "num_leaves": 31, "inner_folds": 3}
+
+
+# --- Fast unit tests ---------------------------------------------------------------------------
+
+
+def test_quantities_normalise_units_and_lost_decimal_points():
+    facts = title_facts(normalize_title("Aqua 0.5L botol"))
+    assert ("ml", 500.0) in facts.quantities
+    assert ("ml", 500.0) in title_facts(normalize_title("aqua 500 ML")).quantities
+    assert ("g", 1000.0) in title_facts("gula 1kg").quantities
+    assert ("pcs", 2.0) in title_facts("masker 2 pcs").quantities
+
+
+def test_mismatched_amounts_are_a_conflict_and_shared_ones_are_not():
+    titles = ["nivea cream 100ml", "nivea cream 200ml", "nivea cream 100 ml", "nivea cream"]
+    left, right = np.array([0, 0, 0]), np.array([1, 2, 3])
+    feats = text_pair_features(titles, left, right)
+    assert feats["quantity_conflict"].tolist() == [1, 0, 0]
+    assert feats["quantity_shared"].tolist() == [0, 1, 0]
+    # The strings alone look alike, which is why the amounts need a feature of their own.
+    assert feats["fuzz_ratio"][0] > 90
+
+
+def test_sparse_neighbours_exclude_self_and_empty_titles():
+    titles = ["red shoe", "red shoe size 40", "blue hat", ""]
+    word, _ = title_matrices(titles, BestConfig())
+    nb = sparse_neighbours("word", word, 2)
+    assert 0 not in nb.index[0] and nb.index[0, 0] == 1
+    assert (nb.index[3] == -1).all()
+    assert 3 not in nb.index[:3]
+    left, right = candidate_pairs([nb])
+    assert (left < right).all()
+    rank_a, rank_b = nb.ranks(np.array([0, 2]), np.array([1, 3]))
+    assert rank_a[0] == 0 and rank_b[0] == 0
+    assert rank_a[1] == ABSENT_RANK
+
+
+def test_neighbour_ranks_are_positions_in_each_list():
+    nb = Neighbours("x", np.array([[1, 2], [2, 0], [0, -1]]), np.ones((3, 2), np.float32))
+    a, b = nb.ranks(np.array([0, 1]), np.array([2, 2]))
+    assert a.tolist() == [1, 0]
+    assert b.tolist() == [0, ABSENT_RANK]
+
+
+def test_select_pairs_gives_lonely_postings_their_best_partner():
+    left, right = np.array([0, 0, 2]), np.array([1, 2, 3])
+    prob = np.array([0.9, 0.2, 0.3], np.float32)
+    strict = select_pairs(4, left, right, prob, 0.5, 0.5, min_one=True)
+    assert strict.tolist() == [True, False, False]
+    lenient = select_pairs(4, left, right, prob, 0.5, 0.25, min_one=True)
+    assert lenient.tolist() == [True, False, True]  # 2 and 3 had no match; 0.3 >= 0.25
+    assert select_pairs(4, left, right, prob, 0.5, 0.1, min_one=False).tolist() == strict.tolist()
+
+
+def test_pair_f1_is_the_competition_metric():
+    ids = ["a", "b", "c", "d", "e"]
+    labels = np.array(["1", "1", "1", "2", "2"], dtype=object)
+    left, right = np.array([0, 1, 2]), np.array([1, 3, 4])
+    predicted = {pid: {pid} for pid in ids}
+    for a, b in zip(left, right, strict=True):
+        predicted[ids[a]].add(ids[b])
+        predicted[ids[b]].add(ids[a])
+    truth = true_match_sets(dict(zip(ids, labels, strict=True)))
+    assert pair_f1(5, labels, left, right) == pytest.approx(evaluate(predicted, truth)["f1"])
+
+
+def test_load_of_missing_model_says_train_first(tmp_path):
+    with pytest.raises(ModelNotTrainedError, match="Train one first"):
+        BestMatcher.load(tmp_path)
+
+
+def test_fit_rejects_labels_that_do_not_line_up():
+    frame = pd.DataFrame(
+        {
+            "posting_id": ["a", "b", "c", "d"],
+            "title_norm": ["x", "y", "z", "w"],
+            "image_phash": ["0" * 16] * 4,
+        }
+    )
+    inputs = MatchInputs.from_frame(frame)
+    with pytest.raises(SameSameError, match="labels for 4 postings"):
+        BestMatcher.fit(inputs, ["1", "1"])
+    with pytest.raises(SameSameError, match="no two postings share a label"):
+        BestMatcher.fit(inputs, ["1", "2", "3", "4"])
+
+
+# --- Real data: train on some groups, match groups never seen ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def shopee_split(shopee_csv: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """~3,000 real postings of 1,000 label groups, split 2:1 by group."""
+    frame = pd.read_csv(shopee_csv, dtype={"label_group": str, "image_phash": str})
+    groups = frame["label_group"].drop_duplicates().sample(n=1000, random_state=7)
+    frame = frame[frame["label_group"].isin(set(groups))].reset_index(drop=True)
+    frame["title_norm"] = [normalize_title(t) for t in frame["title"]]
+    held_groups = set(groups.iloc[::3])
+    held = frame[frame["label_group"].isin(held_groups)].reset_index(drop=True)
+    train = frame[~frame["label_group"].isin(held_groups)].reset_index(drop=True)
+    return train, held
+
+
+@pytest.fixture(scope="module")
+def trained(shopee_split) -> BestMatcher:
+    train, _ = shopee_split
+    steps: list[tuple[int, int]] = []
+    matcher = BestMatcher.fit(
+        MatchInputs.from_frame(train),
+        train["label_group"].tolist(),
+        config=BestConfig(**FAST),
+        progress=lambda done, total: steps.append((done, total)),
+    )
+    assert steps and steps[-1][0] == steps[-1][1]
+    return matcher
+
+
+def _f1(result, frame: pd.DataFrame) -> float:
+    truth = true_match_sets(dict(zip(frame["posting_id"], frame["label_group"], strict=True)))
+    return evaluate(result.match_sets(), truth)["f1"]
+
+
+@pytest.mark.slow
+def test_training_beats_tfidf_baseline_on_unseen_groups(shopee_split, trained):
+    _, held = shopee_split
+    inputs = MatchInputs.from_frame(held)
+    best = _f1(match_best(inputs, trained), held)
+    baseline = _f1(match_baseline(inputs), held)
+    assert best >= baseline + 0.02, (best, baseline)
+    assert trained.info["postings"] > 1500
+    assert 0.0 < trained.config.threshold_low <= trained.config.threshold < 1.0
+
+
+@pytest.mark.slow
+def test_match_needs_no_labels_and_reports_scores(shopee_split, trained):
+    _, held = shopee_split
+    unlabelled = held.drop(columns=["label_group"]).head(400)
+    result = trained.match(MatchInputs.from_frame(unlabelled))
+    assert result.pipeline == "best"
+    assert len(result.pairs) > 0
+    for column in ("left", "right", "rule", "probability", "tfidf_cosine", "hash_distance"):
+        assert column in result.pairs.columns
+    assert set(result.pairs["rule"]) <= {"model", "nearest"}
+    assert result.pairs["probability"].between(0, 1).all()
+    position = {pid: i for i, pid in enumerate(result.posting_ids)}
+    assert (result.pairs["left"].map(position) < result.pairs["right"].map(position)).all()
+
+
+@pytest.mark.slow
+def test_image_vectors_are_used_when_present(shopee_split, trained):
+    _, held = shopee_split
+    part = held.head(300)
+    rng = np.random.default_rng(0)
+    vectors = {
+        pid: (v / np.linalg.norm(v)).astype(np.float32)
+        for pid, v in zip(part["posting_id"], rng.normal(size=(len(part), 8)), strict=True)
+    }
+    result = trained.match(MatchInputs.from_frame(part, vectors, "test"))
+    assert result.pairs["image_cosine"].notna().any()
+
+
+@pytest.mark.slow
+def test_saved_model_reloads_to_identical_matches_without_pickles(tmp_path, shopee_split, trained):
+    _, held = shopee_split
+    trained.save(tmp_path / "model")
+    files = sorted(p.name for p in (tmp_path / "model").rglob("*") if p.is_file())
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".joblib", ".npy"))]
+    for path in (tmp_path / "model").rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".txt"):
+            assert not path.read_bytes().startswith(b"\x80")  # pickle protocol header
+    payload = json.loads((tmp_path / "model" / "best.json").read_text())
+    assert payload["info"]["training_seconds"] > 0
+    assert payload["info"]["oof_f1"] > 0.5
+
+    reloaded = BestMatcher.load(tmp_path / "model")
+    inputs = MatchInputs.from_frame(held)
+    before = trained.match(inputs).pairs
+    after = reloaded.match(inputs).pairs
+    pd.testing.assert_frame_equal(before, after)
+    assert reloaded.config == trained.config
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_optional_title_encoder_trains_and_reloads_in_safe_mode(tmp_path, shopee_split):
+    train, held = shopee_split
+    config = BestConfig(**FAST, title_model=True, title_model_epochs=1, graph_stage=False)
+    matcher = BestMatcher.fit(
+        MatchInputs.from_frame(train), train["label_group"].tolist(), config=config
+    )
+    assert any(name.startswith("title_model_") for name in matcher.names1)
+    matcher.save(tmp_path / "model")
+    assert list((tmp_path / "model").rglob("*.keras"))
+    reloaded = BestMatcher.load(tmp_path / "model")
+    inputs = MatchInputs.from_frame(held.head(300))
+    pd.testing.assert_frame_equal(matcher.match(inputs).pairs, reloaded.match(inputs).pairs)
