@@ -63,7 +63,7 @@ class MatchSettings:
     siamese_loss: SiameseLoss = "margin"
     siamese_train_backbone: bool = False
     translate_titles: bool = False
-    batch_size: int = 64
+    batch_size: int = 32
     weights_dir: str = ""
 
     def __post_init__(self) -> None:
