@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import SameSameError
+from core.pipelines import PIPELINES
 from core.settings import MatchSettings
 
 logger = logging.getLogger("core.cli")
@@ -88,7 +89,9 @@ def _settings_args(parser: argparse.ArgumentParser) -> None:
 def _oneshot_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", help="one-shot: import this CSV into a temporary database")
     parser.add_argument("--images", help="image folder of --catalog")
-    parser.add_argument("--model", help="trained Siamese model folder for the ensemble")
+    parser.add_argument(
+        "--model", help="trained model folder (Siamese for the ensemble, or the best matcher)"
+    )
     parser.add_argument(
         "--hash-only",
         action="store_true",
@@ -143,28 +146,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", help="trained Siamese model folder (default: per database)")
     _settings_args(p)
 
-    p = sub.add_parser("train", help="train the ensemble's Siamese image model on labelled groups")
+    p = sub.add_parser(
+        "train", help="train models on labelled groups: the Siamese network and/or the best matcher"
+    )
     p.add_argument("--catalog", help="import this CSV first (else train on the database)")
     p.add_argument("--images", help="image folder of --catalog")
-    p.add_argument("--model", required=True, help="folder to save the trained model in")
+    p.add_argument("--model", required=True, help="folder to save the trained model(s) in")
+    p.add_argument(
+        "--pipeline",
+        choices=["auto", "ensemble", "best"],
+        default="auto",
+        help="ensemble = Siamese image network; best = learned pair classifier; auto = the best "
+        "matcher, plus the Siamese network when labelled postings have image files",
+    )
     _settings_args(p)
 
     p = sub.add_parser(
         "match", help="match postings with a pipeline and store or write the matches"
     )
-    p.add_argument("--pipeline", choices=["baseline", "ensemble", "all"], default="baseline")
+    p.add_argument("--pipeline", choices=[*PIPELINES, "all"], default="baseline")
     _oneshot_args(p)
     p.add_argument("--out", help="write posting_id,matches CSV here")
     _settings_args(p)
 
     p = sub.add_parser("evaluate", help="F1, precision and recall against label_group")
-    p.add_argument("--pipeline", choices=["baseline", "ensemble", "all"], default="all")
+    p.add_argument("--pipeline", choices=[*PIPELINES, "all"], default="all")
     _oneshot_args(p)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     _settings_args(p)
 
     p = sub.add_parser("export", help="write stored matches as posting_id,matches CSV")
-    p.add_argument("--pipeline", choices=["baseline", "ensemble"], default="baseline")
+    p.add_argument("--pipeline", choices=PIPELINES, default="baseline")
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("demo", help="generate the built-in demo catalog and import it")
@@ -250,17 +262,50 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     with _scratch_store(args) as store:
         settings = _settings_from(args, store)
-        update, close = tqdm_progress("training siamese (steps)")
-        try:
-            report = service.train_siamese_model(store, settings, Path(args.model), update)
-        finally:
-            close()
-        last = report["history"][-1]
-        print(
-            f"trained on {report['images']} images in {report['seconds']:.0f}s, final loss "
-            f"{last['loss']:.4f}; saved to {args.model}"
-        )
+        if service.labels_of(store) is None:
+            raise SameSameError(
+                "Training needs a labelled catalog: add a label_group column (postings of the "
+                "same product share a value)."
+            )
+        has_images = store.info()["images"]["ok"] > 0
+        if args.pipeline in ("auto", "best"):
+            _train_best(store, settings, Path(args.model))
+        if args.pipeline == "ensemble" or (args.pipeline == "auto" and has_images):
+            _train_siamese(store, settings, Path(args.model))
     return 0
+
+
+def _train_best(store, settings: MatchSettings, model_dir: Path, report_to=None) -> None:
+    """Train and save; the summary goes to stdout (train) or ``report_to`` (stderr while
+    matching, so stdout stays the command's own output: tables, JSON)."""
+    from core import service
+
+    update, close = tqdm_progress("training best matcher (stages)")
+    try:
+        report = service.train_best_model(store, settings, model_dir, update)
+    finally:
+        close()
+    print(
+        f"best matcher: trained on {report['postings']:,} postings in {report['label_groups']:,} "
+        f"groups in {report['seconds']:.0f}s, out-of-fold F1 {report['oof_f1']:.3f}; saved to "
+        f"{model_dir}",
+        file=report_to or sys.stdout,
+    )
+
+
+def _train_siamese(store, settings: MatchSettings, model_dir: Path) -> None:
+    from core import service
+
+    update, close = tqdm_progress("training siamese (steps)")
+    try:
+        report = service.train_siamese_model(store, settings, model_dir, update)
+    finally:
+        close()
+    last = report["history"][-1]
+    print(
+        f"siamese: trained on {report['images']} images in {report['seconds']:.0f}s, final loss "
+        f"{last['loss']:.4f}; saved to {model_dir}"
+    )
 
 
 class _scratch_store:
@@ -311,6 +356,9 @@ def _prepare_images(store, pipeline: str, settings: MatchSettings, args) -> None
     """Make sure the vectors a pipeline reads exist, unless --hash-only."""
     from core import service
 
+    if pipeline == "best":
+        _prepare_best(store, settings, args)
+        return
     if args.hash_only or store.info()["images"]["ok"] == 0:
         return
     if pipeline == "baseline":
@@ -342,6 +390,50 @@ def _prepare_images(store, pipeline: str, settings: MatchSettings, args) -> None
         close()
 
 
+def _prepare_best(store, settings: MatchSettings, args) -> None:
+    """Use --model as given; else the database's own model, (re)trained when the catalog
+    changed since it was trained (and it has labels to train on)."""
+    from core import service
+
+    explicit = Path(args.model) if args.model else None
+    model_dir = service.best_dir(store, explicit)
+    info = service.best_model_info(model_dir)
+    if explicit is not None and info is None:
+        raise SameSameError(
+            f"{model_dir} holds no trained best matcher; train one with python -m core train "
+            "--pipeline best --model DIR on a labelled catalog"
+        )
+    if explicit is None and not service.best_is_current(store, model_dir):
+        if service.labels_of(store) is None:
+            raise SameSameError(
+                "The best pipeline needs a trained model: pass --model DIR (trained with python "
+                "-m core train on a labelled catalog)."
+            )
+        print(
+            f"training the best matcher on this catalog's labels into {model_dir}", file=sys.stderr
+        )
+        _train_best(store, settings, model_dir, report_to=sys.stderr)
+        info = service.best_model_info(model_dir)
+        if getattr(args, "command", None) == "evaluate":
+            print(
+                "note: best was trained on this catalog's labels, so its figures here are "
+                "in-sample (see BENCHMARKS.md for held-out ones)",
+                file=sys.stderr,
+            )
+    image_model = (info or {}).get("image_model")
+    if (
+        image_model
+        and not args.hash_only
+        and image_model == service.image_model_name(settings)
+        and store.info()["images"]["ok"] > 0
+    ):
+        update, close = tqdm_progress(f"embedding ({image_model})")
+        try:
+            service.embed_images(store, settings, update)
+        finally:
+            close()
+
+
 def _run(store, pipeline: str, settings: MatchSettings, args):
     from core import service
 
@@ -355,13 +447,26 @@ def _run(store, pipeline: str, settings: MatchSettings, args):
     return result
 
 
+def _pipelines(args: argparse.Namespace, store) -> list[str]:
+    """--pipeline all: every pipeline that can run here (best needs a model or labels)."""
+    if args.pipeline != "all":
+        return [args.pipeline]
+    from core import service
+
+    can_best = (
+        service.best_model_info(service.best_dir(store, Path(args.model) if args.model else None))
+        is not None
+        or service.labels_of(store) is not None
+    )
+    return [p for p in PIPELINES if p != "best" or can_best]
+
+
 def cmd_match(args: argparse.Namespace) -> int:
-    pipelines = ["baseline", "ensemble"] if args.pipeline == "all" else [args.pipeline]
-    if args.out and len(pipelines) > 1:
-        raise SameSameError("--out takes one pipeline; choose --pipeline baseline or ensemble")
+    if args.out and args.pipeline == "all":
+        raise SameSameError("--out takes one pipeline; choose --pipeline " + "|".join(PIPELINES))
     with _scratch_store(args) as store:
         settings = _settings_from(args, store)
-        for pipeline in pipelines:
+        for pipeline in _pipelines(args, store):
             result = _run(store, pipeline, settings, args)
             groups = len(set(result.groups().values()))
             print(
@@ -377,11 +482,10 @@ def cmd_match(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core import service
 
-    pipelines = ["baseline", "ensemble"] if args.pipeline == "all" else [args.pipeline]
     figures = {}
     with _scratch_store(args) as store:
         settings = _settings_from(args, store)
-        for pipeline in pipelines:
+        for pipeline in _pipelines(args, store):
             result = _run(store, pipeline, settings, args)
             figures[pipeline] = {
                 **service.evaluate_result(store, result),

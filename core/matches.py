@@ -12,6 +12,7 @@ from core.settings import MatchSettings
 
 #: Per-modality score columns a pipeline may fill (NaN where a modality is absent).
 SCORE_COLUMNS = (
+    "probability",
     "image_cosine",
     "hash_distance",
     "tfidf_cosine",

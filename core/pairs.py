@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -34,7 +34,6 @@ class Neighbours:
     name: str
     index: np.ndarray
     score: np.ndarray
-    rank_of: dict[int, int] = field(default_factory=dict, repr=False)
 
     @property
     def k(self) -> int:

@@ -5,18 +5,22 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from core.embedders.base import ImageEmbedder
-from core.errors import SameSameError
+from core.errors import ModelNotTrainedError, SameSameError
 from core.images import hamming, open_image, phash_hex, phash_to_uint64
 from core.pipelines.baseline import baseline_rules
 from core.pipelines.ensemble import ensemble_rules
 from core.settings import MatchSettings
 from core.store import Store
 from core.text import normalize_title
+
+if TYPE_CHECKING:
+    from core.pipelines.best import BestMatcher
 
 
 @dataclass
@@ -44,6 +48,7 @@ def query_item(
     *,
     image_embedder: ImageEmbedder | None = None,
     image_model: tuple[str, str | None] | None = None,
+    best_matcher: BestMatcher | None = None,
     top_n: int = 10,
 ) -> pd.DataFrame:
     """The catalog postings most like ``item`` under one pipeline, matches first.
@@ -52,6 +57,9 @@ def query_item(
         image_embedder: the pipeline's image model, to embed the item's picture; without it
             (or without stored vectors) the perceptual hash is the image evidence.
         image_model: (name, version) of the stored vectors to compare with.
+        best_matcher: the trained model, needed for ``pipeline="best"``. Its features are
+            computed over the whole catalog plus the item (ranks and densities are catalog-wide),
+            so a query costs about as much as matching the catalog once.
 
     Returns:
         Columns posting_id, title, image_path, matched, rule, the pipeline's scores, similarity.
@@ -103,6 +111,20 @@ def query_item(
         frame["siamese_distance"] = distance
         frame["text_ratio"] = ratio
         similarity = np.nanmax(np.vstack([1.0 - distance / 2.0, ratio, hash_similarity]), axis=0)
+    elif pipeline == "best":
+        if best_matcher is None:
+            raise ModelNotTrainedError(
+                "The best pipeline needs a trained model: train it on a labelled catalog first."
+            )
+        vectors = None
+        if query_vector is not None and image_model is not None:
+            ids, matrix = store.load_embeddings(image_model[0], image_model[1])
+            vectors = (ids, matrix, query_vector)
+        probability, rule = _best_against(best_matcher, postings, query_title, item, vectors)
+        fired = {"model": rule == "model", "nearest": rule == "nearest"}
+        frame["probability"] = probability
+        frame["image_cosine"] = cosine
+        similarity = probability
     else:
         raise SameSameError(f"Unknown pipeline {pipeline!r}")
     matched = np.logical_or.reduce(list(fired.values()))
@@ -111,6 +133,60 @@ def query_item(
     frame["similarity"] = np.nan_to_num(similarity, nan=0.0)
     frame = frame.sort_values(["matched", "similarity"], ascending=[False, False], kind="stable")
     return frame.head(max(top_n, int(matched.sum()))).reset_index(drop=True)
+
+
+def _best_against(
+    matcher: BestMatcher,
+    postings: pd.DataFrame,
+    query_title: str,
+    item: NewItem,
+    vectors: tuple[list[str], np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per catalog posting: the model's match probability with the item (0 where the item was
+    not a candidate) and the rule that matched it ("model", "nearest" or "")."""
+    from core.pipelines.base import MatchInputs
+    from core.pipelines.best import select_pairs
+
+    n = len(postings)
+    query_id = "\x00query"  # cannot collide with an imported posting id (no control chars)
+    extended = pd.concat(
+        [
+            postings[["posting_id", "title_norm", "image_phash"]],
+            pd.DataFrame(
+                {
+                    "posting_id": [query_id],
+                    "title_norm": [query_title],
+                    "image_phash": [phash_hex(item.image) if item.image else None],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    by_id = None
+    if vectors is not None:
+        ids, matrix, query_vector = vectors
+        by_id = dict(zip(ids, matrix, strict=True))
+        by_id[query_id] = query_vector
+    inputs = MatchInputs.from_frame(extended, by_id, matcher.info.get("image_model"))
+    table, _, prob = matcher.probabilities(inputs)
+    config = matcher.config
+    keep = select_pairs(
+        n + 1,
+        table.left,
+        table.right,
+        prob,
+        config.threshold,
+        min(config.threshold, config.threshold_low),
+        config.min_one,
+    )
+    involves = (table.left == n) | (table.right == n)
+    other = np.where(table.left == n, table.right, table.left)[involves]
+    probability = np.zeros(n, dtype=np.float32)
+    probability[other] = prob[involves]
+    rule = np.full(n, "", dtype=object)
+    kept = keep[involves]
+    rule[other[kept]] = np.where(prob[involves][kept] >= config.threshold, "model", "nearest")
+    return probability, rule
 
 
 def _tfidf_against(titles: list[str], query_title: str) -> np.ndarray:

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 SIAMESE = "siamese"
+BEST = "best"
 
 
 def default_db_path() -> Path:
@@ -154,6 +155,99 @@ def embed_siamese(
     return embed_catalog(store, embedder, progress=progress)
 
 
+# -- the learned best pipeline --------------------------------------------------------------
+def best_dir(store: Store, explicit: Path | None = None) -> Path:
+    """Where this database's trained best matcher lives (``--model`` wins)."""
+    if explicit is not None:
+        return Path(explicit)
+    stem = store.path.stem if store.path is not None else "memory"
+    return data_dir() / "models" / stem / BEST
+
+
+def best_model_info(model_dir: Path) -> dict | None:
+    """The saved best matcher's training record, read without loading LightGBM."""
+    from core.pipelines.best import CONFIG_FILE
+
+    config = Path(model_dir) / CONFIG_FILE
+    if not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text()).get("info", {})
+    except ValueError as exc:
+        raise SameSameError(f"{config} is not a readable best model ({exc}); retrain it") from exc
+
+
+def catalog_stamp(store: Store) -> str:
+    """Identifies a database's catalog as it is now: changes when postings change, survives
+    moving or copying the database file (an id stored in it, not its path)."""
+    database_id = store.meta("database_id")
+    if database_id is None:
+        import uuid
+
+        database_id = uuid.uuid4().hex
+        store.set_meta("database_id", database_id)
+    return f"{database_id}#{store.catalog_revision}"
+
+
+def best_is_current(store: Store, model_dir: Path) -> bool:
+    """True when the model exists and was trained on this catalog as it is now."""
+    info = best_model_info(model_dir)
+    return info is not None and info.get("catalog") == catalog_stamp(store)
+
+
+def train_best_model(
+    store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
+) -> dict:
+    """Train the best pipeline on this catalog's labelled postings and save it in model_dir.
+
+    Image vectors of the baseline model are used when every posting with an image file has
+    one; otherwise hashes are the image evidence (the saved model remembers which).
+    """
+    from core.pipelines.base import MatchInputs
+    from core.pipelines.best import BestMatcher
+
+    postings = store.postings()
+    labelled = postings[postings["label_group"].notna()].reset_index(drop=True)
+    if labelled["label_group"].duplicated().sum() == 0:
+        raise SameSameError(
+            "Training the best pipeline needs a labelled catalog (a label_group column where "
+            "postings of the same product share a value); this catalog has none."
+        )
+    image_model = image_model_name(settings)
+    ids, matrix = store.load_embeddings(image_model, "imagenet")
+    with_image = set(labelled.loc[labelled["image_status"] == "ok", "posting_id"])
+    use_images = bool(with_image) and with_image <= set(ids)
+    vectors = dict(zip(ids, matrix, strict=True)) if use_images else None
+    inputs = MatchInputs.from_frame(labelled, vectors, image_model if use_images else None)
+    started = time.perf_counter()
+    matcher = BestMatcher.fit(inputs, labelled["label_group"].tolist(), settings, progress)
+    matcher.info["image_model"] = image_model if use_images else None
+    matcher.info["catalog"] = catalog_stamp(store)
+    matcher.save(Path(model_dir))
+    return {**matcher.info, "seconds": time.perf_counter() - started}
+
+
+def _match_best(
+    store: Store, settings: MatchSettings, model_dir: Path | None, hash_only: bool
+) -> MatchResult:
+    from core.pipelines.best import BestMatcher
+
+    folder = best_dir(store, model_dir)
+    matcher = BestMatcher.load(folder)
+    image_model = matcher.info.get("image_model")
+    inputs = _inputs_for(
+        store, (image_model, "imagenet") if image_model and not hash_only else None
+    )
+    result = matcher.match(inputs, settings)
+    if image_model and inputs.vector_count < _image_count(store):
+        result.notices.append(
+            f"The best model was trained with {image_model} image vectors and "
+            f"{_image_count(store) - inputs.vector_count} image(s) here have none: embed them "
+            "with that model for its full accuracy."
+        )
+    return result
+
+
 # -- matching --------------------------------------------------------------------------------
 def pipeline_image_model(
     store: Store, pipeline: str, settings: MatchSettings, model_dir: Path | None = None
@@ -161,6 +255,9 @@ def pipeline_image_model(
     """(model name, version) whose vectors the pipeline reads, or None for hash-only."""
     if pipeline == "baseline":
         return image_model_name(settings), "imagenet"
+    if pipeline == BEST:
+        info = best_model_info(best_dir(store, model_dir)) or {}
+        return (info["image_model"], "imagenet") if info.get("image_model") else None
     version = siamese_version(siamese_dir(store, model_dir))
     return (SIAMESE, version) if version else None
 
@@ -183,6 +280,11 @@ def run_pipeline(
     if pipeline not in PIPELINES:
         raise SameSameError(f"Unknown pipeline {pipeline!r}; choose one of {', '.join(PIPELINES)}")
     settings = settings or store.load_settings()
+    if pipeline == BEST:
+        result = _match_best(store, settings, model_dir, hash_only)
+        if save:
+            store.save_matches(pipeline, result.pairs, settings, result.seconds)
+        return result
     model = None if hash_only else pipeline_image_model(store, pipeline, settings, model_dir)
     inputs = _inputs_for(store, model)
     notices = []

@@ -1,4 +1,4 @@
-"""Browse page: one posting, its matches from both pipelines side by side, its groups, reviews."""
+"""Browse page: one posting, its matches from every pipeline side by side, its groups, reviews."""
 
 from __future__ import annotations
 
@@ -43,6 +43,11 @@ def _verdicts(store: Store, pid: str) -> dict[str, str]:
 
 def _run_button(store: Store, pipeline: str) -> None:
     st.info(f"The {pipeline} pipeline has no stored matches for this catalog yet.")
+    if pipeline == service.BEST and service.best_model_info(service.best_dir(store)) is None:
+        st.page_link(
+            "pages/embed.py", label="Train the best matcher first", icon=":material/model_training:"
+        )
+        return
     if st.button(f"Run {pipeline} now", key=f"browse_run_{pipeline}", type="primary"):
         with st.spinner(f"Matching the catalog with the {pipeline} pipeline…"):
             result = service.run_pipeline(store, pipeline, common.load_settings(store))
@@ -233,7 +238,8 @@ def main() -> None:
         results = {p: resources.stored_result(store, p) for p in common.PIPELINES}
         verdicts = _verdicts(store, pid)
         suggested: dict[str, list[str]] = {}
-        for column, pipeline in zip(st.columns(2), common.PIPELINES, strict=True):
+        columns = st.columns(len(common.PIPELINES))
+        for column, pipeline in zip(columns, common.PIPELINES, strict=True):
             with column:
                 matches = _pipeline_column(
                     store, pipeline, results[pipeline], pid, postings, verdicts

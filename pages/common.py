@@ -26,10 +26,11 @@ logger = logging.getLogger(__name__)
 DB_KEY = "db_path"
 APP_STATE_FILE = "app_state.json"
 CATALOGS_FOLDER = "catalogs"
-PIPELINES = ("baseline", "ensemble")
+PIPELINES = ("baseline", "ensemble", "best")
 PIPELINE_TITLES = {
     "baseline": "Baseline: MobileNet + TF-IDF",
     "ensemble": "Ensemble: Siamese + title ratio",
+    "best": "Best: learned pair classifier",
 }
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -241,6 +242,7 @@ def score_columns(frame: pd.DataFrame) -> dict[str, st.column_config.Column]:
         "tfidf_cosine": st.column_config.NumberColumn("TF-IDF cos", format="%.3f"),
         "text_ratio": st.column_config.NumberColumn("title ratio", format="%.3f"),
         "siamese_distance": st.column_config.NumberColumn("Siamese dist", format="%.3f"),
+        "probability": st.column_config.NumberColumn("match prob.", format="%.3f"),
         "similarity": st.column_config.ProgressColumn(
             "similarity", min_value=0.0, max_value=1.0, format="%.2f", width="small"
         ),

@@ -1,5 +1,5 @@
-"""Compare page: upload photos and/or type a title, see the catalog's closest postings under both
-pipelines, and optionally add the item to the catalog."""
+"""Compare page: upload photos and/or type a title, see the catalog's closest postings under each
+pipeline, and optionally add the item to the catalog."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ def _image_models(
     for pipeline in common.PIPELINES:
         model = service.pipeline_image_model(store, pipeline, settings)
         has_vectors = model is not None and bool(store.embedded_ids(model[0], model[1] or ""))
+        if not has_vectors and pipeline == service.BEST and model is None:
+            # Trained without image vectors (or not trained): hashes are its image evidence.
+            models[pipeline] = (None, None, None)
+            continue
         if not has_vectors:
             name = model[0] if model else "Siamese"
             note = (
@@ -64,7 +68,13 @@ def _image_models(
             models[pipeline] = (None, model, None)
             continue
         try:
-            if pipeline == "baseline":
+            if pipeline != "ensemble":
+                # Baseline and best read the pretrained model's vectors.
+                if model[0] != service.image_model_name(settings):
+                    raise SameSameError(
+                        f"The stored vectors are {model[0]}, the settings choose "
+                        f"{service.image_model_name(settings)}."
+                    )
                 embedder = resources.image_embedder_for(settings)
             else:
                 embedder = resources.siamese_embedder(
@@ -100,6 +110,7 @@ def _query(
             settings,
             image_embedder=embedder,
             image_model=model,
+            best_matcher=resources.best_matcher_of(store) if pipeline == service.BEST else None,
             top_n=TOP_N,
         )
     return cache[key]
@@ -113,7 +124,14 @@ def _show_results(frame: pd.DataFrame, pipeline: str) -> None:
         st.info(f"No posting passes the {pipeline} rules; the closest ones are listed.")
     scores = [
         c
-        for c in ("image_cosine", "siamese_distance", "hash_distance", "tfidf_cosine", "text_ratio")
+        for c in (
+            "probability",
+            "image_cosine",
+            "siamese_distance",
+            "hash_distance",
+            "tfidf_cosine",
+            "text_ratio",
+        )
         if c in frame and frame[c].notna().any()
     ]
     shown = resources.with_thumbnails(frame)
@@ -151,10 +169,15 @@ def _show_item(
             on_click=_add,
             args=(str(store.path), item),
         )
-        for column, pipeline in zip(st.columns(2), common.PIPELINES, strict=True):
+        has_best = service.best_model_info(service.best_dir(store)) is not None
+        columns = st.columns(len(common.PIPELINES))
+        for column, pipeline in zip(columns, common.PIPELINES, strict=True):
             embedder, model, note = models[pipeline]
             with column:
                 st.markdown(f"**{common.PIPELINE_TITLES[pipeline]}**")
+                if pipeline == service.BEST and not has_best:
+                    st.caption("No trained best matcher: train it on the Embed page.")
+                    continue
                 if note:
                     st.caption(note)
                 frame = _query(store, item, pipeline, settings, embedder, model)

@@ -1,4 +1,5 @@
-"""Embed page: image embeddings (MobileNet), Siamese training + embedding, and matching now.
+"""Embed page: image embeddings (MobileNet), Siamese training + embedding, training the best
+matcher, and matching now.
 
 TensorFlow is imported only when one of the model buttons is pressed.
 """
@@ -136,6 +137,46 @@ def _siamese(store: Store, settings: MatchSettings, images: int) -> None:
         st.line_chart(curve, x_label="epoch", y_label="triplet loss", height=220)
 
 
+def _best(store: Store, settings: MatchSettings) -> None:
+    st.subheader("Best: learned pair classifier")
+    st.markdown(
+        "Finds candidates by word and character TF-IDF, perceptual hash and (when embedded) "
+        "image vectors, then scores each pair with two LightGBM classifiers trained on this "
+        "catalog's labelled groups. It works on catalogs of unseen products; its thresholds "
+        "are tuned by group-aware cross-validation during training."
+    )
+    model_dir = service.best_dir(store)
+    info = service.best_model_info(model_dir)
+    if info is None:
+        st.caption("No trained model yet.")
+    else:
+        current = service.best_is_current(store, model_dir)
+        st.caption(
+            f"Trained {info.get('trained_at', '?')} on {info.get('postings', 0):,} postings "
+            f"({info.get('label_groups', 0):,} groups) in "
+            f"{common.format_seconds(info.get('training_seconds', 0))}; out-of-fold F1 "
+            f"{info.get('oof_f1', float('nan')):.3f}; image evidence: "
+            f"{info.get('image_model') or 'perceptual hash'}."
+            + ("" if current else " The catalog changed since: retrain to learn from it.")
+        )
+    labelled = service.labels_of(store) is not None
+    if not labelled:
+        st.caption("Training needs a labelled catalog (a label_group column).")
+    label = "Retrain best matcher" if info else "Train best matcher"
+    if st.button(label, key="train_best", disabled=not labelled):
+        started = time.perf_counter()
+        report = service.train_best_model(
+            store, settings, model_dir, progress=common.ProgressBar("Training stages")
+        )
+        common.flash(
+            "success",
+            f"Trained the best matcher on {report['postings']:,} postings in "
+            f"{common.format_seconds(time.perf_counter() - started)}; out-of-fold F1 "
+            f"{report['oof_f1']:.3f}.",
+        )
+        st.rerun()
+
+
 def _match_now(store: Store, settings: MatchSettings) -> None:
     st.subheader("Match the whole catalog")
     st.caption(
@@ -154,7 +195,13 @@ def _match_now(store: Store, settings: MatchSettings) -> None:
                     f"{common.PIPELINE_TITLES[pipeline]}: {pairs:,} pairs, computed {when}"
                     + (" (catalog changed since)" if run["stale"] else "")
                 )
-            if st.button(f"Match now: {pipeline}", key=f"match_{pipeline}"):
+            untrained = (
+                pipeline == service.BEST
+                and service.best_model_info(service.best_dir(store)) is None
+            )
+            if untrained:
+                st.caption("Train the best matcher above first.")
+            if st.button(f"Match now: {pipeline}", key=f"match_{pipeline}", disabled=untrained):
                 with st.spinner(f"Matching with the {pipeline} pipeline…"):
                     result = service.run_pipeline(store, pipeline, settings)
                 text = f"{pipeline}: {len(result.pairs):,} pairs in {result.seconds:.1f} s"
@@ -177,6 +224,8 @@ def main() -> None:
         _mobilenet(store, settings, images)
         st.divider()
         _siamese(store, settings, images)
+        st.divider()
+        _best(store, settings)
         st.divider()
         _match_now(store, settings)
     st.page_link(

@@ -17,6 +17,8 @@ from core.store import Store
 from pages import common, resources
 
 TRIAL_KEY = "evaluate_trial"
+#: Pipelines whose thresholds are settings (best learns its own).
+THRESHOLD_PIPELINES = ("baseline", "ensemble")
 
 #: Thresholds the curve can sweep: (label, pipeline it belongs to, values tried).
 CURVES: dict[str, tuple[str, str, tuple[float, ...]]] = {
@@ -48,14 +50,18 @@ def _metric_row(metrics: dict[str, float], reference: dict[str, float] | None = 
 def _stored(store: Store) -> dict[str, dict[str, float] | None]:
     st.subheader("Stored matches")
     found: dict[str, dict[str, float] | None] = {}
-    for column, pipeline in zip(st.columns(2), common.PIPELINES, strict=True):
+    has_best = service.best_model_info(service.best_dir(store)) is not None
+    for column, pipeline in zip(st.columns(len(common.PIPELINES)), common.PIPELINES, strict=True):
         with column:
             st.markdown(f"**{common.PIPELINE_TITLES[pipeline]}**")
             metrics = resources.stored_metrics(store, pipeline)
             found[pipeline] = metrics
             if metrics is None:
-                st.caption("Not run yet.")
-                if st.button(f"Run {pipeline} now", key=f"evaluate_run_{pipeline}"):
+                untrained = pipeline == service.BEST and not has_best
+                st.caption("Train it on the Embed page first." if untrained else "Not run yet.")
+                if st.button(
+                    f"Run {pipeline} now", key=f"evaluate_run_{pipeline}", disabled=untrained
+                ):
                     with st.spinner(f"Matching with the {pipeline} pipeline…"):
                         service.run_pipeline(store, pipeline, common.load_settings(store))
                     st.rerun()
@@ -66,6 +72,11 @@ def _stored(store: Store) -> dict[str, dict[str, float] | None]:
                 f"{store.match_counts().get(pipeline, 0):,} pairs · computed in "
                 f"{run['seconds']:.1f} s over {int(metrics['postings']):,} labelled postings"
             )
+            if pipeline == service.BEST and has_best:
+                st.caption(
+                    "In-sample when the model was trained on this catalog's labels; "
+                    "BENCHMARKS.md has held-out figures."
+                )
             note = common.stale_note(store, pipeline)
             if note:
                 st.warning(note)
@@ -142,12 +153,15 @@ def _threshold_form(settings: MatchSettings) -> MatchSettings | None:
 
 def _trial(store: Store, settings: MatchSettings, stored: dict) -> None:
     st.subheader("Try other thresholds")
-    st.caption("Recompute matches both pipelines with these thresholds without saving them.")
+    st.caption(
+        "Recompute the baseline and ensemble matches with these thresholds without saving them "
+        "(the best matcher's thresholds are learned in training)."
+    )
     trial = _threshold_form(settings)
     if trial is not None:
         metrics: dict[str, dict[str, float]] = {}
         with st.spinner("Matching with the new thresholds…"):
-            for pipeline in common.PIPELINES:
+            for pipeline in THRESHOLD_PIPELINES:
                 result = service.run_pipeline(store, pipeline, trial, save=False)
                 metrics[pipeline] = service.evaluate_result(store, result)
         st.session_state[TRIAL_KEY] = {
@@ -159,7 +173,7 @@ def _trial(store: Store, settings: MatchSettings, stored: dict) -> None:
     saved = st.session_state.get(TRIAL_KEY)
     if not saved or saved["db"] != str(store.path) or saved["revision"] != store.catalog_revision:
         return
-    for column, pipeline in zip(st.columns(2), common.PIPELINES, strict=True):
+    for column, pipeline in zip(st.columns(2), THRESHOLD_PIPELINES, strict=True):
         with column:
             st.markdown(f"**{pipeline} with the new thresholds**")
             _metric_row(saved["metrics"][pipeline], stored.get(pipeline))
@@ -241,7 +255,7 @@ def _submission_csv(result: MatchResult) -> str:
 def _downloads(store: Store, results: dict[str, MatchResult | None]) -> None:
     st.subheader("Submission file")
     st.caption("posting_id,matches (space-separated ids), the competition's layout.")
-    columns = st.columns(2)
+    columns = st.columns(len(common.PIPELINES))
     for column, pipeline in zip(columns, common.PIPELINES, strict=True):
         result = results[pipeline]
         if result is None:

@@ -117,6 +117,26 @@ def siamese_embedder(model_dir: str, version: str, batch_size: int) -> ImageEmbe
     return SiameseEmbedder.load(Path(model_dir), batch_size)
 
 
+@st.cache_resource(show_spinner="Loading the best matcher…", max_entries=2)
+def best_matcher(model_dir: str, stamp: str):
+    """A trained best matcher; ``stamp`` (its file's mtime) makes a retrained model reload."""
+    from core.pipelines.best import BestMatcher
+
+    del stamp  # part of the cache key only
+    return BestMatcher.load(Path(model_dir))
+
+
+def best_matcher_of(store: Store):
+    """This database's best matcher, or None when it has none yet."""
+    from core.pipelines.best import CONFIG_FILE
+
+    folder = service.best_dir(store)
+    config = folder / CONFIG_FILE
+    if not config.is_file():
+        return None
+    return best_matcher(str(folder), str(config.stat().st_mtime_ns))
+
+
 # -- data -----------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=8)
 def postings(db_path: str, revision: int) -> pd.DataFrame:

@@ -153,7 +153,9 @@ def test_evaluate_prints_both_pipelines_as_the_engine_scores_them(labelled_csv: 
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["pipeline", "F1", "precision", "recall", "seconds"]
-    assert [line.split()[0] for line in lines[1:]] == ["baseline", "ensemble"]
+    # With labels and no model, "all" also trains best on them (in-sample, and it says so).
+    assert [line.split()[0] for line in lines[1:]] == ["baseline", "ensemble", "best"]
+    assert "in-sample" in table.stderr
     assert as_json.returncode == 0, as_json.stderr
     figures = json.loads(as_json.stdout)
     with Store(":memory:") as store:
@@ -194,3 +196,106 @@ def test_invalid_setting_is_a_clean_error(tmp_path: Path, labelled_csv: Path) ->
     assert done.stderr.strip().splitlines()[-1].startswith("error: Invalid settings: ")
     assert "baseline_text_cosine must be between 0 and 1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- The learned best pipeline ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shopee_train_and_unseen(shopee_csv: Path, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """Real postings of 600 label groups: a labelled training CSV of 450 groups, and the other
+    150 groups as a catalog without label_group (plus their labels, kept apart for scoring)."""
+    frame = pd.read_csv(shopee_csv, dtype=str, keep_default_na=False)
+    groups = frame["label_group"].drop_duplicates().sample(n=600, random_state=3)
+    unseen = set(groups.iloc[:150])
+    folder = tmp_path_factory.mktemp("best_cli")
+    chosen = frame[frame["label_group"].isin(set(groups))]
+    train = chosen[~chosen["label_group"].isin(unseen)]
+    held = chosen[chosen["label_group"].isin(unseen)]
+    train.to_csv(folder / "train.csv", index=False)
+    held.drop(columns=["label_group"]).to_csv(folder / "unseen.csv", index=False)
+    held[["posting_id", "label_group"]].to_csv(folder / "unseen_labels.csv", index=False)
+    return folder / "train.csv", folder / "unseen.csv", folder / "unseen_labels.csv"
+
+
+def _submission_f1(path: Path, labels_csv: Path) -> float:
+    from core.metrics import evaluate, true_match_sets
+
+    labels = pd.read_csv(labels_csv, dtype=str)
+    truth = true_match_sets(dict(zip(labels["posting_id"], labels["label_group"], strict=True)))
+    frame = pd.read_csv(path, dtype=str)
+    predicted = {row.posting_id: set(row.matches.split()) for row in frame.itertuples()}
+    return evaluate(predicted, truth)["f1"]
+
+
+@pytest.mark.slow
+def test_best_trains_once_and_matches_unseen_products_without_labels(
+    tmp_path: Path, shopee_train_and_unseen, samesame_home: Path
+) -> None:
+    train_csv, unseen_csv, unseen_labels = shopee_train_and_unseen
+    model = tmp_path / "model"
+
+    trained = run_cli("train", "--catalog", train_csv, "--model", model, timeout=600)
+    best = run_cli(
+        "match", "--catalog", unseen_csv, "--pipeline", "best", "--model", model,
+        "--out", tmp_path / "best.csv",
+    )  # fmt: skip
+    baseline = run_cli(
+        "match", "--catalog", unseen_csv, "--pipeline", "baseline", "--out", tmp_path / "base.csv"
+    )
+
+    assert trained.returncode == 0, trained.stderr
+    assert "best matcher: trained on" in trained.stdout
+    assert "siamese" not in trained.stdout  # no image files: nothing for the Siamese network
+    saved = json.loads((model / "best.json").read_text())
+    assert saved["info"]["image_model"] is None and saved["info"]["oof_f1"] > 0.7
+    assert not any(p.suffix in {".pkl", ".pickle", ".joblib"} for p in model.rglob("*"))
+    assert best.returncode == 0, best.stderr
+    assert baseline.returncode == 0, baseline.stderr
+    ids = pd.read_csv(unseen_csv, dtype=str)["posting_id"].tolist()
+    assert_submission(tmp_path / "best.csv", ids)
+    best_f1 = _submission_f1(tmp_path / "best.csv", unseen_labels)
+    baseline_f1 = _submission_f1(tmp_path / "base.csv", unseen_labels)
+    assert best_f1 > baseline_f1 + 0.02, (best_f1, baseline_f1)
+
+
+def test_best_without_a_model_or_labels_says_what_to_do(
+    tmp_path: Path, unlabelled_csv: Path
+) -> None:
+    no_model = run_cli("match", "--catalog", unlabelled_csv, "--pipeline", "best")
+    empty_dir = run_cli(
+        "match", "--catalog", unlabelled_csv, "--pipeline", "best", "--model", tmp_path / "none"
+    )
+    no_labels = run_cli("train", "--catalog", unlabelled_csv, "--model", tmp_path / "m")
+
+    for done in (no_model, empty_dir, no_labels):
+        assert done.returncode == 2
+        assert "Traceback" not in done.stderr
+    assert "needs a trained model" in no_model.stderr and "--model DIR" in no_model.stderr
+    assert "holds no trained best matcher" in empty_dir.stderr
+    assert "needs a labelled catalog" in no_labels.stderr
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_best_model_of_a_database_is_reused_until_the_catalog_changes(
+    tmp_path: Path, labelled_csv: Path, shopee_sample, samesame_home: Path
+) -> None:
+    db = tmp_path / "cat.db"
+    assert run_cli("--db", db, "import", labelled_csv).returncode == 0
+
+    first = run_cli("--db", db, "match", "--pipeline", "best")
+    again = run_cli("--db", db, "match", "--pipeline", "best")
+    columns = ["posting_id", "image", "image_phash", "title", "label_group"]
+    extra = dict(shopee_sample[0], posting_id="extra_copy")
+    write_catalog(tmp_path / "more.csv", [*shopee_sample, extra], columns)
+    assert run_cli("--db", db, "import", tmp_path / "more.csv").returncode == 0
+    changed = run_cli("--db", db, "match", "--pipeline", "best")
+
+    for done in (first, again, changed):
+        assert done.returncode == 0, done.stderr
+        assert "best: " in done.stdout
+    assert "training the best matcher" in first.stderr
+    assert "training the best matcher" not in again.stderr
+    assert "training the best matcher" in changed.stderr
+    assert (samesame_home / "models" / "cat" / "best" / "best.json").is_file()

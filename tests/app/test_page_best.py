@@ -1,0 +1,100 @@
+"""The learned best pipeline in the app: training on the Embed page, its column on Browse,
+Compare and Evaluate."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core import service
+from core.settings import MatchSettings
+from core.store import Store
+from tests.app.helpers import button, open_page, texts
+
+
+@pytest.fixture(scope="module")
+def trained_demo_model(prepared_home, tmp_path_factory) -> Path:
+    """The best matcher trained once on a copy of the prepared demo database."""
+    folder = tmp_path_factory.mktemp("best_demo")
+    shutil.copy2(prepared_home.path / "demo.db", folder / "demo.db")
+    with Store(folder / "demo.db") as store:
+        service.train_best_model(store, MatchSettings(), folder / "model")
+    return folder / "model"
+
+
+@pytest.fixture
+def demo_with_best(demo_db: Path, trained_demo_model: Path) -> Path:
+    with Store(demo_db) as store:
+        target = service.best_dir(store)
+    shutil.copytree(trained_demo_model, target)
+    return demo_db
+
+
+@pytest.mark.slow
+def test_training_on_the_embed_page_saves_a_model_and_matching_uses_it(app, demo_db):
+    open_page(app, "embed")
+    assert "No trained model yet." in texts(app.caption)
+    assert button(app, "Match now: best").disabled
+    button(app, "Train best matcher").click().run()
+
+    assert not app.exception
+    assert not app.error, texts(app.error)
+    [message] = texts(app.success)
+    with Store(demo_db) as store:
+        info = service.best_model_info(service.best_dir(store))
+        assert service.best_is_current(store, service.best_dir(store))
+    assert message.startswith(f"Trained the best matcher on {info['postings']:,} postings")
+    assert f"out-of-fold F1 {info['oof_f1']:.3f}" in message
+    assert any(c.startswith("Trained ") and "out-of-fold F1" in c for c in texts(app.caption))
+
+    button(app, "Match now: best").click().run()
+    assert not app.exception
+    with Store(demo_db) as store:
+        result = service.stored_result(store, "best")
+        f1 = service.evaluate_result(store, result)["f1"]
+        hash_only = service.run_pipeline(store, "baseline", save=False)
+        baseline_f1 = service.evaluate_result(store, hash_only)["f1"]
+    assert any(s.startswith(f"best: {len(result.pairs):,} pairs") for s in texts(app.success))
+    # In-sample, so only a sanity bound: learning from the labels beats the fixed rules.
+    assert f1 > baseline_f1
+
+
+def test_browse_without_a_model_points_to_training(app, demo_db):
+    open_page(app, "browse")
+
+    assert any("The best pipeline has no stored matches" in i for i in texts(app.info))
+    assert any("Train the best matcher first" in link.label for link in app.get("page_link"))
+
+
+@pytest.mark.slow
+def test_compare_scores_a_typed_title_with_the_trained_model(app, demo_with_best):
+    with Store(demo_with_best) as store:
+        row = store.postings().iloc[11]
+    open_page(app, "compare")
+    app.text_input(key="compare_title").set_value(row["title"])
+    button(app, "Find matches").click().run()
+
+    assert not app.exception
+    assert not app.error, texts(app.error)
+    tables = [d.value for d in app.dataframe if "similarity" in d.value.columns]
+    assert len(tables) == 3
+    best = tables[2]
+    assert "probability" in best.columns
+    top = best.iloc[0]
+    assert top["posting_id"] == row["posting_id"] and top["matched"]
+    assert top["probability"] > 0.5
+    assert best["probability"].is_monotonic_decreasing or best["matched"].iloc[0]
+
+
+@pytest.mark.slow
+def test_evaluate_shows_best_metrics_as_in_sample(app, demo_with_best):
+    with Store(demo_with_best) as store:
+        expected = service.evaluate_result(store, service.run_pipeline(store, "best"))
+    open_page(app, "evaluate")
+
+    assert not app.exception
+    assert any(m.value == f"{expected['f1']:.3f}" for m in app.metric)
+    assert any("In-sample" in c for c in texts(app.caption))
+    assert "Download best submission.csv" in [b.label for b in app.get("download_button")]
