@@ -105,8 +105,10 @@ def open_image(
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB version of ``img``; an RGB image is returned as is (the caller's own copy from
+    ``exif_transpose``, so no second full-size copy)."""
     if img.mode == "RGB":
-        return img.copy()
+        return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(img, dtype=np.float64)
         peak = array.max() or 1.0

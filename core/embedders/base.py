@@ -23,17 +23,26 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 def decoded_batches(
-    sources: Sequence[Path | bytes], size: int, batch_size: int, workers: int = 2
+    sources: Sequence[Path | bytes],
+    size: int,
+    batch_size: int,
+    workers: int = 2,
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
     """(b, size, size, 3) uint8 batches, decoded by a thread pool one batch ahead of the model.
 
-    Pillow releases the GIL while decoding and resizing, so decoding the next batch overlaps the
-    network's forward pass on the current one.
+    Pillow releases the GIL while decoding and resizing (and numpy while converting), so
+    decoding the next batch overlaps the network's forward pass on the current one.
+
+    Args:
+        prepare: applied to each stacked batch in the decoding thread (e.g. the network's
+            uint8 → float scaling), so the model's thread does nothing but run the model.
     """
     with ThreadPoolExecutor(max_workers=workers) as pool:
 
         def decode(chunk: Sequence[Path | bytes]) -> np.ndarray:
-            return np.stack(list(pool.map(lambda s: load_for_model(s, size), chunk)))
+            batch = np.stack(list(pool.map(lambda s: load_for_model(s, size), chunk)))
+            return prepare(batch) if prepare is not None else batch
 
         chunks = [sources[i : i + batch_size] for i in range(0, len(sources), batch_size)]
         if not chunks:
@@ -47,7 +56,9 @@ def decoded_batches(
 
 
 class ImageEmbedder:
-    """Base class: subclasses set `name`, `version`, `image_size` and implement `_embed_batch`.
+    """Base class: subclasses set `name`, `version`, `image_size` and implement `_embed_batch`
+    (the network on model-ready input), optionally `_prepare` (uint8 pixels → model input,
+    run in the decoding thread).
 
     `embed` returns (n, d) float32 L2-normalised vectors, one per source, in order.
     """
@@ -57,20 +68,25 @@ class ImageEmbedder:
     image_size: int = 224
     batch_size: int = 32
 
-    def _embed_batch(self, pixels: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+    def _prepare(self, pixels: np.ndarray) -> np.ndarray:
+        return pixels
+
+    def _embed_batch(self, prepared: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Vectors for already-decoded (b, s, s, 3) uint8 pictures."""
-        return l2_normalise(self._embed_batch(pixels))
+        return l2_normalise(self._embed_batch(self._prepare(pixels)))
 
     def embed(
         self, sources: Sequence[Path | bytes], progress: Progress | None = None
     ) -> np.ndarray:
         parts = []
         done = 0
-        for batch in decoded_batches(sources, self.image_size, self.batch_size):
-            parts.append(self.embed_pixels(batch))
+        for batch in decoded_batches(
+            sources, self.image_size, self.batch_size, prepare=self._prepare
+        ):
+            parts.append(l2_normalise(self._embed_batch(batch)))
             done += len(batch)
             if progress is not None:
                 progress(done, len(sources))

@@ -36,8 +36,11 @@ class PretrainedEmbedder(ImageEmbedder):
         self.name = embedder_name(backbone, alpha, image_size)
         self.version = "imagenet"
 
-    def _embed_batch(self, pixels: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(preprocess(self.backbone, pixels)))
+    def _prepare(self, pixels: np.ndarray) -> np.ndarray:
+        return preprocess(self.backbone, pixels)
+
+    def _embed_batch(self, prepared: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(prepared))
 
 
 def embedder_name(backbone: str, alpha: float, image_size: int) -> str:

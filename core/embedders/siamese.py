@@ -215,8 +215,11 @@ class SiameseEmbedder(ImageEmbedder):
         self.version = version
         self.batch_size = batch_size
 
-    def _embed_batch(self, pixels: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(preprocess(self.config.backbone, pixels)))
+    def _prepare(self, pixels: np.ndarray) -> np.ndarray:
+        return preprocess(self.config.backbone, pixels)
+
+    def _embed_batch(self, prepared: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(prepared))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
