@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="what the database holds")
     p.add_argument("--json", action="store_true")
+    for subparser in sub.choices.values():
+        # `--db` is accepted after the command too (`import X.csv --db PATH`); SUPPRESS keeps
+        # a value given before the command when it is not repeated after it.
+        subparser.add_argument(
+            "--db", default=argparse.SUPPRESS, help="database file (same as before the command)"
+        )
     return parser
 
 

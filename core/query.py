@@ -36,7 +36,8 @@ class NewItem:
             raise SameSameError(
                 f"{self.name}: give an image or a title with at least one letter or digit"
             )
-        if self.image:
+        if self.image is not None:
+            # An empty upload is a broken picture, not "no picture": say so.
             open_image(self.image)  # raises ImageError naming the problem
 
 

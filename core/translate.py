@@ -4,6 +4,8 @@ batched and cached in the database; any failure falls back to the untranslated t
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -14,9 +16,12 @@ logger = logging.getLogger(__name__)
 
 Translator = Callable[[list[str]], list[str]]
 BATCH = 50
+#: Seconds one batch may take before the service counts as unreachable (deep-translator's
+#: requests carry no timeout of their own, so a silent network would otherwise hang matching).
+BATCH_TIMEOUT = 20.0
 
 
-def google_translator(target: str = "en", timeout: float = 10.0) -> Translator:
+def google_translator(target: str = "en") -> Translator:
     """A batch translator backed by Google Translate (needs the internet)."""
     from deep_translator import GoogleTranslator
 
@@ -35,6 +40,7 @@ def translate_titles(
     target: str = "en",
     translator: Translator | None = None,
     retries: int = 2,
+    timeout: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[str], str | None]:
     """English versions of ``titles``, cached; returns (titles, notice).
@@ -55,7 +61,9 @@ def translate_titles(
                 break
             batch = todo[start : start + BATCH]
             try:
-                result = _with_retries(translate, batch, retries)
+                result = _with_retries(
+                    translate, batch, retries, BATCH_TIMEOUT if timeout is None else timeout
+                )
             except TranslationError as exc:
                 notice = (
                     f"Translation failed ({exc}); {len(todo) - start} titles used untranslated."
@@ -69,11 +77,34 @@ def translate_titles(
     return [cached.get(t, t) for t in titles], notice
 
 
-def _with_retries(translate: Translator, batch: list[str], retries: int) -> list[str]:
+def _with_deadline(translate: Translator, batch: list[str], timeout: float) -> list[str]:
+    """``translate(batch)`` in a daemon thread; TranslationError if it takes over ``timeout``
+    (the thread is abandoned: a hung request must not keep matching, or the process, waiting)."""
+    answers: queue.Queue = queue.Queue(maxsize=1)
+
+    def call() -> None:
+        try:
+            answers.put((True, translate(batch)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            answers.put((False, exc))
+
+    threading.Thread(target=call, name="samesame-translate", daemon=True).start()
+    try:
+        ok, value = answers.get(timeout=timeout)
+    except queue.Empty:
+        raise TranslationError(f"the translation service did not answer in {timeout:g} s") from None
+    if not ok:
+        raise value
+    return value
+
+
+def _with_retries(
+    translate: Translator, batch: list[str], retries: int, timeout: float = BATCH_TIMEOUT
+) -> list[str]:
     last: Exception | None = None
     for attempt in range(retries + 1):
         try:
-            result = translate(batch)
+            result = _with_deadline(translate, batch, timeout)
             if len(result) != len(batch):
                 raise TranslationError("the service returned a different number of titles")
             return [str(r) for r in result]

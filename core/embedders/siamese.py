@@ -242,10 +242,16 @@ class SiameseEmbedder(ImageEmbedder):
                 f"No trained Siamese model in {folder}. Train one first "
                 "(python -m core train … or the Embed page)."
             )
-        stored = json.loads(config_path.read_text())
-        stored.pop("version", None)
-        config = SiameseConfig(**stored)
-        model = keras.models.load_model(model_path, safe_mode=True, compile=False)
+        try:
+            stored = json.loads(config_path.read_text())
+            stored.pop("version", None)
+            config = SiameseConfig(**stored)
+            model = keras.models.load_model(model_path, safe_mode=True, compile=False)
+        except Exception as exc:  # Keras raises ValueError, TypeError, OSError, zipfile errors…
+            raise ModelNotTrainedError(
+                f"The Siamese model in {folder} cannot be loaded safely ({type(exc).__name__}: "
+                f"{str(exc)[:300]}). Retrain it; models with custom code are refused."
+            ) from exc
         return cls(model, config, _file_digest(model_path), batch_size)
 
 

@@ -738,31 +738,33 @@ class BestMatcher:
             raise ModelNotTrainedError(
                 f"No trained best model in {folder}. Train one first on a labelled catalog."
             )
-        payload = json.loads(path.read_text())
-        if payload.get("format_version") != FORMAT_VERSION:
-            raise ModelNotTrainedError(
-                f"The best model in {folder} has format {payload.get('format_version')}, this "
-                f"version reads {FORMAT_VERSION}; retrain it"
-            )
-        config = BestConfig.from_dict(payload["config"])
-        stage1 = lgb.Booster(model_file=str(folder / STAGE1_FILE))
-        stage2 = None
-        if config.graph_stage:
-            stage2 = lgb.Booster(model_file=str(folder / STAGE2_FILE))
-        encoder = None
-        if config.title_model:
-            from core.embedders.text_model import TitleEncoder
+        try:
+            payload = json.loads(path.read_text())
+            if payload.get("format_version") != FORMAT_VERSION:
+                raise ModelNotTrainedError(
+                    f"The best model in {folder} has format {payload.get('format_version')}, "
+                    f"this version reads {FORMAT_VERSION}; retrain it"
+                )
+            config = BestConfig.from_dict(payload["config"])
+            stage1 = lgb.Booster(model_file=str(folder / STAGE1_FILE))
+            stage2 = None
+            if config.graph_stage:
+                stage2 = lgb.Booster(model_file=str(folder / STAGE2_FILE))
+            encoder = None
+            if config.title_model:
+                from core.embedders.text_model import TitleEncoder
 
-            encoder = TitleEncoder.load(folder / TITLE_MODEL_DIR)
-        return cls(
-            config,
-            stage1,
-            stage2,
-            list(payload["features_stage1"]),
-            list(payload["features_stage2"]),
-            encoder,
-            payload.get("info", {}),
-        )
+                encoder = TitleEncoder.load(folder / TITLE_MODEL_DIR)
+            names1 = [str(n) for n in payload["features_stage1"]]
+            names2 = [str(n) for n in payload["features_stage2"]]
+        except SameSameError:
+            raise
+        except Exception as exc:  # damaged JSON or model files: say so, never a traceback
+            raise ModelNotTrainedError(
+                f"The best model in {folder} is damaged ({type(exc).__name__}: "
+                f"{str(exc)[:300]}); retrain it"
+            ) from exc
+        return cls(config, stage1, stage2, names1, names2, encoder, payload.get("info", {}))
 
 
 def _json_default(value: Any) -> Any:
