@@ -111,10 +111,28 @@ def tfidf_pairs_above(
 
 
 def hash_pairs_within(
-    hashes: np.ndarray, present: np.ndarray, max_distance: int, chunk: int = 512
+    hashes: np.ndarray,
+    present: np.ndarray,
+    max_distance: int,
+    chunk: int = 512,
+    backend: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs (i < j) of postings with hashes at most ``max_distance`` bits apart."""
+    """Pairs (i < j) of postings with hashes at most ``max_distance`` bits apart (exact).
+
+    Args:
+        backend: "faiss" (binary index, SIMD popcount: about 7x faster on the 27k Shopee
+            hashes, same pairs), "numpy", or "auto" (FAISS when installed).
+    """
     where = np.flatnonzero(present)
+    if backend == "auto":
+        try:
+            import faiss  # noqa: F401
+        except ImportError:
+            backend = "numpy"
+        else:
+            backend = "faiss"
+    if backend == "faiss" and len(where) > 1:
+        return _hash_pairs_faiss(hashes[where], where, max_distance)
     values = hashes[where]
     lefts, rights, dists = [], [], []
     for start in range(0, len(values), chunk):
@@ -129,3 +147,26 @@ def hash_pairs_within(
     if not lefts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int16)
     return np.concatenate(lefts), np.concatenate(rights), np.concatenate(dists)
+
+
+def _hash_pairs_faiss(
+    values: np.ndarray, where: np.ndarray, max_distance: int, chunk: int = 65_536
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import faiss
+
+    # Big-endian bytes, so FAISS's bit order does not matter: Hamming distance is the same.
+    codes = np.ascontiguousarray(values.astype(">u8").view(np.uint8).reshape(-1, 8))
+    index = faiss.IndexBinaryFlat(64)
+    index.add(codes)
+    lefts, rights, dists = [], [], []
+    for start in range(0, len(codes), chunk):
+        # range_search keeps distances strictly below the radius.
+        lims, distance, found = index.range_search(codes[start : start + chunk], max_distance + 1)
+        rows = start + np.repeat(np.arange(len(lims) - 1), np.diff(lims).astype(np.int64))
+        keep = found > rows
+        lefts.append(where[rows[keep]])
+        rights.append(where[found[keep]])
+        dists.append(distance[keep].astype(np.int16))
+    left, right, dist = np.concatenate(lefts), np.concatenate(rights), np.concatenate(dists)
+    order = np.lexsort((right, left))
+    return left[order].astype(np.int64), right[order].astype(np.int64), dist[order]

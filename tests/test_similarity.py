@@ -119,12 +119,13 @@ def test_tfidf_pairs_equal_dense_cosine(sample_titles, threshold: float) -> None
     assert all(abs(v - cosine[k]) < 1e-5 for k, v in found.items())
 
 
-def test_hash_pairs_equal_brute_force_hamming(shopee_rows) -> None:
+@pytest.mark.parametrize("backend", ["numpy", "faiss"])
+def test_hash_pairs_equal_brute_force_hamming(shopee_rows, backend: str) -> None:
     hashes = [r["image_phash"] for r in shopee_rows[:1500]]
     hashes[::7] = [None] * len(hashes[::7])  # postings without a hash take no part
     values, present = phash_to_uint64(hashes)
 
-    found = hash_pairs_within(values, present, 10, chunk=113)
+    found = hash_pairs_within(values, present, 10, chunk=113, backend=backend)
 
     bits = np.unpackbits(values.view(np.uint8).reshape(-1, 8), axis=1).astype(np.int16)
     distance = (bits[:, None, :] != bits[None, :, :]).sum(axis=2)
@@ -135,6 +136,19 @@ def test_hash_pairs_equal_brute_force_hamming(shopee_rows) -> None:
     assert as_set(found) == expected
 
 
-def test_hash_pairs_with_no_hashes_are_empty() -> None:
-    left, right, dist = hash_pairs_within(np.zeros(3, np.uint64), np.zeros(3, bool), 8)
+@pytest.mark.parametrize("backend", ["numpy", "faiss"])
+def test_hash_pairs_with_no_hashes_are_empty(backend: str) -> None:
+    empty = np.zeros(3, np.uint64), np.zeros(3, bool)
+    left, right, dist = hash_pairs_within(*empty, 8, backend=backend)
     assert len(left) == len(right) == len(dist) == 0
+
+
+def test_faiss_hash_pairs_are_the_numpy_pairs_on_the_whole_shopee_catalog(shopee_rows) -> None:
+    values, present = phash_to_uint64([r["image_phash"] for r in shopee_rows])
+
+    numpy_pairs = hash_pairs_within(values, present, 8, backend="numpy")
+    faiss_pairs = hash_pairs_within(values, present, 8, backend="faiss")
+
+    assert len(numpy_pairs[0]) > 10_000
+    for a, b in zip(numpy_pairs, faiss_pairs, strict=True):
+        np.testing.assert_array_equal(a, b)
