@@ -1,19 +1,30 @@
 """Catalog import: a CSV in the Shopee layout plus an image folder, validated before anything is
-written.
+written, then written in chunks that a crashed import resumes from.
 
 File-level problems (not a CSV, missing columns, duplicate ids, bad encoding…) raise
 `CatalogError` and leave the database untouched. Row-level problems (missing or corrupt image,
 bad hash, empty title) are reported per row and the row is kept with whatever evidence it has.
+
+The file is streamed twice and never held in memory: a first pass checks its structure (and
+fingerprints it: size + SHA-256), a second pass writes ``chunk_rows`` postings per transaction,
+so concurrent readers and embedders never wait long. Each chunk's transaction also records how
+far the import got; running the same import again after a crash skips what is already written.
 """
 
 from __future__ import annotations
 
+import codecs
+import collections
 import csv
+import hashlib
 import io
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import pandas as pd
 
@@ -28,21 +39,54 @@ REQUIRED_COLUMNS = ("posting_id", "image", "title")
 OPTIONAL_COLUMNS = ("image_phash", "label_group")
 MAX_FIELD_CHARS = 5_000
 MAX_CATALOG_BYTES = 2 * 1024**3
+#: Postings written per transaction: small enough that a reader waits well under a second.
+DEFAULT_CHUNK_ROWS = 5_000
+_READ_BYTES = 1 << 20  # raw bytes read from the file at a time
+_PARSE_BATCH = 1_000  # CSV rows parsed per raise of the (process-wide) field size limit
+_SHOWN_ROWS = 10  # row numbers named in one message
 
 Progress = Callable[[int, int], None]
+CatalogSource = Path | bytes
 
 
 @dataclass
 class ImportReport:
-    """What an import did: rows read, postings changed, and every row-level problem."""
+    """What an import did: rows read, postings changed, and every row-level problem.
+
+    ``resumed_from`` is how many postings an interrupted run of the same import had already
+    written (0 for a fresh import); ``changed`` and ``problems`` include that run's."""
 
     rows: int
     changed: int
     problems: list[dict] = field(default_factory=list)
+    resumed_from: int = 0
 
     @property
     def problems_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.problems, columns=["row", "posting_id", "field", "problem"])
+
+
+@dataclass(frozen=True)
+class CatalogScan:
+    """What the validation pass learned about a file: enough to write it, and to recognise the
+    same file when an interrupted import is run again."""
+
+    label: str
+    rows: int  # postings, blank lines not counted
+    columns: tuple[str, ...]  # the known columns the header has, required ones first
+    size: int
+    sha256: str
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.size}:{self.sha256}"
+
+
+def _decode_message(label: str, encoding: str, line: int, byte: int) -> str:
+    return (
+        f"{label}: cannot read the text as {encoding.upper()} (bad byte at line {line}, "
+        f"byte {byte}). Save the file as UTF-8 and import it again."
+    )
 
 
 def decode_catalog_bytes(raw: bytes, name: str = "catalog") -> str:
@@ -58,14 +102,258 @@ def decode_catalog_bytes(raw: bytes, name: str = "catalog") -> str:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
+        raise CatalogError(_decode_message(name, encoding, line, exc.start)) from exc
+
+
+# -- streaming reader ------------------------------------------------------------------------
+class _DigestReader(io.RawIOBase):
+    """Passes a binary stream through while counting and hashing its bytes, so fingerprinting
+    the file costs no extra read."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.size = 0
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.inner.readinto(buffer) or 0
+        view = memoryview(buffer)[:count]
+        self.sha.update(view)
+        self.size += count
+        return count
+
+
+@contextmanager
+def _field_limit() -> Iterator[None]:
+    """csv's field size limit is process-wide: raise it only while we parse, then give the old
+    one back (so it never leaks to other code, even between the chunks of a long import)."""
+    previous = csv.field_size_limit(MAX_FIELD_CHARS * 4)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _shown(rows: list[int], total: int) -> str:
+    shown = ", ".join(str(r) for r in rows[:_SHOWN_ROWS])
+    return shown + (f" and {total - _SHOWN_ROWS} more" if total > _SHOWN_ROWS else "")
+
+
+def _rows(rows: list[int], limit: int = _SHOWN_ROWS) -> str:
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+class _CatalogReader:
+    """One streaming pass over a catalog: bytes → text → CSV rows → checked records.
+
+    ``records()`` yields one dict per non-blank data row (``row`` numbered as a spreadsheet
+    would: header = 1) with every known column ('' when absent) and a stripped posting_id.
+    Structural problems raise `CatalogError`; after a complete pass ``size`` and ``sha256``
+    describe the bytes read."""
+
+    def __init__(self, source: CatalogSource, name: str | None = None) -> None:
+        self.source = source
+        if isinstance(source, bytes | bytearray | memoryview):
+            self.label = name or "uploaded catalog"
+            self.path: Path | None = None
+        else:
+            self.path = Path(source)
+            self.label = name or str(self.path)
+        self.columns: tuple[str, ...] = ()
+        self.size = 0
+        self.sha256 = ""
+
+    def _open(self) -> IO[bytes]:
+        if self.path is None:
+            return io.BytesIO(self.source)  # type: ignore[arg-type]
+        if not self.path.exists():
+            raise CatalogError(f"{self.label}: file not found")
+        if not self.path.is_file():
+            raise CatalogError(f"{self.label}: is a folder, not a CSV file")
+        if self.path.stat().st_size > MAX_CATALOG_BYTES:
+            raise CatalogError(f"{self.label}: larger than {MAX_CATALOG_BYTES // 2**30} GB")
+        return self.path.open("rb")
+
+    def _sniff(self, handle: IO[bytes]) -> tuple[str, int]:
+        """(encoding, BOM bytes to skip) from the start of the file; refuses empty and binary
+        files. Leaves ``handle`` at its start."""
+        head = handle.read(4096)
+        if not head.strip():
+            # Only whitespace so far: the file is empty unless something else follows.
+            while block := handle.read(_READ_BYTES):
+                if block.strip():
+                    break
+            else:
+                raise CatalogError(
+                    f"{self.label}: the file is empty; expected a CSV with a header row"
+                )
+        handle.seek(0)
+        utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
+        if b"\x00" in head and not utf16:
+            raise CatalogError(f"{self.label}: this is a binary file, not a CSV catalog")
+        if head.startswith(b"\xef\xbb\xbf"):
+            return "utf-8", 3
+        return ("utf-16" if utf16 else "utf-8"), 0
+
+    def _bad_byte(self, encoding: str, skip: int) -> CatalogError:
+        """The first undecodable byte, found by decoding the file again block by block (only on
+        this error path; the position is relative to the text after a UTF-8 BOM, as before)."""
+        decoder = codecs.getincrementaldecoder(encoding)()
+        offset = newlines = 0
+        with self._open() as handle:
+            handle.read(skip)
+            while True:
+                block = handle.read(_READ_BYTES)
+                pending = decoder.getstate()[0]  # bytes of a character split across blocks
+                try:
+                    decoder.decode(block, final=not block)
+                except UnicodeDecodeError as exc:
+                    data = pending + block
+                    byte = offset - len(pending) + exc.start
+                    line = newlines - pending.count(b"\n") + data[: exc.start].count(b"\n") + 1
+                    return CatalogError(_decode_message(self.label, encoding, line, byte))
+                if not block:
+                    break
+                offset += len(block)
+                newlines += block.count(b"\n")
+        # The file decoded this time: it changed between the two reads.
+        return CatalogError(
+            f"{self.label}: cannot read the text as {encoding.upper()}. Save the file as UTF-8 "
+            "and import it again."
+        )
+
+    def _csv_rows(self, text: IO[str], encoding: str, skip: int) -> Iterator[list[str]]:
+        reader = csv.reader(text, strict=True)
+        while True:
+            try:
+                with _field_limit():
+                    batch = list(itertools.islice(reader, _PARSE_BATCH))
+            except csv.Error as exc:
+                raise CatalogError(
+                    f"{self.label}: malformed CSV near line {reader.line_num}: {exc}. "
+                    "Check the quoting."
+                ) from exc
+            except UnicodeDecodeError as exc:
+                raise self._bad_byte(encoding, skip) from exc
+            if not batch:
+                return
+            yield from batch
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        label = self.label
+        with self._open() as handle:
+            encoding, skip = self._sniff(handle)
+            digest = _DigestReader(handle)
+            buffered = io.BufferedReader(digest, _READ_BYTES)
+            buffered.read(skip)
+            # newline="" keeps line endings inside quoted fields, as csv requires.
+            text = io.TextIOWrapper(buffered, encoding=encoding, newline="")
+            rows = self._csv_rows(text, encoding, skip)
+            header = next(rows, None)
+            if not header:
+                raise CatalogError(f"{label}: the file has no header row")
+            header = [h.strip().lstrip("\ufeff").lower() for h in header]
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise CatalogError(
+                    f"{label}: missing required column(s) {', '.join(missing)}; found "
+                    f"{', '.join(h for h in header if h) or 'none'}. Expected the layout "
+                    "posting_id,image,image_phash,title,label_group (image_phash, label_group "
+                    "optional)."
+                )
+            wanted = [*REQUIRED_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in header]]
+            index = {c: header.index(c) for c in wanted}
+            absent = [c for c in OPTIONAL_COLUMNS if c not in index]
+            self.columns = tuple(wanted)
+            seen_rows = postings = 0
+            for offset, values in enumerate(rows):
+                seen_rows += 1
+                row_number = offset + 2
+                # Blank lines carry nothing (the first field decides for almost every row).
+                if not values or (not values[0].strip() and all(not v.strip() for v in values)):
+                    continue
+                if len(values) != len(header):
+                    raise CatalogError(
+                        f"{label}: row {row_number} has {len(values)} fields but the header has "
+                        f"{len(header)}. Check for unquoted commas in titles."
+                    )
+                record: dict[str, Any] = {"row": row_number}
+                for column, i in index.items():
+                    value = values[i]
+                    if len(value) > MAX_FIELD_CHARS:
+                        raise CatalogError(
+                            f"{label}: row {row_number}, column {column} is {len(value):,} "
+                            f"characters long (limit {MAX_FIELD_CHARS:,}); the file is probably "
+                            "malformed."
+                        )
+                    record[column] = value
+                record["posting_id"] = record["posting_id"].strip()
+                for column in absent:
+                    record[column] = ""
+                postings += 1
+                yield record
+            if not seen_rows:
+                raise CatalogError(f"{label}: the header is there but the file has no postings")
+            if not postings:
+                raise CatalogError(
+                    f"{label}: the header is there but every row is blank; no postings"
+                )
+            self.size, self.sha256 = digest.size, digest.sha.hexdigest()
+
+
+def scan_catalog(source: CatalogSource, name: str | None = None) -> CatalogScan:
+    """Check a catalog's file-level structure in one streaming pass (nothing is written).
+
+    Memory: one parse batch plus the set of posting ids (for duplicates).
+
+    Raises:
+        CatalogError: naming the problem and the rows or columns involved.
+    """
+    reader = _CatalogReader(source, name)
+    seen: set[str] = set()
+    duplicated: set[str] = set()
+    empty: list[int] = []
+    empty_count = rows = 0
+    for record in reader.records():
+        rows += 1
+        pid = record["posting_id"]
+        if not pid:
+            empty_count += 1
+            if len(empty) < _SHOWN_ROWS:
+                empty.append(record["row"])
+        elif pid in seen:
+            duplicated.add(pid)
+        else:
+            seen.add(pid)
+    del seen
+    if empty_count:
         raise CatalogError(
-            f"{name}: cannot read the text as {encoding.upper()} (bad byte at line {line}, "
-            f"byte {exc.start}). Save the file as UTF-8 and import it again."
-        ) from exc
+            f"{reader.label}: empty posting_id in row(s) {_shown(empty, empty_count)}"
+        )
+    if duplicated:
+        # Rare error path: a second pass collects the rows of the first few duplicated ids.
+        where: dict[str, list[int]] = {pid: [] for pid in sorted(duplicated)[:5]}
+        for record in _CatalogReader(source, name).records():
+            if record["posting_id"] in where:
+                where[record["posting_id"]].append(record["row"])
+        detail = "; ".join(f"{pid!r} in rows {_rows(r)}" for pid, r in where.items())
+        raise CatalogError(f"{reader.label}: duplicate posting_id: {detail}")
+    return CatalogScan(reader.label, rows, reader.columns, reader.size, reader.sha256)
 
 
-def read_catalog_csv(source: Path | bytes, name: str | None = None) -> pd.DataFrame:
-    """Parse and validate the file-level structure of a catalog.
+def iter_catalog_records(source: CatalogSource, name: str | None = None) -> Iterator[dict]:
+    """The records of a catalog, streamed (validate it with `scan_catalog` first)."""
+    return _CatalogReader(source, name).records()
+
+
+def read_catalog_csv(source: CatalogSource, name: str | None = None) -> pd.DataFrame:
+    """Parse and validate the file-level structure of a catalog, as one DataFrame (for small
+    files and callers that want a frame; imports stream instead).
 
     Args:
         source: a CSV path, or the bytes of an uploaded file.
@@ -78,107 +366,32 @@ def read_catalog_csv(source: Path | bytes, name: str | None = None) -> pd.DataFr
     Raises:
         CatalogError: naming the problem and the rows or columns involved.
     """
-    if isinstance(source, bytes):
-        label = name or "uploaded catalog"
-        raw = source
-    else:
-        path = Path(source)
-        label = name or str(path)
-        if not path.exists():
-            raise CatalogError(f"{label}: file not found")
-        if not path.is_file():
-            raise CatalogError(f"{label}: is a folder, not a CSV file")
-        if path.stat().st_size > MAX_CATALOG_BYTES:
-            raise CatalogError(f"{label}: larger than {MAX_CATALOG_BYTES // 2**30} GB")
-        raw = path.read_bytes()
-    if not raw.strip():
-        raise CatalogError(f"{label}: the file is empty; expected a CSV with a header row")
-    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise CatalogError(f"{label}: this is a binary file, not a CSV catalog")
-    text = decode_catalog_bytes(raw, label)
-
-    # The limit is process-wide: set it for this parse only, then give the old one back.
-    previous_limit = csv.field_size_limit(MAX_FIELD_CHARS * 4)
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-        header = next(reader, None)
-        rows = list(reader)
-    except csv.Error as exc:
-        raise CatalogError(
-            f"{label}: malformed CSV near line {reader.line_num}: {exc}. Check the quoting."
-        ) from exc
-    finally:
-        csv.field_size_limit(previous_limit)
-    if not header:
-        raise CatalogError(f"{label}: the file has no header row")
-    header = [h.strip().lstrip("\ufeff").lower() for h in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise CatalogError(
-            f"{label}: missing required column(s) {', '.join(missing)}; found "
-            f"{', '.join(h for h in header if h) or 'none'}. Expected the layout "
-            "posting_id,image,image_phash,title,label_group (image_phash, label_group optional)."
-        )
-    if not rows:
-        raise CatalogError(f"{label}: the header is there but the file has no postings")
-
-    wanted = [*REQUIRED_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in header]]
-    index = {c: header.index(c) for c in wanted}
-    records = []
-    for offset, values in enumerate(rows):
-        row_number = offset + 2
-        if not values or all(not v.strip() for v in values):
-            continue  # blank lines carry nothing
-        if len(values) != len(header):
-            raise CatalogError(
-                f"{label}: row {row_number} has {len(values)} fields but the header has "
-                f"{len(header)}. Check for unquoted commas in titles."
-            )
-        record = {"row": row_number}
-        for column, i in index.items():
-            value = values[i]
-            if len(value) > MAX_FIELD_CHARS:
-                raise CatalogError(
-                    f"{label}: row {row_number}, column {column} is {len(value):,} characters "
-                    f"long (limit {MAX_FIELD_CHARS:,}); the file is probably malformed."
-                )
-            record[column] = value
-        records.append(record)
-    if not records:
-        raise CatalogError(f"{label}: the header is there but every row is blank; no postings")
-    frame = pd.DataFrame.from_records(records)
-    for column in OPTIONAL_COLUMNS:
-        if column not in frame:
-            frame[column] = ""
-    frame["posting_id"] = frame["posting_id"].str.strip()
-
-    empty = frame.loc[frame["posting_id"] == "", "row"].tolist()
-    if empty:
-        raise CatalogError(f"{label}: empty posting_id in row(s) {_rows(empty)}")
-    duplicated = frame[frame["posting_id"].duplicated(keep=False)]
-    if not duplicated.empty:
-        first = duplicated.groupby("posting_id")["row"].apply(list).head(5)
-        detail = "; ".join(f"{pid!r} in rows {_rows(r)}" for pid, r in first.items())
-        raise CatalogError(f"{label}: duplicate posting_id: {detail}")
-    return frame
+    scan_catalog(source, name)
+    return pd.DataFrame.from_records(list(iter_catalog_records(source, name)))
 
 
-def _rows(rows: list[int], limit: int = 10) -> str:
-    shown = ", ".join(str(r) for r in rows[:limit])
-    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+# -- rows ------------------------------------------------------------------------------------
+def _image_folder(image_root: Path | None) -> Path | None:
+    root = Path(image_root) if image_root is not None else None
+    if root is not None and not root.is_dir():
+        raise CatalogError(f"image folder {root} does not exist or is not a folder")
+    return root
 
 
 def prepare_postings(
-    frame: pd.DataFrame, image_root: Path | None, progress: Progress | None = None
+    records: pd.DataFrame | Iterable[dict],
+    image_root: Path | None,
+    progress: Progress | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Check each row's image, hash and title; returns (posting rows, row problems)."""
     postings: list[dict] = []
     problems: list[dict] = []
-    root = Path(image_root) if image_root is not None else None
-    if root is not None and not root.is_dir():
-        raise CatalogError(f"image folder {root} does not exist or is not a folder")
-    total = len(frame)
-    for done, rec in enumerate(frame.to_dict("records"), start=1):
+    root = _image_folder(image_root)
+    if isinstance(records, pd.DataFrame):
+        records = records.to_dict("records")
+    records = list(records)
+    total = len(records)
+    for done, rec in enumerate(records, start=1):
         row, pid = rec["row"], rec["posting_id"]
 
         def problem(field_name: str, text: str, row: int = row, pid: str = pid) -> None:
@@ -236,23 +449,90 @@ def prepare_postings(
     return postings, problems
 
 
+# -- import ----------------------------------------------------------------------------------
 def import_catalog(
     store: Store,
-    catalog: Path | bytes,
+    catalog: CatalogSource,
     image_root: Path | None = None,
     *,
     name: str | None = None,
     progress: Progress | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> ImportReport:
-    """Validate a catalog and write it in one transaction (all of it, or nothing).
+    """Validate a catalog, then write it ``chunk_rows`` postings per transaction.
+
+    A bad file raises before anything is written. A run that dies part-way leaves whole chunks
+    (never part of one) and a marker saying how far it got; importing the same file with the
+    same image folder again continues from there and ends with the database an uninterrupted
+    run gives. Any other import starts afresh. ``progress(done, total)`` counts postings.
 
     Raises:
         CatalogError: on any file-level problem; the database is unchanged.
     """
-    frame = read_catalog_csv(catalog, name)
-    postings, problems = prepare_postings(frame, image_root, progress)
-    with store.transaction():
-        changed = store.upsert_postings(postings)
-        store.replace_import_problems(problems)
-    logger.info("imported %d rows (%d changed, %d problems)", len(postings), changed, len(problems))
-    return ImportReport(rows=len(postings), changed=changed, problems=problems)
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
+    scan = scan_catalog(catalog, name)
+    root = _image_folder(image_root)
+    # What identifies "the same import": the exact bytes, and where its images are looked up
+    # (the same file with another folder gives other image statuses).
+    identity = {"fingerprint": scan.fingerprint, "images": str(root.resolve()) if root else ""}
+    marker = store.import_marker() or {}
+    resume = (
+        not marker.get("complete", True)
+        and all(marker.get(key) == value for key, value in identity.items())
+        and 0 < int(marker.get("rows_done", 0)) < scan.rows
+    )
+    resumed_from = done = int(marker["rows_done"]) if resume else 0
+    changed = int(marker.get("changed", 0)) if resume else 0
+    # Problems of the chunks already written are in the database, not in this run's memory.
+    problems: list[dict] = store.import_problem_records() if resume else []
+    if resume:
+        logger.info("resuming the import of %s after %d of %d rows", scan.label, done, scan.rows)
+    reader = _CatalogReader(catalog, name)
+    records = reader.records()
+    try:
+        collections.deque(itertools.islice(records, done), maxlen=0)  # skip what is written
+        if progress is not None and done:
+            progress(done, scan.rows)
+        while chunk := list(itertools.islice(records, chunk_rows)):
+            base = done
+
+            def checked(n: int, _total: int, base: int = base) -> None:
+                if progress is not None:
+                    progress(base + n, scan.rows)
+
+            postings, chunk_problems = prepare_postings(chunk, root, checked)
+            done += len(chunk)
+            with store.transaction():
+                if base == 0:
+                    store.clear_import_problems()  # a fresh import replaces the old list
+                changed += store.upsert_postings(postings)
+                store.add_import_problems(chunk_problems)
+                store.save_import_marker(
+                    {
+                        **identity,
+                        "rows": scan.rows,
+                        "rows_done": done,
+                        "changed": changed,
+                        "complete": done >= scan.rows,
+                    }
+                )
+            problems.extend(chunk_problems)
+            if progress is not None:
+                progress(done, scan.rows)
+    finally:
+        records.close()
+    if (reader.size, reader.sha256) != (scan.size, scan.sha256) or done != scan.rows:
+        raise CatalogError(
+            f"{scan.label}: the file changed while it was being imported; import it again"
+        )
+    logger.info(
+        "imported %d rows (%d changed, %d problems, %d written before)",
+        scan.rows,
+        changed,
+        len(problems),
+        resumed_from,
+    )
+    return ImportReport(
+        rows=scan.rows, changed=changed, problems=problems, resumed_from=resumed_from
+    )

@@ -267,6 +267,43 @@ class Store:
     def import_problems(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM import_problems ORDER BY row", self.conn)
 
+    # A chunked catalog import clears the list with its first chunk and appends each chunk's
+    # problems in that chunk's transaction, so a resumed import neither loses nor repeats any.
+    def clear_import_problems(self) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM import_problems")
+
+    def add_import_problems(self, problems: Sequence[dict[str, Any]]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO import_problems VALUES (?, ?, ?, ?)",
+                [(p.get("row"), p.get("posting_id"), p["field"], p["problem"]) for p in problems],
+            )
+
+    def import_problem_records(self) -> list[dict[str, Any]]:
+        """The stored import problems as dicts, in the order they were written."""
+        rows = self.conn.execute(
+            "SELECT row, posting_id, field, problem FROM import_problems ORDER BY rowid"
+        )
+        return [
+            {"row": r, "posting_id": pid, "field": f, "problem": text} for r, pid, f, text in rows
+        ]
+
+    #: meta key of the last catalog import's progress (JSON: file fingerprint, image folder,
+    #: postings written, complete), written in the same transaction as each chunk.
+    IMPORT_MARKER_KEY = "catalog_import"
+
+    def import_marker(self) -> dict[str, Any] | None:
+        raw = self.meta(self.IMPORT_MARKER_KEY)
+        try:
+            marker = json.loads(raw) if raw else None
+        except ValueError:
+            return None  # unreadable: treated as no marker, so the next import starts afresh
+        return marker if isinstance(marker, dict) else None
+
+    def save_import_marker(self, marker: dict[str, Any]) -> None:
+        self.set_meta(self.IMPORT_MARKER_KEY, json.dumps(marker, sort_keys=True))
+
     # -- embeddings -------------------------------------------------------------------------
     def save_embeddings(
         self, model: str, version: str, posting_ids: Sequence[str], vectors: np.ndarray

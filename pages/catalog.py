@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core import service
-from core.catalog import ImportReport, import_catalog, read_catalog_csv
+from core.catalog import ImportReport, import_catalog, scan_catalog
 from core.errors import CatalogError
 from core.store import Store
 from pages import common, resources
@@ -77,7 +77,7 @@ def _run_import(source: bytes | Path, label: str, image_folder: str, kind: str, 
             "catalog's image column refers to, or leave it empty to import titles and hashes only."
         )
     target = _target_database(kind, name)
-    read_catalog_csv(source, label)  # file-level problems raise CatalogError before any write
+    scan_catalog(source, label)  # file-level problems raise CatalogError before any write
     created = not target.exists()
     store = Store(target)
     try:

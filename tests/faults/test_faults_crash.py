@@ -1,9 +1,12 @@
 """Crash safety: ``python -m core embed`` and ``import`` killed with SIGKILL part-way, then run
-again, end exactly where an uninterrupted run ends: no duplicate, no gap, identical vectors."""
+again, end exactly where an uninterrupted run ends: no duplicate, no gap, identical vectors and
+postings."""
 
 from __future__ import annotations
 
+import json
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -85,31 +88,77 @@ def test_embedding_killed_at_several_points_resumes_to_the_same_vectors(
     assert counts == [(MODEL, "imagenet", images)]
 
 
+IMPORT_CHUNK = 500  # 55 chunks of train.csv: a kill lands between two of them
+
+
+def _postings(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        return table(db, "SELECT COUNT(*) FROM postings")[0][0]
+    except sqlite3.OperationalError:  # the schema is not created yet
+        return 0
+
+
+def _import_until(db: Path, csv_path: Path, at_least: int, deadline_s: float = 120) -> int:
+    """Start an import and SIGKILL it once ``at_least`` postings are committed."""
+    process = start_cli("import", csv_path, "--db", db, "--chunk-rows", IMPORT_CHUNK)
+    started = time.monotonic()
+    while _postings(db) < at_least and process.poll() is None:
+        assert time.monotonic() - started < deadline_s, "the import made no progress"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "finished before it could be killed"
+    return _postings(db)
+
+
+def _contents(db: Path) -> dict:
+    """``info`` without the database's own path."""
+    return {key: value for key, value in info(db).items() if key != "database"}
+
+
 @pytest.mark.slow
-def test_import_killed_part_way_leaves_all_or_nothing(tmp_path: Path, shopee_csv: Path) -> None:
+def test_import_killed_part_way_keeps_whole_chunks_and_resumes(
+    tmp_path: Path, shopee_csv: Path
+) -> None:
     reference_db = tmp_path / "reference.db"
-    assert run_cli("import", shopee_csv, "--db", reference_db).returncode == 0
-    expected = info(reference_db)["postings"]
+    done = run_cli("import", shopee_csv, "--db", reference_db, "--chunk-rows", IMPORT_CHUNK)
+    assert done.returncode == 0, done.stderr
+    expected = _contents(reference_db)
     columns = "posting_id, title, title_norm, image, image_status, image_phash, label_group"
-    reference = table(reference_db, f"SELECT {columns} FROM postings ORDER BY posting_id")
+    postings_sql = f"SELECT {columns} FROM postings ORDER BY rowid"
+    problems_sql = "SELECT * FROM import_problems ORDER BY rowid"
+    reference = table(reference_db, postings_sql)
+    total = expected["postings"]
 
     db = tmp_path / "crashed.db"
-    outcomes = []
-    for delay in (0.8, 1.6, 2.4, 3.2):
-        process = start_cli("import", shopee_csv, "--db", db)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-        if db.exists():
-            assert integrity(db) == [("ok",)]
-            count = table(db, "SELECT COUNT(*) FROM postings")[0][0]
-            assert count in (0, expected), (delay, count)  # never half a catalog
-            outcomes.append(count)
-    done = run_cli("import", shopee_csv, "--db", db)
+    killed_at = []
+    # Killed after its first chunk; then run again and killed half-way: each run resumes.
+    for at_least in (1, total // 2):
+        count = _import_until(db, shopee_csv, at_least)
+        assert integrity(db) == [("ok",)]
+        # A prefix of whole chunks (train.csv has no blank lines: postings = rows), never half
+        # of one, and a marker saying exactly how far the import got.
+        assert count % IMPORT_CHUNK == 0 and 0 < count < total, count
+        assert table(db, postings_sql) == reference[:count]
+        marker = json.loads(table(db, "SELECT value FROM meta WHERE key='catalog_import'")[0][0])
+        assert (marker["rows_done"], marker["complete"]) == (count, False)
+        killed_at.append(count)
+    assert killed_at[0] < killed_at[1], killed_at
+    done = run_cli("import", shopee_csv, "--db", db, "--chunk-rows", IMPORT_CHUNK)
 
     assert done.returncode == 0, done.stderr
-    assert table(db, f"SELECT {columns} FROM postings ORDER BY posting_id") == reference
+    assert f"{killed_at[1]} postings were already written" in done.stdout
+    assert f"imported {total} postings ({total} new or changed)" in done.stdout
+    assert table(db, postings_sql) == reference
+    assert table(db, problems_sql) == table(reference_db, problems_sql)
+    assert _contents(db) == expected  # catalog_revision too: one bump per chunk either way
     assert integrity(db) == [("ok",)]
-    assert outcomes, "no kill landed after the database was created"
     frame = pd.DataFrame(reference, columns=[c.strip() for c in columns.split(",")])
-    assert frame["posting_id"].is_unique and len(frame) == expected
+    assert frame["posting_id"].is_unique and len(frame) == total
+
+    again = run_cli("import", shopee_csv, "--db", db)  # complete: re-imported, nothing changes
+    assert again.returncode == 0, again.stderr
+    assert f"imported {total} postings (0 new or changed)" in again.stdout
+    assert _contents(db) == expected
