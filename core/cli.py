@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="print up to N row problems (default 20)",
     )
+    p.add_argument(
+        "--chunk-rows",
+        type=int,
+        metavar="N",
+        help="postings written per transaction (default 5000); a killed import, run again, "
+        "continues after the last whole chunk",
+    )
 
     p = sub.add_parser("embed", help="compute image embeddings for the database's postings")
     p.add_argument(
@@ -184,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="what the database holds")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "spark-match", help="match a catalog file on Apache Spark (local, or a cluster)"
+    )
+    _spark_match_args(p)
     for subparser in sub.choices.values():
         # `--db` is accepted after the command too (`import X.csv --db PATH`); SUPPRESS keeps
         # a value given before the command when it is not repeated after it.
@@ -214,9 +226,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from core.catalog import import_catalog
+    from core.catalog import DEFAULT_CHUNK_ROWS, import_catalog
 
-    update, close = tqdm_progress("checking rows")
+    chunk_rows = DEFAULT_CHUNK_ROWS if args.chunk_rows is None else args.chunk_rows
+    if chunk_rows < 1:
+        raise SameSameError(f"--chunk-rows must be at least 1, not {chunk_rows}")
+    update, close = tqdm_progress("importing rows")
     with _open_store(args) as store:
         try:
             report = import_catalog(
@@ -224,9 +239,15 @@ def cmd_import(args: argparse.Namespace) -> int:
                 Path(args.catalog),
                 Path(args.images) if args.images else None,
                 progress=update,
+                chunk_rows=chunk_rows,
             )
         finally:
             close()
+        if report.resumed_from:
+            print(
+                f"resumed an interrupted import: {report.resumed_from} postings were already "
+                "written"
+            )
         print(
             f"imported {report.rows} postings ({report.changed} new or changed) into {store.path}"
         )
@@ -333,7 +354,7 @@ class _scratch_store:
         else:
             self.store = _open_store(args)
         if getattr(args, "catalog", None):
-            update, close = tqdm_progress("checking rows")
+            update, close = tqdm_progress("importing rows")
             try:
                 report = import_catalog(
                     self.store,
@@ -564,6 +585,75 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spark_match_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", required=True, help="CSV or Parquet (file or folder, or URI)")
+    parser.add_argument("--images", help="image folder of --catalog (same path on executors)")
+    parser.add_argument("--pipeline", choices=["baseline", "ensemble"], default="baseline")
+    parser.add_argument("--model", help="the ensemble's trained Siamese model folder")
+    parser.add_argument("--out", required=True, help="posting_id,matches: .csv, or .parquet")
+    parser.add_argument("--master", help="Spark master (default local[*], or spark-submit's)")
+    parser.add_argument(
+        "--candidates",
+        choices=["lsh", "exact"],
+        default="lsh",
+        help="lsh: MinHash / random-projection LSH joins (scales); exact: all pairs (small)",
+    )
+    parser.add_argument("--hash-only", action="store_true", help="ignore images; use pHashes")
+    parser.add_argument("--shuffle-partitions", type=int, help="spark.sql.shuffle.partitions")
+    parser.add_argument("--minhash-tables", type=int, default=20, help="title LSH tables")
+    parser.add_argument("--image-tables", type=int, default=8, help="image LSH tables")
+    parser.add_argument("--bucket-length", type=float, help="image LSH bucket width")
+    parser.add_argument(
+        "--conf", action="append", default=[], metavar="KEY=VALUE", help="Spark setting"
+    )
+    _settings_args(parser)
+
+
+def cmd_spark_match(args: argparse.Namespace) -> int:
+    from core.spark_match import SparkOptions, spark_match
+
+    conf = []
+    for item in args.conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SameSameError(f"--conf takes KEY=VALUE, not {item!r}")
+        conf.append((key.strip(), value))
+    overrides = {
+        name: getattr(args, name)
+        for name in MatchSettings.__dataclass_fields__
+        if getattr(args, name, None) is not None
+    }
+    options = SparkOptions(
+        master=args.master,
+        candidates=args.candidates,
+        shuffle_partitions=args.shuffle_partitions,
+        minhash_tables=args.minhash_tables,
+        image_tables=args.image_tables,
+        bucket_length=args.bucket_length,
+        conf=tuple(conf),
+        hash_only=args.hash_only,
+    )
+    report = spark_match(
+        args.catalog,
+        args.out,
+        args.pipeline,
+        MatchSettings().replace(**overrides),
+        images=args.images,
+        model_dir=args.model,
+        options=options,
+    )
+    if report.row_problems:
+        print(f"note: {report.row_problems} row problem(s) in {args.catalog}", file=sys.stderr)
+    for notice in report.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    print(
+        f"{report.pipeline} on Spark ({report.candidates} candidates): {report.pairs} matched "
+        f"pairs over {report.postings} postings, {report.seconds:.1f}s"
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "import": cmd_import,
     "embed": cmd_embed,
@@ -573,4 +663,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": cmd_export,
     "demo": cmd_demo,
     "info": cmd_info,
+    "spark-match": cmd_spark_match,
 }

@@ -1,0 +1,286 @@
+"""The Spark job (`core.spark_match`) against the single-machine pipelines, in local[2] mode.
+
+With ``exact`` candidates (every pair) Spark must give the very matches of `core.pipelines`;
+with LSH candidates it may miss pairs but never add one. One SparkSession serves every test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.catalog import prepare_postings, read_catalog_csv
+from core.errors import CatalogError, SameSameError
+from core.matches import read_submission
+from core.pipelines import MatchInputs, match_baseline, match_ensemble
+from core.settings import MatchSettings
+
+PROJECT = Path(__file__).resolve().parents[1]
+#: Measured on 1,492 Shopee postings (seed 0): baseline LSH found 99.94%, ensemble 100%.
+LSH_AGREEMENT_FLOOR = 0.99
+
+
+@pytest.fixture(scope="session")
+def spark():
+    pytest.importorskip("pyspark")
+    from core.spark_match import SparkOptions, spark_session
+
+    try:
+        session = spark_session(
+            SparkOptions(
+                master="local[2]",
+                shuffle_partitions=4,
+                conf=(("spark.sql.adaptive.enabled", "false"),),  # small data: AQE only costs
+            ),
+            app_name="samesame-tests",
+        )
+    except SameSameError as exc:  # no Java on this machine
+        pytest.skip(str(exc))
+    yield session
+    session.stop()
+
+
+def pair_set(submission: pd.DataFrame) -> set[tuple[str, str]]:
+    return {(a, b) for a, found in read_submission(submission).items() for b in found if a < b}
+
+
+def read_pairs(path: Path) -> tuple[list[str], set[tuple[str, str]]]:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert frame.columns.tolist() == ["posting_id", "matches"]
+    for pid, found in zip(frame["posting_id"], frame["matches"], strict=True):
+        assert found.split(" ")[0] == pid
+    return frame["posting_id"].tolist(), pair_set(frame)
+
+
+def single_machine(
+    csv_path: Path, pipeline: str, settings: MatchSettings | None = None
+) -> tuple[list[str], set[tuple[str, str]]]:
+    """What ``python -m core match --catalog CSV`` (no images) finds: same import, pipeline."""
+    postings, _ = prepare_postings(read_catalog_csv(csv_path), None)
+    inputs = MatchInputs.from_frame(pd.DataFrame(postings))
+    result = (match_baseline if pipeline == "baseline" else match_ensemble)(inputs, settings)
+    return inputs.posting_ids, pair_set(result.submission())
+
+
+def run_spark(spark, csv_path, out: Path, pipeline: str, candidates: str, **kwargs):
+    from core.spark_match import SparkOptions, spark_match
+
+    options = SparkOptions(candidates=candidates, hash_only=kwargs.pop("hash_only", False))
+    return spark_match(csv_path, out, pipeline, options=options, spark=spark, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def shopee_sample(shopee_csv: Path, tmp_path_factory) -> Path:
+    """About 1,500 real postings: whole label groups in a seeded random order."""
+    frame = pd.read_csv(shopee_csv, dtype=str, keep_default_na=False)
+    groups = frame["label_group"].drop_duplicates().to_numpy()
+    np.random.default_rng(0).shuffle(groups)
+    sizes = frame.groupby("label_group").size()[groups].to_numpy()
+    keep = set(groups[: int(np.searchsorted(np.cumsum(sizes), 1500, side="right"))])
+    path = tmp_path_factory.mktemp("shopee") / "sample.csv"
+    frame[frame["label_group"].isin(keep)].to_csv(path, index=False)
+    return path
+
+
+def test_import_core_leaves_pyspark_out() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import core, core.cli, core.spark_match, sys; print('pyspark' in sys.modules)",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_missing_pyspark_is_a_clear_error(monkeypatch) -> None:
+    from core.spark_match import require_spark
+
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # import pyspark → ImportError
+    with pytest.raises(SameSameError, match="needs pyspark: pip install -r requirements-spark"):
+        require_spark()
+
+
+def test_missing_java_exits_2_with_a_message(tmp_path: Path, demo_catalog: Path) -> None:
+    pytest.importorskip("pyspark")
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "SAMESAME_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "spark-match",
+            "--catalog",
+            str(demo_catalog),
+            "--out",
+            str(tmp_path / "m.csv"),
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: spark-match needs Java")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bad_catalog_exits_2_with_one_message(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,picture\n1,a.jpg\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "spark-match",
+            "--catalog",
+            str(bad),
+            "--out",
+            str(tmp_path / "m.csv"),
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: {bad}: missing required column(s) posting_id, image, title; found id, picture. "
+        "Expected the layout posting_id,image,image_phash,title,label_group (image_phash, "
+        "label_group optional)."
+    ]
+    assert not (tmp_path / "m.csv").exists()
+
+
+@pytest.mark.slow
+def test_hash_bands_find_every_pair_within_the_distance(spark) -> None:
+    """Pigeonhole banding is exact: the same pairs as the brute-force Hamming search."""
+    from core.similarity import hash_pairs_within
+    from core.spark_match import hash_bands, hash_pairs
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 2**63, size=60, dtype=np.uint64) * np.uint64(2)
+    flips = [
+        np.bitwise_or.reduce(np.uint64(1) << rng.choice(64, k, replace=False).astype(np.uint64))
+        for k in rng.integers(0, 12, size=240)
+    ]
+    hashes = np.concatenate([base, np.repeat(base, 4) ^ np.array(flips, dtype=np.uint64)])
+    frame = spark.createDataFrame(
+        pd.DataFrame({"idx": np.arange(len(hashes)), "phash": hashes.view(np.int64)})
+    )
+    for distance in (8,):
+        assert sum(w for _, w in hash_bands(distance)) == 64
+        left, right, _ = hash_pairs_within(hashes, np.ones(len(hashes), bool), distance)
+        want = set(zip(left.tolist(), right.tolist(), strict=True))
+        got = {(r["l"], r["r"]) for r in hash_pairs(frame, distance, exact=False).collect()}
+        assert got == want and len(want) >= 50
+
+
+@pytest.mark.slow
+def test_demo_catalog_exact_equals_single_machine(spark, demo_catalog: Path, tmp_path) -> None:
+    """Titles + hashes of the demo catalog (no --images), every pair (the baseline's exact run
+    is on the Shopee sample)."""
+    for pipeline in ("ensemble",):
+        out = tmp_path / f"{pipeline}.csv"
+        report = run_spark(spark, demo_catalog, out, pipeline, "exact")
+        ids, pairs = read_pairs(out)
+        want_ids, want = single_machine(demo_catalog, pipeline)
+        assert ids == want_ids
+        assert pairs == want and len(want) > 500
+        assert report.pairs == len(want) and report.vectors == 0
+
+
+@pytest.fixture(scope="module")
+def demo_subset(demo_catalog: Path, tmp_path_factory) -> Path:
+    """The first 12 demo products (48 postings) with their image folder."""
+    frame = pd.read_csv(demo_catalog, dtype=str, keep_default_na=False)
+    groups = frame["label_group"].drop_duplicates().head(12)
+    folder = tmp_path_factory.mktemp("demo_subset")
+    subset = frame[frame["label_group"].isin(groups)]
+    subset.to_csv(folder / "catalog.csv", index=False)
+    (folder / "images").mkdir()
+    for name in subset["image"]:
+        if (demo_catalog.parent / "images" / name).is_file():
+            shutil.copy(demo_catalog.parent / "images" / name, folder / "images" / name)
+    return folder / "catalog.csv"
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_demo_images_exact_equals_single_machine(
+    spark, demo_subset: Path, weights_dir: Path, tmp_path, store
+) -> None:
+    """MobileNet 0.25 vectors embedded by the executors (real weights), image rule with top-k."""
+    from core import service
+    from core.catalog import import_catalog
+
+    settings = MatchSettings(image_alpha=0.25, weights_dir=str(weights_dir))
+    images = demo_subset.parent / "images"
+    import_catalog(store, demo_subset, images)
+    service.embed_images(store, settings)
+    want = pair_set(service.run_pipeline(store, "baseline", settings, save=False).submission())
+
+    out = tmp_path / "exact.csv"
+    report = run_spark(
+        spark, demo_subset, out, "baseline", "exact", images=images, settings=settings
+    )
+    assert report.vectors >= 40
+    assert read_pairs(out)[1] == want
+
+    out = tmp_path / "lsh.csv"
+    run_spark(spark, demo_subset, out, "baseline", "lsh", images=images, settings=settings)
+    got = read_pairs(out)[1]
+    assert got <= want and len(got) >= 0.95 * len(want)
+
+
+@pytest.mark.slow
+def test_shopee_sample_exact_and_lsh(spark, shopee_sample: Path, tmp_path) -> None:
+    """Real titles + hashes: exact Spark = single machine; LSH only misses, never adds."""
+    ids, want = single_machine(shopee_sample, "baseline")
+    out = tmp_path / "exact.csv"
+    run_spark(spark, shopee_sample, out, "baseline", "exact")
+    got_ids, got = read_pairs(out)
+    assert got_ids == ids and got == want
+
+    for pipeline in ("baseline", "ensemble"):
+        _, want = single_machine(shopee_sample, pipeline) if pipeline != "baseline" else (ids, want)
+        out = tmp_path / f"{pipeline}_lsh.csv"
+        run_spark(spark, shopee_sample, out, pipeline, "lsh")
+        got = read_pairs(out)[1]
+        agreement = len(got & want) / len(want)
+        print(f"{pipeline}: {len(ids)} postings, LSH found {agreement:.2%} of {len(want)} pairs")  # noqa: T201
+        assert got <= want, f"LSH added pairs the single machine does not make: {got - want}"
+        assert agreement >= LSH_AGREEMENT_FLOOR
+
+
+@pytest.mark.slow
+def test_parquet_in_and_out(spark, shopee_sample: Path, tmp_path) -> None:
+    """A Parquet catalog (checked by Spark) gives the same matches, written as Parquet."""
+    frame = pd.read_csv(shopee_sample, dtype=str, keep_default_na=False).head(200)
+    frame.to_parquet(tmp_path / "catalog.parquet", index=False)
+    frame.to_csv(tmp_path / "catalog.csv", index=False)
+    run_spark(spark, tmp_path / "catalog.parquet", tmp_path / "out.parquet", "baseline", "lsh")
+    got = pd.read_parquet(tmp_path / "out.parquet")
+    _, want = single_machine(tmp_path / "catalog.csv", "baseline")
+    assert sorted(got["posting_id"]) == sorted(frame["posting_id"])
+    assert pair_set(got) <= want and len(pair_set(got)) >= 0.95 * len(want)
+
+    frame.drop(columns="title").to_parquet(tmp_path / "no_title.parquet", index=False)
+    with pytest.raises(CatalogError, match=r"missing required column\(s\) title"):
+        run_spark(spark, tmp_path / "no_title.parquet", tmp_path / "x.csv", "baseline", "lsh")
+    frame.iloc[[0, 1, 0]].to_parquet(tmp_path / "dupes.parquet", index=False)
+    with pytest.raises(CatalogError, match="duplicate posting_id"):
+        run_spark(spark, tmp_path / "dupes.parquet", tmp_path / "x.csv", "baseline", "lsh")
