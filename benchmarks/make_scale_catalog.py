@@ -1,9 +1,9 @@
 """Build large labelled catalogs (100k, 1M postings) for scale benchmarks from real Shopee titles.
 
 Nothing is downloaded and nothing here is shipped: the output goes where ``--out`` says (a
-temporary folder, not the project). Each synthetic product starts from a real posting of
-``../shared/data/shopee/train.csv`` and gets a variant token (so products made from the same
-real title differ, as real look-alike listings do); each of its 2–6 postings is a seller-style
+temporary folder, not the project). Each synthetic product is named from slices of three real
+titles of ``../shared/data/shopee/train.csv`` (``--mix``) plus a variant token, so products are
+distinct but read like real listings; each of its 2–6 postings is a seller-style
 rewrite of that title (words dropped or swapped, typos, promo words, units, emoji, case) with a
 perceptual hash a few bits away from the product's.
 
@@ -66,6 +66,25 @@ def perturb(title: str, rng: np.random.Generator) -> str:
     return text.upper() if rng.random() < 0.1 else text
 
 
+def splice(titles: list[str], base: int, mix: int, rng: np.random.Generator) -> str:
+    """A product name from ``mix`` real titles: a third (for mix 3) of each one's words.
+
+    A million postings from 34k real titles would otherwise repeat every real title in ~9
+    products that differ by one token, which no marketplace does and which turns text matching
+    into a clique problem; spliced names keep real words and lengths but make products
+    distinct (two products share at most one source's slice).
+    """
+    if mix <= 1:
+        return titles[base]
+    parts = []
+    for k in range(mix):
+        words = titles[base if k == 0 else int(rng.integers(len(titles)))].split()
+        take = max(1, round(len(words) / mix))
+        start = int(rng.integers(0, max(1, len(words) - take + 1)))
+        parts.extend(words[start : start + take])
+    return " ".join(parts)
+
+
 def flip_bits(phash: int, bits: int, rng: np.random.Generator) -> int:
     for b in rng.choice(64, size=bits, replace=False):
         phash ^= 1 << int(b)
@@ -73,7 +92,7 @@ def flip_bits(phash: int, bits: int, rng: np.random.Generator) -> int:
 
 
 def generate(
-    source: Path, postings: int, out: Path, seed: int, vector_dim: int = 0
+    source: Path, postings: int, out: Path, seed: int, vector_dim: int = 0, mix: int = 3
 ) -> tuple[int, int]:
     """Write the catalog; returns (postings, products)."""
     import pandas as pd
@@ -97,7 +116,7 @@ def generate(
         while written < postings:
             base = int(rng.integers(len(titles)))
             variant = f"{LETTERS[rng.integers(26)].upper()}{rng.integers(10, 999)}"
-            title = f"{titles[base]} {variant}"
+            title = f"{splice(titles, base, mix, rng)} {variant}"
             # Each product's own photo: its source's hash moved by 10 bits, so products made
             # from one real posting do not share a picture.
             phash = flip_bits(hashes[base], 10, rng)
@@ -131,11 +150,14 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=SHARED / "data" / "shopee" / "train.csv")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vectors", type=int, default=0, metavar="D", help="image vector size")
+    parser.add_argument("--mix", type=int, default=3, help="real titles spliced per product")
     args = parser.parse_args()
     if not args.source.is_file():
         sys.exit(f"real titles not found: {args.source}")
     started = time.perf_counter()
-    written, products = generate(args.source, args.postings, args.out, args.seed, args.vectors)
+    written, products = generate(
+        args.source, args.postings, args.out, args.seed, args.vectors, args.mix
+    )
     print(
         f"wrote {written:,} postings of {products:,} products to {args.out} in "
         f"{time.perf_counter() - started:.0f} s"

@@ -12,7 +12,7 @@ import pandas as pd
 
 from core.embedders.base import ImageEmbedder
 from core.errors import ModelNotTrainedError, SameSameError
-from core.images import hamming, open_image, phash_hex, phash_to_uint64
+from core.images import hamming, is_valid_phash, open_image, phash_hex, phash_to_uint64
 from core.pipelines.baseline import baseline_rules
 from core.pipelines.ensemble import ensemble_rules
 from core.settings import MatchSettings
@@ -21,6 +21,7 @@ from core.text import normalize_title
 
 if TYPE_CHECKING:
     from core.pipelines.best import BestMatcher
+    from core.query_index import QueryIndex
 
 
 @dataclass
@@ -30,15 +31,27 @@ class NewItem:
     title: str = ""
     image: bytes | None = None
     name: str = "upload"
+    #: The picture's perceptual hash when the picture itself is not at hand (16 hex digits).
+    phash: str | None = None
 
     def validate(self) -> None:
-        if not normalize_title(self.title) and not self.image:
+        if not normalize_title(self.title) and not self.image and not self.phash:
             raise SameSameError(
                 f"{self.name}: give an image or a title with at least one letter or digit"
             )
+        if self.phash is not None and not is_valid_phash(self.phash):
+            raise SameSameError(f"{self.name}: phash {self.phash!r} is not 16 hex digits")
         if self.image is not None:
             # An empty upload is a broken picture, not "no picture": say so.
             open_image(self.image)  # raises ImageError naming the problem
+
+    def image_hash(self) -> int | None:
+        """The item's perceptual hash: computed from the picture, else the one given."""
+        if self.image:
+            return int(phash_hex(self.image), 16)
+        if self.phash:
+            return int(self.phash, 16)
+        return None
 
 
 def query_item(
@@ -51,6 +64,7 @@ def query_item(
     image_model: tuple[str, str | None] | None = None,
     best_matcher: BestMatcher | None = None,
     top_n: int = 10,
+    index: QueryIndex | None = None,
 ) -> pd.DataFrame:
     """The catalog postings most like ``item`` under one pipeline, matches first.
 
@@ -61,11 +75,24 @@ def query_item(
         best_matcher: the trained model, needed for ``pipeline="best"``. Its features are
             computed over the whole catalog plus the item (ranks and densities are catalog-wide),
             so a query costs about as much as matching the catalog once.
+        index: a `QueryIndex` to answer baseline and ensemble queries from; without one, a
+            catalog of INDEXED_QUERY_FROM postings or more opens (or builds) its own. Small
+            catalogs are scored exactly, the same way the batch pipeline will once the item is
+            added.
 
     Returns:
         Columns posting_id, title, image_path, matched, rule, the pipeline's scores, similarity.
     """
     item.validate()
+    if pipeline in ("baseline", "ensemble"):
+        from core.query_index import INDEXED_QUERY_FROM, open_query_index
+
+        if index is None and store.count_postings() >= INDEXED_QUERY_FROM:
+            index = open_query_index(store, [image_model] if image_model else [])
+        if index is not None:
+            return query_with_index(
+                store, index, item, pipeline, settings, image_embedder, image_model, top_n
+            )
     postings = store.postings()
     if postings.empty:
         raise SameSameError("The catalog is empty: import a catalog first.")
@@ -76,9 +103,10 @@ def query_item(
     hashes, has_hash = phash_to_uint64(postings["image_phash"].tolist())
     hash_distance = np.full(n, np.nan, dtype=np.float32)
     query_vector = None
-    if item.image:
-        query_hash = np.uint64(int(phash_hex(item.image), 16))
+    if item.image_hash() is not None:
+        query_hash = np.uint64(item.image_hash())
         hash_distance[has_hash] = hamming(hashes[has_hash], query_hash)
+    if item.image:
         if image_embedder is not None and image_model is not None:
             query_vector = image_embedder.embed([item.image])[0]
 
@@ -136,6 +164,108 @@ def query_item(
     return frame.head(max(top_n, int(matched.sum()))).reset_index(drop=True)
 
 
+def query_with_index(
+    store: Store,
+    index: QueryIndex,
+    item: NewItem,
+    pipeline: str,
+    settings: MatchSettings,
+    image_embedder: ImageEmbedder | None = None,
+    image_model: tuple[str, str | None] | None = None,
+    top_n: int = 10,
+) -> pd.DataFrame:
+    """`query_item` for large catalogs: only postings that share a title word, sit within the
+    hash threshold or among the image index's top-k are scored, with the same rules.
+
+    Differences from the exact path, by design: TF-IDF uses the vocabulary and IDF frozen when
+    the index was built, and the ensemble's SequenceMatcher runs on the RATIO_CANDIDATES postings
+    with the best TF-IDF cosine (the batch pipeline's candidate rule at this size).
+    """
+    from core.query_index import RATIO_CANDIDATES
+    from core.similarity import RATIO_CANDIDATE_COSINE, sequence_ratio
+
+    item.validate()
+    if pipeline not in ("baseline", "ensemble"):
+        raise SameSameError(f"Unknown pipeline {pipeline!r} for an indexed query")
+    query_title = normalize_title(item.title)
+    hash_distance = None
+    query_vector = None
+    if item.image_hash() is not None:
+        hash_distance = index.hash_distances(item.image_hash())
+    if item.image:
+        if image_embedder is not None and image_model is not None:
+            query_vector = image_embedder.embed([item.image])[0]
+
+    positions, text_cosine = (
+        index.title_cosines(query_title) if query_title else (np.zeros(0, np.int64), None)
+    )
+    candidate_sets = [positions]
+    if hash_distance is not None:
+        candidate_sets.append(np.flatnonzero(hash_distance <= settings.hash_max_distance))
+    image_hits = None
+    if query_vector is not None and image_model is not None and image_model[0] in index.images:
+        image_hits = index.images[image_model[0]].search(query_vector, settings.top_k)
+        candidate_sets.append(image_hits[1])
+    candidates = np.unique(np.concatenate(candidate_sets)).astype(np.int64)
+
+    m = len(candidates)
+    cosine = np.full(m, np.nan, dtype=np.float32)
+    by_vector = np.zeros(m, dtype=bool)
+    if image_hits is not None:
+        where = np.searchsorted(candidates, image_hits[1])
+        cosine[where], by_vector[where] = image_hits[0], True
+    text = np.zeros(m, dtype=np.float32)
+    if text_cosine is not None and len(positions):
+        text[np.searchsorted(candidates, positions)] = text_cosine
+    distance_h = (
+        hash_distance[candidates] if hash_distance is not None else np.full(m, np.nan, np.float32)
+    )
+    titles = [index.titles[i] for i in candidates]
+    has_text = np.array([bool(query_title) and bool(t) for t in titles], dtype=bool)
+    hash_similarity = 1.0 - distance_h / 32.0
+    frame = pd.DataFrame({"position": candidates})
+    frame["hash_distance"] = distance_h
+    if pipeline == "baseline":
+        fired = baseline_rules(cosine, distance_h, by_vector, text, settings)
+        frame["image_cosine"] = cosine
+        frame["tfidf_cosine"] = text
+        similarity = np.nanmax(np.vstack([cosine, text, hash_similarity]), axis=0)
+    else:
+        ratio = np.zeros(m, dtype=np.float32)
+        scored = np.flatnonzero(text >= RATIO_CANDIDATE_COSINE)
+        scored = scored[np.argsort(-text[scored], kind="stable")[:RATIO_CANDIDATES]]
+        ratio[scored] = [sequence_ratio(titles[i], query_title) for i in scored]
+        distance = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * cosine)).astype(np.float32)
+        fired = ensemble_rules(distance, distance_h, by_vector, ratio, has_text, settings)
+        frame["siamese_distance"] = distance
+        frame["text_ratio"] = ratio
+        similarity = np.nanmax(np.vstack([1.0 - distance / 2.0, ratio, hash_similarity]), axis=0)
+    with np.errstate(invalid="ignore"):
+        matched = np.logical_or.reduce(list(fired.values())) if m else np.zeros(0, dtype=bool)
+    frame["matched"] = matched
+    frame["rule"] = ["+".join(name for name, mask in fired.items() if mask[i]) for i in range(m)]
+    frame["similarity"] = np.nan_to_num(similarity, nan=0.0) if m else np.zeros(0)
+    frame = frame.sort_values(["matched", "similarity"], ascending=[False, False], kind="stable")
+    frame = frame.head(max(top_n, int(matched.sum()))).reset_index(drop=True)
+    ids = [index.posting_ids[i] for i in frame["position"]]
+    details = _postings_by_id(store, ids)
+    frame.insert(0, "posting_id", ids)
+    frame.insert(1, "title", [details.get(pid, ("", None))[0] for pid in ids])
+    frame.insert(2, "image_path", [details.get(pid, ("", None))[1] for pid in ids])
+    del frame["position"]
+    return frame
+
+
+def _postings_by_id(store: Store, posting_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    """(title, image_path) of a few postings, read by primary key (not the whole catalog)."""
+    found = {}
+    for posting_id in posting_ids:
+        row = store.posting(posting_id)
+        if row is not None:
+            found[posting_id] = (row.get("title") or "", row.get("image_path"))
+    return found
+
+
 def _best_against(
     matcher: BestMatcher,
     postings: pd.DataFrame,
@@ -157,7 +287,9 @@ def _best_against(
                 {
                     "posting_id": [query_id],
                     "title_norm": [query_title],
-                    "image_phash": [phash_hex(item.image) if item.image else None],
+                    "image_phash": [
+                        None if item.image_hash() is None else f"{item.image_hash():016x}"
+                    ],
                 }
             ),
         ],
@@ -205,7 +337,7 @@ def add_to_catalog(store: Store, item: NewItem, uploads_dir: Path) -> str:
     item.validate()
     digest = hashlib.sha256((item.title or "").encode() + (item.image or b"")).hexdigest()
     posting_id = f"upload_{digest[:12]}"
-    image_path, phash, status = None, None, "none"
+    image_path, phash, status = None, item.phash.lower() if item.phash else None, "none"
     if item.image:
         picture = open_image(item.image)
         uploads_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from core.errors import SameSameError
 
-NeighbourBackend = Literal["auto", "sklearn", "faiss"]
+NeighbourBackend = Literal["auto", "sklearn", "faiss", "hnsw"]
 ImageBackbone = Literal["mobilenet", "mobilenetv2", "vgg16"]
 SiameseLoss = Literal["margin", "triplet", "arcface"]
 
@@ -80,9 +80,10 @@ class MatchSettings:
             problems.append("ensemble_combined must be between 0 and 3")
         if self.top_k < 1:
             problems.append(f"top_k must be at least 1, got {self.top_k}")
-        if self.neighbour_backend not in ("auto", "sklearn", "faiss"):
+        if self.neighbour_backend not in ("auto", "sklearn", "faiss", "hnsw"):
             problems.append(
-                f"neighbour_backend must be auto, sklearn or faiss, not {self.neighbour_backend!r}"
+                "neighbour_backend must be auto, sklearn, faiss or hnsw, not "
+                f"{self.neighbour_backend!r}"
             )
         for name in ("image_backbone", "siamese_backbone"):
             if getattr(self, name) not in _BACKBONES:

@@ -33,6 +33,7 @@ def _add(db_path: str, item: NewItem) -> None:
     try:
         with Store(db_path) as store:
             posting_id = add_to_catalog(store, item, data_dir() / "uploads")
+            resources.grow_query_index(store, posting_id)
     except SameSameError as exc:
         common.flash("error", f"{item.name}: {exc}")
         return
@@ -112,6 +113,7 @@ def _query(
             image_model=model,
             best_matcher=resources.best_matcher_of(store) if pipeline == service.BEST else None,
             top_n=TOP_N,
+            index=None if pipeline == service.BEST else resources.query_index_for(store, model),
         )
     return cache[key]
 

@@ -12,7 +12,7 @@ from pages import common
 
 BACKBONES = ["mobilenet", "mobilenetv2", "vgg16"]
 ALPHAS = [0.25, 0.5, 0.75, 1.0]
-BACKENDS = ["auto", "sklearn", "faiss"]
+BACKENDS = ["auto", "sklearn", "faiss", "hnsw"]
 
 
 def _form(current: MatchSettings) -> dict | None:

@@ -122,3 +122,37 @@ def test_similar_pairs_equal_brute_force_within_top_k(backend: str) -> None:
     assert {(int(i), int(j)) for i, j in zip(a, b, strict=True)} <= found.keys()
     assert len(found) > 50
     assert all(c >= threshold - 1e-5 and abs(c - exact[p]) < 1e-5 for p, c in found.items())
+
+
+@pytest.mark.faiss
+def test_hnsw_recall_at_k_against_exact_search_on_clustered_vectors() -> None:
+    """Products as clusters (2-6 noisy copies of a direction), as image vectors look: the HNSW
+    graph must return nearly every exact top-10 neighbour, with exact cosines."""
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(3_000, 32)).astype(np.float32)
+    members = np.repeat(centres, rng.integers(2, 7, size=len(centres)), axis=0)
+    vectors = members + 0.6 * rng.normal(size=members.shape).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[::25]
+    k = 10
+    exact_sims, exact_idx = search(vectors, queries, k, backend="faiss")
+    sims, idx = search(vectors, queries, k, backend="hnsw")
+    hits = sum(len(set(a) & set(b)) for a, b in zip(exact_idx.tolist(), idx.tolist(), strict=True))
+    assert hits / exact_idx.size >= 0.95
+    found = idx >= 0
+    true = np.einsum("qd,qkd->qk", queries, vectors[np.where(found, idx, 0)])
+    np.testing.assert_allclose(sims[found], true[found], atol=1e-4)
+
+
+def test_auto_switches_to_hnsw_for_large_indexes(monkeypatch) -> None:
+    pytest.importorskip("faiss")
+    import core.neighbours as neighbours
+
+    assert neighbours._choose("auto", neighbours.HNSW_FROM - 1) == "faiss"
+    assert neighbours._choose("auto", neighbours.HNSW_FROM) == "hnsw"
+    monkeypatch.setattr(neighbours, "HNSW_FROM", 100)
+    monkeypatch.setattr(neighbours, "FAISS_FROM", 10)
+    vectors = unit_vectors(300, 8, seed=5)
+    sims, idx = search(vectors, vectors[:20], 5, backend="auto")
+    assert (idx[:, 0] == np.arange(20)).all()  # every vector finds itself first

@@ -16,6 +16,7 @@ from core.similarity import (
     text_pairs_above,
     text_pairs_above_naive,
     tfidf_pairs_above,
+    tfidf_pairs_blocked,
 )
 from core.text import normalize_title, tfidf_vectors
 
@@ -152,3 +153,54 @@ def test_faiss_hash_pairs_are_the_numpy_pairs_on_the_whole_shopee_catalog(shopee
     assert len(numpy_pairs[0]) > 10_000
     for a, b in zip(numpy_pairs, faiss_pairs, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# -- large-catalog methods ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shopee_titles(shopee_rows) -> list[str]:
+    return [normalize_title(r["title"]) for r in shopee_rows]
+
+
+@pytest.mark.slow
+def test_blocked_tfidf_pairs_are_a_near_complete_subset_of_the_exact_ones(shopee_titles) -> None:
+    """On all 27k real titles: every blocked pair is an exact pair with the exact cosine, and
+    blocking on each title's 4 rarest words loses under 2% of the exact pairs."""
+    matrix = tfidf_vectors(shopee_titles)
+    exact = as_set(tfidf_pairs_above(matrix, 0.5, method="exact"))
+    blocked = as_set(tfidf_pairs_above(matrix, 0.5, method="blocked"))
+    assert blocked.keys() <= exact.keys()
+    for pair, cosine in blocked.items():
+        assert cosine == pytest.approx(exact[pair], abs=1e-5)
+    recall = len(blocked) / len(exact)
+    assert recall >= 0.98, recall
+    # More key words can only find more: the dial trades time for recall.
+    wider = as_set(tfidf_pairs_blocked(matrix, 0.5, key_words=6))
+    assert blocked.keys() <= wider.keys() <= exact.keys()
+
+
+def test_unknown_pair_methods_are_errors(sample_titles) -> None:
+    with pytest.raises(ValueError, match="exact or blocked"):
+        tfidf_pairs_above(tfidf_vectors(sample_titles), 0.5, method="lsh")
+    with pytest.raises(ValueError, match="exact or candidates"):
+        text_pairs_above(sample_titles, 0.55, method="lsh")
+
+
+def test_ratio_candidates_find_most_pairs_and_score_them_exactly(sample_titles) -> None:
+    exact = as_set(text_pairs_above(sample_titles, 0.55, method="exact"))
+    found = as_set(text_pairs_above(sample_titles, 0.55, method="candidates"))
+    assert found.keys() <= exact.keys()
+    for pair, ratio in found.items():
+        assert ratio == pytest.approx(exact[pair], abs=1e-6)
+    assert len(found) / len(exact) >= 0.8
+
+
+@pytest.mark.slow
+def test_multi_index_hashing_finds_exactly_the_full_scan_pairs(shopee_rows) -> None:
+    hashes, present = phash_to_uint64([r["image_phash"] for r in shopee_rows])
+    for distance in (0, 4, 8):
+        full = hash_pairs_within(hashes, present, distance, backend="faiss")
+        multi = hash_pairs_within(hashes, present, distance, backend="multihash")
+        for a, b in zip(full, multi, strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="exact up to 8 bits"):
+        hash_pairs_within(hashes, present, 9, backend="multihash")

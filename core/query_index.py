@@ -1,0 +1,403 @@
+"""A persisted index for single-item queries on large catalogs (an upload in Compare).
+
+`core.query.query_item` recomputes TF-IDF over the whole catalog and scores every posting: exact
+and consistent with the batch pipelines, but seconds per query at a million postings. This index
+is built once per catalog and then loaded:
+
+- titles: the TF-IDF vocabulary and IDF frozen at build time, the catalog's rows as a sparse
+  matrix, and its transpose as inverted lists, so a query touches only postings sharing a word;
+- hashes: one uint64 per posting, compared to the query's by popcount (a few ms at 1M);
+- image vectors (per image model): a FAISS index (exact flat, HNSW from `HNSW_FROM` vectors).
+
+Files (NumPy ``.npy``/``.npz`` without pickles, JSON, FAISS's own format: nothing that can run
+code) live in the data folder under ``indexes/``, one folder per database. Adding a posting
+(`add_to_index`) appends to the in-memory index (FAISS ``add``, TF-IDF rows with the frozen
+vocabulary) and one line to ``delta.jsonl``; the base files are not rewritten, so an upload never
+triggers a rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import SameSameError
+from core.images import phash_to_uint64
+from core.store import Store
+
+logger = logging.getLogger(__name__)
+
+#: From this many postings, `query_item` answers from the index instead of a full recompute.
+INDEXED_QUERY_FROM = 50_000
+#: Ensemble queries score SequenceMatcher on at most this many postings, best TF-IDF first.
+RATIO_CANDIDATES = 2_000
+FORMAT_VERSION = 1
+#: Postings added after the base files were written, one JSON object per line.
+DELTA_FILE = "delta.jsonl"
+
+
+@dataclass
+class ImageIndex:
+    """One image model's vectors in a FAISS index, row i = posting position ``positions[i]``."""
+
+    model: str
+    version: str | None
+    index: object
+    positions: np.ndarray
+
+    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(cosines, posting positions) of the k nearest stored vectors, best first."""
+        from core.neighbours import HNSW_EF_SEARCH
+
+        if self.index.ntotal == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if hasattr(self.index, "hnsw"):
+            self.index.hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * k)
+        sims, rows = self.index.search(vector.reshape(1, -1).astype(np.float32), k)
+        found = rows[0] >= 0
+        return sims[0][found], self.positions[rows[0][found]]
+
+
+@dataclass
+class QueryIndex:
+    """What a single-item query needs, in memory, aligned by posting position."""
+
+    stamp: str
+    posting_ids: list[str]
+    titles: list[str]
+    hashes: np.ndarray
+    has_hash: np.ndarray
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    rows: object  # csr_matrix (postings × words), L2-normalised TF-IDF
+    inverted: object  # csr_matrix (words × postings)
+    images: dict[str, ImageIndex] = field(default_factory=dict)
+    added: int = 0
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def build(cls, store: Store, image_models: Sequence[tuple[str, str | None]] = ()) -> QueryIndex:
+        """Index the catalog as it is now (titles, hashes, and the given models' vectors)."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        from core.service import catalog_stamp
+
+        started = time.perf_counter()
+        postings = store.postings()
+        if postings.empty:
+            raise SameSameError("The catalog is empty: import a catalog first.")
+        titles = postings["title_norm"].fillna("").tolist()
+        hashes, has_hash = phash_to_uint64(postings["image_phash"].tolist())
+        vectorizer = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
+        if any(titles):
+            rows = vectorizer.fit_transform(titles).tocsr()
+            vocabulary = {word: int(i) for word, i in vectorizer.vocabulary_.items()}
+            idf = vectorizer.idf_.astype(np.float32)
+        else:
+            from scipy.sparse import csr_matrix
+
+            rows, vocabulary, idf = csr_matrix((len(titles), 0), dtype=np.float32), {}, np.zeros(0)
+        index = cls(
+            stamp=catalog_stamp(store),
+            posting_ids=postings["posting_id"].tolist(),
+            titles=titles,
+            hashes=hashes,
+            has_hash=has_hash,
+            vocabulary=vocabulary,
+            idf=idf,
+            rows=rows,
+            inverted=rows.T.tocsr(),
+        )
+        for model, version in image_models:
+            index.add_image_model(store, model, version)
+        logger.info(
+            "query index of %d postings built in %.1f s",
+            len(titles),
+            time.perf_counter() - started,
+        )
+        return index
+
+    def add_image_model(self, store: Store, model: str, version: str | None) -> None:
+        from core.neighbours import HNSW_FROM, build_faiss_index
+
+        ids, matrix = store.load_embeddings(model, version)
+        position_of = {pid: i for i, pid in enumerate(self.posting_ids)}
+        positions = np.array([position_of.get(pid, -1) for pid in ids], dtype=np.int64)
+        known = positions >= 0
+        matrix = np.asarray(matrix, dtype=np.float32).reshape(len(ids), -1)[known]
+        kind = "hnsw" if len(matrix) >= HNSW_FROM else "faiss"
+        self.images[model] = ImageIndex(
+            model, version, build_faiss_index(matrix, kind), positions[known]
+        )
+
+    # -- queries ------------------------------------------------------------------------------
+    def title_vector(self, title: str):
+        """The query title's TF-IDF row with the catalog's vocabulary and IDF (unknown words,
+        which no posting shares, are dropped)."""
+        from scipy.sparse import csr_matrix
+
+        counts: dict[int, int] = {}
+        for word in title.split():
+            column = self.vocabulary.get(word)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
+        columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        values = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        if len(columns):
+            values = values * self.idf[columns]
+            values /= np.linalg.norm(values)
+        return csr_matrix(
+            (values, columns, [0, len(columns)]), shape=(1, len(self.idf)), dtype=np.float32
+        )
+
+    def title_cosines(self, title: str) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, cosine) of the postings sharing at least one word with ``title``."""
+        query = self.title_vector(title)
+        if query.nnz == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        scores = (query @ self.inverted).tocsr()
+        return scores.indices.astype(np.int64), scores.data.astype(np.float32)
+
+    def hash_distances(self, query_hash: int) -> np.ndarray:
+        """Bits between the query hash and every posting's (NaN where a posting has none)."""
+        distance = np.bitwise_count(self.hashes ^ np.uint64(query_hash)).astype(np.float32)
+        distance[~self.has_hash] = np.nan
+        return distance
+
+    # -- growing ------------------------------------------------------------------------------
+    def add_postings(
+        self,
+        posting_ids: Sequence[str],
+        titles: Sequence[str],
+        phashes: Sequence[str | None],
+        vectors: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Append postings (an upload) without rebuilding: TF-IDF rows with the frozen vocabulary,
+        hashes, and vectors added to the FAISS indexes."""
+        from scipy.sparse import vstack
+
+        start = len(self.posting_ids)
+        new_rows = vstack([self.title_vector(t) for t in titles], format="csr")
+        self.rows = vstack([self.rows, new_rows], format="csr")
+        self.inverted = self.rows.T.tocsr()  # transposing is linear and fast; no refit
+        hashes, has_hash = phash_to_uint64(list(phashes))
+        self.hashes = np.concatenate([self.hashes, hashes])
+        self.has_hash = np.concatenate([self.has_hash, has_hash])
+        self.posting_ids.extend(posting_ids)
+        self.titles.extend(titles)
+        for model, vector_rows in (vectors or {}).items():
+            image = self.images.get(model)
+            if image is None:
+                continue
+            matrix = np.asarray(vector_rows, dtype=np.float32).reshape(len(posting_ids), -1)
+            present = ~np.isnan(matrix).any(axis=1)
+            image.index.add(np.ascontiguousarray(matrix[present]))
+            image.positions = np.concatenate(
+                [image.positions, start + np.flatnonzero(present).astype(np.int64)]
+            )
+        self.added += len(posting_ids)
+
+    # -- files --------------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        """Write the index (atomically: a half-written index is never picked up)."""
+        import faiss
+        from scipy.sparse import save_npz
+
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = folder.with_name(folder.name + ".tmp")
+        if staging.exists():
+            _remove_tree(staging)
+        staging.mkdir()
+        save_npz(staging / "rows.npz", self.rows, compressed=False)
+        np.save(staging / "hashes.npy", self.hashes, allow_pickle=False)
+        np.save(staging / "has_hash.npy", self.has_hash, allow_pickle=False)
+        np.save(staging / "idf.npy", self.idf, allow_pickle=False)
+        images = {}
+        for name, image in self.images.items():
+            safe = f"image{len(images)}"
+            faiss.write_index(image.index, str(staging / f"{safe}.faiss"))
+            np.save(staging / f"{safe}.positions.npy", image.positions, allow_pickle=False)
+            images[name] = {"file": safe, "version": image.version}
+        meta = {
+            "format": FORMAT_VERSION,
+            "stamp": self.stamp,
+            "vocabulary": self.vocabulary,
+            "posting_ids": self.posting_ids,
+            "titles": self.titles,
+            "images": images,
+        }
+        (staging / "index.json").write_text(json.dumps(meta), encoding="utf-8")
+        # The base now holds every added posting, so the new folder starts without a delta.
+        if folder.exists():
+            _remove_tree(folder)
+        staging.rename(folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> QueryIndex:
+        """Read an index written by `save`; raises SameSameError when it is not one."""
+        import faiss
+        from scipy.sparse import load_npz
+
+        try:
+            meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+            if meta.get("format") != FORMAT_VERSION:
+                raise ValueError(f"format {meta.get('format')!r}")
+            rows = load_npz(folder / "rows.npz").tocsr()
+            index = cls(
+                stamp=meta["stamp"],
+                posting_ids=list(meta["posting_ids"]),
+                titles=list(meta["titles"]),
+                hashes=np.load(folder / "hashes.npy", allow_pickle=False),
+                has_hash=np.load(folder / "has_hash.npy", allow_pickle=False),
+                vocabulary={str(k): int(v) for k, v in meta["vocabulary"].items()},
+                idf=np.load(folder / "idf.npy", allow_pickle=False),
+                rows=rows,
+                inverted=rows.T.tocsr(),
+            )
+            for name, entry in meta["images"].items():
+                safe = str(entry["file"])
+                if not safe.startswith("image") or not safe[5:].isdigit():
+                    raise ValueError(f"unexpected index file name {safe!r}")
+                index.images[name] = ImageIndex(
+                    name,
+                    entry.get("version"),
+                    faiss.read_index(str(folder / f"{safe}.faiss")),
+                    np.load(folder / f"{safe}.positions.npy", allow_pickle=False),
+                )
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise SameSameError(f"{folder} is not a readable query index ({exc})") from exc
+        if (
+            len(index.posting_ids) != index.rows.shape[0]
+            or len(index.hashes) != index.rows.shape[0]
+        ):
+            raise SameSameError(f"{folder} is not a consistent query index; it will be rebuilt")
+        index._replay_delta(folder / DELTA_FILE)
+        return index
+
+    def _replay_delta(self, path: Path) -> None:
+        if not path.exists():
+            return
+        entries = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                entries.append(
+                    (
+                        str(entry["posting_id"]),
+                        str(entry["title"]),
+                        entry["phash"],
+                        {str(m): list(v) for m, v in entry.get("vectors", {}).items()},
+                        str(entry["stamp"]),
+                    )
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                # A line cut short by a crash: what came before it is still good.
+                logger.warning("%s line %d unreadable (%s); ignored", path, number, exc)
+                break
+        if not entries:
+            return
+        vectors = {}
+        for model, image in self.images.items():
+            dim = image.index.d
+            rows = np.full((len(entries), dim), np.nan, dtype=np.float32)
+            for i, entry in enumerate(entries):
+                if model in entry[3]:
+                    rows[i] = entry[3][model]
+            vectors[model] = rows
+        self.add_postings(
+            [e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries], vectors
+        )
+        self.stamp = entries[-1][4]
+
+
+def _remove_tree(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder)
+
+
+def index_folder(store: Store) -> Path:
+    """Where a database's query index lives: the data folder, one sub-folder per database."""
+    from core.service import catalog_stamp
+    from core.settings import data_dir
+
+    database_id = catalog_stamp(store).split("#", 1)[0]
+    return data_dir() / "indexes" / database_id
+
+
+def open_query_index(
+    store: Store, image_models: Sequence[tuple[str, str | None]] = ()
+) -> QueryIndex:
+    """The catalog's query index: loaded when it is current, otherwise built and saved.
+
+    An index built for an earlier revision is rebuilt (postings were re-imported or changed);
+    uploads added through `add_to_index` keep it current without a rebuild.
+    """
+    from core.service import catalog_stamp
+
+    folder = index_folder(store)
+    stamp = catalog_stamp(store)
+    index = None
+    if (folder / "index.json").exists():
+        try:
+            index = QueryIndex.load(folder)
+        except SameSameError as exc:
+            logger.warning("%s", exc)
+        if index is not None and index.stamp != stamp:
+            index = None
+    wanted = [(m, v) for m, v in image_models if m not in (index.images if index else {})]
+    if index is None:
+        index = QueryIndex.build(store, image_models)
+        index.save(folder)
+    elif wanted:
+        for model, version in wanted:
+            index.add_image_model(store, model, version)
+        index.save(folder)
+    return index
+
+
+def add_to_index(
+    store: Store,
+    index: QueryIndex,
+    posting_id: str,
+    vectors: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Append one stored posting (just added to the catalog) to the index in place, and one line
+    to the index's delta file: the base files are not rewritten.
+
+    The index stays current only when nothing else changed the catalog since it was built or
+    last extended (the revision moved by exactly this one write); otherwise the next
+    `open_query_index` rebuilds it.
+    """
+    from core.service import catalog_stamp
+
+    row = store.posting(posting_id)
+    if row is None:
+        raise SameSameError(f"posting {posting_id!r} is not in the catalog")
+    title, phash = row.get("title_norm") or "", row.get("image_phash")
+    index.add_postings([posting_id], [title], [phash], vectors)
+    database, revision = index.stamp.split("#", 1)
+    now = catalog_stamp(store)
+    if now != f"{database}#{int(revision) + 1}":
+        return  # someone else changed the catalog too: leave the files stale, rebuild on open
+    index.stamp = now
+    folder = index_folder(store)
+    if not (folder / "index.json").exists():
+        return
+    entry = {
+        "stamp": now,
+        "posting_id": posting_id,
+        "title": title,
+        "phash": phash,
+        "vectors": {m: np.asarray(v, dtype=float).tolist() for m, v in (vectors or {}).items()},
+    }
+    with open(folder / DELTA_FILE, "a", encoding="utf-8") as delta:
+        delta.write(json.dumps(entry) + "\n")
