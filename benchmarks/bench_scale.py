@@ -265,6 +265,9 @@ def main() -> None:
     parser.add_argument("--pipelines", default="baseline,ensemble")
     parser.add_argument("--source", type=Path, default=SHARED / "data" / "shopee" / "train.csv")
     parser.add_argument("--queries", type=int, default=200, help="upload queries to time")
+    parser.add_argument(
+        "--db", type=Path, help="keep the database here (and reuse it when it exists: no import)"
+    )
     parser.add_argument("--recall", action="store_true", help="measure candidate recall")
     args = parser.parse_args()
 
@@ -283,11 +286,12 @@ def main() -> None:
             )
         else:
             print(f"- catalog: {catalog}")
-        db = Path(tmp) / "scale.db"
+        db = args.db or Path(tmp) / "scale.db"
         rows = []
-        seconds, rss, out = run_step("import", catalog, "--db", db)
-        rows.append(["import", f"{seconds:.1f}", f"{rss:.2f}", out.strip().splitlines()[0]])
-        for pipeline in args.pipelines.split(","):
+        if args.db is None or not args.db.exists():
+            seconds, rss, out = run_step("import", catalog, "--db", db)
+            rows.append(["import", f"{seconds:.1f}", f"{rss:.2f}", out.strip().splitlines()[0]])
+        for pipeline in filter(None, args.pipelines.split(",")):
             seconds, rss, out = run_step(
                 "evaluate", "--db", db, "--pipeline", pipeline, "--hash-only", "--json"
             )
@@ -303,8 +307,10 @@ def main() -> None:
             )
             print(f"  {rows[-1]}", flush=True)
         if args.queries:
+            # Query indexes live in the data folder; keep one beside a reused database.
+            home = args.db.with_suffix(".home") if args.db else Path(tmp) / "home"
             seconds, rss, out = run_script(
-                "--query-worker", db, catalog, args.queries, env_home=Path(tmp) / "home"
+                "--query-worker", db, catalog, args.queries, env_home=home
             )
             figures = json.loads(out)
             build, load = figures["index_build_s"], figures["index_load_s"]

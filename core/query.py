@@ -179,7 +179,8 @@ def query_with_index(
 
     Differences from the exact path, by design: TF-IDF uses the vocabulary and IDF frozen when
     the index was built, and the ensemble's SequenceMatcher runs on the RATIO_CANDIDATES postings
-    with the best TF-IDF cosine (the batch pipeline's candidate rule at this size).
+    with the best TF-IDF cosine (the batch pipeline's candidate rule at this size); a ratio that
+    rapidfuzz's bound shows cannot pass the rule is reported as 0.
     """
     from core.query_index import RATIO_CANDIDATES
     from core.similarity import RATIO_CANDIDATE_COSINE, sequence_ratio
@@ -196,17 +197,27 @@ def query_with_index(
         if image_embedder is not None and image_model is not None:
             query_vector = image_embedder.embed([item.image])[0]
 
-    positions, text_cosine = (
-        index.title_cosines(query_title) if query_title else (np.zeros(0, np.int64), None)
-    )
-    candidate_sets = [positions]
+    positions, text_cosine = index.title_cosines(query_title)
+    # Postings sharing only a common word with the item are many (a tenth of the catalog for
+    # "promo") and cannot pass a text rule: keep those that can, and the best few for ranking.
+    floor = min(settings.baseline_text_cosine, RATIO_CANDIDATE_COSINE)
+    keep = text_cosine >= floor - 1e-6
+    if len(text_cosine) > top_n:
+        keep[np.argpartition(-text_cosine, top_n)[:top_n]] = True
+    else:
+        keep[:] = True
+    positions, text_cosine = positions[keep], text_cosine[keep]
+
+    n = len(index.posting_ids)
+    is_candidate = np.zeros(n, dtype=bool)
+    is_candidate[positions] = True
     if hash_distance is not None:
-        candidate_sets.append(np.flatnonzero(hash_distance <= settings.hash_max_distance))
+        is_candidate |= hash_distance <= settings.hash_max_distance
     image_hits = None
     if query_vector is not None and image_model is not None and image_model[0] in index.images:
         image_hits = index.images[image_model[0]].search(query_vector, settings.top_k)
-        candidate_sets.append(image_hits[1])
-    candidates = np.unique(np.concatenate(candidate_sets)).astype(np.int64)
+        is_candidate[image_hits[1]] = True
+    candidates = np.flatnonzero(is_candidate)
 
     m = len(candidates)
     cosine = np.full(m, np.nan, dtype=np.float32)
@@ -215,44 +226,58 @@ def query_with_index(
         where = np.searchsorted(candidates, image_hits[1])
         cosine[where], by_vector[where] = image_hits[0], True
     text = np.zeros(m, dtype=np.float32)
-    if text_cosine is not None and len(positions):
-        text[np.searchsorted(candidates, positions)] = text_cosine
+    text[np.searchsorted(candidates, positions)] = text_cosine
     distance_h = (
         hash_distance[candidates] if hash_distance is not None else np.full(m, np.nan, np.float32)
     )
-    titles = [index.titles[i] for i in candidates]
-    has_text = np.array([bool(query_title) and bool(t) for t in titles], dtype=bool)
+    has_text = index.has_title[candidates] & bool(query_title)
     hash_similarity = 1.0 - distance_h / 32.0
-    frame = pd.DataFrame({"position": candidates})
-    frame["hash_distance"] = distance_h
+    scores: dict[str, np.ndarray] = {"hash_distance": distance_h}
     if pipeline == "baseline":
         fired = baseline_rules(cosine, distance_h, by_vector, text, settings)
-        frame["image_cosine"] = cosine
-        frame["tfidf_cosine"] = text
-        similarity = np.nanmax(np.vstack([cosine, text, hash_similarity]), axis=0)
+        scores |= {"image_cosine": cosine, "tfidf_cosine": text}
+        similarity = np.fmax(np.fmax(cosine, text), hash_similarity)
     else:
         ratio = np.zeros(m, dtype=np.float32)
         scored = np.flatnonzero(text >= RATIO_CANDIDATE_COSINE)
         scored = scored[np.argsort(-text[scored], kind="stable")[:RATIO_CANDIDATES]]
-        ratio[scored] = [sequence_ratio(titles[i], query_title) for i in scored]
+        # rapidfuzz's bound first (exact, see core.similarity): difflib only where it can pass.
+        from rapidfuzz import fuzz, process
+
+        bound = process.cdist(
+            [query_title],
+            [index.titles[candidates[i]] for i in scored],
+            scorer=fuzz.ratio,
+            score_cutoff=max(0.0, settings.ensemble_text_ratio * 100 - 1e-3),
+            dtype=np.float32,
+        )[0]
+        ratio[scored[bound > 0]] = [
+            sequence_ratio(index.titles[candidates[i]], query_title) for i in scored[bound > 0]
+        ]
         distance = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * cosine)).astype(np.float32)
         fired = ensemble_rules(distance, distance_h, by_vector, ratio, has_text, settings)
-        frame["siamese_distance"] = distance
-        frame["text_ratio"] = ratio
-        similarity = np.nanmax(np.vstack([1.0 - distance / 2.0, ratio, hash_similarity]), axis=0)
-    with np.errstate(invalid="ignore"):
-        matched = np.logical_or.reduce(list(fired.values())) if m else np.zeros(0, dtype=bool)
-    frame["matched"] = matched
-    frame["rule"] = ["+".join(name for name, mask in fired.items() if mask[i]) for i in range(m)]
-    frame["similarity"] = np.nan_to_num(similarity, nan=0.0) if m else np.zeros(0)
-    frame = frame.sort_values(["matched", "similarity"], ascending=[False, False], kind="stable")
-    frame = frame.head(max(top_n, int(matched.sum()))).reset_index(drop=True)
-    ids = [index.posting_ids[i] for i in frame["position"]]
+        scores |= {"siamese_distance": distance, "text_ratio": ratio}
+        similarity = np.fmax(np.fmax(1.0 - distance / 2.0, ratio), hash_similarity)
+    similarity = np.nan_to_num(similarity, nan=0.0)
+    matched = np.logical_or.reduce(list(fired.values())) if m else np.zeros(0, dtype=bool)
+    # Matches first, then by similarity; only the rows shown get strings and a DataFrame.
+    order = np.lexsort((-similarity, ~matched))[: max(top_n, int(matched.sum()))]
+    ids = [index.posting_ids[candidates[i]] for i in order]
     details = _postings_by_id(store, ids)
-    frame.insert(0, "posting_id", ids)
-    frame.insert(1, "title", [details.get(pid, ("", None))[0] for pid in ids])
-    frame.insert(2, "image_path", [details.get(pid, ("", None))[1] for pid in ids])
-    del frame["position"]
+    frame = pd.DataFrame(
+        {
+            "posting_id": ids,
+            "title": [details.get(pid, ("", None))[0] for pid in ids],
+            "image_path": [details.get(pid, ("", None))[1] for pid in ids],
+        }
+    )
+    for name, values in scores.items():
+        frame[name] = values[order]
+    frame["matched"] = matched[order]
+    frame["rule"] = [
+        "+".join(name for name, mask in fired.items() if mask[i]) for i in order.tolist()
+    ]
+    frame["similarity"] = similarity[order]
     return frame
 
 

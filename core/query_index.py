@@ -79,6 +79,7 @@ class QueryIndex:
     inverted: object  # csr_matrix (words × postings)
     images: dict[str, ImageIndex] = field(default_factory=dict)
     added: int = 0
+    _has_title: np.ndarray | None = field(default=None, repr=False)
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -156,10 +157,17 @@ class QueryIndex:
             (values, columns, [0, len(columns)]), shape=(1, len(self.idf)), dtype=np.float32
         )
 
+    @property
+    def has_title(self) -> np.ndarray:
+        """Which postings have a (normalised) title: an empty one is no text evidence."""
+        if self._has_title is None or len(self._has_title) != len(self.titles):
+            self._has_title = np.fromiter((bool(t) for t in self.titles), bool, len(self.titles))
+        return self._has_title
+
     def title_cosines(self, title: str) -> tuple[np.ndarray, np.ndarray]:
         """(positions, cosine) of the postings sharing at least one word with ``title``."""
         query = self.title_vector(title)
-        if query.nnz == 0:
+        if not title or query.nnz == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         scores = (query @ self.inverted).tocsr()
         return scores.indices.astype(np.int64), scores.data.astype(np.float32)

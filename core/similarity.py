@@ -94,29 +94,35 @@ def text_pairs_above(
 
 
 def _text_pairs_from_candidates(
-    titles: Sequence[str], min_ratio: float, progress: Progress | None = None
+    titles: Sequence[str], min_ratio: float, progress: Progress | None = None, chunk: int = 500_000
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from rapidfuzz import fuzz
+    from rapidfuzz import fuzz, process
 
     from core.text import tfidf_vectors
 
-    matrix = tfidf_vectors(titles)
-    left, right, _ = tfidf_pairs_blocked(matrix, RATIO_CANDIDATE_COSINE)
+    left, right, _ = tfidf_pairs_blocked(tfidf_vectors(titles), RATIO_CANDIDATE_COSINE)
     cutoff = max(0.0, min_ratio * 100 - 1e-3)
     lefts, rights, ratios = [], [], []
     total = len(left)
-    for done, (a, b) in enumerate(zip(left.tolist(), right.tolist(), strict=True), start=1):
-        first, second = titles[a], titles[b]
-        if first and second and fuzz.ratio(first, second, score_cutoff=cutoff):
-            ratio = difflib.SequenceMatcher(None, first, second).ratio()
+    for start in range(0, total, chunk):
+        a, b = left[start : start + chunk], right[start : start + chunk]
+        # The same exact bound as the all-pairs path, pair by pair, in rapidfuzz's threads.
+        bound = process.cpdist(
+            [titles[i] for i in a],
+            [titles[j] for j in b],
+            scorer=fuzz.ratio,
+            score_cutoff=cutoff,
+            dtype=np.float32,
+            workers=-1,
+        )
+        for i, j in zip(a[bound > 0].tolist(), b[bound > 0].tolist(), strict=True):
+            ratio = sequence_ratio(titles[i], titles[j])
             if ratio > min_ratio:
-                lefts.append(a)
-                rights.append(b)
+                lefts.append(i)
+                rights.append(j)
                 ratios.append(ratio)
-        if progress is not None and done % 100_000 == 0:
-            progress(done, total)
-    if progress is not None:
-        progress(total, total)
+        if progress is not None:
+            progress(min(total, start + chunk), total)
     return (
         np.asarray(lefts, dtype=np.int64),
         np.asarray(rights, dtype=np.int64),

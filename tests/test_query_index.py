@@ -46,7 +46,7 @@ def matched(frame: pd.DataFrame) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("pipeline", "min_agreement"), [("baseline", 0.97), ("ensemble", 0.9)])
+@pytest.mark.parametrize(("pipeline", "min_agreement"), [("baseline", 0.93), ("ensemble", 0.9)])
 def test_indexed_query_agrees_with_the_exact_query(
     shopee_store: Store, queries: pd.DataFrame, pipeline: str, min_agreement: float
 ) -> None:
@@ -58,7 +58,7 @@ def test_indexed_query_agrees_with_the_exact_query(
         indexed = matched(query_with_index(shopee_store, index, item, pipeline, SETTINGS))
         assert row.posting_id in exact and row.posting_id in indexed  # its own source posting
         agreements.append(len(exact & indexed) / len(exact | indexed))
-    assert np.mean(agreements) >= min_agreement, np.mean(agreements)
+    assert np.mean(agreements) >= min_agreement, agreements
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ def test_settings_are_frozen() -> None:
         ({"ensemble_image_distance": 2.5}, "ensemble_image_distance must be between 0 and 2"),
         ({"ensemble_combined": -1.0}, "ensemble_combined must be between 0 and 3"),
         ({"top_k": 0}, "top_k must be at least 1, got 0"),
-        ({"neighbour_backend": "annoy"}, "neighbour_backend must be auto, sklearn or faiss"),
+        ({"neighbour_backend": "annoy"}, "neighbour_backend must be auto, sklearn, faiss or hnsw"),
         ({"image_backbone": "resnet"}, "image_backbone must be one of mobilenet"),
         ({"image_alpha": 0.3}, r"image_alpha must be one of \(0.25, 0.5, 0.75, 1.0\)"),
         ({"siamese_image_size": 16}, "siamese_image_size must be between 32 and 1024"),
