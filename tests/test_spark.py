@@ -26,6 +26,18 @@ PROJECT = Path(__file__).resolve().parents[1]
 LSH_AGREEMENT_FLOOR = 0.99
 
 
+def _spark_cli(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m core spark-match ARGS`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "core", "spark-match", *map(str, args)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
 @pytest.fixture(scope="session")
 def spark():
     pytest.importorskip("pyspark")
@@ -115,23 +127,7 @@ def test_missing_pyspark_is_a_clear_error(monkeypatch) -> None:
 def test_missing_java_exits_2_with_a_message(tmp_path: Path, demo_catalog: Path) -> None:
     pytest.importorskip("pyspark")
     env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "SAMESAME_HOME": str(tmp_path)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "core",
-            "spark-match",
-            "--catalog",
-            str(demo_catalog),
-            "--out",
-            str(tmp_path / "m.csv"),
-        ],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    done = _spark_cli("--catalog", demo_catalog, "--out", tmp_path / "m.csv", env=env)
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: spark-match needs Java")
     assert len(done.stderr.strip().splitlines()) == 1
@@ -140,22 +136,7 @@ def test_missing_java_exits_2_with_a_message(tmp_path: Path, demo_catalog: Path)
 def test_bad_catalog_exits_2_with_one_message(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("id,picture\n1,a.jpg\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "core",
-            "spark-match",
-            "--catalog",
-            str(bad),
-            "--out",
-            str(tmp_path / "m.csv"),
-        ],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _spark_cli("--catalog", bad, "--out", tmp_path / "m.csv")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"error: {bad}: missing required column(s) posting_id, image, title; found id, picture. "
