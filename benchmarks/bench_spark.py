@@ -87,29 +87,25 @@ def main() -> None:
             t0 = time.perf_counter()
             truth = single_machine(csv_path, pipeline, settings)
             single_s = time.perf_counter() - t0
-            exact_cell = "skipped"
-            if not args.skip_exact:
-                out = Path(tmp) / f"{pipeline}_exact.csv"
+
+            def spark_pairs(candidates: str, pipeline: str = pipeline):
+                """(pairs, report) of one spark_match run with these candidates."""
+                out = Path(tmp) / f"{pipeline}_{candidates}.csv"
                 report = spark_match(
                     csv_path,
                     out,
                     pipeline,
                     settings,
-                    options=SparkOptions(candidates="exact"),
+                    options=SparkOptions(candidates=candidates),
                     spark=spark,
                 )
-                got = pair_set(pd.read_csv(out, dtype=str, keep_default_na=False))
+                return pair_set(pd.read_csv(out, dtype=str, keep_default_na=False)), report
+
+            exact_cell = "skipped"
+            if not args.skip_exact:
+                got, report = spark_pairs("exact")
                 exact_cell = f"{'yes' if got == truth else 'NO'} ({report.seconds:.0f})"
-            out = Path(tmp) / f"{pipeline}_lsh.csv"
-            report = spark_match(
-                csv_path,
-                out,
-                pipeline,
-                settings,
-                options=SparkOptions(candidates="lsh"),
-                spark=spark,
-            )
-            got = pair_set(pd.read_csv(out, dtype=str, keep_default_na=False))
+            got, report = spark_pairs("lsh")
             agreement = len(got & truth) / max(1, len(truth))
             lines.append(
                 f"| {pipeline} | {len(truth):,} ({single_s:.1f}) | {exact_cell} | {len(got):,} "

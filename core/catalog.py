@@ -82,6 +82,15 @@ class CatalogScan:
         return f"{self.size}:{self.sha256}"
 
 
+def missing_columns_error(label: str, missing: list[str], found: list[str]) -> CatalogError:
+    """The one message for a catalog without its required columns (CSV import and Spark)."""
+    return CatalogError(
+        f"{label}: missing required column(s) {', '.join(missing)}; found "
+        f"{', '.join(found) or 'none'}. Expected the layout "
+        "posting_id,image,image_phash,title,label_group (image_phash, label_group optional)."
+    )
+
+
 def _decode_message(label: str, encoding: str, line: int, byte: int) -> str:
     return (
         f"{label}: cannot read the text as {encoding.upper()} (bad byte at line {line}, "
@@ -260,12 +269,7 @@ class _CatalogReader:
             header = [h.strip().lstrip("\ufeff").lower() for h in header]
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             if missing:
-                raise CatalogError(
-                    f"{label}: missing required column(s) {', '.join(missing)}; found "
-                    f"{', '.join(h for h in header if h) or 'none'}. Expected the layout "
-                    "posting_id,image,image_phash,title,label_group (image_phash, label_group "
-                    "optional)."
-                )
+                raise missing_columns_error(label, missing, [h for h in header if h])
             wanted = [*REQUIRED_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in header]]
             index = {c: header.index(c) for c in wanted}
             absent = [c for c in OPTIONAL_COLUMNS if c not in index]

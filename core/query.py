@@ -103,9 +103,9 @@ def query_item(
     hashes, has_hash = phash_to_uint64(postings["image_phash"].tolist())
     hash_distance = np.full(n, np.nan, dtype=np.float32)
     query_vector = None
-    if item.image_hash() is not None:
-        query_hash = np.uint64(item.image_hash())
-        hash_distance[has_hash] = hamming(hashes[has_hash], query_hash)
+    item_hash = item.image_hash()  # decodes the picture: once per query
+    if item_hash is not None:
+        hash_distance[has_hash] = hamming(hashes[has_hash], np.uint64(item_hash))
     if item.image:
         if image_embedder is not None and image_model is not None:
             query_vector = image_embedder.embed([item.image])[0]
@@ -191,8 +191,9 @@ def query_with_index(
     query_title = normalize_title(item.title)
     hash_distance = None
     query_vector = None
-    if item.image_hash() is not None:
-        hash_distance = index.hash_distances(item.image_hash())
+    item_hash = item.image_hash()  # decodes the picture: once per query
+    if item_hash is not None:
+        hash_distance = index.hash_distances(item_hash)
     if item.image:
         if image_embedder is not None and image_model is not None:
             query_vector = image_embedder.embed([item.image])[0]
@@ -304,6 +305,7 @@ def _best_against(
     from core.pipelines.best import select_pairs
 
     n = len(postings)
+    item_hash = item.image_hash()
     query_id = "\x00query"  # cannot collide with an imported posting id (no control chars)
     extended = pd.concat(
         [
@@ -312,9 +314,7 @@ def _best_against(
                 {
                     "posting_id": [query_id],
                     "title_norm": [query_title],
-                    "image_phash": [
-                        None if item.image_hash() is None else f"{item.image_hash():016x}"
-                    ],
+                    "image_phash": [None if item_hash is None else f"{item_hash:016x}"],
                 }
             ),
         ],

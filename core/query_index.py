@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -78,7 +79,6 @@ class QueryIndex:
     rows: object  # csr_matrix (postings × words), L2-normalised TF-IDF
     inverted: object  # csr_matrix (words × postings)
     images: dict[str, ImageIndex] = field(default_factory=dict)
-    added: int = 0
     _has_title: np.ndarray | None = field(default=None, repr=False)
 
     # -- building ---------------------------------------------------------------------------
@@ -209,7 +209,6 @@ class QueryIndex:
             image.positions = np.concatenate(
                 [image.positions, start + np.flatnonzero(present).astype(np.int64)]
             )
-        self.added += len(posting_ids)
 
     # -- files --------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -220,7 +219,7 @@ class QueryIndex:
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = folder.with_name(folder.name + ".tmp")
         if staging.exists():
-            _remove_tree(staging)
+            shutil.rmtree(staging)
         staging.mkdir()
         save_npz(staging / "rows.npz", self.rows, compressed=False)
         np.save(staging / "hashes.npy", self.hashes, allow_pickle=False)
@@ -243,7 +242,7 @@ class QueryIndex:
         (staging / "index.json").write_text(json.dumps(meta), encoding="utf-8")
         # The base now holds every added posting, so the new folder starts without a delta.
         if folder.exists():
-            _remove_tree(folder)
+            shutil.rmtree(folder)
         staging.rename(folder)
 
     @classmethod
@@ -324,12 +323,6 @@ class QueryIndex:
             [e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries], vectors
         )
         self.stamp = entries[-1][4]
-
-
-def _remove_tree(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder)
 
 
 def index_folder(store: Store) -> Path:

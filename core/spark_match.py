@@ -283,16 +283,12 @@ def _checked_frame(raw: DataFrame, label: str) -> DataFrame:
     """Spark-read catalog → the `read_catalog` layout, refusing what the CSV import refuses."""
     from pyspark.sql import functions as F
 
-    from core.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+    from core.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, missing_columns_error
 
     names = {c.strip().lstrip("\ufeff").lower(): c for c in raw.columns}
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
-        raise CatalogError(
-            f"{label}: missing required column(s) {', '.join(missing)}; found "
-            f"{', '.join(raw.columns) or 'none'}. Expected the layout "
-            "posting_id,image,image_phash,title,label_group (image_phash, label_group optional)."
-        )
+        raise missing_columns_error(label, missing, list(raw.columns))
     columns = [F.monotonically_increasing_id().alias("idx")]
     for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS):
         if name in names:
