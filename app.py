@@ -11,10 +11,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import service
 from core.errors import SameSameError
 from core.store import Store
-from pages import common, resources
+from core.workspace import demo_db_path
+from ui import common, resources
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -96,7 +96,7 @@ def main() -> None:
     db = common.current_db()
     if not db.is_file() and not common.is_demo(db):
         st.warning(f"The last catalog, {db}, is gone; showing the demo catalog instead.")
-        common.set_current_db(service.demo_db_path())
+        common.set_current_db(demo_db_path())
         db = common.current_db()
     if common.is_demo(db) and not st.session_state.get("demo_ready"):
         try:

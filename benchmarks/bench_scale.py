@@ -102,9 +102,6 @@ def recall_report(catalog: Path, sample_rows: int = 2_000) -> list[list[str]]:
     """Rows of (what, method, exact, candidates kept, recall, seconds)."""
     import numpy as np
     import pandas as pd
-    from rapidfuzz import fuzz, process
-
-    from core.images import phash_to_uint64
     from core.neighbours import search
     from core.similarity import (
         RATIO_CANDIDATE_COSINE,
@@ -112,6 +109,9 @@ def recall_report(catalog: Path, sample_rows: int = 2_000) -> list[list[str]]:
         tfidf_pairs_above,
         tfidf_pairs_blocked,
     )
+    from rapidfuzz import fuzz, process
+
+    from core.images import phash_to_uint64
     from core.text import normalize_title, tfidf_vectors
 
     frame = pd.read_csv(catalog, dtype=str, keep_default_na=False)

@@ -24,11 +24,12 @@ try:
 except ImportError:  # run as a file: benchmarks/ itself is first on sys.path
     from common import SHARED, load_line, machine_lines, markdown_table, timed, verdict
 
+from core.service import evaluate_result, run_pipeline
+from core.similarity import text_pairs_above, text_pairs_above_naive
+
 from core.catalog import import_catalog
 from core.pipelines import load_inputs
-from core.service import evaluate_result, run_pipeline
 from core.settings import MatchSettings
-from core.similarity import text_pairs_above, text_pairs_above_naive
 from core.store import Store
 from core.text import tfidf_vectors
 

@@ -24,11 +24,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.spark_match import SparkOptions, spark_match, spark_session  # noqa: E402
+
 from core.catalog import prepare_postings, read_catalog_csv  # noqa: E402
 from core.matches import read_submission  # noqa: E402
 from core.pipelines import MatchInputs, match_baseline, match_ensemble  # noqa: E402
 from core.settings import MatchSettings  # noqa: E402
-from core.spark_match import SparkOptions, spark_match, spark_session  # noqa: E402
 
 SHOPEE = Path(__file__).resolve().parents[2] / "shared" / "data" / "shopee" / "train.csv"
 

@@ -1,32 +1,45 @@
-"""Match sets, groups (connected components) and the competition's submission layout."""
+"""What every pipeline returns (`MatchResult`), match sets and the competition's submission
+layout."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from core.settings import MatchSettings
 
+if TYPE_CHECKING:
+    from core.clusters import Clustering
+
 #: Per-modality score columns a pipeline may fill (NaN where a modality is absent).
 SCORE_COLUMNS = (
     "probability",
     "image_cosine",
+    "siamese_distance",
     "hash_distance",
     "tfidf_cosine",
+    "char_cosine",
     "text_ratio",
-    "siamese_distance",
+    "stage1_probability",
 )
+
+#: Who lists whom in an unordered pair (a bit each): a posting at the match cap may not list a
+#: posting that lists it.
+LISTED_LEFT, LISTED_RIGHT, LISTED_BOTH = 1, 2, 3
 
 
 @dataclass
 class MatchResult:
-    """What every pipeline returns: the matched pairs, with their scores and the rule that fired.
+    """The matched pairs of one pipeline over a catalog, with scores and the rule that fired.
 
-    ``pairs`` holds one row per unordered pair (left < right by catalog order) with columns
-    left, right (posting ids), rule, and the `SCORE_COLUMNS` that apply.
+    ``pairs`` holds one row per unordered pair (left before right in catalog order): left,
+    right (posting ids), rule, the `SCORE_COLUMNS` that apply, similarity (0..1: how alike,
+    the order matches are kept and shown in) and listed (`LISTED_LEFT` / `LISTED_RIGHT` /
+    `LISTED_BOTH`: which side counts the other among its matches).
     """
 
     pipeline: str
@@ -35,42 +48,71 @@ class MatchResult:
     settings: MatchSettings
     seconds: float = 0.0
     notices: list[str] = field(default_factory=list)
+    #: Postings at the cap: ``settings.max_matches`` matches listed, their best (more may have
+    #: been found and dropped).
+    capped: int = 0
+    stats: Any = None
+
+    @staticmethod
+    def empty_pairs() -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "left": pd.Series(dtype=object),
+                "right": pd.Series(dtype=object),
+                "rule": pd.Series(dtype=object),
+                "similarity": pd.Series(dtype=np.float32),
+                "listed": pd.Series(dtype=np.int8),
+            }
+        )
 
     def match_sets(self) -> dict[str, set[str]]:
         return match_sets(self.posting_ids, self.pairs)
 
-    def groups(self) -> dict[str, int]:
-        return connected_groups(self.posting_ids, self.pairs)
+    def clusters(self) -> Clustering:
+        """Strength- and size-aware clusters of these matches (never raw components)."""
+        from core.clusters import cluster_matches
 
-    def submission(self) -> pd.DataFrame:
-        return submission_frame(self.match_sets(), self.posting_ids)
+        return cluster_matches(
+            self.posting_ids,
+            self.pairs,
+            self.settings.max_cluster_size,
+            self.settings.cluster_min_link,
+        )
+
+    def submission(self, clusters: bool = False) -> pd.DataFrame:
+        """``posting_id,matches``: each posting's matches, or with ``clusters`` its cluster."""
+        sets = self.clusters().match_sets() if clusters else self.match_sets()
+        return submission_frame(sets, self.posting_ids)
+
+    def matches_of(self, posting_id: str) -> pd.DataFrame:
+        """The postings ``posting_id`` lists, best first: posting_id, rule, scores, similarity."""
+        pairs = self.pairs
+        if pairs.empty:
+            return pairs.assign(posting_id=pd.Series(dtype=object))
+        listed = pairs["listed"] if "listed" in pairs else LISTED_BOTH
+        as_left = (pairs["left"] == posting_id) & ((listed & LISTED_LEFT) > 0)
+        as_right = (pairs["right"] == posting_id) & ((listed & LISTED_RIGHT) > 0)
+        mine = pairs[as_left | as_right].copy()
+        mine.insert(0, "posting_id", mine["right"].where(mine["left"] == posting_id, mine["left"]))
+        mine = mine.drop(columns=["left", "right"])
+        if "similarity" in mine:
+            mine = mine.sort_values("similarity", ascending=False, kind="stable")
+        return mine.reset_index(drop=True)
 
 
 def match_sets(posting_ids: Sequence[str], pairs: pd.DataFrame) -> dict[str, set[str]]:
     """Each posting's matches, itself included (as the competition scores them)."""
     sets = {pid: {pid} for pid in posting_ids}
     if len(pairs):
-        for left, right in zip(pairs["left"], pairs["right"], strict=True):
-            sets[left].add(right)
-            sets[right].add(left)
+        listed = (
+            pairs["listed"].to_numpy() if "listed" in pairs else np.full(len(pairs), LISTED_BOTH)
+        )
+        for left, right, who in zip(pairs["left"], pairs["right"], listed.tolist(), strict=True):
+            if who & LISTED_LEFT:
+                sets[left].add(right)
+            if who & LISTED_RIGHT:
+                sets[right].add(left)
     return sets
-
-
-def connected_groups(posting_ids: Sequence[str], pairs: pd.DataFrame) -> dict[str, int]:
-    """Group number per posting: connected components of the match graph."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    position = {pid: i for i, pid in enumerate(posting_ids)}
-    n = len(posting_ids)
-    if len(pairs):
-        rows = pairs["left"].map(position).to_numpy()
-        cols = pairs["right"].map(position).to_numpy()
-    else:
-        rows = cols = np.zeros(0, dtype=np.int64)
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return dict(zip(posting_ids, labels.tolist(), strict=True))
 
 
 def submission_frame(sets: dict[str, set[str]], order: Sequence[str] | None = None) -> pd.DataFrame:
@@ -85,7 +127,5 @@ def submission_frame(sets: dict[str, set[str]], order: Sequence[str] | None = No
 
 
 def read_submission(frame: pd.DataFrame) -> dict[str, set[str]]:
-    return {
-        row.posting_id: set(str(row.matches).split()) | {row.posting_id}
-        for row in frame.itertuples(index=False)
-    }
+    """A submission as written: exactly the ids each row lists (the posting only if listed)."""
+    return {row.posting_id: set(str(row.matches).split()) for row in frame.itertuples(index=False)}

@@ -1,8 +1,16 @@
-"""Compare one new item (image and/or title) against the catalog, and optionally add it."""
+"""Compare one new item (image and/or title) against the catalog, and optionally add it.
+
+A query is a batch of one: the item becomes the catalog's last posting, each candidate source
+offers its nearest catalog postings, and the pipeline's own `Pipeline.score` decides, exactly as
+the batch run would once the item is added (`core.engine`). Catalogs of `INDEXED_QUERY_FROM`
+postings or more answer from a persisted `QueryIndex` instead (frozen TF-IDF vocabulary,
+hashes, FAISS image indexes), scored by the same `Pipeline.score`.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,16 +20,19 @@ import pandas as pd
 
 from core.embedders.base import ImageEmbedder
 from core.errors import ModelNotTrainedError, SameSameError
-from core.images import hamming, is_valid_phash, open_image, phash_hex, phash_to_uint64
-from core.pipelines.baseline import baseline_rules
-from core.pipelines.ensemble import ensemble_rules
+from core.images import is_valid_phash, open_image, phash_hex
+from core.pipelines import MatchInputs, Pipeline, get_pipeline
+from core.pipelines.inputs import hash_distances, vector_cosines
 from core.settings import MatchSettings
 from core.store import Store
 from core.text import normalize_title
 
 if TYPE_CHECKING:
-    from core.pipelines.best import BestMatcher
+    from core.pipelines.best.model import BestMatcher
     from core.query_index import QueryIndex
+
+#: The item's id while it is scored (cannot collide with an imported id: no control chars).
+QUERY_ID = "\x00query"
 
 
 @dataclass
@@ -54,6 +65,24 @@ class NewItem:
         return None
 
 
+def query_title(
+    store: Store,
+    item: NewItem,
+    pipeline: Pipeline,
+    settings: MatchSettings,
+    translate: Callable | None = None,
+) -> tuple[str, str | None]:
+    """The item's title as the pipeline compares it: normalised and, when the pipeline
+    translates titles, translated through the same cache as the catalog's; and a notice."""
+    title = normalize_title(item.title)
+    if title and pipeline.translates and settings.translate_titles:
+        from core.translate import translate_titles
+
+        titles, notice = translate_titles(store, [title], translator=translate)
+        return titles[0], notice
+    return title, None
+
+
 def query_item(
     store: Store,
     item: NewItem,
@@ -65,6 +94,8 @@ def query_item(
     best_matcher: BestMatcher | None = None,
     top_n: int = 10,
     index: QueryIndex | None = None,
+    translate: Callable | None = None,
+    notices: list[str] | None = None,
 ) -> pd.DataFrame:
     """The catalog postings most like ``item`` under one pipeline, matches first.
 
@@ -72,212 +103,181 @@ def query_item(
         image_embedder: the pipeline's image model, to embed the item's picture; without it
             (or without stored vectors) the perceptual hash is the image evidence.
         image_model: (name, version) of the stored vectors to compare with.
-        best_matcher: the trained model, needed for ``pipeline="best"``. Its features are
-            computed over the whole catalog plus the item (ranks and densities are catalog-wide),
-            so a query costs about as much as matching the catalog once.
-        index: a `QueryIndex` to answer baseline and ensemble queries from; without one, a
-            catalog of INDEXED_QUERY_FROM postings or more opens (or builds) its own. Small
-            catalogs are scored exactly, the same way the batch pipeline will once the item is
-            added.
+        best_matcher: the trained model, needed by a pipeline that has one (``best``). Its
+            features are computed over the whole catalog plus the item (ranks and densities
+            are catalog-wide), so a query costs about as much as matching the catalog once.
+        index: a `QueryIndex` to answer rule pipelines from; without one, a catalog of
+            INDEXED_QUERY_FROM postings or more opens (or builds) its own.
+        notices: fallbacks (e.g. a failed translation) are appended here.
 
     Returns:
         Columns posting_id, title, image_path, matched, rule, the pipeline's scores, similarity.
     """
     item.validate()
-    if pipeline in ("baseline", "ensemble"):
-        from core.query_index import INDEXED_QUERY_FROM, open_query_index
-
-        if index is None and store.count_postings() >= INDEXED_QUERY_FROM:
-            index = open_query_index(store, [image_model] if image_model else [])
-        if index is not None:
-            return query_with_index(
-                store, index, item, pipeline, settings, image_embedder, image_model, top_n
+    pipe = get_pipeline(pipeline)
+    title, notice = query_title(store, item, pipe, settings, translate)
+    if notice and notices is not None:
+        notices.append(notice)
+    item_hash = item.image_hash()  # decodes the picture: once per query
+    vector = None
+    if item.image and image_embedder is not None and image_model is not None:
+        vector = image_embedder.embed([item.image])[0]
+    if pipe.needs_model:
+        if best_matcher is None:
+            raise ModelNotTrainedError(
+                f"The {pipeline} pipeline needs a trained model: train it on a labelled catalog "
+                "first."
             )
+        return _model_query(store, best_matcher, title, item_hash, vector, image_model, top_n)
+    from core.query_index import INDEXED_QUERY_FROM, open_query_index
+
+    if index is None and store.count_postings() >= INDEXED_QUERY_FROM:
+        index = open_query_index(store, [image_model] if image_model else [])
+    if index is not None:
+        frame, positions = _index_frame(index, title, item_hash, vector, image_model, settings)
+        ids = [index.posting_ids[p] for p in positions.tolist()]
+    else:
+        inputs = _with_item(store, title, item_hash, vector, image_model)
+        frame, positions = _exact_frame(pipe, inputs, settings)
+        ids = [inputs.posting_ids[p] for p in positions.tolist()]
+    scored = pipe.score(frame, settings)
+    return _ranked(store, ids, scored, pipe.score_columns, top_n)
+
+
+def _with_item(
+    store: Store,
+    title: str,
+    item_hash: int | None,
+    vector: np.ndarray | None,
+    image_model: tuple[str, str | None] | None,
+) -> MatchInputs:
+    """The catalog with the item appended as its last posting."""
     postings = store.postings()
     if postings.empty:
         raise SameSameError("The catalog is empty: import a catalog first.")
-    n = len(postings)
-    query_title = normalize_title(item.title)
-    titles = postings["title_norm"].fillna("").tolist()
-
-    hashes, has_hash = phash_to_uint64(postings["image_phash"].tolist())
-    hash_distance = np.full(n, np.nan, dtype=np.float32)
-    query_vector = None
-    item_hash = item.image_hash()  # decodes the picture: once per query
-    if item_hash is not None:
-        hash_distance[has_hash] = hamming(hashes[has_hash], np.uint64(item_hash))
-    if item.image:
-        if image_embedder is not None and image_model is not None:
-            query_vector = image_embedder.embed([item.image])[0]
-
-    cosine = np.full(n, np.nan, dtype=np.float32)
-    by_vector = np.zeros(n, dtype=bool)
-    if query_vector is not None and image_model is not None:
+    extended = pd.concat(
+        [
+            postings[["posting_id", "title_norm", "image_phash"]],
+            pd.DataFrame(
+                {
+                    "posting_id": [QUERY_ID],
+                    "title_norm": [title],
+                    "image_phash": [None if item_hash is None else f"{item_hash:016x}"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    by_id = None
+    if vector is not None and image_model is not None:
         ids, matrix = store.load_embeddings(image_model[0], image_model[1])
         if ids:
-            position = pd.Index(postings["posting_id"]).get_indexer(ids)
-            cosine[position] = matrix @ query_vector
-            by_vector[position] = True
-
-    has_text = np.array([bool(query_title) and bool(t) for t in titles])
-    frame = postings[["posting_id", "title", "image_path"]].copy()
-    frame["hash_distance"] = hash_distance
-    hash_similarity = 1.0 - hash_distance / 32.0
-    if pipeline == "baseline":
-        text_cosine = _tfidf_against(titles, query_title)
-        fired = baseline_rules(cosine, hash_distance, by_vector, text_cosine, settings)
-        frame["image_cosine"] = cosine
-        frame["tfidf_cosine"] = text_cosine
-        similarity = np.nanmax(np.vstack([cosine, text_cosine, hash_similarity]), axis=0)
-    elif pipeline == "ensemble":
-        from core.similarity import sequence_ratio
-
-        # difflib's ratio is not symmetric; the batch pipeline scores (earlier, later) posting,
-        # and an added item comes last, so score (catalog title, item title) the same way.
-        ratio = np.array([sequence_ratio(t, query_title) for t in titles], dtype=np.float32)
-        distance = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * cosine)).astype(np.float32)
-        fired = ensemble_rules(distance, hash_distance, by_vector, ratio, has_text, settings)
-        frame["siamese_distance"] = distance
-        frame["text_ratio"] = ratio
-        similarity = np.nanmax(np.vstack([1.0 - distance / 2.0, ratio, hash_similarity]), axis=0)
-    elif pipeline == "best":
-        if best_matcher is None:
-            raise ModelNotTrainedError(
-                "The best pipeline needs a trained model: train it on a labelled catalog first."
-            )
-        vectors = None
-        if query_vector is not None and image_model is not None:
-            ids, matrix = store.load_embeddings(image_model[0], image_model[1])
-            vectors = (ids, matrix, query_vector)
-        probability, rule = _best_against(best_matcher, postings, query_title, item, vectors)
-        fired = {"model": rule == "model", "nearest": rule == "nearest"}
-        frame["probability"] = probability
-        frame["image_cosine"] = cosine
-        similarity = probability
-    else:
-        raise SameSameError(f"Unknown pipeline {pipeline!r}")
-    matched = np.logical_or.reduce(list(fired.values()))
-    frame["matched"] = matched
-    frame["rule"] = ["+".join(name for name, mask in fired.items() if mask[i]) for i in range(n)]
-    frame["similarity"] = np.nan_to_num(similarity, nan=0.0)
-    frame = frame.sort_values(["matched", "similarity"], ascending=[False, False], kind="stable")
-    return frame.head(max(top_n, int(matched.sum()))).reset_index(drop=True)
+            by_id = dict(zip(ids, matrix, strict=True))
+            by_id[QUERY_ID] = vector
+    return MatchInputs.from_frame(extended, by_id, image_model[0] if by_id else None)
 
 
-def query_with_index(
-    store: Store,
+def _exact_frame(
+    pipe: Pipeline, inputs: MatchInputs, settings: MatchSettings
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Candidates of the item (the last posting) from every source, as the pipeline's frame."""
+    item = inputs.size - 1
+    rows = np.array([item])
+    # Relaxed sources: the nearest postings are shown even when none passes a rule.
+    prepared = pipe.prepare(inputs, settings, rows=rows, relaxed=True)
+    found = [s.index.search_rows(rows, s.k, s.min_score) for s in prepared.sources]
+    others = np.unique(np.concatenate([nb.index[0][nb.index[0] >= 0] for nb in found]))
+    others = others[others != item].astype(np.int64)
+    # The item comes last, as it will once added: pairs are (catalog posting, item).
+    frame = pipe.pair_frame(prepared, others, np.full(len(others), item, np.int64))
+    return frame, others
+
+
+def _index_frame(
     index: QueryIndex,
-    item: NewItem,
-    pipeline: str,
+    title: str,
+    item_hash: int | None,
+    vector: np.ndarray | None,
+    image_model: tuple[str, str | None] | None,
     settings: MatchSettings,
-    image_embedder: ImageEmbedder | None = None,
-    image_model: tuple[str, str | None] | None = None,
-    top_n: int = 10,
-) -> pd.DataFrame:
-    """`query_item` for large catalogs: only postings that share a title word, sit within the
-    hash threshold or among the image index's top-k are scored, with the same rules.
-
-    Differences from the exact path, by design: TF-IDF uses the vocabulary and IDF frozen when
-    the index was built, and the ensemble's SequenceMatcher runs on the RATIO_CANDIDATES postings
-    with the best TF-IDF cosine (the batch pipeline's candidate rule at this size); a ratio that
-    rapidfuzz's bound shows cannot pass the rule is reported as 0.
-    """
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Candidates from the persisted index, with every column a rule pipeline reads."""
     from core.query_index import RATIO_CANDIDATES
-    from core.similarity import RATIO_CANDIDATE_COSINE, sequence_ratio
-
-    item.validate()
-    if pipeline not in ("baseline", "ensemble"):
-        raise SameSameError(f"Unknown pipeline {pipeline!r} for an indexed query")
-    query_title = normalize_title(item.title)
-    hash_distance = None
-    query_vector = None
-    item_hash = item.image_hash()  # decodes the picture: once per query
-    if item_hash is not None:
-        hash_distance = index.hash_distances(item_hash)
-    if item.image:
-        if image_embedder is not None and image_model is not None:
-            query_vector = image_embedder.embed([item.image])[0]
-
-    positions, text_cosine = index.title_cosines(query_title)
-    # Postings sharing only a common word with the item are many (a tenth of the catalog for
-    # "promo") and cannot pass a text rule: keep those that can, and the best few for ranking.
-    floor = min(settings.baseline_text_cosine, RATIO_CANDIDATE_COSINE)
-    keep = text_cosine >= floor - 1e-6
-    if len(text_cosine) > top_n:
-        keep[np.argpartition(-text_cosine, top_n)[:top_n]] = True
-    else:
-        keep[:] = True
-    positions, text_cosine = positions[keep], text_cosine[keep]
 
     n = len(index.posting_ids)
-    is_candidate = np.zeros(n, dtype=bool)
-    is_candidate[positions] = True
-    if hash_distance is not None:
-        is_candidate |= hash_distance <= settings.hash_max_distance
-    image_hits = None
-    if query_vector is not None and image_model is not None and image_model[0] in index.images:
-        image_hits = index.images[image_model[0]].search(query_vector, settings.top_k)
-        is_candidate[image_hits[1]] = True
-    candidates = np.flatnonzero(is_candidate)
-
-    m = len(candidates)
-    cosine = np.full(m, np.nan, dtype=np.float32)
-    by_vector = np.zeros(m, dtype=bool)
-    if image_hits is not None:
-        where = np.searchsorted(candidates, image_hits[1])
-        cosine[where], by_vector[where] = image_hits[0], True
-    text = np.zeros(m, dtype=np.float32)
-    text[np.searchsorted(candidates, positions)] = text_cosine
-    distance_h = (
-        hash_distance[candidates] if hash_distance is not None else np.full(m, np.nan, np.float32)
-    )
-    has_text = index.has_title[candidates] & bool(query_title)
-    hash_similarity = 1.0 - distance_h / 32.0
-    scores: dict[str, np.ndarray] = {"hash_distance": distance_h}
-    if pipeline == "baseline":
-        fired = baseline_rules(cosine, distance_h, by_vector, text, settings)
-        scores |= {"image_cosine": cosine, "tfidf_cosine": text}
-        similarity = np.fmax(np.fmax(cosine, text), hash_similarity)
-    else:
-        ratio = np.zeros(m, dtype=np.float32)
-        scored = np.flatnonzero(text >= RATIO_CANDIDATE_COSINE)
-        scored = scored[np.argsort(-text[scored], kind="stable")[:RATIO_CANDIDATES]]
-        # rapidfuzz's bound first (exact, see core.similarity): difflib only where it can pass.
-        from rapidfuzz import fuzz, process
-
-        bound = process.cdist(
-            [query_title],
-            [index.titles[candidates[i]] for i in scored],
-            scorer=fuzz.ratio,
-            score_cutoff=max(0.0, settings.ensemble_text_ratio * 100 - 1e-3),
-            dtype=np.float32,
-        )[0]
-        ratio[scored[bound > 0]] = [
-            sequence_ratio(index.titles[candidates[i]], query_title) for i in scored[bound > 0]
-        ]
-        distance = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * cosine)).astype(np.float32)
-        fired = ensemble_rules(distance, distance_h, by_vector, ratio, has_text, settings)
-        scores |= {"siamese_distance": distance, "text_ratio": ratio}
-        similarity = np.fmax(np.fmax(1.0 - distance / 2.0, ratio), hash_similarity)
-    similarity = np.nan_to_num(similarity, nan=0.0)
-    matched = np.logical_or.reduce(list(fired.values())) if m else np.zeros(0, dtype=bool)
-    # Matches first, then by similarity; only the rows shown get strings and a DataFrame.
-    order = np.lexsort((-similarity, ~matched))[: max(top_n, int(matched.sum()))]
-    ids = [index.posting_ids[candidates[i]] for i in order]
-    details = _postings_by_id(store, ids)
+    candidate = np.zeros(n, dtype=bool)
+    positions, text_cosine = index.title_cosines(title)
+    # Postings sharing only a common word with the item are many (a tenth of the catalog for
+    # "promo"): keep the RATIO_CANDIDATES most alike.
+    if len(positions) > RATIO_CANDIDATES:
+        best = np.argpartition(-text_cosine, RATIO_CANDIDATES)[:RATIO_CANDIDATES]
+        positions, text_cosine = positions[best], text_cosine[best]
+    candidate[positions] = True
+    distance_all = None
+    if item_hash is not None:
+        distance_all = index.hash_distances(item_hash)
+        candidate |= distance_all <= settings.hash_max_distance
+    image = None
+    if vector is not None and image_model is not None and image_model[0] in index.images:
+        image = index.images[image_model[0]]
+        sims, hits = image.search(vector, settings.top_k)
+        candidate[hits] = True
+    others = np.flatnonzero(candidate)
+    m = len(others)
+    tfidf = np.zeros(m, np.float32)
+    tfidf[np.searchsorted(others, positions)] = text_cosine
+    cosine = np.full(m, np.nan, np.float32)
+    by_vector = np.zeros(m, bool)
+    if image is not None:
+        stored = image.vectors_of(others)
+        by_vector = ~np.isnan(stored[:, 0]) if m else by_vector
+        cosine[by_vector] = vector_cosines(stored[by_vector], np.tile(vector, (by_vector.sum(), 1)))
+    distance = np.full(m, np.nan, np.float32)
+    if item_hash is not None:
+        has = index.has_hash[others]
+        distance[has] = hash_distances(
+            index.hashes[others[has]], np.full(int(has.sum()), item_hash, np.uint64)
+        )
+    left_titles = np.asarray([index.titles[p] for p in others.tolist()], dtype=object)
     frame = pd.DataFrame(
         {
-            "posting_id": ids,
-            "title": [details.get(pid, ("", None))[0] for pid in ids],
-            "image_path": [details.get(pid, ("", None))[1] for pid in ids],
+            "image_cosine": cosine,
+            "hash_distance": distance,
+            "by_vector": by_vector,
+            "tfidf_cosine": tfidf,
+            "left_title": left_titles,
+            "right_title": np.full(m, title, dtype=object),
+            "has_text": index.has_title[others] & bool(title),
         }
     )
-    for name, values in scores.items():
-        frame[name] = values[order]
+    return frame, others
+
+
+def _ranked(
+    store: Store,
+    ids: list[str],
+    scored: pd.DataFrame,
+    score_columns: tuple[str, ...],
+    top_n: int,
+) -> pd.DataFrame:
+    """Matches first, then by similarity; strings and titles only for the rows shown."""
+    matched = scored["matched"].to_numpy(bool)
+    similarity = scored["similarity"].to_numpy(np.float32)
+    order = np.lexsort((-similarity, ~matched))[: max(top_n, int(matched.sum()))]
+    shown = [ids[i] for i in order.tolist()]
+    details = _postings_by_id(store, shown)
+    frame = pd.DataFrame(
+        {
+            "posting_id": shown,
+            "title": [details.get(pid, ("", None))[0] for pid in shown],
+            "image_path": [details.get(pid, ("", None))[1] for pid in shown],
+        }
+    )
+    for name in score_columns:
+        if name in scored:
+            frame[name] = scored[name].to_numpy()[order]
     frame["matched"] = matched[order]
-    frame["rule"] = [
-        "+".join(name for name, mask in fired.items() if mask[i]) for i in order.tolist()
-    ]
+    frame["rule"] = scored["rule"].to_numpy(object)[order]
     frame["similarity"] = similarity[order]
     return frame
 
@@ -292,68 +292,43 @@ def _postings_by_id(store: Store, posting_ids: list[str]) -> dict[str, tuple[str
     return found
 
 
-def _best_against(
+def _model_query(
+    store: Store,
     matcher: BestMatcher,
-    postings: pd.DataFrame,
-    query_title: str,
-    item: NewItem,
-    vectors: tuple[list[str], np.ndarray, np.ndarray] | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per catalog posting: the model's match probability with the item (0 where the item was
-    not a candidate) and the rule that matched it ("model", "nearest" or "")."""
-    from core.pipelines.base import MatchInputs
-    from core.pipelines.best import select_pairs
-
-    n = len(postings)
-    item_hash = item.image_hash()
-    query_id = "\x00query"  # cannot collide with an imported posting id (no control chars)
-    extended = pd.concat(
-        [
-            postings[["posting_id", "title_norm", "image_phash"]],
-            pd.DataFrame(
-                {
-                    "posting_id": [query_id],
-                    "title_norm": [query_title],
-                    "image_phash": [None if item_hash is None else f"{item_hash:016x}"],
-                }
-            ),
-        ],
-        ignore_index=True,
+    title: str,
+    item_hash: int | None,
+    vector: np.ndarray | None,
+    image_model: tuple[str, str | None] | None,
+    top_n: int,
+) -> pd.DataFrame:
+    """A trained matcher's answer: the item's candidate pairs scored and decided over the
+    catalog plus the item, by the same `BestMatcher.decide` as the batch run."""
+    model = (matcher.info.get("image_model"), image_model[1] if image_model else None)
+    inputs = _with_item(store, title, item_hash, vector, model if model[0] else None)
+    item = inputs.size - 1
+    table, prob1, prob = matcher.probabilities(inputs)
+    decided = matcher.decide(inputs, table, prob1, prob)
+    involves = (table.left == item) | (table.right == item)
+    others = np.where(table.left == item, table.right, table.left)[involves]
+    scored = pd.DataFrame(
+        {
+            "probability": prob[involves],
+            "image_cosine": table.column("image_sim", involves),
+            "hash_distance": table.column("hash_sim", involves),
+            "tfidf_cosine": table.column("word_sim", involves),
+            "rule": np.full(len(others), "", dtype=object),
+            "matched": np.zeros(len(others), bool),
+            "similarity": prob[involves],
+        }
     )
-    by_id = None
-    if vectors is not None:
-        ids, matrix, query_vector = vectors
-        by_id = dict(zip(ids, matrix, strict=True))
-        by_id[query_id] = query_vector
-    inputs = MatchInputs.from_frame(extended, by_id, matcher.info.get("image_model"))
-    table, _, prob = matcher.probabilities(inputs)
-    config = matcher.config
-    keep = select_pairs(
-        n + 1,
-        table.left,
-        table.right,
-        prob,
-        config.threshold,
-        min(config.threshold, config.threshold_low),
-        config.min_one,
-    )
-    involves = (table.left == n) | (table.right == n)
-    other = np.where(table.left == n, table.right, table.left)[involves]
-    probability = np.zeros(n, dtype=np.float32)
-    probability[other] = prob[involves]
-    rule = np.full(n, "", dtype=object)
-    kept = keep[involves]
-    rule[other[kept]] = np.where(prob[involves][kept] >= config.threshold, "model", "nearest")
-    return probability, rule
-
-
-def _tfidf_against(titles: list[str], query_title: str) -> np.ndarray:
-    from core.text import tfidf_vectors
-
-    if not query_title:
-        return np.zeros(len(titles), dtype=np.float32)
-    matrix = tfidf_vectors([*titles, query_title])
-    return np.asarray((matrix[:-1] @ matrix[-1].T).todense()).ravel().astype(np.float32)
+    mine = decided[(decided["left"] == item) | (decided["right"] == item)]
+    chosen = np.where(mine["left"] == item, mine["right"], mine["left"])
+    at = {int(o): i for i, o in enumerate(others.tolist())}
+    for other, rule in zip(chosen.tolist(), mine["rule"].tolist(), strict=True):
+        scored.loc[at[int(other)], ["rule", "matched"]] = [rule, True]
+    ids = [inputs.posting_ids[o] for o in others.tolist()]
+    columns = ("probability", "image_cosine", "hash_distance", "tfidf_cosine")
+    return _ranked(store, ids, scored, columns, top_n)
 
 
 def add_to_catalog(store: Store, item: NewItem, uploads_dir: Path) -> str:

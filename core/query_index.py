@@ -51,10 +51,12 @@ class ImageIndex:
     version: str | None
     index: object
     positions: np.ndarray
+    _row_of: np.ndarray | None = field(default=None, repr=False)
+    _rows_known: int = field(default=0, repr=False)
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(cosines, posting positions) of the k nearest stored vectors, best first."""
-        from core.neighbours import HNSW_EF_SEARCH
+        from core.candidates.dense import HNSW_EF_SEARCH
 
         if self.index.ntotal == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
@@ -63,6 +65,24 @@ class ImageIndex:
         sims, rows = self.index.search(vector.reshape(1, -1).astype(np.float32), k)
         found = rows[0] >= 0
         return sims[0][found], self.positions[rows[0][found]]
+
+    def vectors_of(self, postings: np.ndarray) -> np.ndarray:
+        """The stored vectors of some posting positions (rows of NaN where a posting has none)."""
+        postings = np.asarray(postings, dtype=np.int64)
+        out = np.full((len(postings), self.index.d), np.nan, np.float32)
+        if len(postings) == 0 or len(self.positions) == 0:
+            return out
+        if self._row_of is None or self._rows_known != len(self.positions):
+            # Grown by uploads since: rebuild the position -> row lookup (one pass, vectorised).
+            self._row_of = np.full(int(self.positions.max()) + 1, -1, np.int64)
+            self._row_of[self.positions] = np.arange(len(self.positions))
+            self._rows_known = len(self.positions)
+        inside = postings < len(self._row_of)
+        rows = np.full(len(postings), -1, np.int64)
+        rows[inside] = self._row_of[postings[inside]]
+        for i in np.flatnonzero(rows >= 0).tolist():
+            out[i] = self.index.reconstruct(int(rows[i]))
+        return out
 
 
 @dataclass
@@ -87,7 +107,7 @@ class QueryIndex:
         """Index the catalog as it is now (titles, hashes, and the given models' vectors)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        from core.service import catalog_stamp
+        from core.workspace import catalog_stamp
 
         started = time.perf_counter()
         postings = store.postings()
@@ -125,7 +145,7 @@ class QueryIndex:
         return index
 
     def add_image_model(self, store: Store, model: str, version: str | None) -> None:
-        from core.neighbours import HNSW_FROM, build_faiss_index
+        from core.candidates.dense import HNSW_FROM, build_faiss_index
 
         ids, matrix = store.load_embeddings(model, version)
         position_of = {pid: i for i, pid in enumerate(self.posting_ids)}
@@ -327,8 +347,8 @@ class QueryIndex:
 
 def index_folder(store: Store) -> Path:
     """Where a database's query index lives: the data folder, one sub-folder per database."""
-    from core.service import catalog_stamp
     from core.settings import data_dir
+    from core.workspace import catalog_stamp
 
     database_id = catalog_stamp(store).split("#", 1)[0]
     return data_dir() / "indexes" / database_id
@@ -342,7 +362,7 @@ def open_query_index(
     An index built for an earlier revision is rebuilt (postings were re-imported or changed);
     uploads added through `add_to_index` keep it current without a rebuild.
     """
-    from core.service import catalog_stamp
+    from core.workspace import catalog_stamp
 
     folder = index_folder(store)
     stamp = catalog_stamp(store)
@@ -378,7 +398,7 @@ def add_to_index(
     last extended (the revision moved by exactly this one write); otherwise the next
     `open_query_index` rebuilds it.
     """
-    from core.service import catalog_stamp
+    from core.workspace import catalog_stamp
 
     row = store.posting(posting_id)
     if row is None:

@@ -1,4 +1,4 @@
-"""Title normalisation and TF-IDF vectors.
+"""Title normalisation (TF-IDF vectors are built by `core.candidates.tfidf`).
 
 Shopee titles carry literal UTF-8 byte escapes (``\\xe2\\x9d\\xa4`` written out as text), HTML
 entities, full-width characters, emoji and promo punctuation; all of it is noise for matching.
@@ -9,13 +9,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
-
-import numpy as np
-
-if TYPE_CHECKING:
-    from scipy.sparse import csr_matrix
+from collections.abc import Iterable
 
 _BYTE_ESCAPE_RUN = re.compile(r"(?:\\x[0-9a-fA-F]{2})+")
 _NOISE = re.compile(r"[^\w\s]|_", re.UNICODE)
@@ -62,15 +56,3 @@ def normalize_title(title: object) -> str:
 
 def normalize_titles(titles: Iterable[object]) -> list[str]:
     return [normalize_title(t) for t in titles]
-
-
-def tfidf_vectors(titles: Sequence[str]) -> csr_matrix:
-    """L2-normalised TF-IDF rows (word unigrams) of normalised titles; empty titles: zero rows."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    if not any(titles):
-        from scipy.sparse import csr_matrix
-
-        return csr_matrix((len(titles), 1), dtype="float32")
-    vectorizer = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
-    return vectorizer.fit_transform(titles).tocsr()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from core.errors import TranslationError
 from core.store import Store
+from core.text import normalize_title
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ def translate_titles(
     timeout: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[str], str | None]:
-    """English versions of ``titles``, cached; returns (titles, notice).
+    """English versions of ``titles``, cached, normalised like every other title
+    (`core.text.normalize_title`); returns (titles, notice).
 
     The notice is None when everything was translated; otherwise it says why some titles stay
     untranslated (matching goes on with those).
@@ -74,7 +76,7 @@ def translate_titles(
             cached.update(fresh)
             if progress is not None:
                 progress(min(start + BATCH, len(todo)), len(todo))
-    return [cached.get(t, t) for t in titles], notice
+    return [normalize_title(cached.get(t, t)) for t in titles], notice
 
 
 def _with_deadline(translate: Translator, batch: list[str], timeout: float) -> list[str]:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import service
 from core.matches import SCORE_COLUMNS, MatchResult
+from core.matching import run_pipeline
+from core.pipelines import Pipeline
 from core.store import Store
-from pages import common, resources
+from ui import common, resources
 
 MAX_REVIEW_ROWS = 30
 MAX_GALLERY = 36
@@ -25,13 +26,6 @@ def _save_review(db_path: str, left: str, right: str, verdict: str) -> None:
         store.save_review(left, right, verdict)
 
 
-def _matches_of(result: MatchResult, pid: str) -> pd.DataFrame:
-    pairs = result.pairs
-    mine = pairs[(pairs["left"] == pid) | (pairs["right"] == pid)].copy()
-    mine.insert(0, "posting_id", mine["right"].where(mine["left"] == pid, mine["left"]))
-    return mine.drop(columns=["left", "right"]).reset_index(drop=True)
-
-
 def _verdicts(store: Store, pid: str) -> dict[str, str]:
     reviews = store.reviews()
     mine = reviews[(reviews["left_id"] == pid) | (reviews["right_id"] == pid)]
@@ -41,38 +35,45 @@ def _verdicts(store: Store, pid: str) -> dict[str, str]:
     }
 
 
-def _run_button(store: Store, pipeline: str) -> None:
-    st.info(f"The {pipeline} pipeline has no stored matches for this catalog yet.")
-    if pipeline == service.BEST and service.best_model_info(service.best_dir(store)) is None:
+def _run_button(store: Store, pipe: Pipeline) -> None:
+    st.info(f"The {pipe.name} pipeline has no stored matches for this catalog yet.")
+    settings = common.load_settings(store)
+    readiness = pipe.readiness(store, settings)
+    if not readiness.ready:
+        st.caption(readiness.reason)
         st.page_link(
-            "pages/embed.py", label="Train the best matcher first", icon=":material/model_training:"
+            "pages/embed.py",
+            label=readiness.action or "Prepare it on the Embed page",
+            icon=":material/model_training:",
         )
         return
-    if st.button(f"Run {pipeline} now", key=f"browse_run_{pipeline}", type="primary"):
-        with st.spinner(f"Matching the catalog with the {pipeline} pipeline…"):
-            result = service.run_pipeline(store, pipeline, common.load_settings(store))
+    if st.button(f"Run {pipe.name} now", key=f"browse_run_{pipe.name}", type="primary"):
+        with st.spinner(f"Matching the catalog with the {pipe.name} pipeline…"):
+            result = run_pipeline(store, pipe.name, settings)
         common.flash(
-            "success", f"{pipeline}: {len(result.pairs):,} pairs in {result.seconds:.1f} s"
+            "success", f"{pipe.name}: {len(result.pairs):,} pairs in {result.seconds:.1f} s"
         )
         st.rerun()
 
 
 def _pipeline_column(
     store: Store,
-    pipeline: str,
+    pipe: Pipeline,
     result: MatchResult | None,
     pid: str,
     postings: pd.DataFrame,
     verdicts: dict[str, str],
 ) -> pd.DataFrame | None:
-    st.subheader(common.PIPELINE_TITLES[pipeline])
+    pipeline = pipe.name
+    st.subheader(pipe.title)
     if result is None:
-        _run_button(store, pipeline)
+        _run_button(store, pipe)
         return None
     note = common.stale_note(store, pipeline)
     if note:
         st.warning(note)
-    matches = _matches_of(result, pid)
+    common.show_run_notices(store, pipeline)
+    matches = result.matches_of(pid)
     if matches.empty:
         st.caption(f"{pipeline}: no match for this posting.")
         return matches
@@ -161,24 +162,33 @@ def _gallery(members: list[str], info: pd.DataFrame) -> None:
         st.caption(f"Showing {MAX_GALLERY} of {len(members)} postings.")
 
 
-def _groups(pid: str, results: dict[str, MatchResult | None], postings: pd.DataFrame) -> None:
-    st.subheader("Whole group")
+def _groups(store: Store, pid: str, postings: pd.DataFrame) -> None:
+    st.subheader("Whole cluster")
+    st.caption(
+        "A cluster is the set of postings a pipeline takes for one product: postings join "
+        "only when they match each other well on average, so one stray match never chains two "
+        "products together."
+    )
     info = postings.set_index("posting_id")
-    tabs: list[tuple[str, list[str]]] = []
-    for pipeline, result in results.items():
-        if result is not None:
-            groups = result.groups()
-            members = [p for p, g in groups.items() if g == groups[pid]]
-            tabs.append((f"{pipeline} group ({len(members)})", members))
+    tabs: list[tuple[str, list[str], str]] = []
+    for pipe in common.pipelines():
+        found = resources.clusters(store, pipe.name)
+        if found is not None:
+            cluster = found.cluster_of(pid)
+            members = found.members(cluster)
+            tabs.append((f"{pipe.name} cluster ({len(members)})", members, found.describe(cluster)))
     label = info.at[pid, "label_group"]
     if isinstance(label, str):
         members = postings.loc[postings["label_group"] == label, "posting_id"].tolist()
-        tabs.append((f"labelled group {label} ({len(members)})", members))
+        tabs.append(
+            (f"labelled group {label} ({len(members)})", members, "From the catalog's labels.")
+        )
     if not tabs:
-        st.caption("Run a pipeline to see the group this posting falls in.")
+        st.caption("Run a pipeline to see the cluster this posting falls in.")
         return
-    for tab, (_, members) in zip(st.tabs([t[0] for t in tabs]), tabs, strict=True):
+    for tab, (_, members, how) in zip(st.tabs([t[0] for t in tabs]), tabs, strict=True):
         with tab:
+            st.caption(how)
             _gallery(members, info)
 
 
@@ -235,22 +245,20 @@ def main() -> None:
             f"image {row['image_status']} · pHash `{row['image_phash'] or '—'}`"
         )
 
-        results = {p: resources.stored_result(store, p) for p in common.PIPELINES}
+        pipes = common.pipelines()
+        results = {p.name: resources.stored_result(store, p.name) for p in pipes}
         verdicts = _verdicts(store, pid)
         suggested: dict[str, list[str]] = {}
-        columns = st.columns(len(common.PIPELINES))
-        for column, pipeline in zip(columns, common.PIPELINES, strict=True):
+        for column, pipe in zip(st.columns(len(pipes)), pipes, strict=True):
             with column:
-                matches = _pipeline_column(
-                    store, pipeline, results[pipeline], pid, postings, verdicts
-                )
+                matches = _pipeline_column(store, pipe, results[pipe.name], pid, postings, verdicts)
             if matches is not None:
                 for other in matches["posting_id"]:
-                    suggested.setdefault(other, []).append(pipeline)
+                    suggested.setdefault(other, []).append(pipe.name)
         st.divider()
         _review(store, pid, suggested, verdicts)
         st.divider()
-        _groups(pid, results, postings)
+        _groups(store, pid, postings)
 
 
 common.run_page(main)

@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import service
 from core.catalog import ImportReport, import_catalog, scan_catalog
 from core.errors import CatalogError
 from core.store import Store
-from pages import common, resources
+from core.workspace import demo_db_path
+from ui import common, resources
 
 PAGE_SIZE = 25
 IMPORT_TARGETS = {"new": "A new database", "current": "The current database"}
@@ -209,7 +209,7 @@ def main() -> None:
         _counts(store)
         if not common.is_demo(db):
             if st.button("Switch back to the demo catalog", icon=":material/undo:"):
-                common.set_current_db(service.demo_db_path())
+                common.set_current_db(demo_db_path())
                 st.rerun()
         _last_report(store)
         st.divider()

@@ -9,12 +9,13 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import service
+from core import models
 from core.errors import SameSameError
+from core.pipelines import Pipeline
 from core.query import NewItem, add_to_catalog, query_item
 from core.settings import MatchSettings, data_dir
 from core.store import Store
-from pages import common, resources
+from ui import common, resources
 
 ITEMS_KEY = "compare_items"
 RESULTS_KEY = "compare_results"
@@ -49,47 +50,47 @@ def _image_models(
 ) -> dict[str, tuple[object | None, tuple[str, str | None] | None, str | None]]:
     """Per pipeline: (embedder, stored model, note). The model is loaded (TensorFlow) only when
     an uploaded photo can be compared with vectors that exist for it."""
-    models = {}
-    for pipeline in common.PIPELINES:
-        model = service.pipeline_image_model(store, pipeline, settings)
-        has_vectors = model is not None and bool(store.embedded_ids(model[0], model[1] or ""))
-        if not has_vectors and pipeline == service.BEST and model is None:
+    found = {}
+    for pipe in common.pipelines():
+        model = pipe.image_model(store, settings)
+        has_vectors = model is not None and store.count_embeddings(model[0], model[1]) > 0
+        if not has_vectors and pipe.needs_model and model is None:
             # Trained without image vectors (or not trained): hashes are its image evidence.
-            models[pipeline] = (None, None, None)
+            found[pipe.name] = (None, None, None)
             continue
         if not has_vectors:
-            name = model[0] if model else "Siamese"
+            name = model[0] if model else ("Siamese" if pipe.image_kind == "siamese" else "image")
             note = (
                 f"No {name} embeddings in this catalog: the perceptual hash is the image "
                 "evidence (run embeddings on the Embed page to use the model)."
             )
-            models[pipeline] = (None, None, note if need_images else None)
+            found[pipe.name] = (None, None, note if need_images else None)
             continue
         if not need_images:
-            models[pipeline] = (None, model, None)
+            found[pipe.name] = (None, model, None)
             continue
         try:
-            if pipeline != "ensemble":
-                # Baseline and best read the pretrained model's vectors.
-                if model[0] != service.image_model_name(settings):
+            if pipe.image_kind == "siamese":
+                embedder = resources.siamese_embedder(
+                    str(models.siamese_dir(store)), model[1] or "", settings.batch_size
+                )
+            else:
+                # Pretrained-backbone vectors: the settings must choose the same model.
+                if model[0] != models.image_model_name(settings):
                     raise SameSameError(
                         f"The stored vectors are {model[0]}, the settings choose "
-                        f"{service.image_model_name(settings)}."
+                        f"{models.image_model_name(settings)}."
                     )
                 embedder = resources.image_embedder_for(settings)
-            else:
-                embedder = resources.siamese_embedder(
-                    str(service.siamese_dir(store)), model[1] or "", settings.batch_size
-                )
         except SameSameError as exc:
-            models[pipeline] = (None, None, f"{exc} The perceptual hash is used instead.")
+            found[pipe.name] = (None, None, f"{exc} The perceptual hash is used instead.")
         else:
-            models[pipeline] = (embedder, model, None)
-    return models
+            found[pipe.name] = (embedder, model, None)
+    return found
 
 
 def _query(
-    store: Store, item: NewItem, pipeline: str, settings: MatchSettings, embedder, model
+    store: Store, item: NewItem, pipe: Pipeline, settings: MatchSettings, embedder, model
 ) -> pd.DataFrame:
     """query_item, remembered for this session: reruns (a review click, a tab switch) reuse it."""
     key = json.dumps(
@@ -97,24 +98,27 @@ def _query(
             str(store.path),
             store.catalog_revision,
             _item_key(item),
-            pipeline,
+            pipe.name,
             settings.to_dict(),
             list(model) if model else None,
         ]
     )
     cache = st.session_state.setdefault(RESULTS_KEY, {})
     if key not in cache:
-        cache[key] = query_item(
+        notices: list[str] = []
+        frame = query_item(
             store,
             item,
-            pipeline,
+            pipe.name,
             settings,
             image_embedder=embedder,
             image_model=model,
-            best_matcher=resources.best_matcher_of(store) if pipeline == service.BEST else None,
+            best_matcher=resources.best_matcher_of(store) if pipe.needs_model else None,
             top_n=TOP_N,
-            index=None if pipeline == service.BEST else resources.query_index_for(store, model),
+            index=None if pipe.needs_model else resources.query_index_for(store, model),
+            notices=notices,
         )
+        cache[key] = (frame, notices)
     return cache[key]
 
 
@@ -150,7 +154,7 @@ def _show_results(frame: pd.DataFrame, pipeline: str) -> None:
 
 
 def _show_item(
-    store: Store, index: int, item: NewItem, settings: MatchSettings, models: dict
+    store: Store, index: int, item: NewItem, settings: MatchSettings, image_models: dict
 ) -> None:
     try:
         item.validate()
@@ -171,19 +175,21 @@ def _show_item(
             on_click=_add,
             args=(str(store.path), item),
         )
-        has_best = service.best_model_info(service.best_dir(store)) is not None
-        columns = st.columns(len(common.PIPELINES))
-        for column, pipeline in zip(columns, common.PIPELINES, strict=True):
-            embedder, model, note = models[pipeline]
+        pipes = common.pipelines()
+        for column, pipe in zip(st.columns(len(pipes)), pipes, strict=True):
+            embedder, model, note = image_models[pipe.name]
             with column:
-                st.markdown(f"**{common.PIPELINE_TITLES[pipeline]}**")
-                if pipeline == service.BEST and not has_best:
-                    st.caption("No trained best matcher: train it on the Embed page.")
+                st.markdown(f"**{pipe.title}**")
+                readiness = pipe.readiness(store, settings)
+                if not readiness.ready:
+                    st.caption(f"{readiness.reason} {readiness.action or ''}".strip())
                     continue
                 if note:
                     st.caption(note)
-                frame = _query(store, item, pipeline, settings, embedder, model)
-                _show_results(frame, pipeline)
+                frame, notices = _query(store, item, pipe, settings, embedder, model)
+                for notice in notices:
+                    st.caption(f":material/info: {notice}")
+                _show_results(frame, pipe.name)
 
 
 def main() -> None:
@@ -220,9 +226,9 @@ def main() -> None:
                 usable_images = usable_images or bool(item.image)
             except SameSameError:
                 pass  # reported next to the item below
-        models = _image_models(store, settings, usable_images)
+        image_models = _image_models(store, settings, usable_images)
         for index, item in enumerate(items):
-            _show_item(store, index, item, settings, models)
+            _show_item(store, index, item, settings, image_models)
 
 
 common.run_page(main)

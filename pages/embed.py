@@ -12,14 +12,17 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from core import service
+from core import models
 from core.embedding import embed_catalog
 from core.errors import WeightsUnavailableError
+from core.evaluation import evaluate_result, labels_of
+from core.matching import run_pipeline
+from core.pipelines import Pipeline
 from core.settings import MatchSettings
 from core.store import Store
-from pages import common, resources
+from ui import common, resources
 
-IMAGENET = "imagenet"
+IMAGENET = models.IMAGENET
 
 
 def _device() -> None:
@@ -39,7 +42,7 @@ def _embedded_status(done: int, total: int) -> None:
 
 def _mobilenet(store: Store, settings: MatchSettings, images: int) -> None:
     st.subheader("Baseline image embeddings")
-    name = service.image_model_name(settings)
+    name = models.image_model_name(settings)
     st.markdown(
         f"Model **{name}** (ImageNet {settings.image_backbone}, alpha {settings.image_alpha}, "
         f"{settings.image_size}px). Saved in batches: a new run continues where the last stopped."
@@ -70,12 +73,12 @@ def _mobilenet(store: Store, settings: MatchSettings, images: int) -> None:
         st.rerun()
 
 
-def _siamese(store: Store, settings: MatchSettings, images: int) -> None:
-    st.subheader("Ensemble: Siamese network")
-    model_dir = service.siamese_dir(store)
-    version = service.siamese_version(model_dir)
+def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int) -> None:
+    st.subheader(f"{pipe.title}: Siamese network")
+    model_dir = models.siamese_dir(store)
+    version = models.siamese_version(model_dir)
     st.markdown(
-        f"Triplet-loss network on **{settings.siamese_backbone}** "
+        f"Siamese network ({settings.siamese_loss} loss) on **{settings.siamese_backbone}** "
         f"(alpha {settings.siamese_alpha}, {settings.siamese_image_size}px, "
         f"{settings.siamese_embedding_dim}-d), {settings.siamese_epochs} epochs, trained on this "
         "catalog's labelled groups."
@@ -85,7 +88,7 @@ def _siamese(store: Store, settings: MatchSettings, images: int) -> None:
             settings.siamese_backbone, settings.siamese_alpha, settings.siamese_image_size, settings
         )
     )
-    history = service.siamese_history(model_dir)
+    history = models.siamese_history(model_dir)
     train_col, embed_col = st.columns(2)
     with train_col:
         if version:
@@ -96,7 +99,7 @@ def _siamese(store: Store, settings: MatchSettings, images: int) -> None:
             resources.tensorflow_ready()
             started = time.perf_counter()
             try:
-                report = service.train_siamese_model(
+                report = pipe.train(
                     store, settings, model_dir, progress=common.ProgressBar("Training steps")
                 )
             except WeightsUnavailableError as exc:
@@ -110,7 +113,7 @@ def _siamese(store: Store, settings: MatchSettings, images: int) -> None:
             )
             st.rerun()
     with embed_col:
-        done = len(store.embedded_ids(service.SIAMESE, version)) if version else 0
+        done = len(store.embedded_ids(models.SIAMESE, version)) if version else 0
         if version:
             _embedded_status(done, images)
         else:
@@ -134,23 +137,23 @@ def _siamese(store: Store, settings: MatchSettings, images: int) -> None:
     if history:
         st.caption("Training loss per epoch")
         curve = pd.DataFrame(history).set_index("epoch")[["loss"]]
-        st.line_chart(curve, x_label="epoch", y_label="triplet loss", height=220)
+        st.line_chart(curve, x_label="epoch", y_label=f"{settings.siamese_loss} loss", height=220)
 
 
-def _best(store: Store, settings: MatchSettings) -> None:
-    st.subheader("Best: learned pair classifier")
+def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
+    st.subheader(pipe.title)
     st.markdown(
         "Finds candidates by word and character TF-IDF, perceptual hash and (when embedded) "
         "image vectors, then scores each pair with two LightGBM classifiers trained on this "
         "catalog's labelled groups. It works on catalogs of unseen products; its thresholds "
         "are tuned by group-aware cross-validation during training."
     )
-    model_dir = service.best_dir(store)
-    info = service.best_model_info(model_dir)
+    model_dir = models.best_dir(store)
+    info = models.best_model_info(model_dir)
     if info is None:
         st.caption("No trained model yet.")
     else:
-        current = service.best_is_current(store, model_dir)
+        current = models.best_is_current(store, model_dir)
         st.caption(
             f"Trained {info.get('trained_at', '?')} on {info.get('postings', 0):,} postings "
             f"({info.get('label_groups', 0):,} groups) in "
@@ -159,13 +162,13 @@ def _best(store: Store, settings: MatchSettings) -> None:
             f"{info.get('image_model') or 'perceptual hash'}."
             + ("" if current else " The catalog changed since: retrain to learn from it.")
         )
-    labelled = service.labels_of(store) is not None
+    labelled = labels_of(store) is not None
     if not labelled:
         st.caption("Training needs a labelled catalog (a label_group column).")
     label = "Retrain best matcher" if info else "Train best matcher"
     if st.button(label, key="train_best", disabled=not labelled):
         started = time.perf_counter()
-        report = service.train_best_model(
+        report = pipe.train(
             store, settings, model_dir, progress=common.ProgressBar("Training stages")
         )
         common.flash(
@@ -180,37 +183,36 @@ def _best(store: Store, settings: MatchSettings) -> None:
 def _match_now(store: Store, settings: MatchSettings) -> None:
     st.subheader("Match the whole catalog")
     st.caption(
-        "Uses whatever embeddings exist; postings without one are compared by perceptual hash."
+        "Uses whatever embeddings exist; postings without one are compared by perceptual hash. "
+        f"Each posting keeps at most {settings.max_matches} matches, best first."
     )
-    columns = st.columns(len(common.PIPELINES))
-    for column, pipeline in zip(columns, common.PIPELINES, strict=True):
+    pipes = common.pipelines()
+    for column, pipe in zip(st.columns(len(pipes)), pipes, strict=True):
         with column:
-            run = store.match_run(pipeline)
+            run = store.match_run(pipe.name)
             if run is None:
-                st.caption(f"{common.PIPELINE_TITLES[pipeline]}: never run")
+                st.caption(f"{pipe.title}: never run")
             else:
-                pairs = store.match_counts().get(pipeline, 0)
+                pairs = store.match_counts().get(pipe.name, 0)
                 when = datetime.fromtimestamp(run["computed_at"]).strftime("%Y-%m-%d %H:%M")
                 st.caption(
-                    f"{common.PIPELINE_TITLES[pipeline]}: {pairs:,} pairs, computed {when}"
+                    f"{pipe.title}: {pairs:,} pairs, computed {when}"
                     + (" (catalog changed since)" if run["stale"] else "")
                 )
-            untrained = (
-                pipeline == service.BEST
-                and service.best_model_info(service.best_dir(store)) is None
-            )
-            if untrained:
-                st.caption("Train the best matcher above first.")
-            if st.button(f"Match now: {pipeline}", key=f"match_{pipeline}", disabled=untrained):
-                with st.spinner(f"Matching with the {pipeline} pipeline…"):
-                    result = service.run_pipeline(store, pipeline, settings)
-                text = f"{pipeline}: {len(result.pairs):,} pairs in {result.seconds:.1f} s"
-                if service.labels_of(store) is not None:
-                    metrics = service.evaluate_result(store, result)
+            readiness = pipe.readiness(store, settings)
+            st.caption(readiness.reason)
+            if st.button(
+                f"Match now: {pipe.name}", key=f"match_{pipe.name}", disabled=not readiness.ready
+            ):
+                with st.spinner(f"Matching with the {pipe.name} pipeline…"):
+                    result = run_pipeline(store, pipe.name, settings)
+                text = f"{pipe.name}: {len(result.pairs):,} pairs in {result.seconds:.1f} s"
+                if labels_of(store) is not None:
+                    metrics = evaluate_result(store, result)
                     text += f" · F1 {metrics['f1']:.3f}"
                 common.flash("success", text)
                 for notice in result.notices:
-                    common.flash("info", f"{pipeline}: {notice}")
+                    common.flash("info", f"{pipe.name}: {notice}")
                 st.rerun()
 
 
@@ -223,10 +225,14 @@ def main() -> None:
         images = int(store.info()["images"]["ok"])
         _mobilenet(store, settings, images)
         st.divider()
-        _siamese(store, settings, images)
-        st.divider()
-        _best(store, settings)
-        st.divider()
+        for pipe in common.pipelines():
+            if not pipe.trainable:
+                continue
+            if pipe.trains_on_images:
+                _siamese(store, pipe, settings, images)
+            else:
+                _best(store, pipe, settings)
+            st.divider()
         _match_now(store, settings)
     st.page_link(
         "pages/settings.py",

@@ -1,39 +1,32 @@
-"""Evaluate page: F1 / precision / recall against the catalog's label_group, threshold tuning,
-an F1-vs-threshold curve, the worst postings, and the submission CSV."""
+"""Evaluate page: F1 / precision / recall against the catalog's label_group (of each
+posting's matches and of its cluster), threshold tuning, an F1-vs-threshold curve for every
+threshold, the worst postings, and the submission CSV."""
 
 from __future__ import annotations
 
 import functools
 import json
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import service
 from core.errors import SameSameError
+from core.evaluation import evaluate_result, labels_of
 from core.matches import MatchResult
-from core.settings import MatchSettings
+from core.matching import run_pipeline
+from core.pipelines import Pipeline
+from core.settings import MatchSettings, SettingSpec, spec_of
 from core.store import Store
-from pages import common, resources
+from ui import common, resources
 
 TRIAL_KEY = "evaluate_trial"
-#: Pipelines whose thresholds are settings (best learns its own).
-THRESHOLD_PIPELINES = ("baseline", "ensemble")
+CURVE_POINTS = 9
 
-#: Thresholds the curve can sweep: (label, pipeline it belongs to, values tried).
-CURVES: dict[str, tuple[str, str, tuple[float, ...]]] = {
-    "baseline_text_cosine": (
-        "Baseline TF-IDF title cosine",
-        "baseline",
-        (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
-    ),
-    "ensemble_text_ratio": (
-        "Ensemble title ratio",
-        "ensemble",
-        (0.35, 0.45, 0.55, 0.65, 0.75, 0.85),
-    ),
-    "hash_max_distance": ("Perceptual-hash bits (baseline)", "baseline", (0, 4, 8, 12, 16, 20)),
-}
+
+def _tuned_pipelines() -> list[Pipeline]:
+    """Pipelines whose rules read thresholds from the settings (best learns its own)."""
+    return [pipe for pipe in common.pipelines() if pipe.threshold_fields]
 
 
 def _metric_row(metrics: dict[str, float], reference: dict[str, float] | None = None) -> None:
@@ -47,123 +40,96 @@ def _metric_row(metrics: dict[str, float], reference: dict[str, float] | None = 
         )
 
 
+def _run_now(store: Store, pipe: Pipeline) -> None:
+    readiness = pipe.readiness(store, common.load_settings(store))
+    if not readiness.ready:
+        st.caption(f"{readiness.reason} {readiness.action or ''}".strip())
+        return
+    st.caption("Not run yet.")
+    if st.button(f"Run {pipe.name} now", key=f"evaluate_run_{pipe.name}"):
+        with st.spinner(f"Matching with the {pipe.name} pipeline…"):
+            run_pipeline(store, pipe.name, common.load_settings(store))
+        st.rerun()
+
+
 def _stored(store: Store) -> dict[str, dict[str, float] | None]:
     st.subheader("Stored matches")
     found: dict[str, dict[str, float] | None] = {}
-    has_best = service.best_model_info(service.best_dir(store)) is not None
-    for column, pipeline in zip(st.columns(len(common.PIPELINES)), common.PIPELINES, strict=True):
+    pipes = common.pipelines()
+    for column, pipe in zip(st.columns(len(pipes)), pipes, strict=True):
         with column:
-            st.markdown(f"**{common.PIPELINE_TITLES[pipeline]}**")
-            metrics = resources.stored_metrics(store, pipeline)
-            found[pipeline] = metrics
+            st.markdown(f"**{pipe.title}**")
+            metrics = resources.stored_metrics(store, pipe.name)
+            found[pipe.name] = metrics
             if metrics is None:
-                untrained = pipeline == service.BEST and not has_best
-                st.caption("Train it on the Embed page first." if untrained else "Not run yet.")
-                if st.button(
-                    f"Run {pipeline} now", key=f"evaluate_run_{pipeline}", disabled=untrained
-                ):
-                    with st.spinner(f"Matching with the {pipeline} pipeline…"):
-                        service.run_pipeline(store, pipeline, common.load_settings(store))
-                    st.rerun()
+                _run_now(store, pipe)
                 continue
             _metric_row(metrics)
-            run = store.match_run(pipeline)
+            run = store.match_run(pipe.name)
             st.caption(
-                f"{store.match_counts().get(pipeline, 0):,} pairs · computed in "
-                f"{run['seconds']:.1f} s over {int(metrics['postings']):,} labelled postings"
+                f"{store.match_counts().get(pipe.name, 0):,} pairs · computed in "
+                f"{run['seconds']:.1f} s over {int(metrics['postings']):,} labelled postings · "
+                f"as clusters: F1 {metrics['cluster_f1']:.3f}"
             )
-            if pipeline == service.BEST and has_best:
+            if pipe.needs_model:
                 st.caption(
                     "In-sample when the model was trained on this catalog's labels; "
                     "BENCHMARKS.md has held-out figures."
                 )
-            note = common.stale_note(store, pipeline)
+            common.show_run_notices(store, pipe.name)
+            note = common.stale_note(store, pipe.name)
             if note:
                 st.warning(note)
     return found
 
 
+def _slider(spec: SettingSpec, value, token: str, label: str | None = None):
+    kind = spec.kind
+    return st.slider(
+        label or spec.label,
+        kind(spec.minimum),
+        kind(spec.maximum),
+        kind(value),
+        kind(spec.step),
+        key=f"t_{spec.name}_{token}",
+        help=spec.help,
+    )
+
+
 def _threshold_form(settings: MatchSettings) -> MatchSettings | None:
     token = common.settings_token(settings)
+    pipes = _tuned_pipelines()
+    values: dict = {}
+    shown_by: dict[str, str] = {}
     with st.form("thresholds"):
-        base, ens = st.columns(2)
-        with base:
-            st.markdown("**Baseline**")
-            image_cos = st.slider(
-                "Image cosine ≥",
-                0.0,
-                1.0,
-                settings.baseline_image_cosine,
-                0.01,
-                key=f"t_img_{token}",
-            )
-            text_cos = st.slider(
-                "TF-IDF title cosine ≥",
-                0.0,
-                1.0,
-                settings.baseline_text_cosine,
-                0.01,
-                key=f"t_txt_{token}",
-            )
-            hash_bits = st.slider(
-                "Perceptual-hash distance ≤ (bits, both pipelines)",
-                0,
-                32,
-                settings.hash_max_distance,
-                1,
-                key=f"t_hash_{token}",
-            )
-        with ens:
-            st.markdown("**Ensemble**")
-            distance = st.slider(
-                "Siamese distance <",
-                0.0,
-                2.0,
-                settings.ensemble_image_distance,
-                0.01,
-                key=f"t_dist_{token}",
-            )
-            ratio = st.slider(
-                "Title ratio >",
-                0.0,
-                1.0,
-                settings.ensemble_text_ratio,
-                0.01,
-                key=f"t_ratio_{token}",
-            )
-            combined = st.slider(
-                "Distance + (1 − ratio) <",
-                0.0,
-                3.0,
-                settings.ensemble_combined,
-                0.01,
-                key=f"t_comb_{token}",
-            )
+        for column, pipe in zip(st.columns(len(pipes)), pipes, strict=True):
+            with column:
+                st.markdown(f"**{pipe.title}**")
+                for name in pipe.threshold_fields:
+                    if name in shown_by:
+                        st.caption(f"{spec_of(name).label}: set under {shown_by[name]}")
+                        continue
+                    shown_by[name] = pipe.name
+                    values[name] = _slider(spec_of(name), getattr(settings, name), token)
         if not st.form_submit_button("Recompute", type="primary", icon=":material/refresh:"):
             return None
-    return settings.replace(
-        baseline_image_cosine=image_cos,
-        baseline_text_cosine=text_cos,
-        hash_max_distance=int(hash_bits),
-        ensemble_image_distance=distance,
-        ensemble_text_ratio=ratio,
-        ensemble_combined=combined,
-    )
+    return settings.replace(**values)
 
 
 def _trial(store: Store, settings: MatchSettings, stored: dict) -> None:
     st.subheader("Try other thresholds")
     st.caption(
-        "Recompute the baseline and ensemble matches with these thresholds without saving them "
-        "(the best matcher's thresholds are learned in training)."
+        "Recompute the matches with these thresholds without saving them (a learned "
+        "pipeline's thresholds are tuned in training)."
     )
     trial = _threshold_form(settings)
+    pipes = _tuned_pipelines()
     if trial is not None:
         metrics: dict[str, dict[str, float]] = {}
         with st.spinner("Matching with the new thresholds…"):
-            for pipeline in THRESHOLD_PIPELINES:
-                result = service.run_pipeline(store, pipeline, trial, save=False)
-                metrics[pipeline] = service.evaluate_result(store, result)
+            for pipe in pipes:
+                result = run_pipeline(store, pipe.name, trial, save=False)
+                metrics[pipe.name] = evaluate_result(store, result)
         st.session_state[TRIAL_KEY] = {
             "db": str(store.path),
             "revision": store.catalog_revision,
@@ -173,32 +139,49 @@ def _trial(store: Store, settings: MatchSettings, stored: dict) -> None:
     saved = st.session_state.get(TRIAL_KEY)
     if not saved or saved["db"] != str(store.path) or saved["revision"] != store.catalog_revision:
         return
-    for column, pipeline in zip(st.columns(2), THRESHOLD_PIPELINES, strict=True):
+    for column, pipe in zip(st.columns(len(pipes)), pipes, strict=True):
         with column:
-            st.markdown(f"**{pipeline} with the new thresholds**")
-            _metric_row(saved["metrics"][pipeline], stored.get(pipeline))
+            st.markdown(f"**{pipe.name} with the new thresholds**")
+            _metric_row(saved["metrics"][pipe.name], stored.get(pipe.name))
     if st.button("Save these thresholds as this catalog's settings", key="t_save"):
         store.save_settings(MatchSettings.from_dict(saved["settings"]))
         common.flash("success", "Thresholds saved; run the pipelines again to store new matches.")
         st.rerun()
 
 
+def curve_values(spec: SettingSpec, current) -> tuple:
+    """Evenly spread values over the threshold's range, the current one included."""
+    values = np.linspace(spec.minimum, spec.maximum, CURVE_POINTS)
+    if spec.kind is int:
+        values = np.unique(np.round(values).astype(int))
+    merged = sorted({*(spec.kind(v) for v in values.tolist()), spec.kind(current)})
+    return tuple(merged)
+
+
 def _curve(store: Store, settings: MatchSettings) -> None:
     st.subheader("F1 against one threshold")
+    owners = {}
+    for pipe in _tuned_pipelines():
+        for name in pipe.threshold_fields:
+            owners.setdefault(name, pipe.name)
     threshold = st.selectbox(
-        "Threshold", list(CURVES), format_func=lambda k: CURVES[k][0], key="curve_threshold"
+        "Threshold",
+        list(owners),
+        format_func=lambda k: f"{spec_of(k).label} ({owners[k]})",
+        key="curve_threshold",
     )
-    label, pipeline, values = CURVES[threshold]
+    spec, pipeline = spec_of(threshold), owners[threshold]
+    values = curve_values(spec, getattr(settings, threshold))
     st.caption(
-        f"Runs the {pipeline} pipeline {len(values)} times, with perceptual hashes as the only "
-        "image evidence (fast, nothing saved)."
+        f"Runs the {pipeline} pipeline {len(values)} times with the catalog's stored vectors "
+        "(nothing is saved)."
     )
     wanted = st.session_state.setdefault("curves_drawn", set())
     if st.button("Draw the curve", key="curve_draw"):
         wanted.add(threshold)
     if threshold not in wanted:
         return
-    with st.spinner(f"Sweeping {label}…"):
+    with st.spinner(f"Sweeping {spec.label}…"):
         curve = resources.f1_curve(
             str(store.path),
             store.catalog_revision,
@@ -210,11 +193,11 @@ def _curve(store: Store, settings: MatchSettings) -> None:
     best = curve.loc[curve["f1"].idxmax()]
     st.line_chart(
         curve.set_index(threshold)[["f1", "precision", "recall"]],
-        x_label=label,
+        x_label=spec.label,
         y_label="score",
         height=260,
     )
-    st.caption(f"Best F1 {best['f1']:.3f} at {threshold} = {best[threshold]:g}")
+    st.caption(f"Best F1 {best['f1']:.3f} at {spec.label} {best[threshold]:g}")
 
 
 def _worst(store: Store, results: dict[str, MatchResult | None]) -> None:
@@ -255,8 +238,8 @@ def _submission_csv(result: MatchResult) -> str:
 def _downloads(store: Store, results: dict[str, MatchResult | None]) -> None:
     st.subheader("Submission file")
     st.caption("posting_id,matches (space-separated ids), the competition's layout.")
-    columns = st.columns(len(common.PIPELINES))
-    for column, pipeline in zip(columns, common.PIPELINES, strict=True):
+    pipes = [pipe.name for pipe in common.pipelines()]
+    for column, pipeline in zip(st.columns(len(pipes)), pipes, strict=True):
         result = results[pipeline]
         if result is None:
             continue
@@ -277,8 +260,8 @@ def main() -> None:
     st.title("Evaluate")
     common.show_flashes()
     with common.open_store() as store:
-        results = {p: resources.stored_result(store, p) for p in common.PIPELINES}
-        labels = service.labels_of(store)
+        results = {p.name: resources.stored_result(store, p.name) for p in common.pipelines()}
+        labels = labels_of(store)
         if labels is None:
             st.info(
                 "This catalog has no label_group column, so there is nothing to score against. "

@@ -10,26 +10,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.candidates import ABSENT_RANK, Neighbours, SparseIndex, all_rows, union_directed
 from core.errors import ModelNotTrainedError, SameSameError
 from core.metrics import evaluate, true_match_sets
-from core.pairs import (
-    ABSENT_RANK,
-    Neighbours,
-    candidate_pairs,
-    sparse_neighbours,
-    text_pair_features,
-    title_facts,
-)
-from core.pipelines import MatchInputs, match_baseline
-from core.pipelines.best import (
-    BestConfig,
-    BestMatcher,
-    match_best,
-    pair_f1,
-    select_pairs,
-    title_matrices,
-)
+from core.pipelines import MatchInputs, get_pipeline
+from core.pipelines.best import BestConfig, BestMatcher, select_pairs, tune_thresholds
+from core.pipelines.best.features import title_matrices
+from core.pipelines.best.text_features import text_pair_features, title_facts
+from core.pipelines.best.training import pair_f1
+from core.settings import MatchSettings
 from core.text import normalize_title
+
+
+def match_baseline(inputs: MatchInputs):
+    return get_pipeline("baseline").match(inputs, MatchSettings())
+
+
+def match_best(inputs: MatchInputs, matcher: BestMatcher):
+    return get_pipeline("best").match(inputs, MatchSettings(), model=matcher)
+
 
 # Small enough for CI, large enough that the classifier has a few thousand positive pairs.
 FAST = {"n_estimators": 60, "num_leaves": 31, "inner_folds": 3}
@@ -59,11 +58,11 @@ def test_mismatched_amounts_are_a_conflict_and_shared_ones_are_not():
 def test_sparse_neighbours_exclude_self_and_empty_titles():
     titles = ["red shoe", "red shoe size 40", "blue hat", ""]
     word, _ = title_matrices(titles, BestConfig())
-    nb = sparse_neighbours("word", word, 2)
+    nb = all_rows(SparseIndex("word", word), len(titles), 2)
     assert 0 not in nb.index[0] and nb.index[0, 0] == 1
     assert (nb.index[3] == -1).all()
     assert 3 not in nb.index[:3]
-    left, right = candidate_pairs([nb])
+    left, right = union_directed([nb])
     assert (left < right).all()
     rank_a, rank_b = nb.ranks(np.array([0, 2]), np.array([1, 3]))
     assert rank_a[0] == 0 and rank_b[0] == 0
@@ -162,7 +161,16 @@ def test_training_beats_tfidf_baseline_on_unseen_groups(shopee_split, trained):
     baseline = _f1(match_baseline(inputs), held)
     assert best >= baseline + 0.02, (best, baseline)
     assert trained.info["postings"] > 1500
-    assert 0.0 < trained.config.threshold_low <= trained.config.threshold < 1.0
+
+
+def test_thresholds_are_tuned_where_out_of_fold_f1_peaks():
+    """Pairs of the same group score 0.8, others 0.6: the tuned cut must separate them."""
+    labels = np.array(["a", "a", "b", "b", "c", "c"], dtype=object)
+    left = np.array([0, 2, 4, 0, 1, 3])
+    right = np.array([1, 3, 5, 2, 4, 5])
+    prob = np.array([0.8, 0.8, 0.8, 0.6, 0.6, 0.6], np.float32)
+    threshold, low, f1 = tune_thresholds(6, labels, left, right, prob, min_one=False)
+    assert 0.6 < threshold <= 0.8 and f1 == pytest.approx(1.0)
 
 
 @pytest.mark.slow
@@ -180,17 +188,35 @@ def test_match_needs_no_labels_and_reports_scores(shopee_split, trained):
     assert (result.pairs["left"].map(position) < result.pairs["right"].map(position)).all()
 
 
+def _group_vectors(frame: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
+    """Photo-like vectors: each label group a direction, each posting a noisy copy of it."""
+    rng = np.random.default_rng(seed)
+    groups = {g: rng.normal(size=16) for g in frame["label_group"].unique()}
+    out = {}
+    for pid, group in zip(frame["posting_id"], frame["label_group"], strict=True):
+        v = groups[group] + 0.5 * rng.normal(size=16)
+        out[pid] = (v / np.linalg.norm(v)).astype(np.float32)
+    return out
+
+
 @pytest.mark.slow
-def test_image_vectors_are_used_when_present(shopee_split, trained):
-    _, held = shopee_split
-    part = held.head(300)
-    rng = np.random.default_rng(0)
-    vectors = {
-        pid: (v / np.linalg.norm(v)).astype(np.float32)
-        for pid, v in zip(part["posting_id"], rng.normal(size=(len(part), 8)), strict=True)
-    }
-    result = trained.match(MatchInputs.from_frame(part, vectors, "test"))
-    assert result.pairs["image_cosine"].notna().any()
+def test_a_model_trained_with_image_vectors_uses_them_on_unseen_groups(shopee_split):
+    train, held = shopee_split
+    matcher = BestMatcher.fit(
+        MatchInputs.from_frame(train, _group_vectors(train, 1), "test"),
+        train["label_group"].tolist(),
+        config=BestConfig(**FAST),
+    )
+    importance = dict(
+        zip(matcher.stage1.feature_name(), matcher.stage1.feature_importance(), strict=True)
+    )
+    assert importance["image_sim"] > 0
+    with_vectors = match_best(
+        MatchInputs.from_frame(held, _group_vectors(held, 2), "test"), matcher
+    )
+    without = match_best(MatchInputs.from_frame(held), matcher)
+    assert with_vectors.pairs["image_cosine"].notna().all()
+    assert _f1(with_vectors, held) > _f1(without, held) + 0.02
 
 
 @pytest.mark.slow

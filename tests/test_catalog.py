@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import core.catalog as catalog_module
+import core.catalog.rows as catalog_module
 from core.catalog import import_catalog, read_catalog_csv
 from core.errors import CatalogError
-from core.pipelines import MatchInputs, match_baseline
+from core.pipelines import MatchInputs, get_pipeline
+from core.settings import MatchSettings
 from core.store import Store
 
 HEADER = ["posting_id", "image", "image_phash", "title", "label_group"]
@@ -275,7 +276,9 @@ def test_broken_images_are_reported_and_rows_still_match_by_title(
     assert status == {"missing": "missing", "empty": "corrupt", "cut": "corrupt", "text": "corrupt"}
     assert store.count_postings() == 5
 
-    result = match_baseline(MatchInputs.from_frame(store.postings()))
+    result = get_pipeline("baseline").match(
+        MatchInputs.from_frame(store.postings()), MatchSettings()
+    )
     matched = result.match_sets()
     assert matched["missing"] == {"missing", "empty", "cut", "text", "good"}
     assert set(result.pairs["rule"]) == {"text"}

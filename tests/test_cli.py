@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.cli import COMMANDS
+from core.cli import command_names
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def assert_submission(path: Path, ids: list[str]) -> pd.DataFrame:
     return frame
 
 
-@pytest.mark.parametrize("command", [None, *sorted(COMMANDS)])
+@pytest.mark.parametrize("command", [None, *command_names()])
 def test_help_of_every_command(command: str | None) -> None:
     done = run_cli(*([command] if command else []), "--help")
 
@@ -142,7 +142,7 @@ def test_one_shot_match_writes_a_submission(
 
 @pytest.mark.slow
 def test_evaluate_prints_both_pipelines_as_the_engine_scores_them(labelled_csv: Path) -> None:
-    from core import service
+    from core import evaluation, matching
     from core.catalog import import_catalog
     from core.settings import MatchSettings
     from core.store import Store
@@ -152,7 +152,14 @@ def test_evaluate_prints_both_pipelines_as_the_engine_scores_them(labelled_csv: 
 
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["pipeline", "F1", "precision", "recall", "seconds"]
+    assert lines[0].split() == [
+        "pipeline",
+        "F1",
+        "precision",
+        "recall",
+        "cluster-F1",
+        "seconds",
+    ]
     # With labels and no model, "all" also trains best on them (in-sample, and it says so).
     assert [line.split()[0] for line in lines[1:]] == ["baseline", "ensemble", "best"]
     assert "in-sample" in table.stderr
@@ -161,12 +168,15 @@ def test_evaluate_prints_both_pipelines_as_the_engine_scores_them(labelled_csv: 
     with Store(":memory:") as store:
         import_catalog(store, labelled_csv)
         for pipeline in ("baseline", "ensemble"):
-            result = service.run_pipeline(store, pipeline, MatchSettings(), save=False)
-            expected = service.evaluate_result(store, result)
+            result = matching.run_pipeline(store, pipeline, MatchSettings(), save=False)
+            expected = evaluation.evaluate_result(store, result)
+            clustered = evaluation.evaluate_result(store, result, clusters=True)
             for key in ("f1", "precision", "recall"):
                 assert figures[pipeline][key] == pytest.approx(expected[key], abs=1e-9)
+            assert figures[pipeline]["cluster_f1"] == pytest.approx(clustered["f1"], abs=1e-9)
             row = next(line.split() for line in lines if line.startswith(pipeline))
             assert float(row[1]) == pytest.approx(expected["f1"], abs=1e-4)
+            assert float(row[4]) == pytest.approx(clustered["f1"], abs=1e-4)
     assert 0.5 < figures["baseline"]["f1"] < 1.0
 
 

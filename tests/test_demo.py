@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import demo
 from core.demo import (
     CSV_COLUMNS,
     DEMO_VERSION,
     build_demo_catalog,
     ensure_demo_catalog,
     plan_demo_products,
+    vocabulary,
 )
+from core.demo import build as demo_build
 
 SMALL_PRODUCTS = 20
 SMALL_IMAGE_SIZE = 160
@@ -203,7 +204,7 @@ def test_rejects_unusable_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         build_demo_catalog(tmp_path / "demo", n_products=0)
     with pytest.raises(ValueError):
-        build_demo_catalog(tmp_path / "demo", n_products=demo.MAX_PRODUCTS + 1)
+        build_demo_catalog(tmp_path / "demo", n_products=vocabulary.MAX_PRODUCTS + 1)
     with pytest.raises(ValueError):
         build_demo_catalog(tmp_path / "demo", image_size=8)
 
@@ -212,13 +213,13 @@ def test_rejects_unusable_arguments(tmp_path: Path) -> None:
 def small_default_build(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Make ensure_demo_catalog build a tiny catalog, and record where it builds."""
     built: list[Path] = []
-    original = demo.build_demo_catalog
+    original = demo_build.build_demo_catalog
 
     def tiny_build(target_dir: Path, **kwargs: object) -> Path:
         built.append(target_dir)
         return original(target_dir, n_products=4, image_size=64)
 
-    monkeypatch.setattr(demo, "build_demo_catalog", tiny_build)
+    monkeypatch.setattr(demo_build, "build_demo_catalog", tiny_build)
     return built
 
 

@@ -18,8 +18,8 @@ HEAVY = ("tensorflow", "keras", "faiss", "streamlit", "torch")
     "statement",
     [
         "import core",
-        "import core.service, core.cli, core.catalog, core.query, core.pipelines",
-        "import core.embedders, core.embedding, core.translate, core.neighbours",
+        "import core.matching, core.models, core.cli, core.catalog, core.query, core.pipelines",
+        "import core.embedders, core.embedding, core.translate, core.candidates, core.engine",
     ],
 )
 def test_import_leaves_heavy_libraries_unloaded(statement: str) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from core.matches import (
+    LISTED_LEFT,
     MatchResult,
-    connected_groups,
     match_sets,
     read_submission,
     submission_frame,
@@ -42,18 +42,27 @@ def test_match_sets_are_symmetric_and_include_self() -> None:
         assert all(pid in sets[other] for other in members)
 
 
-def test_connected_groups_follow_chains() -> None:
-    groups = connected_groups(IDS, PAIRS)
+def test_a_posting_at_its_cap_does_not_list_what_lists_it() -> None:
+    one_sided = PAIRS.assign(listed=[3, LISTED_LEFT, 3])
 
-    assert groups["p1"] == groups["p2"] == groups["p3"]
-    assert groups["p4"] == groups["p5"]
-    assert len({groups["p1"], groups["p4"], groups["p6"]}) == 3
+    sets = match_sets(IDS, one_sided)
+
+    assert "p3" in sets["p2"] and "p2" not in sets["p3"]
+    assert sets["p1"] == {"p1", "p2"} and sets["p4"] == {"p4", "p5"}
+
+
+def test_matches_of_a_posting_are_what_it_lists_best_first() -> None:
+    pairs = PAIRS.assign(similarity=[0.6, 0.9, 0.7], listed=[3, 3, LISTED_LEFT])
+    result = MatchResult("baseline", IDS, pairs, MatchSettings())
+
+    assert result.matches_of("p2")["posting_id"].tolist() == ["p3", "p1"]
+    assert result.matches_of("p4")["posting_id"].tolist() == ["p5"]
+    assert result.matches_of("p5").empty
 
 
 def test_no_pairs_means_every_posting_alone() -> None:
-    empty = pd.DataFrame(columns=["left", "right", "rule"])
+    empty = MatchResult.empty_pairs()
     assert match_sets(IDS, empty) == {pid: {pid} for pid in IDS}
-    assert len(set(connected_groups(IDS, empty).values())) == len(IDS)
 
 
 def test_submission_puts_the_posting_first_then_the_rest_sorted() -> None:

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import service
+from core import evaluation, matching, models
 from core.catalog import import_catalog
 from core.errors import SameSameError
 from core.matches import MatchResult
-from core.pipelines import MatchInputs, load_inputs, match_baseline, match_ensemble
+from core.pipelines import PIPELINES, MatchInputs, get_pipeline, load_inputs
 from core.settings import MatchSettings
 from core.store import Store
 
@@ -23,9 +23,15 @@ ENSEMBLE_RULES = {"image", "hash", "text", "combined"}
 
 def self_only(store: Store) -> MatchResult:
     ids = store.postings()["posting_id"].tolist()
-    return MatchResult(
-        "none", ids, pd.DataFrame(columns=["left", "right", "rule"]), MatchSettings()
-    )
+    return MatchResult("none", ids, MatchResult.empty_pairs(), MatchSettings())
+
+
+def match_baseline(inputs: MatchInputs, settings: MatchSettings | None = None) -> MatchResult:
+    return get_pipeline("baseline").match(inputs, settings or MatchSettings())
+
+
+def match_ensemble(inputs: MatchInputs, settings: MatchSettings | None = None) -> MatchResult:
+    return get_pipeline("ensemble").match(inputs, settings or MatchSettings())
 
 
 def pair_keys(result: MatchResult) -> set[tuple[str, str]]:
@@ -48,12 +54,12 @@ def demo_inputs(demo_store: Store) -> MatchInputs:
 
 # -- hash-only on the demo ---------------------------------------------------------------------
 def test_hash_only_pipelines_beat_self_only_and_record_their_rules(demo_store, demo_inputs):
-    self_f1 = service.evaluate_result(demo_store, self_only(demo_store))["f1"]
+    self_f1 = evaluation.evaluate_result(demo_store, self_only(demo_store))["f1"]
     baseline = match_baseline(demo_inputs)
     ensemble = match_ensemble(demo_inputs)
 
-    base_f1 = service.evaluate_result(demo_store, baseline)["f1"]
-    ens_f1 = service.evaluate_result(demo_store, ensemble)["f1"]
+    base_f1 = evaluation.evaluate_result(demo_store, baseline)["f1"]
+    ens_f1 = evaluation.evaluate_result(demo_store, ensemble)["f1"]
 
     # Measured: self-only 0.390, baseline 0.537, ensemble 0.432 (602 postings, 150 products).
     assert 0.3 < self_f1 < 0.45
@@ -104,14 +110,23 @@ def test_stricter_thresholds_never_add_pairs(demo_inputs, pipeline, field, value
 
 
 def test_run_pipeline_stores_what_it_returns(demo_store: Store) -> None:
-    result = service.run_pipeline(demo_store, "baseline", MatchSettings(), hash_only=True)
-    stored = service.stored_result(demo_store, "baseline")
+    result = matching.run_pipeline(demo_store, "baseline", MatchSettings(), hash_only=True)
+    stored = matching.stored_result(demo_store, "baseline")
 
     assert stored.match_sets() == result.match_sets()
     assert demo_store.match_run("baseline")["stale"] is False
-    assert service.stored_result(demo_store, "nothing") is None
-    with pytest.raises(SameSameError, match="Unknown pipeline 'fancy'"):
-        service.run_pipeline(demo_store, "fancy")
+    assert matching.stored_result(demo_store, "nothing") is None
+    with pytest.raises(SameSameError, match="Unknown pipeline 'fancy'; choose one of baseline"):
+        matching.run_pipeline(demo_store, "fancy")
+
+
+def test_the_registry_lists_every_pipeline_once_with_what_it_needs() -> None:
+    assert list(PIPELINES) == ["baseline", "ensemble", "best"]
+    for name, pipe in PIPELINES.items():
+        assert pipe.name == name and pipe.title and pipe.summary
+        assert pipe.score_columns
+    assert [p.name for p in PIPELINES.values() if p.needs_model] == ["best"]
+    assert PIPELINES["ensemble"].image_kind == "siamese"
 
 
 def test_postings_without_hash_or_title_take_part_safely(store: Store) -> None:
@@ -136,7 +151,7 @@ def test_postings_without_hash_or_title_take_part_safely(store: Store) -> None:
         ]
     )
     for pipeline in ("baseline", "ensemble"):
-        result = service.run_pipeline(store, pipeline, MatchSettings(), save=False)
+        result = matching.run_pipeline(store, pipeline, MatchSettings(), save=False)
         assert pair_keys(result) == {("a", "b"), ("a", "c")}
         assert result.match_sets()["d"] == {"d"}
 
@@ -146,7 +161,7 @@ def test_evaluate_needs_labels(store: Store) -> None:
         [{"posting_id": "a", "title": "x", "title_norm": "x", "image_status": "none"}]
     )
     with pytest.raises(SameSameError, match="no label_group"):
-        service.evaluate_result(store, self_only(store))
+        evaluation.evaluate_result(store, self_only(store))
 
 
 # -- the real Shopee catalog -------------------------------------------------------------------
@@ -156,8 +171,8 @@ def test_shopee_baseline_with_titles_and_hashes(shopee_csv: Path, tmp_path: Path
         report = import_catalog(store, shopee_csv)
         assert report.rows == 27_328 and report.problems == []
 
-        result = service.run_pipeline(store, "baseline", MatchSettings(), save=False)
-        scores = service.evaluate_result(store, result)
+        result = matching.run_pipeline(store, "baseline", MatchSettings(), save=False)
+        scores = evaluation.evaluate_result(store, result)
 
     # Measured 0.707 (precision 0.741, recall 0.801); self-only is about 0.47.
     assert scores["postings"] == 27_328
@@ -172,7 +187,7 @@ def mobilenet_settings(weights_dir: Path) -> MatchSettings:
 
 @pytest.fixture(scope="module")
 def embedded_demo(demo_store: Store, mobilenet_settings: MatchSettings) -> Store:
-    added = service.embed_images(demo_store, mobilenet_settings)
+    added = models.embed_images(demo_store, mobilenet_settings)
     assert added == demo_store.count_postings()
     return demo_store
 
@@ -180,13 +195,17 @@ def embedded_demo(demo_store: Store, mobilenet_settings: MatchSettings) -> Store
 @pytest.mark.tf
 @pytest.mark.slow
 def test_baseline_with_mobilenet_vectors(embedded_demo: Store, mobilenet_settings) -> None:
-    hash_only = service.run_pipeline(embedded_demo, "baseline", mobilenet_settings, hash_only=True)
-    with_vectors = service.run_pipeline(embedded_demo, "baseline", mobilenet_settings)
+    hash_only = matching.run_pipeline(embedded_demo, "baseline", mobilenet_settings, hash_only=True)
+    with_vectors = matching.run_pipeline(embedded_demo, "baseline", mobilenet_settings)
 
-    plain = service.evaluate_result(embedded_demo, hash_only)
-    neural = service.evaluate_result(embedded_demo, with_vectors)
+    plain = evaluation.evaluate_result(embedded_demo, hash_only)
+    neural = evaluation.evaluate_result(embedded_demo, with_vectors)
 
-    assert with_vectors.notices == []
+    # No fallback: every image has a vector. Generic features rate most packshots alike, so
+    # many postings reach the match cap, and the run says so.
+    assert not any("hashes" in notice for notice in with_vectors.notices)
+    assert with_vectors.capped > 0
+    assert any("reached the cap of 50 matches" in notice for notice in with_vectors.notices)
     rules = with_vectors.pairs["rule"].str.split("+").explode()
     assert "image" in set(rules) and "hash" not in set(rules)  # vectors replace hashes
     image = with_vectors.pairs[with_vectors.pairs["rule"].str.contains("image")]
@@ -194,17 +213,19 @@ def test_baseline_with_mobilenet_vectors(embedded_demo: Store, mobilenet_setting
     # Measured: F1 0.18 (precision 0.12, recall 0.92) against hash-only 0.54 (recall 0.51):
     # generic ImageNet features find the group's photos but call most packshots alike at 0.85.
     assert neural["recall"] > plain["recall"] + 0.2
-    assert 0.0 < neural["f1"] < 1.0
+    assert 0.1 < neural["f1"] < plain["f1"]
 
 
 @pytest.mark.tf
 @pytest.mark.slow
 def test_stricter_image_threshold_never_adds_pairs(embedded_demo, mobilenet_settings) -> None:
-    inputs = load_inputs(embedded_demo, service.image_model_name(mobilenet_settings))
+    inputs = load_inputs(embedded_demo, (models.image_model_name(mobilenet_settings), None))
     assert inputs.vector_count == embedded_demo.count_postings()
 
+    # Uncapped (the cap keeps each posting's best, which a stricter rule may reshuffle).
+    uncapped = mobilenet_settings.replace(top_k=1000, max_matches=1000)
     found = [
-        pair_keys(match_baseline(inputs, mobilenet_settings.replace(baseline_image_cosine=t)))
+        pair_keys(match_baseline(inputs, uncapped.replace(baseline_image_cosine=t)))
         for t in (0.8, 0.85, 0.9, 0.95)
     ]
 
@@ -244,20 +265,23 @@ def test_siamese_trains_saves_reloads_and_feeds_the_ensemble(
     assert before.shape == (12, 128)
     np.testing.assert_allclose(np.linalg.norm(before, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(after, before, atol=1e-6)
-    assert loaded.version == trained.version == service.siamese_version(model_dir)
+    assert loaded.version == trained.version == models.siamese_version(model_dir)
 
     settings = MatchSettings(siamese_image_size=96)
-    assert service.embed_siamese(store, settings, model_dir) == len(postings)
-    ensemble = service.run_pipeline(store, "ensemble", settings, model_dir=model_dir)
-    hash_only = service.run_pipeline(store, "ensemble", settings, hash_only=True)
-    scores = service.evaluate_result(store, ensemble)
-    plain = service.evaluate_result(store, hash_only)
+    assert models.embed_siamese(store, settings, model_dir) == len(postings)
+    ensemble = matching.run_pipeline(store, "ensemble", settings, model_dir=model_dir)
+    hash_only = matching.run_pipeline(store, "ensemble", settings, hash_only=True)
+    scores = evaluation.evaluate_result(store, ensemble)
+    plain = evaluation.evaluate_result(store, hash_only)
 
     assert ensemble.notices == []
     rules = set(ensemble.pairs["rule"].str.split("+").explode())
     assert "hash" not in rules and rules & {"image", "combined"}
     image = ensemble.pairs[ensemble.pairs["rule"].str.contains("image")]
     assert (image["siamese_distance"] < 0.95).all()
-    # Two short epochs on ~65 photos: the score is measured, not tuned for.
-    assert 0.0 < scores["f1"] <= 1.0 and 0.0 < plain["f1"] <= 1.0
+    # Two short epochs on ~65 photos: the score is measured, not tuned for, but the trained
+    # vectors must find more of each product's photos than the hashes do.
+    self_f1 = evaluation.evaluate_result(store, self_only(store))["f1"]
+    assert plain["f1"] > self_f1
+    assert scores["recall"] > plain["recall"]
     store.close()

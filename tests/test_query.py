@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core import service
+from core import matching
 from core.catalog import import_catalog
 from core.errors import ImageError, SameSameError
 from core.query import NewItem, add_to_catalog, query_item
@@ -44,7 +44,7 @@ def test_query_says_what_the_catalog_says_once_the_item_is_added(
             said = set(found.loc[found["matched"], "posting_id"])
 
             added = add_to_catalog(store, item, tmp_path / "uploads")
-            result = service.run_pipeline(store, pipeline, SETTINGS, hash_only=True, save=False)
+            result = matching.run_pipeline(store, pipeline, SETTINGS, hash_only=True, save=False)
             store.delete_postings([added])
 
             assert row.posting_id in said
@@ -150,7 +150,7 @@ def test_added_item_is_stored_under_uploads_and_becomes_matchable(
         assert added["source"] == "upload" and added["image_status"] == "ok"
         assert added["image_phash"] == original["image_phash"]
 
-        result = service.run_pipeline(store, "baseline", SETTINGS, hash_only=True, save=False)
+        result = matching.run_pipeline(store, "baseline", SETTINGS, hash_only=True, save=False)
         assert original["posting_id"] in result.match_sets()[posting_id]
         found = query_item(store, item, "baseline", SETTINGS)
         assert {posting_id, original["posting_id"]} <= set(
@@ -175,5 +175,5 @@ def test_title_only_item_is_added_without_an_image(store: Store, tmp_path: Path)
     added = store.posting(posting_id)
     assert added["image_path"] is None and added["image_status"] == "none"
     assert not (tmp_path / "uploads").exists()
-    result = service.run_pipeline(store, "ensemble", SETTINGS, save=False)
+    result = matching.run_pipeline(store, "ensemble", SETTINGS, save=False)
     assert result.match_sets()["a"] == {"a", posting_id}

@@ -13,7 +13,7 @@ import pytest
 from core import query_index as qi
 from core.catalog import import_catalog
 from core.errors import SameSameError
-from core.query import NewItem, add_to_catalog, query_item, query_with_index
+from core.query import NewItem, add_to_catalog, query_item
 from core.settings import MatchSettings
 from core.store import Store
 
@@ -55,7 +55,7 @@ def test_indexed_query_agrees_with_the_exact_query(
     for row in queries.itertuples():
         item = NewItem(title=row.query_title, phash=row.query_hash)
         exact = matched(query_item(shopee_store, item, pipeline, SETTINGS))
-        indexed = matched(query_with_index(shopee_store, index, item, pipeline, SETTINGS))
+        indexed = matched(query_item(shopee_store, item, pipeline, SETTINGS, index=index))
         assert row.posting_id in exact and row.posting_id in indexed  # its own source posting
         agreements.append(len(exact & indexed) / len(exact | indexed))
     assert np.mean(agreements) >= min_agreement, agreements
@@ -71,8 +71,8 @@ def test_index_reloads_without_a_rebuild_and_answers_the_same(
     assert again.posting_ids == first.posting_ids
     for row in queries.head(10).itertuples():
         item = NewItem(title=row.query_title, phash=row.query_hash)
-        a = query_with_index(shopee_store, first, item, "baseline", SETTINGS)
-        b = query_with_index(shopee_store, again, item, "baseline", SETTINGS)
+        a = query_item(shopee_store, item, "baseline", SETTINGS, index=first)
+        b = query_item(shopee_store, item, "baseline", SETTINGS, index=again)
         pd.testing.assert_frame_equal(a, b)
 
 
@@ -109,7 +109,7 @@ def test_an_upload_grows_the_index_without_rebuilding_it(
     qi.add_to_index(small_store, index, posting_id, {"stand-in": vector})
 
     # The new posting is found by title, hash and vector, from memory...
-    found = query_with_index(small_store, index, item, "baseline", SETTINGS)
+    found = query_item(small_store, item, "baseline", SETTINGS, index=index)
     assert found.iloc[0]["posting_id"] == posting_id and found.iloc[0]["matched"]
     cosines, positions = index.images["stand-in"].search(vector, 1)
     assert index.posting_ids[positions[0]] == posting_id and cosines[0] == pytest.approx(1.0)
@@ -122,7 +122,7 @@ def test_an_upload_grows_the_index_without_rebuilding_it(
     monkeypatch.setattr(qi.QueryIndex, "build", classmethod(lambda *a, **k: pytest.fail("rebuilt")))
     reopened = qi.open_query_index(small_store, [("stand-in", "1")])
     assert reopened.posting_ids == index.posting_ids and reopened.stamp == index.stamp
-    again = query_with_index(small_store, reopened, item, "baseline", SETTINGS)
+    again = query_item(small_store, item, "baseline", SETTINGS, index=reopened)
     pd.testing.assert_frame_equal(found, again)
     assert reopened.images["stand-in"].search(vector, 1)[1][0] == positions[0]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import SameSameError
-from core.settings import MatchSettings, data_dir, default_weights_dir
+from core.settings import SETTING_SPECS, MatchSettings, data_dir, default_weights_dir
 
 
 def test_defaults_are_the_write_ups_thresholds() -> None:
@@ -29,16 +29,19 @@ def test_settings_are_frozen() -> None:
     [
         ({"baseline_image_cosine": 1.5}, "baseline_image_cosine must be between 0 and 1, got 1.5"),
         ({"ensemble_text_ratio": -0.1}, "ensemble_text_ratio must be between 0 and 1"),
-        ({"hash_max_distance": 65}, "hash_max_distance must be 0..64 bits, got 65"),
+        ({"hash_max_distance": 65}, "hash_max_distance must be between 0 and 64, got 65"),
         ({"ensemble_image_distance": 2.5}, "ensemble_image_distance must be between 0 and 2"),
         ({"ensemble_combined": -1.0}, "ensemble_combined must be between 0 and 3"),
-        ({"top_k": 0}, "top_k must be at least 1, got 0"),
-        ({"neighbour_backend": "annoy"}, "neighbour_backend must be auto, sklearn, faiss or hnsw"),
+        ({"top_k": 0}, "top_k must be between 1 and 1000, got 0"),
+        (
+            {"neighbour_backend": "annoy"},
+            "neighbour_backend must be one of auto, sklearn, faiss, hnsw",
+        ),
         ({"image_backbone": "resnet"}, "image_backbone must be one of mobilenet"),
-        ({"image_alpha": 0.3}, r"image_alpha must be one of \(0.25, 0.5, 0.75, 1.0\)"),
+        ({"image_alpha": 0.3}, "image_alpha must be one of 0.25, 0.5, 0.75, 1.0, not 0.3"),
         ({"siamese_image_size": 16}, "siamese_image_size must be between 32 and 1024"),
-        ({"batch_size": 0}, "batch_size must be at least 1"),
-        ({"siamese_epochs": 0}, "siamese_epochs must be at least 1"),
+        ({"batch_size": 0}, "batch_size must be between 1 and 4096"),
+        ({"siamese_epochs": 0}, "siamese_epochs must be between 1 and 500"),
     ],
 )
 def test_invalid_values_are_refused_with_the_field_named(changes: dict, message: str) -> None:
@@ -86,3 +89,46 @@ def test_data_dir_follows_samesame_home_then_xdg(monkeypatch, tmp_path: Path) ->
 def test_weights_dir_setting_wins(tmp_path: Path, samesame_home: Path) -> None:
     assert MatchSettings().resolved_weights_dir() == samesame_home / "weights"
     assert MatchSettings(weights_dir=str(tmp_path)).resolved_weights_dir() == tmp_path
+
+
+def test_every_setting_is_described_once_for_people() -> None:
+    """Label, help, group and a range (or choices) for each field: the CLI, the Settings page
+    and the Evaluate sliders are generated from these."""
+    names = [spec.name for spec in SETTING_SPECS]
+    assert names == [f.name for f in dataclasses.fields(MatchSettings)]
+    for spec in SETTING_SPECS:
+        assert spec.label and spec.group and len(spec.help) > 20, spec.name
+        if spec.kind in (int, float) and spec.choices is None:
+            assert spec.minimum is not None and spec.maximum is not None and spec.step, spec.name
+            assert spec.minimum <= spec.default <= spec.maximum, spec.name
+    assert {s.scope for s in SETTING_SPECS if s.name in ("weights_dir", "batch_size")} == {
+        "machine"
+    }
+
+
+def test_generated_cli_flags_set_the_fields() -> None:
+    from core.cli import build_parser
+    from core.cli.common import settings_from
+
+    args = build_parser().parse_args(
+        [
+            "match",
+            "--max-matches",
+            "7",
+            "--cluster-min-link",
+            "0.4",
+            "--no-translate",
+            "--best-k-word",
+            "9",
+            "--alpha",
+            "0.25",
+        ]
+    )
+
+    class Stored:
+        def load_settings(self) -> MatchSettings:
+            return MatchSettings(top_k=20)
+
+    chosen = settings_from(args, Stored())
+    assert (chosen.max_matches, chosen.cluster_min_link, chosen.best_k_word) == (7, 0.4, 9)
+    assert chosen.translate_titles is False and chosen.image_alpha == 0.25 and chosen.top_k == 20

@@ -9,7 +9,8 @@ import pytest
 from core.embedders.mobilenet import PretrainedEmbedder
 from core.embedders.siamese import SiameseConfig, SiameseEmbedder, train_siamese
 from core.metrics import evaluate, true_match_sets
-from core.pipelines import MatchInputs, match_baseline, match_ensemble
+from core.pipelines import MatchInputs, get_pipeline
+from core.settings import MatchSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
@@ -19,7 +20,7 @@ def _held_out_f1(frame: pd.DataFrame, vectors: np.ndarray, pipeline: str) -> flo
     inputs = MatchInputs.from_frame(
         postings, dict(zip(frame["posting_id"], vectors, strict=True)), "test"
     )
-    result = (match_baseline if pipeline == "baseline" else match_ensemble)(inputs)
+    result = get_pipeline(pipeline).match(inputs, MatchSettings())
     labels = dict(zip(frame["posting_id"], frame["label_group"], strict=True))
     return evaluate(result.match_sets(), true_match_sets(labels))["f1"]
 

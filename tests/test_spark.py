@@ -1,7 +1,9 @@
-"""The Spark job (`core.spark_match`) against the single-machine pipelines, in local[2] mode.
+"""The Spark job (`core.spark`) against the single-machine pipelines, in local[2] mode.
 
-With ``exact`` candidates (every pair) Spark must give the very matches of `core.pipelines`;
-with LSH candidates it may miss pairs but never add one. One SparkSession serves every test.
+Pairs get the same scores and decisions on Spark as on one machine (the pipeline's own `score`
+runs in ``mapInPandas``). With ``exact`` candidates (every pair) Spark must give the very
+matches of the single machine where no posting reaches the match cap; with LSH candidates it
+may miss pairs but never add one. One SparkSession serves every test.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 from core.catalog import prepare_postings, read_catalog_csv
 from core.errors import CatalogError, SameSameError
 from core.matches import read_submission
-from core.pipelines import MatchInputs, match_baseline, match_ensemble
+from core.pipelines import MatchInputs, get_pipeline
 from core.settings import MatchSettings
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -41,7 +43,7 @@ def _spark_cli(*args: object, env: dict[str, str] | None = None) -> subprocess.C
 @pytest.fixture(scope="session")
 def spark():
     pytest.importorskip("pyspark")
-    from core.spark_match import SparkOptions, spark_session
+    from core.spark import SparkOptions, spark_session
 
     try:
         session = spark_session(
@@ -76,12 +78,13 @@ def single_machine(
     """What ``python -m core match --catalog CSV`` (no images) finds: same import, pipeline."""
     postings, _ = prepare_postings(read_catalog_csv(csv_path), None)
     inputs = MatchInputs.from_frame(pd.DataFrame(postings))
-    result = (match_baseline if pipeline == "baseline" else match_ensemble)(inputs, settings)
+    result = get_pipeline(pipeline).match(inputs, settings or MatchSettings())
+    assert result.capped == 0  # where the cap binds, the two engines may keep different ties
     return inputs.posting_ids, pair_set(result.submission())
 
 
 def run_spark(spark, csv_path, out: Path, pipeline: str, candidates: str, **kwargs):
-    from core.spark_match import SparkOptions, spark_match
+    from core.spark import SparkOptions, spark_match
 
     options = SparkOptions(candidates=candidates, hash_only=kwargs.pop("hash_only", False))
     return spark_match(csv_path, out, pipeline, options=options, spark=spark, **kwargs)
@@ -105,7 +108,7 @@ def test_import_core_leaves_pyspark_out() -> None:
         [
             sys.executable,
             "-c",
-            "import core, core.cli, core.spark_match, sys; print('pyspark' in sys.modules)",
+            "import core, core.cli, core.spark, sys; print('pyspark' in sys.modules)",
         ],
         cwd=PROJECT,
         capture_output=True,
@@ -117,7 +120,7 @@ def test_import_core_leaves_pyspark_out() -> None:
 
 
 def test_missing_pyspark_is_a_clear_error(monkeypatch) -> None:
-    from core.spark_match import require_spark
+    from core.spark import require_spark
 
     monkeypatch.setitem(sys.modules, "pyspark", None)  # import pyspark → ImportError
     with pytest.raises(SameSameError, match="needs pyspark: pip install -r requirements-spark"):
@@ -149,8 +152,8 @@ def test_bad_catalog_exits_2_with_one_message(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_hash_bands_find_every_pair_within_the_distance(spark) -> None:
     """Pigeonhole banding is exact: the same pairs as the brute-force Hamming search."""
-    from core.similarity import hash_pairs_within
-    from core.spark_match import hash_bands, hash_pairs
+    from core.images import hamming
+    from core.spark.candidates import hash_bands, hash_pairs
 
     rng = np.random.default_rng(1)
     base = rng.integers(0, 2**63, size=60, dtype=np.uint64) * np.uint64(2)
@@ -164,7 +167,8 @@ def test_hash_bands_find_every_pair_within_the_distance(spark) -> None:
     )
     for distance in (8,):
         assert sum(w for _, w in hash_bands(distance)) == 64
-        left, right, _ = hash_pairs_within(hashes, np.ones(len(hashes), bool), distance)
+        close = hamming(hashes[:, None], hashes[None, :]) <= distance
+        left, right = np.nonzero(np.triu(close, k=1))
         want = set(zip(left.tolist(), right.tolist(), strict=True))
         got = {(r["l"], r["r"]) for r in hash_pairs(frame, distance, exact=False).collect()}
         assert got == want and len(want) >= 50
@@ -205,14 +209,14 @@ def test_demo_images_exact_equals_single_machine(
     spark, demo_subset: Path, weights_dir: Path, tmp_path, store
 ) -> None:
     """MobileNet 0.25 vectors embedded by the executors (real weights), image rule with top-k."""
-    from core import service
+    from core import matching, models
     from core.catalog import import_catalog
 
     settings = MatchSettings(image_alpha=0.25, weights_dir=str(weights_dir))
     images = demo_subset.parent / "images"
     import_catalog(store, demo_subset, images)
-    service.embed_images(store, settings)
-    want = pair_set(service.run_pipeline(store, "baseline", settings, save=False).submission())
+    models.embed_images(store, settings)
+    want = pair_set(matching.run_pipeline(store, "baseline", settings, save=False).submission())
 
     out = tmp_path / "exact.csv"
     report = run_spark(
@@ -265,3 +269,49 @@ def test_parquet_in_and_out(spark, shopee_sample: Path, tmp_path) -> None:
     frame.iloc[[0, 1, 0]].to_parquet(tmp_path / "dupes.parquet", index=False)
     with pytest.raises(CatalogError, match="duplicate posting_id"):
         run_spark(spark, tmp_path / "dupes.parquet", tmp_path / "x.csv", "baseline", "lsh")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pipeline", ["baseline", "ensemble"])
+def test_spark_scores_and_decides_every_pair_as_one_machine_does(
+    spark, shopee_sample: Path, pipeline: str
+) -> None:
+    """The same candidate pairs get the same per-modality scores, rules and similarity from
+    the Spark job (mapInPandas over pair batches) as from the batch engine's scoring."""
+    from core.spark import SparkOptions, match_pairs
+    from core.spark.io import local_catalog, prepare_frame, read_catalog
+
+    pipe = get_pipeline(pipeline)
+    frame = read_catalog(spark, str(shopee_sample), local_catalog(str(shopee_sample)))
+    shingles = "words" if pipe.text_evidence == "tfidf" else "chars"
+    postings = prepare_frame(frame, None, shingles)
+    settings = MatchSettings()
+    found = match_pairs(postings, None, pipe, settings, SparkOptions(candidates="exact"))
+    on_spark = found.toPandas().sort_values(["l", "r"]).reset_index(drop=True)
+    assert len(on_spark) > 500
+
+    rows, _ = prepare_postings(read_catalog_csv(shopee_sample), None)
+    inputs = MatchInputs.from_frame(pd.DataFrame(rows))
+    prepared = pipe.prepare(inputs, settings)
+    # Spark numbers postings by their CSV row; the single machine by catalog position.
+    ids = postings.select("idx", "posting_id").toPandas().set_index("idx")["posting_id"]
+    position = pd.Series(np.arange(inputs.size), index=inputs.posting_ids)
+    left = position[ids[on_spark["l"]].to_numpy()].to_numpy()
+    right = position[ids[on_spark["r"]].to_numpy()].to_numpy()
+    assert (left < right).all()
+    here = pipe.score(pipe.pair_frame(prepared, left, right), settings)
+
+    assert here["matched"].all()
+    assert (here["rule"].to_numpy() == on_spark["rule"].to_numpy()).all()
+    for column in pipe.score_columns:
+        # TF-IDF weights are computed by Spark's own group-by (float64): 1e-6 apart at most.
+        tolerance = 1e-6 if column == "tfidf_cosine" else 0.0
+        np.testing.assert_allclose(
+            on_spark[column].to_numpy(np.float32),
+            here[column].to_numpy(np.float32),
+            atol=tolerance,
+            rtol=0,
+        )
+    np.testing.assert_allclose(
+        on_spark["similarity"].to_numpy(), here["similarity"].to_numpy(), atol=1e-6, rtol=0
+    )

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.text import decode_byte_escapes, normalize_title, normalize_titles, tfidf_vectors
+from core.candidates import fit_tfidf, tfidf_rows
+from core.text import decode_byte_escapes, normalize_title, normalize_titles
 
 ESCAPE = re.compile(r"\\x[0-9a-fA-F]{2}")
 
@@ -84,7 +85,7 @@ def test_invalid_utf8_escapes_are_dropped_not_kept() -> None:
 
 def test_tfidf_rows_are_unit_length_and_empty_titles_are_zero() -> None:
     titles = ["kaos polos pria", "kaos polos wanita", "", "sepatu anak"]
-    matrix = tfidf_vectors(titles)
+    matrix = tfidf_rows(titles)
 
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     np.testing.assert_allclose(norms, [1.0, 1.0, 0.0, 1.0], atol=1e-6)
@@ -93,7 +94,7 @@ def test_tfidf_rows_are_unit_length_and_empty_titles_are_zero() -> None:
 
 
 def test_tfidf_of_only_empty_titles_is_all_zero() -> None:
-    matrix = tfidf_vectors(["", ""])
+    matrix = tfidf_rows(["", ""])
     assert matrix.shape[0] == 2
     assert matrix.nnz == 0
 
@@ -103,3 +104,15 @@ def test_display_title_decodes_escapes_but_keeps_case_and_emoji():
 
     assert display_title(r"Kaos \xe2\x9d\xa4 Bimora &amp; Co") == "Kaos ❤ Bimora & Co"
     assert display_title(None) == ""
+
+
+def test_a_frozen_vocabulary_gives_the_fitted_rows_again() -> None:
+    """The query index embeds uploads with the catalog's vocabulary: a title already in the
+    catalog must get exactly its fitted row back."""
+    titles = ["kaos polos pria", "kaos polos wanita 2 pcs", "", "sepatu anak x"]
+    model = fit_tfidf(titles)
+
+    again = model.transform(titles + ["kaos unknownword"])
+
+    np.testing.assert_allclose(again[:4].toarray(), model.matrix.toarray(), atol=1e-6)
+    assert again[4].nnz == 1  # the unknown word is dropped

@@ -39,7 +39,8 @@ def test_translations_are_cached_and_reused(store: Store, sleeps) -> None:
     first, notice = translate_titles(store, TITLES, translator=fake)
 
     assert notice is None
-    assert first == ["plain men t-shirt", "kids shoes", "", "plain men t-shirt", "TAS WANITA"]
+    # Translated titles are normalised like any other title (lower case, no punctuation).
+    assert first == ["plain men t shirt", "kids shoes", "", "plain men t shirt", "tas wanita"]
     assert fake.calls == [["kaos polos pria", "sepatu anak", "tas wanita"]]  # unique, no blanks
     assert store.translations(TITLES, "en")["tas wanita"] == "TAS WANITA"
 
@@ -63,7 +64,7 @@ def test_only_new_titles_are_sent_and_batches_are_bounded(store: Store) -> None:
         progress=lambda d, t: progress.append((d, t)),
     )
 
-    assert result[0] == "plain men t-shirt"
+    assert result[0] == "plain men t shirt"
     assert [len(c) for c in fake.calls] == [1, BATCH, BATCH, 5]
     assert progress[-1] == (len(many), len(many))
 
@@ -109,7 +110,7 @@ def test_a_later_batch_failing_keeps_the_earlier_ones(store: Store, sleeps) -> N
     titles = [f"barang {i}" for i in range(BATCH + 3)]
     result, notice = translate_titles(store, titles, translator=flaky, retries=1)
 
-    assert result[:BATCH] == [t + " (en)" for t in titles[:BATCH]]
+    assert result[:BATCH] == [t + " en" for t in titles[:BATCH]]  # normalised: no brackets
     assert result[BATCH:] == titles[BATCH:]
     assert "3 titles used untranslated" in notice
     assert len(store.translations(titles, "en")) == BATCH

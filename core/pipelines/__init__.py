@@ -1,13 +1,32 @@
-"""Matching pipelines. Each takes `MatchInputs` and `MatchSettings` and returns a `MatchResult`."""
+"""Matching pipelines: one registry (`PIPELINES`) of `Pipeline` objects.
+
+Importing this package registers baseline, ensemble and best (LightGBM and TensorFlow are
+imported only when a model is trained, loaded or run).
+"""
 
 from __future__ import annotations
 
-from core.pipelines.base import MatchInputs, load_inputs
-from core.pipelines.baseline import match_baseline
-from core.pipelines.ensemble import match_ensemble
+from core.pipelines import baseline, ensemble  # noqa: F401  (register themselves)
+from core.pipelines.base import (
+    PIPELINES,
+    Pipeline,
+    Prepared,
+    Readiness,
+    Source,
+    get_pipeline,
+    pipeline_names,
+)
+from core.pipelines.best import pipeline as _best  # noqa: F401
+from core.pipelines.inputs import MatchInputs, load_inputs
 
-#: Every pipeline the app and CLI offer; ``best`` lives in `core.pipelines.best` (LightGBM is
-#: imported only when it runs) and needs a trained model.
-PIPELINES = ("baseline", "ensemble", "best")
-
-__all__ = ["PIPELINES", "MatchInputs", "load_inputs", "match_baseline", "match_ensemble"]
+__all__ = [
+    "PIPELINES",
+    "MatchInputs",
+    "Pipeline",
+    "Prepared",
+    "Readiness",
+    "Source",
+    "get_pipeline",
+    "load_inputs",
+    "pipeline_names",
+]

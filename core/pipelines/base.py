@@ -1,146 +1,222 @@
-"""What a pipeline reads: the catalog's titles, hashes and image vectors, aligned by position."""
+"""The `Pipeline` interface and the one registry of pipelines.
+
+A pipeline says what it is (name, title, a plain-language summary), what it needs (which image
+vectors, whether a trained model), whether it can run now and why not, where its candidate
+pairs come from (top-k neighbour searches, one per modality), and how a pair is scored
+(`Pipeline.score`: a pandas frame of candidate pairs in, per-modality scores and the decision
+out). The batch engine (`core.engine`), the single-item query (`core.query`) and the Spark job
+(`core.spark`, in ``mapInPandas``) all call that same `score`; the CLI, the app's pages and
+Spark list pipelines from `PIPELINES`, never by hand.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from core.images import phash_to_uint64
-from core.store import Store
+from core.errors import SameSameError
+from core.pipelines.inputs import MatchInputs
+from core.settings import MatchSettings
+
+if TYPE_CHECKING:
+    from core.candidates import NeighbourIndex
+    from core.matches import MatchResult
+    from core.store import Store
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a pipeline can run on a catalog now, in words a user can act on.
+
+    Args:
+        ready: it can run (perhaps with a fallback, which ``reason`` names).
+        reason: what it will use, or why it cannot run.
+        action: what would make it (fully) ready, e.g. "Embed the images".
+    """
+
+    ready: bool
+    reason: str
+    action: str | None = None
 
 
 @dataclass
-class MatchInputs:
-    """Everything a pipeline needs, one entry per posting in catalog order.
+class Source:
+    """One candidate source: a modality's index searched for each posting's top ``k``."""
 
-    image_vectors rows are only meaningful where ``has_vector`` is True.
+    index: NeighbourIndex
+    k: int
+    min_score: float | None = None
+
+
+@dataclass
+class Prepared:
+    """A catalog made ready for one pipeline: its candidate sources and what scoring reads."""
+
+    inputs: MatchInputs
+    settings: MatchSettings
+    sources: list[Source]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Pipeline(ABC):
+    """A way of deciding which postings are the same product."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    summary: ClassVar[str]
+    #: Which stored image vectors it reads: "imagenet" (pretrained backbone), "siamese", None.
+    image_kind: ClassVar[str | None] = None
+    needs_model: ClassVar[bool] = False
+    #: Whether the "translate titles" setting applies to it.
+    translates: ClassVar[bool] = False
+    #: Whether it has a model to train on labelled data (`train`), and whether that needs photos.
+    trainable: ClassVar[bool] = False
+    trains_on_images: ClassVar[bool] = False
+    #: The `MatchSettings` thresholds its rules read (the Evaluate page tunes these).
+    threshold_fields: ClassVar[tuple[str, ...]] = ()
+    #: The per-modality scores `score` reports, in display order.
+    score_columns: ClassVar[tuple[str, ...]] = ()
+    #: What compares titles: "tfidf" (word TF-IDF cosine) or "ratio" (SequenceMatcher ratio);
+    #: the Spark job picks its title candidates (word or character shingles) by it.
+    text_evidence: ClassVar[str] = "tfidf"
+    #: Whether the Spark job can run it (``spark_reason`` says why not).
+    spark: ClassVar[bool] = True
+    spark_reason: ClassVar[str] = ""
+
+    # -- what it reads ---------------------------------------------------------------------------
+    def image_model(
+        self, store: Store, settings: MatchSettings, model_dir: Path | None = None
+    ) -> tuple[str, str | None] | None:
+        """(model name, version) of the stored vectors it compares, or None (hashes only)."""
+        return None
+
+    @abstractmethod
+    def readiness(
+        self, store: Store, settings: MatchSettings, model_dir: Path | None = None
+    ) -> Readiness: ...
+
+    def train(
+        self,
+        store: Store,
+        settings: MatchSettings,
+        model_dir: Path,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Train its model on the catalog's labels and save it in ``model_dir``.
+
+        Returns:
+            What training did, with a one-line ``summary`` for people.
+        """
+        raise SameSameError(f"The {self.name} pipeline has no model to train")
+
+    # -- candidates and scores -------------------------------------------------------------------
+    def candidate_floors(self, settings: MatchSettings) -> dict[str, float]:
+        """The least similarity a candidate needs per modality ("text", "image" cosine, "hash"
+        bits at most) to be able to pass a rule: every engine searches down to these."""
+        return {"text": 0.0, "image": -1.0, "hash": float(settings.hash_max_distance)}
+
+    @abstractmethod
+    def prepare(
+        self,
+        inputs: MatchInputs,
+        settings: MatchSettings,
+        progress: Progress | None = None,
+        rows: np.ndarray | None = None,
+        relaxed: bool = False,
+    ) -> Prepared:
+        """Candidate sources (neighbour indexes) and what scoring reads, for one catalog;
+        with ``rows``, only those postings will be searched (a new item's query); ``relaxed``
+        sources also offer the nearest postings that cannot pass a rule (to show near
+        misses)."""
+
+    @abstractmethod
+    def pair_frame(self, prepared: Prepared, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
+        """The columns `score` reads, for pairs of catalog positions (left < right)."""
+
+    @abstractmethod
+    def score(
+        self, frame: pd.DataFrame, settings: MatchSettings, model: Any = None
+    ) -> pd.DataFrame:
+        """Scores and decisions of candidate pairs (``model``: a trained model, if it has one).
+
+        Returns:
+            A frame aligned with ``frame``: the `score_columns`, ``rule`` (which rules fired,
+            "+"-joined, "" when none), ``matched`` (bool) and ``similarity`` (0..1, how alike:
+            the order in which a posting's matches are kept and shown).
+        """
+
+    def match(
+        self,
+        inputs: MatchInputs,
+        settings: MatchSettings,
+        progress: Progress | None = None,
+        **options: Any,
+    ) -> MatchResult:
+        """Match a whole catalog (the batch engine, bounded by ``settings.max_matches``)."""
+        from core.engine import match_catalog
+
+        return match_catalog(self, inputs, settings, progress)
+
+
+# -- the registry ----------------------------------------------------------------------------
+PIPELINES: dict[str, Pipeline] = {}
+
+
+def register(pipeline: Pipeline) -> Pipeline:
+    PIPELINES[pipeline.name] = pipeline
+    return pipeline
+
+
+def get_pipeline(name: str) -> Pipeline:
+    """The registered pipeline called ``name``.
+
+    Raises:
+        SameSameError: no such pipeline (the message lists the ones there are).
     """
-
-    posting_ids: list[str]
-    titles: list[str]
-    hashes: np.ndarray
-    has_hash: np.ndarray
-    image_vectors: np.ndarray | None = None
-    has_vector: np.ndarray | None = None
-    image_model: str | None = None
-
-    @classmethod
-    def from_frame(
-        cls,
-        postings: pd.DataFrame,
-        vectors: dict[str, np.ndarray] | None = None,
-        image_model: str | None = None,
-    ) -> MatchInputs:
-        ids = postings["posting_id"].tolist()
-        hashes, has_hash = phash_to_uint64(postings["image_phash"].tolist())
-        inputs = cls(ids, postings["title_norm"].fillna("").tolist(), hashes, has_hash)
-        if vectors:
-            dim = len(next(iter(vectors.values())))
-            matrix = np.zeros((len(ids), dim), dtype=np.float32)
-            mask = np.zeros(len(ids), dtype=bool)
-            for i, pid in enumerate(ids):
-                vec = vectors.get(pid)
-                if vec is not None:
-                    matrix[i], mask[i] = vec, True
-            inputs.image_vectors, inputs.has_vector, inputs.image_model = matrix, mask, image_model
-        return inputs
-
-    @property
-    def vector_count(self) -> int:
-        return 0 if self.has_vector is None else int(self.has_vector.sum())
+    try:
+        return PIPELINES[name]
+    except KeyError:
+        raise SameSameError(
+            f"Unknown pipeline {name!r}; choose one of {', '.join(PIPELINES)}"
+        ) from None
 
 
-def load_inputs(store: Store, image_model: str | None) -> MatchInputs:
-    """Read a pipeline's inputs from the database (vectors of ``image_model`` when given)."""
-    postings = store.postings()
-    vectors = None
-    if image_model:
-        ids, matrix = store.load_embeddings(image_model)
-        vectors = dict(zip(ids, matrix, strict=True)) if ids else None
-    return MatchInputs.from_frame(postings, vectors, image_model if vectors else None)
-
-
-def union_pairs(*pair_sets: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (left, right) position pairs from several candidate sources (left < right)."""
-    lefts = np.concatenate([p[0] for p in pair_sets]).astype(np.int64)
-    rights = np.concatenate([p[1] for p in pair_sets]).astype(np.int64)
-    if len(lefts) == 0:
-        return lefts, rights
-    n = int(max(lefts.max(), rights.max())) + 1
-    unique = np.unique(lefts * n + rights)
-    return unique // n, unique % n
-
-
-def image_vector_pairs(inputs: MatchInputs, min_cosine: float, k: int, backend: str):
-    """Pairs of postings that both have image vectors, cosine >= min_cosine among top-k."""
-    from core.neighbours import similar_pairs
-
-    if inputs.has_vector is None or inputs.vector_count < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    where = np.flatnonzero(inputs.has_vector)
-    left, right, _ = similar_pairs(inputs.image_vectors[where], min_cosine, k, backend)
-    return where[left], where[right]
-
-
-def hash_only_pairs(inputs: MatchInputs, max_distance: int):
-    """Hash-close pairs where at least one side has no image vector (hash stands in for it)."""
-    from core.similarity import hash_pairs_within
-
-    left, right, _ = hash_pairs_within(inputs.hashes, inputs.has_hash, max_distance)
-    if inputs.has_vector is not None and len(left):
-        keep = ~(inputs.has_vector[left] & inputs.has_vector[right])
-        left, right = left[keep], right[keep]
-    return left, right
-
-
-def pair_image_scores(inputs: MatchInputs, left: np.ndarray, right: np.ndarray):
-    """(cosine or NaN, hash distance or NaN) for each pair."""
-    cosine = np.full(len(left), np.nan, dtype=np.float32)
-    if inputs.has_vector is not None and len(left):
-        both = inputs.has_vector[left] & inputs.has_vector[right]
-        vl, vr = inputs.image_vectors[left[both]], inputs.image_vectors[right[both]]
-        cosine[both] = np.einsum("ij,ij->i", vl, vr)
-    distance = np.full(len(left), np.nan, dtype=np.float32)
-    if len(left):
-        from core.images import hamming
-
-        both_hash = inputs.has_hash[left] & inputs.has_hash[right]
-        distance[both_hash] = hamming(
-            inputs.hashes[left[both_hash]], inputs.hashes[right[both_hash]]
-        )
-    return cosine, distance
-
-
-def image_evidence_is_vector(
-    inputs: MatchInputs, left: np.ndarray, right: np.ndarray
-) -> np.ndarray:
-    if inputs.has_vector is None:
-        return np.zeros(len(left), dtype=bool)
-    return inputs.has_vector[left] & inputs.has_vector[right]
+def pipeline_names() -> list[str]:
+    return list(PIPELINES)
 
 
 def rules_text(fired: dict[str, np.ndarray]) -> np.ndarray:
     """'image+text'-style labels from boolean arrays of which rules fired per pair."""
-    names = list(fired)
     n = len(next(iter(fired.values()))) if fired else 0
-    labels = np.array([""] * n, dtype=object)
-    for name in names:
-        mask = fired[name]
+    labels = np.full(n, "", dtype=object)
+    for name, mask in fired.items():
+        mask = np.asarray(mask, bool)
         labels[mask] = np.where(labels[mask] == "", name, labels[mask] + "+" + name)
     return labels
 
 
-def pairs_frame(
-    inputs: MatchInputs,
-    left: np.ndarray,
-    right: np.ndarray,
-    rule: np.ndarray,
+def decision_frame(
+    frame: pd.DataFrame,
     scores: dict[str, np.ndarray],
+    fired: dict[str, np.ndarray],
+    similarity: np.ndarray,
 ) -> pd.DataFrame:
-    ids = np.asarray(inputs.posting_ids, dtype=object)
-    frame = pd.DataFrame({"left": ids[left], "right": ids[right], "rule": rule})
-    for name, values in scores.items():
-        frame[name] = values
-    return frame.reset_index(drop=True)
+    """What `Pipeline.score` returns, from its scores, fired rules and similarity."""
+    matched = (
+        np.logical_or.reduce([np.asarray(v, bool) for v in fired.values()])
+        if fired and len(frame)
+        else np.zeros(len(frame), bool)
+    )
+    out = pd.DataFrame({name: np.asarray(v) for name, v in scores.items()}, index=frame.index)
+    out["rule"] = rules_text(fired) if fired else np.full(len(frame), "", dtype=object)
+    out["matched"] = matched
+    out["similarity"] = np.nan_to_num(np.asarray(similarity, np.float32), nan=0.0)
+    return out

@@ -4,73 +4,135 @@ most ``hash_max_distance`` bits stands in for the image rule."""
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from core.matches import MatchResult
+from core.candidates import DenseIndex, HashIndex, SparseIndex, fit_tfidf, row_cosine
 from core.pipelines.base import (
-    MatchInputs,
-    hash_only_pairs,
-    image_evidence_is_vector,
-    image_vector_pairs,
-    pair_image_scores,
-    pairs_frame,
-    rules_text,
-    union_pairs,
+    Pipeline,
+    Prepared,
+    Progress,
+    Readiness,
+    Source,
+    decision_frame,
+    register,
 )
+from core.pipelines.inputs import MatchInputs, image_columns
 from core.settings import MatchSettings
-from core.similarity import tfidf_pairs_above
-from core.text import tfidf_vectors
+from core.store import Store
+
+#: Scores within this of a threshold count as reaching it (float32 rounding).
+TOLERANCE = 1e-6
 
 
-def match_baseline(inputs: MatchInputs, settings: MatchSettings | None = None) -> MatchResult:
-    settings = settings or MatchSettings()
-    started = time.perf_counter()
-    tfidf = tfidf_vectors(inputs.titles)
-    text_l, text_r, _ = tfidf_pairs_above(tfidf, settings.baseline_text_cosine)
-    image_l, image_r = image_vector_pairs(
-        inputs, settings.baseline_image_cosine, settings.top_k, settings.neighbour_backend
+def hash_similarity(hash_distance: np.ndarray) -> np.ndarray:
+    """0..1 from bits apart (0 bits = 1.0, 32 bits or more = 0), for ordering matches."""
+    return np.clip(1.0 - hash_distance / 32.0, 0.0, 1.0)
+
+
+def image_readiness(
+    store: Store, model: tuple[str, str | None] | None, what: str
+) -> tuple[str, str | None]:
+    """How much of the catalog's images the pipeline's vectors cover, in words."""
+    images = int(store.info()["images"]["ok"])
+    if images == 0:
+        return "No posting has an image file: perceptual hashes are the image evidence.", None
+    have = store.count_embeddings(model[0], model[1]) if model else 0
+    if have == 0:
+        return (
+            f"No {what} embeddings yet: perceptual hashes stand in for the photos.",
+            f"Embed the images with {what}",
+        )
+    if have < images:
+        return (
+            f"{images - have:,} of {images:,} images have no {what} embedding: hashes stand "
+            "in for them.",
+            f"Embed the remaining images with {what}",
+        )
+    return f"Uses {what} vectors of all {images:,} images.", None
+
+
+class BaselinePipeline(Pipeline):
+    name = "baseline"
+    title = "Baseline: MobileNet + TF-IDF"
+    summary = (
+        "Two postings match when their photos look alike to an ImageNet MobileNet "
+        "(cosine ≥ 0.85) or their titles share enough weighted words (TF-IDF cosine ≥ 0.5). "
+        "Without photo vectors, nearly identical perceptual hashes count as alike photos."
     )
-    hash_l, hash_r = hash_only_pairs(inputs, settings.hash_max_distance)
-    left, right = union_pairs((text_l, text_r), (image_l, image_r), (hash_l, hash_r))
+    image_kind = "imagenet"
+    threshold_fields = ("baseline_image_cosine", "baseline_text_cosine", "hash_max_distance")
+    score_columns = ("image_cosine", "hash_distance", "tfidf_cosine")
 
-    cosine, distance = pair_image_scores(inputs, left, right)
-    text_cosine = np.asarray(tfidf[left].multiply(tfidf[right]).sum(axis=1)).ravel()
-    by_vector = image_evidence_is_vector(inputs, left, right)
-    fired = baseline_rules(cosine, distance, by_vector, text_cosine, settings)
-    keep = np.logical_or.reduce(list(fired.values()))
-    rule = rules_text({k: v[keep] for k, v in fired.items()})
-    frame = pairs_frame(
-        inputs,
-        left[keep],
-        right[keep],
-        rule,
-        {
-            "image_cosine": cosine[keep],
-            "hash_distance": distance[keep],
-            "tfidf_cosine": text_cosine[keep].astype(np.float32),
-        },
-    )
-    notices = []
-    if inputs.vector_count == 0:
-        notices.append("No image embeddings: image evidence came from perceptual hashes only.")
-    return MatchResult(
-        "baseline", inputs.posting_ids, frame, settings, time.perf_counter() - started, notices
-    )
+    def image_model(
+        self, store: Store, settings: MatchSettings, model_dir: Path | None = None
+    ) -> tuple[str, str | None]:
+        from core.models import IMAGENET, image_model_name
 
+        return image_model_name(settings), IMAGENET
 
-def baseline_rules(
-    cosine: np.ndarray,
-    hash_distance: np.ndarray,
-    by_vector: np.ndarray,
-    text_cosine: np.ndarray,
-    settings: MatchSettings,
-) -> dict[str, np.ndarray]:
-    """Which baseline rules fire for each pair (arrays of equal length; NaN = score absent)."""
-    with np.errstate(invalid="ignore"):
+    def readiness(
+        self, store: Store, settings: MatchSettings, model_dir: Path | None = None
+    ) -> Readiness:
+        model = self.image_model(store, settings, model_dir)
+        reason, action = image_readiness(store, model, model[0])
+        return Readiness(True, reason, action)
+
+    def candidate_floors(self, settings: MatchSettings) -> dict[str, float]:
         return {
-            "image": by_vector & (cosine >= settings.baseline_image_cosine - 1e-6),
-            "hash": ~by_vector & (hash_distance <= settings.hash_max_distance),
-            "text": text_cosine >= settings.baseline_text_cosine - 1e-6,
+            "text": settings.baseline_text_cosine,
+            "image": settings.baseline_image_cosine,
+            "hash": float(settings.hash_max_distance),
         }
+
+    def prepare(
+        self,
+        inputs: MatchInputs,
+        settings: MatchSettings,
+        progress: Progress | None = None,
+        rows: np.ndarray | None = None,
+        relaxed: bool = False,
+    ) -> Prepared:
+        words = fit_tfidf(inputs.titles)
+        k = settings.top_k
+        floors = self.candidate_floors(settings)
+        if relaxed:
+            floors = {"text": None, "image": None, "hash": 64}
+        sources = [Source(SparseIndex("text", words.matrix), k, floors["text"])]
+        if inputs.vector_count >= 2:
+            index = DenseIndex(
+                "image", inputs.image_vectors, inputs.has_vector, settings.neighbour_backend
+            )
+            sources.append(Source(index, k, floors["image"]))
+        hashes = HashIndex("hash", inputs.hashes, inputs.has_hash, int(floors["hash"]))
+        sources.append(Source(hashes, k))
+        return Prepared(inputs, settings, sources, {"words": words.matrix})
+
+    def pair_frame(self, prepared: Prepared, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
+        columns = image_columns(prepared.inputs, left, right)
+        columns["tfidf_cosine"] = row_cosine(prepared.extra["words"], left, right)
+        return pd.DataFrame(columns)
+
+    def score(
+        self, frame: pd.DataFrame, settings: MatchSettings, model: Any = None
+    ) -> pd.DataFrame:
+        cosine = frame["image_cosine"].to_numpy(np.float32)
+        distance = frame["hash_distance"].to_numpy(np.float32)
+        text = frame["tfidf_cosine"].to_numpy(np.float32)
+        by_vector = frame["by_vector"].to_numpy(bool)
+        with np.errstate(invalid="ignore"):
+            fired = {
+                "image": by_vector & (cosine >= settings.baseline_image_cosine - TOLERANCE),
+                "hash": ~by_vector & (distance <= settings.hash_max_distance),
+                "text": text >= settings.baseline_text_cosine - TOLERANCE,
+            }
+        photo = np.where(by_vector, cosine, hash_similarity(distance))
+        similarity = np.fmax(np.nan_to_num(photo, nan=0.0), text)
+        scores = {"image_cosine": cosine, "hash_distance": distance, "tfidf_cosine": text}
+        return decision_frame(frame, scores, fired, similarity)
+
+
+BASELINE = register(BaselinePipeline())

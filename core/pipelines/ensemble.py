@@ -4,98 +4,218 @@ Where a pair lacks Siamese vectors, a perceptual-hash distance stands in for the
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from core.matches import MatchResult
+from core.candidates import DenseIndex, HashIndex, SparseIndex, fit_tfidf
+from core.candidates.ratio import EXACT_RATIO_UP_TO, RatioIndex, sequence_ratio
 from core.pipelines.base import (
-    MatchInputs,
-    hash_only_pairs,
-    image_evidence_is_vector,
-    image_vector_pairs,
-    pair_image_scores,
-    pairs_frame,
-    rules_text,
-    union_pairs,
+    Pipeline,
+    Prepared,
+    Progress,
+    Readiness,
+    Source,
+    decision_frame,
+    register,
 )
+from core.pipelines.baseline import hash_similarity, image_readiness
+from core.pipelines.inputs import MatchInputs, image_columns, title_columns
 from core.settings import MatchSettings
-from core.similarity import sequence_ratio, text_pairs_above
+from core.store import Store
+
+#: Past EXACT_RATIO_UP_TO titles, text candidates are each posting's best word TF-IDF
+#: neighbours down to this cosine (their recall of the exact pairs is in BENCHMARKS.md).
+RATIO_CANDIDATE_COSINE = 0.2
+#: rapidfuzz's bound is compared after a division by 100 in float: a hair of slack.
+BOUND_SLACK = 1e-4
 
 
-def match_ensemble(inputs: MatchInputs, settings: MatchSettings | None = None) -> MatchResult:
-    settings = settings or MatchSettings()
-    started = time.perf_counter()
-    text_l, text_r, text_ratio = text_pairs_above(inputs.titles, settings.ensemble_text_ratio)
-    # A pair can pass the combined rule only when its distance is under the combined threshold
-    # (the ratio is at most 1), so image candidates are searched out to the larger radius.
-    radius = max(settings.ensemble_image_distance, settings.ensemble_combined)
-    min_cosine = max(-1.0, 1.0 - radius**2 / 2.0)  # unit vectors: |a-b|² = 2 - 2·cos
-    image_l, image_r = image_vector_pairs(
-        inputs, min_cosine, settings.top_k, settings.neighbour_backend
-    )
-    hash_l, hash_r = hash_only_pairs(inputs, settings.hash_max_distance)
-    left, right = union_pairs((text_l, text_r), (image_l, image_r), (hash_l, hash_r))
-
-    ratio_of = {
-        (int(a), int(b)): float(r) for a, b, r in zip(text_l, text_r, text_ratio, strict=True)
-    }
-    ratio = np.array(
-        [
-            ratio_of.get((int(a), int(b)))
-            if (int(a), int(b)) in ratio_of
-            else sequence_ratio(inputs.titles[a], inputs.titles[b])
-            for a, b in zip(left, right, strict=True)
-        ],
-        dtype=np.float32,
-    )
-    cosine, hash_distance = pair_image_scores(inputs, left, right)
-    distance = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * cosine)).astype(np.float32)
-    by_vector = image_evidence_is_vector(inputs, left, right)
-    has_text = np.array(
-        [
-            bool(inputs.titles[a]) and bool(inputs.titles[b])
-            for a, b in zip(left, right, strict=True)
-        ],
-        dtype=bool,
-    )
-    fired = ensemble_rules(distance, hash_distance, by_vector, ratio, has_text, settings)
-    keep = np.logical_or.reduce(list(fired.values()))
-    rule = rules_text({k: v[keep] for k, v in fired.items()})
-    frame = pairs_frame(
-        inputs,
-        left[keep],
-        right[keep],
-        rule,
-        {
-            "siamese_distance": distance[keep],
-            "hash_distance": hash_distance[keep],
-            "text_ratio": ratio[keep],
-        },
-    )
-    notices = []
-    if inputs.vector_count == 0:
-        notices.append("No Siamese embeddings: image evidence came from perceptual hashes only.")
-    return MatchResult(
-        "ensemble", inputs.posting_ids, frame, settings, time.perf_counter() - started, notices
-    )
+def siamese_distance(cosine: np.ndarray) -> np.ndarray:
+    """Euclidean distance of unit vectors from their cosine: |a - b|² = 2 - 2·cos."""
+    return np.sqrt(np.maximum(0.0, 2.0 - 2.0 * cosine)).astype(np.float32)
 
 
-def ensemble_rules(
-    distance: np.ndarray,
-    hash_distance: np.ndarray,
-    by_vector: np.ndarray,
-    ratio: np.ndarray,
-    has_text: np.ndarray,
-    settings: MatchSettings,
-) -> dict[str, np.ndarray]:
-    """Which ensemble rules fire for each pair (arrays of equal length; NaN = score absent)."""
-    with np.errstate(invalid="ignore"):
+def title_ratios(
+    left: np.ndarray, right: np.ndarray, needed: np.ndarray, known: np.ndarray | None = None
+) -> np.ndarray:
+    """difflib's ratio(left title, right title) wherever it could reach ``needed``.
+
+    rapidfuzz's Indel similarity bounds difflib's ratio from above (`core.candidates.ratio`),
+    so where the bound is below what any rule needs, the bound itself is returned: it decides
+    nothing and costs no difflib call. ``known`` holds ratios computed already (NaN elsewhere).
+    """
+    from rapidfuzz import fuzz, process
+
+    m = len(left)
+    if m == 0:
+        return np.zeros(0, np.float32)
+    bound = process.cpdist(
+        list(left), list(right), scorer=fuzz.ratio, dtype=np.float32, workers=-1
+    ) / np.float32(100.0)
+    ratio = bound.astype(np.float32)
+    empty = np.fromiter((not a or not b for a, b in zip(left, right, strict=True)), bool, m)
+    ratio[empty] = 0.0
+    exact = ~empty & (bound > needed - BOUND_SLACK)
+    if known is not None:
+        have = exact & np.isfinite(known)
+        ratio[have] = known[have]
+        exact &= ~have
+    where = np.flatnonzero(exact)
+    ratio[where] = [sequence_ratio(left[i], right[i]) for i in where.tolist()]
+    return ratio
+
+
+class EnsemblePipeline(Pipeline):
+    name = "ensemble"
+    title = "Ensemble: Siamese + title ratio"
+    summary = (
+        "Two postings match when a Siamese network trained on labelled photos puts them close "
+        "(distance < 0.95), their titles read alike letter by letter (SequenceMatcher "
+        "ratio > 0.55), or both together are close enough (distance + 1 − ratio < 1.4). "
+        "Without Siamese vectors, nearly identical perceptual hashes count as alike photos."
+    )
+    image_kind = "siamese"
+    translates = True
+    text_evidence = "ratio"
+    trainable = True
+    trains_on_images = True
+    threshold_fields = (
+        "ensemble_image_distance",
+        "ensemble_text_ratio",
+        "ensemble_combined",
+        "hash_max_distance",
+    )
+    score_columns = ("siamese_distance", "hash_distance", "text_ratio")
+
+    def image_model(
+        self, store: Store, settings: MatchSettings, model_dir: Path | None = None
+    ) -> tuple[str, str | None] | None:
+        from core.models import SIAMESE, siamese_dir, siamese_version
+
+        version = siamese_version(siamese_dir(store, model_dir))
+        return (SIAMESE, version) if version else None
+
+    def readiness(
+        self, store: Store, settings: MatchSettings, model_dir: Path | None = None
+    ) -> Readiness:
+        model = self.image_model(store, settings, model_dir)
+        if model is None and int(store.info()["images"]["ok"]):
+            return Readiness(
+                True,
+                "No trained Siamese model: perceptual hashes stand in for the photos.",
+                "Train the Siamese model on labelled photos",
+            )
+        reason, action = image_readiness(store, model, "the Siamese model")
+        return Readiness(True, reason, action)
+
+    def train(
+        self,
+        store: Store,
+        settings: MatchSettings,
+        model_dir: Path,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        from core.models import train_siamese_model
+
+        report = train_siamese_model(store, settings, model_dir, progress)
+        last = report["history"][-1]["loss"] if report["history"] else float("nan")
+        report["summary"] = (
+            f"siamese ({settings.siamese_loss} loss): trained on {report['images']} images in "
+            f"{report['seconds']:.0f}s, final loss {last:.4f}; saved to {model_dir}"
+        )
+        return report
+
+    def candidate_floors(self, settings: MatchSettings) -> dict[str, float]:
+        # The combined rule can pass only when the distance is under its threshold (the ratio
+        # is at most 1), so image candidates are searched out to the larger radius.
+        radius = max(settings.ensemble_image_distance, settings.ensemble_combined)
         return {
-            "image": by_vector & (distance < settings.ensemble_image_distance),
-            "hash": ~by_vector & (hash_distance <= settings.hash_max_distance),
-            "text": has_text & (ratio > settings.ensemble_text_ratio),
-            "combined": by_vector
-            & has_text
-            & (distance + (1.0 - ratio) < settings.ensemble_combined),
+            "text": settings.ensemble_text_ratio,
+            "image": max(-1.0, 1.0 - radius**2 / 2.0),  # unit vectors: |a-b|² = 2 - 2·cos
+            "hash": float(settings.hash_max_distance),
         }
+
+    def prepare(
+        self,
+        inputs: MatchInputs,
+        settings: MatchSettings,
+        progress: Progress | None = None,
+        rows: np.ndarray | None = None,
+        relaxed: bool = False,
+    ) -> Prepared:
+        k = settings.top_k
+        floors = self.candidate_floors(settings)
+        extra = {}
+        sources = []
+        if inputs.size <= EXACT_RATIO_UP_TO:
+            ratios = RatioIndex(
+                "text", inputs.titles, k, settings.ensemble_text_ratio, progress, rows
+            )
+            sources.append(Source(ratios, k, settings.ensemble_text_ratio))
+            extra["ratios"] = ratios
+        if inputs.size > EXACT_RATIO_UP_TO or relaxed:
+            words = fit_tfidf(inputs.titles).matrix
+            floor = None if relaxed else RATIO_CANDIDATE_COSINE
+            sources.append(Source(SparseIndex("text", words), k, floor))
+        if inputs.vector_count >= 2:
+            index = DenseIndex(
+                "image", inputs.image_vectors, inputs.has_vector, settings.neighbour_backend
+            )
+            sources.append(Source(index, k, None if relaxed else floors["image"]))
+        max_bits = 64 if relaxed else int(floors["hash"])
+        hashes = HashIndex("hash", inputs.hashes, inputs.has_hash, max_bits)
+        sources.append(Source(hashes, k))
+        return Prepared(inputs, settings, sources, extra)
+
+    def pair_frame(self, prepared: Prepared, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
+        columns = image_columns(prepared.inputs, left, right)
+        columns |= title_columns(prepared.inputs.titles, left, right)
+        ratios = prepared.extra.get("ratios")
+        if ratios is not None:
+            columns["known_ratio"] = ratios.known(left, right)
+        return pd.DataFrame(columns)
+
+    def score(
+        self, frame: pd.DataFrame, settings: MatchSettings, model: Any = None
+    ) -> pd.DataFrame:
+        cosine = frame["image_cosine"].to_numpy(np.float32)
+        hash_distance = frame["hash_distance"].to_numpy(np.float32)
+        by_vector = frame["by_vector"].to_numpy(bool)
+        has_text = frame["has_text"].to_numpy(bool)
+        distance = siamese_distance(cosine)
+        # The smallest ratio that could still fire a rule for each pair.
+        with np.errstate(invalid="ignore"):
+            combined_needs = np.where(
+                by_vector, distance - (settings.ensemble_combined - 1.0), np.inf
+            )
+        needed = np.minimum(settings.ensemble_text_ratio, combined_needs)
+        known = frame["known_ratio"].to_numpy(np.float32) if "known_ratio" in frame else None
+        ratio = title_ratios(
+            frame["left_title"].to_numpy(object),
+            frame["right_title"].to_numpy(object),
+            needed,
+            known,
+        )
+        with np.errstate(invalid="ignore"):
+            fired = {
+                "image": by_vector & (distance < settings.ensemble_image_distance),
+                "hash": ~by_vector & (hash_distance <= settings.hash_max_distance),
+                "text": has_text & (ratio > settings.ensemble_text_ratio),
+                "combined": by_vector
+                & has_text
+                & (distance + (1.0 - ratio) < settings.ensemble_combined),
+            }
+        photo = np.where(by_vector, 1.0 - distance / 2.0, hash_similarity(hash_distance))
+        similarity = np.fmax(np.nan_to_num(photo, nan=0.0), np.where(has_text, ratio, 0.0))
+        scores = {
+            "siamese_distance": np.where(by_vector, distance, np.nan).astype(np.float32),
+            "hash_distance": hash_distance,
+            "text_ratio": ratio,
+        }
+        return decision_frame(frame, scores, fired, similarity)
+
+
+ENSEMBLE = register(EnsemblePipeline())

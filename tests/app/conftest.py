@@ -12,9 +12,9 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
-from core import service
-from pages import resources
+from core import workspace
 from tests.app.helpers import new_app
+from ui import resources
 
 #: The first run generates 600 postings' photos and imports them: far past AppTest's 3 s default.
 FIRST_RUN_TIMEOUT = 180
@@ -87,7 +87,7 @@ def samesame_home(prepared_home: PreparedHome, tmp_path: Path, monkeypatch) -> P
 
 @pytest.fixture
 def demo_db(samesame_home: Path) -> Path:
-    return service.demo_db_path()
+    return workspace.demo_db_path()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import service
+from core import matching
 from core.store import Store
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def run_pipelines(db: Path, *pipelines: str) -> None:
     """Store matches the quick way (perceptual hashes + titles), as the CLI would."""
     with Store(db) as store:
         for pipeline in pipelines or ("baseline", "ensemble"):
-            service.run_pipeline(store, pipeline)
+            matching.run_pipeline(store, pipeline)
 
 
 def demo_rows(home: Path, n: int) -> list[dict[str, str]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core import service
+from core import evaluation, matching, models
 from core.settings import MatchSettings
 from core.store import Store
 from tests.app.helpers import button, open_page, texts
@@ -20,14 +20,14 @@ def trained_demo_model(prepared_home, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("best_demo")
     shutil.copy2(prepared_home.path / "demo.db", folder / "demo.db")
     with Store(folder / "demo.db") as store:
-        service.train_best_model(store, MatchSettings(), folder / "model")
+        models.train_best_model(store, MatchSettings(), folder / "model")
     return folder / "model"
 
 
 @pytest.fixture
 def demo_with_best(demo_db: Path, trained_demo_model: Path) -> Path:
     with Store(demo_db) as store:
-        target = service.best_dir(store)
+        target = models.best_dir(store)
     shutil.copytree(trained_demo_model, target)
     return demo_db
 
@@ -43,8 +43,8 @@ def test_training_on_the_embed_page_saves_a_model_and_matching_uses_it(app, demo
     assert not app.error, texts(app.error)
     [message] = texts(app.success)
     with Store(demo_db) as store:
-        info = service.best_model_info(service.best_dir(store))
-        assert service.best_is_current(store, service.best_dir(store))
+        info = models.best_model_info(models.best_dir(store))
+        assert models.best_is_current(store, models.best_dir(store))
     assert message.startswith(f"Trained the best matcher on {info['postings']:,} postings")
     assert f"out-of-fold F1 {info['oof_f1']:.3f}" in message
     assert any(c.startswith("Trained ") and "out-of-fold F1" in c for c in texts(app.caption))
@@ -52,10 +52,10 @@ def test_training_on_the_embed_page_saves_a_model_and_matching_uses_it(app, demo
     button(app, "Match now: best").click().run()
     assert not app.exception
     with Store(demo_db) as store:
-        result = service.stored_result(store, "best")
-        f1 = service.evaluate_result(store, result)["f1"]
-        hash_only = service.run_pipeline(store, "baseline", save=False)
-        baseline_f1 = service.evaluate_result(store, hash_only)["f1"]
+        result = matching.stored_result(store, "best")
+        f1 = evaluation.evaluate_result(store, result)["f1"]
+        hash_only = matching.run_pipeline(store, "baseline", save=False)
+        baseline_f1 = evaluation.evaluate_result(store, hash_only)["f1"]
     assert any(s.startswith(f"best: {len(result.pairs):,} pairs") for s in texts(app.success))
     # In-sample, so only a sanity bound: learning from the labels beats the fixed rules.
     assert f1 > baseline_f1
@@ -65,7 +65,7 @@ def test_browse_without_a_model_points_to_training(app, demo_db):
     open_page(app, "browse")
 
     assert any("The best pipeline has no stored matches" in i for i in texts(app.info))
-    assert any("Train the best matcher first" in link.label for link in app.get("page_link"))
+    assert any("Train the best matcher" in link.label for link in app.get("page_link"))
 
 
 @pytest.mark.slow
@@ -82,16 +82,19 @@ def test_compare_scores_a_typed_title_with_the_trained_model(app, demo_with_best
     assert len(tables) == 3
     best = tables[2]
     assert "probability" in best.columns
-    top = best.iloc[0]
-    assert top["posting_id"] == row["posting_id"] and top["matched"]
-    assert top["probability"] > 0.5
-    assert best["probability"].is_monotonic_decreasing or best["matched"].iloc[0]
+    # The posting whose title was typed is matched with the top probability (another posting
+    # with the very same title may tie with it).
+    own = best[best["posting_id"] == row["posting_id"]].iloc[0]
+    assert own["matched"] and own["probability"] > 0.5
+    assert row["posting_id"] in best["posting_id"].head(3).tolist()
+    matched = best[best["matched"]]
+    assert matched["probability"].is_monotonic_decreasing
 
 
 @pytest.mark.slow
 def test_evaluate_shows_best_metrics_as_in_sample(app, demo_with_best):
     with Store(demo_with_best) as store:
-        expected = service.evaluate_result(store, service.run_pipeline(store, "best"))
+        expected = evaluation.evaluate_result(store, matching.run_pipeline(store, "best"))
     open_page(app, "evaluate")
 
     assert not app.exception

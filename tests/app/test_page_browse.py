@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import service
+from core import matching
 from core.store import Store
 from core.text import display_title
 from tests.app.helpers import button, open_page, run_pipelines, texts
@@ -11,7 +11,7 @@ from tests.app.helpers import button, open_page, run_pipelines, texts
 def _posting_with_matches(db) -> tuple[str, dict[str, set[str]]]:
     """A posting both pipelines matched with something, and each pipeline's matches of it."""
     with Store(db) as store:
-        results = {p: service.stored_result(store, p) for p in ("baseline", "ensemble")}
+        results = {p: matching.stored_result(store, p) for p in ("baseline", "ensemble")}
     sets = {p: r.match_sets() for p, r in results.items()}
     pid = next(
         p for p in sets["baseline"] if len(sets["baseline"][p]) > 1 and len(sets["ensemble"][p]) > 1
@@ -41,9 +41,10 @@ def test_selected_posting_shows_both_pipelines_matches(app, demo_db):
         title = display_title(store.posting(pid)["title"])
         label = store.posting(pid)["label_group"]
     assert any(title in m.value for m in app.markdown)
-    # Gallery tabs: each pipeline's connected group plus the labelled group.
+    # Gallery tabs: each pipeline's cluster (how it was formed, in words) plus the labels.
     labels = [t.label for t in app.tabs]
-    assert any(t.startswith("baseline group (") for t in labels)
+    assert any(t.startswith("baseline cluster (") for t in labels)
+    assert any("postings" in c or "No other posting" in c for c in texts(app.caption))
     assert any(t.startswith(f"labelled group {label} (") for t in labels)
 
 

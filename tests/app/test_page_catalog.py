@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import service
+from core import workspace
 from core.store import Store
 from tests.app.helpers import button, demo_rows, open_page, texts, write_catalog
 
@@ -80,7 +80,7 @@ def test_bad_csv_shows_an_error_and_creates_nothing(app, samesame_home):
     assert "missing required column(s) posting_id, image, title" in error
     assert "prices.csv" in error
     assert not (samesame_home / "catalogs" / "broken.db").exists()
-    assert app.sidebar.selectbox(key="sidebar_catalog").value == str(service.demo_db_path())
+    assert app.sidebar.selectbox(key="sidebar_catalog").value == str(workspace.demo_db_path())
 
 
 def test_missing_image_folder_and_bad_name_are_explained(app, tmp_path, samesame_home):
@@ -123,4 +123,4 @@ def test_switch_back_to_the_demo(app, samesame_home):
     open_page(app, "catalog")
     assert "This database is empty" in texts(app.info)[0]
     button(app, "Switch back to the demo catalog").click().run()
-    assert app.sidebar.selectbox(key="sidebar_catalog").value == str(service.demo_db_path())
+    assert app.sidebar.selectbox(key="sidebar_catalog").value == str(workspace.demo_db_path())

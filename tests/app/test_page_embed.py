@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import service
+from core import evaluation, matching, models
 from core.store import Store
 from tests.app.helpers import MOBILENET_025, WEIGHTS, button, open_page, texts
 
@@ -47,7 +47,7 @@ def test_match_now_stores_pairs_and_reports_f1(app, demo_db):
     assert not app.exception
     with Store(demo_db) as store:
         pairs = store.match_counts()["ensemble"]
-        f1 = service.evaluate_result(store, service.stored_result(store, "ensemble"))["f1"]
+        f1 = evaluation.evaluate_result(store, matching.stored_result(store, "ensemble"))["f1"]
     [message] = texts(app.success)
     assert message.startswith(f"ensemble: {pairs:,} pairs in ")
     assert message.endswith(f"F1 {f1:.3f}")
@@ -57,7 +57,7 @@ def test_match_now_stores_pairs_and_reports_f1(app, demo_db):
 
 def test_siamese_loss_curve_is_drawn_from_the_saved_history(app, demo_db):
     with Store(demo_db) as store:
-        model_dir = service.siamese_dir(store)
+        model_dir = models.siamese_dir(store)
     model_dir.mkdir(parents=True)
     history = [{"epoch": 1, "loss": 0.31}, {"epoch": 2, "loss": 0.22}, {"epoch": 3, "loss": 0.17}]
     (model_dir / "siamese.json").write_text(json.dumps({"version": "abc123", "history": history}))
@@ -156,5 +156,5 @@ def test_training_then_embedding_the_siamese_model(app, demo_db):
     assert not app.exception
     assert texts(app.success)[0].startswith(f"Embedded {total:,} new images with the Siamese")
     with Store(demo_db) as store:
-        version = service.siamese_version(service.siamese_dir(store))
-        assert len(store.embedded_ids(service.SIAMESE, version)) == total
+        version = models.siamese_version(models.siamese_dir(store))
+        assert len(store.embedded_ids(models.SIAMESE, version)) == total

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import service
+from core import evaluation, matching
 from core.store import Store
 from tests.app.helpers import button, open_page, run_pipelines, texts
 
@@ -15,7 +15,7 @@ def test_stored_metrics_match_the_evaluation(app, demo_db):
     run_pipelines(demo_db)
     with Store(demo_db) as store:
         expected = {
-            p: service.evaluate_result(store, service.stored_result(store, p))
+            p: evaluation.evaluate_result(store, matching.stored_result(store, p))
             for p in ("baseline", "ensemble")
         }
     open_page(app, "evaluate")
@@ -39,11 +39,11 @@ def test_recompute_with_other_thresholds_shows_new_metrics(app, demo_db):
     run_pipelines(demo_db)
     with Store(demo_db) as store:
         settings = store.load_settings().replace(baseline_text_cosine=0.3)
-        trial = service.evaluate_result(
-            store, service.run_pipeline(store, "baseline", settings, save=False)
+        trial = evaluation.evaluate_result(
+            store, matching.run_pipeline(store, "baseline", settings, save=False)
         )
     open_page(app, "evaluate")
-    slider = next(s for s in app.slider if s.label == "TF-IDF title cosine ≥")
+    slider = next(s for s in app.slider if s.label == "Title TF-IDF cosine ≥")
     slider.set_value(0.3)
     button(app, "Recompute").click().run()
 
@@ -60,10 +60,11 @@ def test_recompute_with_other_thresholds_shows_new_metrics(app, demo_db):
 
 def test_f1_curve_over_the_text_threshold(app):
     open_page(app, "evaluate")
+    app.selectbox(key="curve_threshold").set_value("baseline_text_cosine").run()
     button(app, "Draw the curve").click().run()
     assert not app.exception
     [best] = [c.value for c in app.caption if c.value.startswith("Best F1")]
-    assert "baseline_text_cosine" in best
+    assert "Title TF-IDF cosine" in best
     assert app.get("vega_lite_chart")
 
 

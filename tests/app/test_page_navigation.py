@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core import service
+from core import workspace
 from core.store import Store
 from tests.app.helpers import new_app, open_page
 
@@ -42,7 +42,7 @@ def test_sidebar_shows_current_catalog_and_counts(app, demo_db):
 
 
 def test_device_badge_shows_tensorflow_device_once_detected(app):
-    from pages import resources
+    from ui import resources
 
     # The probe runs in the background so the first paint never waits for TensorFlow.
     resources.device_probe().wait(timeout=120)
@@ -90,4 +90,4 @@ def test_missing_remembered_database_falls_back_to_demo(samesame_home):
     at = new_app()
     at.run()
     assert not at.exception
-    assert at.sidebar.selectbox(key="sidebar_catalog").value == str(service.demo_db_path())
+    assert at.sidebar.selectbox(key="sidebar_catalog").value == str(workspace.demo_db_path())

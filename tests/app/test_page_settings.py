@@ -13,8 +13,8 @@ def _widget(widgets, label: str):
 
 def test_saving_settings_persists_them_in_the_database(app, demo_db):
     open_page(app, "settings")
-    _widget(app.number_input, "TF-IDF title cosine ≥").set_value(0.42)
-    _widget(app.selectbox, "MobileNet alpha (width)").set_value(0.25)
+    _widget(app.number_input, "Title TF-IDF cosine ≥").set_value(0.42)
+    _widget(app.selectbox, "MobileNet width (alpha)").set_value(0.25)
     _widget(app.text_input, "Weights folder").set_value(str(WEIGHTS))
     button(app, "Save settings").click().run()
 
@@ -27,7 +27,7 @@ def test_saving_settings_persists_them_in_the_database(app, demo_db):
     assert saved.image_alpha == 0.25
     assert saved.weights_dir == str(WEIGHTS)
     # The form shows what is stored on the next visit.
-    assert _widget(app.number_input, "TF-IDF title cosine ≥").value == 0.42
+    assert _widget(app.number_input, "Title TF-IDF cosine ≥").value == 0.42
 
 
 def test_missing_weights_folder_is_refused(app, demo_db, tmp_path):
@@ -45,10 +45,10 @@ def test_reset_restores_the_defaults(app, demo_db):
     with Store(demo_db) as store:
         store.save_settings(MatchSettings(hash_max_distance=3))
     open_page(app, "settings")
-    assert _widget(app.number_input, "Perceptual-hash bits ≤").value == 3
+    assert _widget(app.number_input, "Photo hash bits ≤").value == 3
     button(app, "Reset to defaults").click().run()
 
-    assert _widget(app.number_input, "Perceptual-hash bits ≤").value == 8
+    assert _widget(app.number_input, "Photo hash bits ≤").value == 8
     with Store(demo_db) as store:
         assert store.load_settings() == MatchSettings()
 
@@ -59,4 +59,4 @@ def test_invalid_stored_settings_fall_back_with_a_warning(app, demo_db):
     open_page(app, "settings")
     assert not app.exception
     assert "Stored settings are invalid" in texts(app.warning)[0]
-    assert _widget(app.selectbox, "MobileNet alpha (width)").value == 1.0
+    assert _widget(app.selectbox, "MobileNet width (alpha)").value == 1.0

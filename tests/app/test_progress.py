@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pages.common import eta_seconds, format_seconds
+from ui.common import eta_seconds, format_seconds
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from core import service
+from core import matching
 from core.store import Store
 from core.text import display_title
 
@@ -179,7 +179,7 @@ def _go(page, title: str, heading: str) -> None:
 def _posting_matched_by_both(home: Path) -> tuple[str, str, set[str]]:
     """A posting both pipelines matched: (id, title, ids the baseline matched it with)."""
     with Store(home / "demo.db") as store:
-        results = {p: service.stored_result(store, p) for p in ("baseline", "ensemble")}
+        results = {p: matching.stored_result(store, p) for p in ("baseline", "ensemble")}
         titles = store.postings().set_index("posting_id")["title"].map(display_title)
     sets = {p: r.match_sets() for p, r in results.items()}
     pid = next(

@@ -18,9 +18,22 @@ SQL_CALLS = {"execute", "executemany", "executescript", "read_sql_query", "read_
 
 
 def _sql_arguments() -> list[tuple[str, int, ast.expr]]:
+    """Every SQL text handed to sqlite or pandas; a name is followed to what it was assigned
+    (module constants and local variables alike), so building the text elsewhere hides
+    nothing."""
     found = []
-    for path in [*(PROJECT / "core").rglob("*.py"), *(PROJECT / "pages").rglob("*.py")]:
+    for path in [
+        *(PROJECT / "core").rglob("*.py"),
+        *(PROJECT / "pages").rglob("*.py"),
+        *(PROJECT / "ui").rglob("*.py"),
+    ]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        assigned: dict[str, list[ast.expr]] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        assigned.setdefault(target.id, []).append(node.value)
         for node in ast.walk(tree):
             if (
                 isinstance(node, ast.Call)
@@ -28,7 +41,13 @@ def _sql_arguments() -> list[tuple[str, int, ast.expr]]:
                 and node.func.attr in SQL_CALLS
                 and node.args
             ):
-                found.append((path.name, node.lineno, node.args[0]))
+                argument = node.args[0]
+                texts = (
+                    assigned.get(argument.id, [argument])
+                    if isinstance(argument, ast.Name)
+                    else [argument]
+                )
+                found.extend((path.name, node.lineno, text) for text in texts)
     return found
 
 
@@ -99,7 +118,7 @@ def test_a_keras_model_carrying_code_is_refused(tmp_path: Path) -> None:
 
 
 def test_damaged_best_model_files_are_refused_with_a_message(tmp_path: Path) -> None:
-    from core.pipelines.best import CONFIG_FILE, STAGE1_FILE, BestMatcher
+    from core.pipelines.best.model import CONFIG_FILE, STAGE1_FILE, BestMatcher
 
     (tmp_path / STAGE1_FILE).write_text("tree\nnot really a model\n")
     (tmp_path / CONFIG_FILE).write_text("{ truncated")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import core.translate as translate_module
-from core import service
+from core import matching
 from core.catalog import import_catalog
 from core.store import Store
 
@@ -35,12 +35,12 @@ def test_a_hanging_service_falls_back_within_the_deadline(demo_store: Store, mon
 
     monkeypatch.setattr(translate_module, "BATCH_TIMEOUT", 0.5)
     settings = demo_store.load_settings().replace(translate_titles=True)
-    plain = service.run_pipeline(
+    plain = matching.run_pipeline(
         demo_store, "ensemble", settings.replace(translate_titles=False), save=False
     )
 
     started = time.monotonic()
-    result = service.run_pipeline(demo_store, "ensemble", settings, translate=hangs, save=False)
+    result = matching.run_pipeline(demo_store, "ensemble", settings, translate=hangs, save=False)
     waited = time.monotonic() - started
     release.set()
 
@@ -57,7 +57,7 @@ def test_a_failing_service_retries_a_bounded_number_of_times(demo_store: Store) 
         raise ConnectionError("no route to host")
 
     settings = demo_store.load_settings().replace(translate_titles=True)
-    result = service.run_pipeline(demo_store, "ensemble", settings, translate=refuses, save=False)
+    result = matching.run_pipeline(demo_store, "ensemble", settings, translate=refuses, save=False)
 
     assert len(calls) == 3  # the first try and two retries, then the fallback
     assert any("no route to host" in n and "untranslated" in n for n in result.notices)

@@ -1,0 +1,109 @@
+"""One TF-IDF builder for every path that vectorises titles (baseline, ensemble candidates,
+``best``'s word and character features, the persisted query index).
+
+Titles arrive normalised (`core.text.normalize_title`: lower case, punctuation removed, single
+spaces), so a word token is exactly a space-separated piece; the Spark job computes the same
+weights with the same formula (sklearn's smoothed IDF).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+#: sklearn's token pattern that keeps single-character words ("2 pcs", "x").
+WORD_TOKENS = r"(?u)\b\w+\b"
+
+
+@dataclass(frozen=True)
+class TfidfSpec:
+    """How titles become TF-IDF rows (always L2-normalised)."""
+
+    analyzer: Literal["word", "char_wb"] = "word"
+    ngram_min: int = 1
+    ngram_max: int = 1
+    sublinear: bool = False
+
+
+#: The baseline's and the query index's vectors (the original write-up's TF-IDF).
+WORDS = TfidfSpec()
+
+
+@dataclass
+class TfidfModel:
+    """Fitted vocabulary and IDF, and the catalog's rows."""
+
+    spec: TfidfSpec
+    matrix: csr_matrix
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+
+    def transform(self, titles: Sequence[str]) -> csr_matrix:
+        """Rows for new titles with the frozen vocabulary (words nobody in the catalog used are
+        dropped: no posting can share them)."""
+        if self.spec.analyzer != "word" or self.spec.ngram_max != 1:
+            raise ValueError("transform with a frozen vocabulary is for word unigrams")
+        indptr, indices, values = [0], [], []
+        for title in titles:
+            counts: dict[int, int] = {}
+            for word in title.split():
+                column = self.vocabulary.get(word)
+                if column is not None:
+                    counts[column] = counts.get(column, 0) + 1
+            columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+            tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+            if self.spec.sublinear:
+                tf = 1.0 + np.log(tf)
+            weights = tf * self.idf[columns] if len(columns) else tf
+            norm = float(np.linalg.norm(weights))
+            if norm > 0:
+                weights = weights / norm
+            indices.extend(columns.tolist())
+            values.extend(weights.astype(np.float32).tolist())
+            indptr.append(len(indices))
+        return csr_matrix(
+            (np.asarray(values, np.float32), np.asarray(indices, np.int64), indptr),
+            shape=(len(titles), len(self.idf)),
+            dtype=np.float32,
+        )
+
+
+def fit_tfidf(titles: Sequence[str], spec: TfidfSpec = WORDS) -> TfidfModel:
+    """Fit on a catalog's titles. A catalog with no usable text gives all-zero rows."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    options: dict = {"sublinear_tf": spec.sublinear, "dtype": np.float32}
+    if spec.analyzer == "word":
+        options["token_pattern"] = WORD_TOKENS
+    else:
+        options |= {"analyzer": spec.analyzer, "ngram_range": (spec.ngram_min, spec.ngram_max)}
+    vectorizer = TfidfVectorizer(**options)
+    try:
+        matrix = vectorizer.fit_transform(list(titles)).tocsr()
+    except ValueError:  # empty vocabulary: every title empty
+        return TfidfModel(spec, csr_matrix((len(titles), 1), dtype=np.float32), {}, np.ones(1))
+    vocabulary = {word: int(i) for word, i in vectorizer.vocabulary_.items()}
+    return TfidfModel(spec, matrix, vocabulary, vectorizer.idf_.astype(np.float32))
+
+
+def tfidf_rows(titles: Sequence[str], spec: TfidfSpec = WORDS) -> csr_matrix:
+    """Just the catalog's rows."""
+    return fit_tfidf(titles, spec).matrix
+
+
+def row_cosine(matrix, left: np.ndarray, right: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+    """Cosine of each (left, right) row pair of an L2-normalised matrix (sparse or dense)."""
+    out = np.zeros(len(left), np.float32)
+    for start in range(0, len(left), chunk):
+        a, b = left[start : start + chunk], right[start : start + chunk]
+        if isinstance(matrix, np.ndarray):
+            out[start : start + chunk] = np.einsum("ij,ij->i", matrix[a], matrix[b])
+        else:
+            out[start : start + chunk] = np.asarray(
+                matrix[a].multiply(matrix[b]).sum(axis=1)
+            ).ravel()
+    return np.minimum(out, 1.0)

@@ -1,0 +1,95 @@
+"""One catalog row to what the store keeps: normalised title, checked image path, validated
+or computed perceptual hash, and the row's problems."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from core.catalog.reader import Progress
+from core.errors import CatalogError, ImageError
+from core.images import is_valid_phash, open_image, phash_hex, resolve_image_path
+from core.text import normalize_title
+
+
+def _image_folder(image_root: Path | None) -> Path | None:
+    root = Path(image_root) if image_root is not None else None
+    if root is not None and not root.is_dir():
+        raise CatalogError(f"image folder {root} does not exist or is not a folder")
+    return root
+
+
+def prepare_postings(
+    records: pd.DataFrame | Iterable[dict],
+    image_root: Path | None,
+    progress: Progress | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """Check each row's image, hash and title; returns (posting rows, row problems)."""
+    postings: list[dict] = []
+    problems: list[dict] = []
+    root = _image_folder(image_root)
+    if isinstance(records, pd.DataFrame):
+        records = records.to_dict("records")
+    records = list(records)
+    total = len(records)
+    for done, rec in enumerate(records, start=1):
+        row, pid = rec["row"], rec["posting_id"]
+
+        def problem(field_name: str, text: str, row: int = row, pid: str = pid) -> None:
+            problems.append({"row": row, "posting_id": pid, "field": field_name, "problem": text})
+
+        title = rec["title"]
+        title_norm = normalize_title(title)
+        if not title_norm:
+            problem("title", "empty title: this posting is matched by its image only")
+
+        given_hash = rec["image_phash"].strip().lower()
+        if given_hash and not is_valid_phash(given_hash):
+            problem("image_phash", f"{rec['image_phash']!r} is not 16 hex digits; ignored")
+            given_hash = ""
+
+        image_name = rec["image"].strip()
+        image_path, status, phash = None, "none", given_hash or None
+        if root is not None and image_name:
+            try:
+                resolved = resolve_image_path(root, image_name)
+            except ImageError as exc:
+                status = "refused"
+                problem("image", str(exc))
+            else:
+                try:
+                    picture = open_image(resolved)
+                except ImageError as exc:
+                    status = "missing" if not resolved.exists() else "corrupt"
+                    problem("image", str(exc).replace(str(resolved), image_name))
+                else:
+                    status, image_path = "ok", str(resolved)
+                    if not phash:
+                        phash = phash_hex(picture)
+        elif root is None and image_name:
+            status = "none"
+        if status != "ok" and not title_norm and not phash:
+            problem("row", "no usable title, image or hash: this posting can only match itself")
+
+        label = rec["label_group"].strip() or None
+        postings.append(
+            {
+                "posting_id": pid,
+                "title": title,
+                "title_norm": title_norm,
+                "image": image_name or None,
+                "image_path": image_path,
+                "image_status": status,
+                "image_phash": phash,
+                "label_group": label,
+                "source": "catalog",
+            }
+        )
+        if progress is not None and (done % 200 == 0 or done == total):
+            progress(done, total)
+    return postings, problems
+
+
+# -- import ----------------------------------------------------------------------------------

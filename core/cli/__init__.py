@@ -1,0 +1,67 @@
+"""``python -m core``: import, embed, train, match, evaluate, export, demo, info, spark-match.
+
+Exit codes: 0 success, 2 bad input or a problem the user can fix (message on stderr), 130 when
+interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from core.cli import catalog, matching, spark
+from core.cli.common import EXIT_BAD_INPUT
+from core.errors import SameSameError
+
+logger = logging.getLogger("core.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="SameSame: find which product postings are the same product.",
+    )
+    parser.add_argument("--db", help="database file (default: the user data folder's samesame.db)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    catalog.add_commands(sub)
+    matching.add_commands(sub)
+    spark.add_commands(sub)
+    for subparser in sub.choices.values():
+        # `--db` is accepted after the command too (`import X.csv --db PATH`); SUPPRESS keeps
+        # a value given before the command when it is not repeated after it.
+        subparser.add_argument(
+            "--db", default=argparse.SUPPRESS, help="database file (same as before the command)"
+        )
+    return parser
+
+
+def command_names() -> list[str]:
+    """Every subcommand, as the parser knows them."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(sub.choices)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.run(args)
+    except SameSameError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(
+            "interrupted: work saved so far is kept; run the command again to continue.",
+            file=sys.stderr,
+        )
+        return 130
+
+
+__all__ = ["EXIT_BAD_INPUT", "build_parser", "command_names", "main"]

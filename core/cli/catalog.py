@@ -1,0 +1,136 @@
+"""Commands about the catalog itself: import, demo, info, export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from core.cli.common import open_store, pipeline_choice, tqdm_progress, write_csv
+from core.errors import SameSameError
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("import", help="import a catalog CSV (+ image folder) into the database")
+    p.add_argument("catalog", help="CSV: posting_id,image,image_phash,title,label_group")
+    p.add_argument("--images", help="folder the image column refers to")
+    p.add_argument(
+        "--show-problems",
+        type=int,
+        default=20,
+        metavar="N",
+        help="print up to N row problems (default 20)",
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=int,
+        metavar="N",
+        help="postings written per transaction (default 5000); a killed import, run again, "
+        "continues after the last whole chunk",
+    )
+    p.set_defaults(run=cmd_import)
+
+    p = sub.add_parser("export", help="write stored matches as posting_id,matches CSV")
+    p.add_argument("--pipeline", type=pipeline_choice, default="baseline")
+    p.add_argument("--out", required=True)
+    p.add_argument(
+        "--clusters",
+        action="store_true",
+        help="each posting's cluster instead of its own matches (see README: clusters)",
+    )
+    p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("demo", help="generate the built-in demo catalog and import it")
+    p.add_argument("--out", help="also copy the demo catalog folder here")
+    p.set_defaults(run=cmd_demo)
+
+    p = sub.add_parser("info", help="what the database holds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_info)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from core.catalog import DEFAULT_CHUNK_ROWS, import_catalog
+
+    chunk_rows = DEFAULT_CHUNK_ROWS if args.chunk_rows is None else args.chunk_rows
+    if chunk_rows < 1:
+        raise SameSameError(f"--chunk-rows must be at least 1, not {chunk_rows}")
+    update, close = tqdm_progress("importing rows")
+    with open_store(args) as store:
+        try:
+            report = import_catalog(
+                store,
+                Path(args.catalog),
+                Path(args.images) if args.images else None,
+                progress=update,
+                chunk_rows=chunk_rows,
+            )
+        finally:
+            close()
+        if report.resumed_from:
+            print(
+                f"resumed an interrupted import: {report.resumed_from} postings were already "
+                "written"
+            )
+        print(
+            f"imported {report.rows} postings ({report.changed} new or changed) into {store.path}"
+        )
+        if report.problems:
+            print(f"{len(report.problems)} row problem(s); the rows were kept:")
+            for problem in report.problems[: args.show_problems]:
+                print(
+                    f"  row {problem['row']} ({problem['posting_id']}) "
+                    f"{problem['field']}: {problem['problem']}"
+                )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.matching import stored_result
+
+    if args.pipeline == "all":
+        raise SameSameError("export writes one pipeline's matches; choose --pipeline NAME")
+    with open_store(args) as store:
+        result = stored_result(store, args.pipeline)
+        if result is None:
+            raise SameSameError(
+                f"No stored {args.pipeline} matches in this database; run "
+                f"python -m core match --pipeline {args.pipeline} first."
+            )
+        write_csv(result.submission(clusters=args.clusters), Path(args.out))
+        print(f"wrote {len(result.posting_ids)} postings to {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.catalog import import_catalog
+    from core.demo import ensure_demo_catalog
+    from core.settings import data_dir
+    from core.workspace import open_demo
+
+    csv_path = ensure_demo_catalog(data_dir())
+    if args.db:
+        with open_store(args) as store:
+            import_catalog(store, csv_path, csv_path.parent / "images")
+            target = store.path
+    else:
+        with open_demo() as store:
+            target = store.path
+    if args.out:
+        shutil.copytree(csv_path.parent, Path(args.out), dirs_exist_ok=True)
+        print(f"demo catalog copied to {args.out}")
+    print(f"demo catalog {csv_path} imported into {target}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        info = store.info()
+        info["database"] = str(store.path)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key}: {value}")
+    return 0

@@ -1,0 +1,234 @@
+"""Commands that build models and match: embed, train, match, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core.cli.common import (
+    TqdmHooks,
+    oneshot_args,
+    open_store,
+    pipeline_choice,
+    scratch_store,
+    settings_args,
+    settings_from,
+    tqdm_progress,
+    write_csv,
+)
+from core.errors import SameSameError
+from core.pipelines import PIPELINES
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("embed", help="compute image embeddings for the database's postings")
+    p.add_argument(
+        "--model",
+        choices=["mobilenet", "siamese", "all"],
+        default="mobilenet",
+        help="mobilenet = the pretrained ImageNet model of the settings; siamese = the trained "
+        "ensemble model",
+    )
+    p.add_argument("--model-dir", help="trained Siamese model folder (default: per database)")
+    settings_args(p)
+    p.set_defaults(run=cmd_embed)
+
+    trainable = [name for name, pipe in PIPELINES.items() if pipe.trainable]
+    p = sub.add_parser("train", help="train the pipelines' models on labelled groups")
+    p.add_argument("--catalog", help="import this CSV first (else train on the database)")
+    p.add_argument("--images", help="image folder of --catalog")
+    p.add_argument("--model", required=True, help="folder to save the trained model(s) in")
+    p.add_argument(
+        "--pipeline",
+        choices=["auto", *trainable],
+        default="auto",
+        help="whose model to train; auto = every pipeline that has one, those that learn from "
+        "photos only when labelled postings have image files",
+    )
+    settings_args(p)
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser(
+        "match", help="match postings with a pipeline and store or write the matches"
+    )
+    p.add_argument("--pipeline", type=pipeline_choice, default="baseline", help="a pipeline or all")
+    oneshot_args(p)
+    p.add_argument("--out", help="write posting_id,matches CSV here")
+    p.add_argument(
+        "--clusters",
+        action="store_true",
+        help="with --out: each posting's cluster instead of its own matches",
+    )
+    settings_args(p)
+    p.set_defaults(run=cmd_match)
+
+    p = sub.add_parser("evaluate", help="F1, precision and recall against label_group")
+    p.add_argument("--pipeline", type=pipeline_choice, default="all", help="a pipeline or all")
+    oneshot_args(p)
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    settings_args(p)
+    p.set_defaults(run=cmd_evaluate)
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from core import models
+
+    with open_store(args) as store:
+        settings = settings_from(args, store)
+        if args.model in ("mobilenet", "all"):
+            name = models.image_model_name(settings)
+            update, close = tqdm_progress(f"embedding ({name})")
+            try:
+                added = models.embed_images(store, settings, update)
+            finally:
+                close()
+            print(f"{added} image(s) embedded with {name}")
+        if args.model in ("siamese", "all"):
+            model_dir = models.siamese_dir(store, Path(args.model_dir) if args.model_dir else None)
+            update, close = tqdm_progress("embedding (siamese)")
+            try:
+                added = models.embed_siamese(store, settings, model_dir, update)
+            finally:
+                close()
+            print(f"{added} image(s) embedded with the Siamese model in {model_dir}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    with scratch_store(args) as store:
+        settings = settings_from(args, store)
+        if store.info()["label_groups"] == 0:
+            raise SameSameError(
+                "Training needs a labelled catalog: add a label_group column (postings of the "
+                "same product share a value)."
+            )
+        has_images = store.info()["images"]["ok"] > 0
+        for name, pipe in PIPELINES.items():
+            wanted = args.pipeline == name or (
+                args.pipeline == "auto"
+                and pipe.trainable
+                and (has_images or not pipe.trains_on_images)
+            )
+            if not wanted:
+                continue
+            update, close = tqdm_progress(f"training {name}")
+            try:
+                report = pipe.train(store, settings, Path(args.model), update)
+            finally:
+                close()
+            print(report["summary"])
+    return 0
+
+
+def _run(store, pipeline: str, settings, args):
+    from core.matching import ensure_ready, run_pipeline
+    from core.models import best_is_current
+
+    model_dir = Path(args.model) if getattr(args, "model", None) else None
+    terminal = TqdmHooks()
+    trained_here = PIPELINES[pipeline].needs_model and model_dir is None
+    if trained_here:
+        from core.models import best_dir
+
+        trained_here = not best_is_current(store, best_dir(store))
+    try:
+        ensure_ready(
+            store,
+            pipeline,
+            settings,
+            model_dir=model_dir,
+            hash_only=args.hash_only,
+            hooks=terminal.hooks(),
+        )
+        update = terminal.progress(f"matching ({pipeline})")
+        result = run_pipeline(
+            store,
+            pipeline,
+            settings,
+            model_dir=model_dir,
+            hash_only=args.hash_only,
+            progress=update,
+        )
+    finally:
+        terminal.close()
+    if trained_here and getattr(args, "command", None) == "evaluate":
+        print(
+            f"note: {pipeline} was trained on this catalog's labels, so its figures here are "
+            "in-sample (see BENCHMARKS.md for held-out ones)",
+            file=sys.stderr,
+        )
+    for notice in result.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    return result
+
+
+def _pipelines(args: argparse.Namespace, store) -> list[str]:
+    """--pipeline all: every pipeline that can run here (or could once trained here)."""
+    if args.pipeline != "all":
+        return [args.pipeline]
+    model_dir = Path(args.model) if args.model else None
+    labelled = store.info()["label_groups"] > 0
+    return [
+        name
+        for name, pipe in PIPELINES.items()
+        if pipe.readiness(store, store.load_settings(), model_dir).ready
+        or (pipe.needs_model and labelled)
+    ]
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    if args.out and args.pipeline == "all":
+        raise SameSameError("--out takes one pipeline; choose --pipeline " + "|".join(PIPELINES))
+    with scratch_store(args) as store:
+        settings = settings_from(args, store)
+        for pipeline in _pipelines(args, store):
+            result = _run(store, pipeline, settings, args)
+            clusters = result.clusters()
+            print(
+                f"{pipeline}: {len(result.pairs):,} matched pairs, {len(clusters.summary):,} "
+                f"clusters (largest {int(clusters.summary['size'].max())}), "
+                f"{result.capped:,} posting(s) at the {settings.max_matches}-match cap, "
+                f"{result.seconds:.1f}s"
+            )
+            if args.out:
+                write_csv(result.submission(clusters=args.clusters), Path(args.out))
+                print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.evaluation import evaluate_result
+
+    figures = {}
+    with scratch_store(args) as store:
+        settings = settings_from(args, store)
+        for pipeline in _pipelines(args, store):
+            result = _run(store, pipeline, settings, args)
+            plain = evaluate_result(store, result)
+            clustered = evaluate_result(store, result, clusters=True)
+            figures[pipeline] = {
+                **plain,
+                "cluster_f1": clustered["f1"],
+                "cluster_precision": clustered["precision"],
+                "cluster_recall": clustered["recall"],
+                "capped": result.capped,
+                "seconds": round(result.seconds, 2),
+            }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(
+            f"{'pipeline':<10} {'F1':>7} {'precision':>10} {'recall':>7} {'cluster-F1':>11} "
+            f"{'seconds':>8}"
+        )
+        for name, f in figures.items():
+            print(
+                f"{name:<10} {f['f1']:>7.4f} {f['precision']:>10.4f} {f['recall']:>7.4f} "
+                f"{f['cluster_f1']:>11.4f} {f['seconds']:>8.1f}"
+            )
+    return 0
+
+
+__all__ = ["add_commands", "write_csv"]

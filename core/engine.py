@@ -1,0 +1,196 @@
+"""The batch engine: candidates → pair frame → `Pipeline.score` → at most ``max_matches`` per
+posting, streamed chunk by chunk.
+
+Each chunk of postings asks every candidate source for its top-k neighbours, so a chunk holds
+at most rows × (sum of k) candidate pairs, and each posting keeps at most ``max_matches``
+matches. What the engine holds therefore depends on the catalog's size (n × max_matches kept
+matches, one chunk of candidates), never on how many pairs pass a rule: a catalog where 600
+postings share a title costs what a catalog of distinct titles costs.
+
+A posting's matches are its own best-scored ones plus the postings that chose it, best first,
+cut at ``max_matches``; a posting that many others choose (a popular product's listing) keeps
+its best ``max_matches`` and the others still list it. `MatchResult.pairs` therefore says, per
+pair, which side lists the other (``listed``: 1 = left lists right, 2 = right lists left, 3 =
+both).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core.matches import LISTED_LEFT, LISTED_RIGHT, MatchResult
+from core.pipelines.base import Pipeline, Progress
+from core.pipelines.inputs import MatchInputs
+from core.settings import MatchSettings
+
+logger = logging.getLogger(__name__)
+
+#: Candidate pairs scored at once (a chunk's postings × the sum of the sources' k).
+PAIRS_PER_CHUNK = 400_000
+
+
+@dataclass
+class EngineStats:
+    """What a run held and found: for reports, tests and the benchmarks."""
+
+    candidates: int = 0
+    matched: int = 0
+    chunks: int = 0
+    #: Most pairs held at once: one chunk's candidates plus every match kept so far.
+    peak_pairs: int = 0
+    #: Postings at the cap: max_matches matches listed (more may have been dropped).
+    capped: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Kept:
+    """Directed matches kept so far (query posting → matched posting), with their scores."""
+
+    query: list[np.ndarray] = field(default_factory=list)
+    other: list[np.ndarray] = field(default_factory=list)
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, query: np.ndarray, other: np.ndarray, scored: pd.DataFrame, cap: int) -> None:
+        """Keep each query posting's ``cap`` best matches of this chunk."""
+        similarity = scored["similarity"].to_numpy(np.float32)
+        order = np.lexsort((other, -similarity, query))
+        query, other = query[order], other[order]
+        start = np.searchsorted(query, query, side="left")
+        rank = np.arange(len(query)) - start
+        keep = rank < cap
+        self.query.append(query[keep])
+        self.other.append(other[keep])
+        self.frames.append(scored.iloc[order[keep]].reset_index(drop=True))
+        self.size += int(keep.sum())
+
+
+def kept_from_pairs(decided: pd.DataFrame) -> _Kept:
+    """Matches decided for unordered pairs (positions ``left`` < ``right``), for
+    `capped_pairs` (which offers each to both postings)."""
+    kept = _Kept()
+    kept.query.append(decided["left"].to_numpy(np.int64))
+    kept.other.append(decided["right"].to_numpy(np.int64))
+    kept.frames.append(decided.drop(columns=["left", "right"]).reset_index(drop=True))
+    kept.size = len(decided)
+    return kept
+
+
+def _directed_candidates(lists) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (query, other) pairs over every source's lists."""
+    queries, others = [], []
+    for nb in lists:
+        query, other, _ = nb.directed()
+        queries.append(query)
+        others.append(other)
+    query, other = np.concatenate(queries), np.concatenate(others)
+    if len(query) == 0:
+        return query, other
+    width = int(max(query.max(), other.max())) + 1
+    unique = np.unique(query * width + other)
+    return unique // width, unique % width
+
+
+def match_catalog(
+    pipeline: Pipeline,
+    inputs: MatchInputs,
+    settings: MatchSettings,
+    progress: Progress | None = None,
+    pairs_per_chunk: int = PAIRS_PER_CHUNK,
+) -> MatchResult:
+    """Match every posting of a catalog with one rule pipeline (see the module docstring)."""
+    started = time.perf_counter()
+    stats = EngineStats()
+    n = inputs.size
+    prepared = pipeline.prepare(inputs, settings, progress)
+    stats.seconds["candidates_index"] = time.perf_counter() - started
+    width = max(1, sum(source.k for source in prepared.sources))
+    rows_per_chunk = max(1, pairs_per_chunk // width)
+    kept = _Kept()
+    scoring_started = time.perf_counter()
+    for start in range(0, n, rows_per_chunk):
+        rows = np.arange(start, min(n, start + rows_per_chunk), dtype=np.int64)
+        lists = [s.index.search_rows(rows, s.k, s.min_score) for s in prepared.sources]
+        query, other = _directed_candidates(lists)
+        left, right = np.minimum(query, other), np.maximum(query, other)
+        frame = pipeline.pair_frame(prepared, left, right)
+        scored = pipeline.score(frame, settings)
+        matched = scored["matched"].to_numpy(bool)
+        kept.add(query[matched], other[matched], scored[matched], settings.max_matches)
+        stats.candidates += len(query)
+        stats.matched += int(matched.sum())
+        stats.chunks += 1
+        stats.peak_pairs = max(stats.peak_pairs, len(query) + kept.size)
+        if progress is not None:
+            progress(int(rows[-1]) + 1, n)
+    stats.seconds["scoring"] = time.perf_counter() - scoring_started
+    pairs = capped_pairs(inputs.posting_ids, kept, settings.max_matches, stats)
+    result = MatchResult(
+        pipeline.name,
+        inputs.posting_ids,
+        pairs,
+        settings,
+        time.perf_counter() - started,
+        [],
+        capped=stats.capped,
+        stats=stats,
+    )
+    if inputs.vector_count == 0:
+        what = "Siamese" if pipeline.image_kind == "siamese" else "image"
+        result.notices.append(
+            f"No {what} embeddings: image evidence came from perceptual hashes only."
+        )
+    return result
+
+
+def capped_pairs(posting_ids: list[str], kept: _Kept, cap: int, stats: EngineStats) -> pd.DataFrame:
+    """Each posting's own best matches plus those that chose it, best first, at most ``cap``;
+    as unordered pairs with which side lists the other."""
+    ids = np.asarray(posting_ids, dtype=object)
+    if kept.size == 0:
+        return MatchResult.empty_pairs()
+    query = np.concatenate(kept.query)
+    other = np.concatenate(kept.other)
+    payload = pd.concat(kept.frames, ignore_index=True)
+    similarity = payload["similarity"].to_numpy(np.float32)
+    n = len(ids)
+    # Every kept match, seen from both ends; a pair both ends kept appears twice per end.
+    source = np.concatenate([query, other])
+    target = np.concatenate([other, query])
+    row = np.concatenate([np.arange(len(query)), np.arange(len(query))])
+    order = np.lexsort((target, -similarity[row], source))
+    source, target, row = source[order], target[order], row[order]
+    first = np.ones(len(source), bool)
+    first[1:] = (source[1:] != source[:-1]) | (target[1:] != target[:-1])
+    source, target, row = source[first], target[first], row[first]
+    start = np.searchsorted(source, source, side="left")
+    rank = np.arange(len(source)) - start
+    # At the cap: a posting that lists max_matches matches may have had more (its candidate
+    # lists hold top_k each, so it cannot tell), and one with more offered lost some.
+    stats.capped = int(len(np.unique(source[rank >= cap - 1])))
+    listed = rank < cap
+    source, target, row = source[listed], target[listed], row[listed]
+    # Back to unordered pairs: left is the earlier posting; flags say who lists whom.
+    left, right = np.minimum(source, target), np.maximum(source, target)
+    flag = np.where(source == left, LISTED_LEFT, LISTED_RIGHT).astype(np.int8)
+    key = left.astype(np.int64) * n + right
+    order = np.argsort(key, kind="stable")
+    key, flag, row = key[order], flag[order], row[order]
+    first = np.ones(len(key), bool)
+    first[1:] = key[1:] != key[:-1]
+    group = np.cumsum(first) - 1
+    flags = np.zeros(int(first.sum()), np.int8)
+    np.bitwise_or.at(flags, group, flag)
+    pair_key = key[first]
+    frame = payload.iloc[row[first]].reset_index(drop=True)
+    frame = frame.drop(columns=["matched"])
+    frame.insert(0, "right", ids[pair_key % n])
+    frame.insert(0, "left", ids[pair_key // n])
+    frame["listed"] = flags
+    return frame

@@ -1,0 +1,183 @@
+"""Matching a catalog's database with a registered pipeline, as the CLI and the app do it:
+make what the pipeline reads exist (`ensure_ready`), run it (`run_pipeline`), store the
+result with what it reported, read it back (`stored_result`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import models
+from core.errors import SameSameError
+from core.matches import MatchResult
+from core.pipelines import get_pipeline, load_inputs
+from core.settings import MatchSettings
+from core.store import Store
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Hooks:
+    """How long work reports back: a progress callback per stage, and notes for the user."""
+
+    progress: Callable[[str], Progress | None] = lambda stage: None
+    note: Callable[[str], None] = lambda text: logger.info("%s", text)
+
+
+def _has_labels(store: Store) -> bool:
+    return store.info()["label_groups"] > 0
+
+
+def _images(store: Store) -> int:
+    return int(store.info()["images"]["ok"])
+
+
+def ensure_ready(
+    store: Store,
+    pipeline: str,
+    settings: MatchSettings,
+    *,
+    model_dir: Path | None = None,
+    hash_only: bool = False,
+    hooks: Hooks | None = None,
+) -> None:
+    """Make what a pipeline reads exist: its trained model (trained here when the catalog has
+    labels) and its image vectors (unless ``hash_only``).
+
+    Raises:
+        SameSameError: a model is needed and cannot be had (no labels, no model folder).
+    """
+    hooks = hooks or Hooks()
+    pipe = get_pipeline(pipeline)
+    if pipe.needs_model:
+        _ensure_best(store, settings, model_dir, hooks)
+    if hash_only or _images(store) == 0 or pipe.image_kind is None:
+        return
+    if pipe.image_kind == "siamese":
+        folder = models.siamese_dir(store, model_dir)
+        if models.siamese_version(folder) is None:
+            if not _has_labels(store):
+                raise SameSameError(
+                    f"The {pipeline} pipeline needs a trained Siamese model and {folder} has "
+                    "none; pass --model DIR (trained with python -m core train), or --hash-only."
+                )
+            hooks.note(f"training a Siamese model on this catalog's labels into {folder}")
+            models.train_siamese_model(
+                store, settings, folder, hooks.progress("training siamese (steps)")
+            )
+        models.embed_siamese(store, settings, folder, hooks.progress("embedding (siamese)"))
+        return
+    wanted = pipe.image_model(store, settings, model_dir)
+    if wanted is not None and wanted[0] == models.image_model_name(settings):
+        models.embed_images(store, settings, hooks.progress(f"embedding ({wanted[0]})"))
+
+
+def _ensure_best(
+    store: Store, settings: MatchSettings, model_dir: Path | None, hooks: Hooks
+) -> None:
+    """Use ``model_dir`` as given; else the database's own model, (re)trained when the catalog
+    changed since it was trained (and it has labels to train on)."""
+    folder = models.best_dir(store, model_dir)
+    if model_dir is not None:
+        if models.best_model_info(folder) is None:
+            raise SameSameError(
+                f"{folder} holds no trained best matcher; train one with python -m core train "
+                "--pipeline best --model DIR on a labelled catalog"
+            )
+        return
+    if models.best_is_current(store, folder):
+        return
+    if not _has_labels(store):
+        if models.best_model_info(folder) is not None:
+            return  # trained earlier; the catalog changed but has nothing to learn from
+        raise SameSameError(
+            "The best pipeline needs a trained model: pass --model DIR (trained with python "
+            "-m core train on a labelled catalog)."
+        )
+    hooks.note(f"training the best matcher on this catalog's labels into {folder}")
+    models.train_best_model(store, settings, folder, hooks.progress("training best (stages)"))
+
+
+def run_pipeline(
+    store: Store,
+    pipeline: str,
+    settings: MatchSettings | None = None,
+    *,
+    model_dir: Path | None = None,
+    translate: Callable | None = None,
+    save: bool = True,
+    hash_only: bool = False,
+    progress: Progress | None = None,
+) -> MatchResult:
+    """Match the whole catalog with one pipeline and (by default) store the matches.
+
+    Args:
+        translate: a translator for the titles (tests); else Google through deep-translator.
+        hash_only: ignore image vectors; perceptual hashes are the only image evidence.
+    """
+    pipe = get_pipeline(pipeline)
+    settings = settings or store.load_settings()
+    image_model = None if hash_only else pipe.image_model(store, settings, model_dir)
+    inputs = load_inputs(store, image_model)
+    notices: list[str] = []
+    if pipe.translates and settings.translate_titles:
+        from core.translate import translate_titles
+
+        titles, notice = translate_titles(store, inputs.titles, translator=translate)
+        inputs = inputs.with_titles(titles)
+        if notice:
+            notices.append(notice)
+    options = {}
+    if pipe.needs_model:
+        from core.pipelines.best.model import BestMatcher
+
+        options["model"] = BestMatcher.load(models.best_dir(store, model_dir))
+    result = pipe.match(inputs, settings, progress, **options)
+    result.notices = notices + result.notices
+    images = _images(store)
+    if image_model is not None and 0 < inputs.vector_count < images:
+        result.notices.append(
+            f"{images - inputs.vector_count} posting image(s) have no {image_model[0]} "
+            "embedding yet: perceptual hashes stand in for them. Run embedding to use the model."
+        )
+    if result.capped:
+        result.notices.append(
+            f"{result.capped:,} posting(s) reached the cap of {settings.max_matches} matches "
+            "each and kept their best ones (Matches kept per posting, in Settings)."
+        )
+    if save:
+        store.save_matches(
+            pipeline,
+            result.pairs,
+            settings,
+            result.seconds,
+            {"notices": result.notices, "capped": result.capped, "stats": result.stats},
+        )
+    return result
+
+
+def stored_result(store: Store, pipeline: str) -> MatchResult | None:
+    """The last stored matches of a pipeline, or None if it never ran."""
+    run = store.match_run(pipeline)
+    if run is None:
+        return None
+    pairs = store.load_match_pairs(pipeline)
+    ids = store.postings()["posting_id"].tolist()
+    known = set(ids)
+    pairs = pairs[pairs["left"].isin(known) & pairs["right"].isin(known)].reset_index(drop=True)
+    details = run["details"]
+    return MatchResult(
+        pipeline,
+        ids,
+        pairs,
+        MatchSettings.from_dict(run["settings"]),
+        run["seconds"],
+        list(run["notices"]),
+        capped=int(details.get("capped", 0)),
+        stats=details.get("stats"),
+    )

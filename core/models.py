@@ -1,0 +1,188 @@
+"""The models a catalog's pipelines read: the pretrained image backbone, the ensemble's trained
+Siamese network and the trained ``best`` matcher (where each lives, whether it is current,
+training, embedding). TensorFlow and LightGBM are imported only by the functions that run them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from core.errors import SameSameError
+from core.settings import MatchSettings
+from core.store import Store
+from core.workspace import catalog_stamp, models_folder
+
+Progress = Callable[[int, int], None]
+
+SIAMESE = "siamese"
+IMAGENET = "imagenet"
+
+
+# -- the pretrained image backbone -------------------------------------------------------------
+def image_model_name(settings: MatchSettings) -> str:
+    from core.embedders.mobilenet import embedder_name
+
+    return embedder_name(settings.image_backbone, settings.image_alpha, settings.image_size)
+
+
+def load_image_embedder(settings: MatchSettings):
+    """The baseline's pretrained embedder (loads TensorFlow and the weights)."""
+    from core.embedders.mobilenet import PretrainedEmbedder
+
+    return PretrainedEmbedder(
+        settings.image_backbone,
+        settings.image_alpha,
+        settings.image_size,
+        settings.resolved_weights_dir(),
+        settings.batch_size,
+    )
+
+
+def embed_images(store: Store, settings: MatchSettings, progress: Progress | None = None) -> int:
+    from core.embedding import embed_catalog
+
+    return embed_catalog(store, load_image_embedder(settings), progress=progress)
+
+
+# -- the ensemble's Siamese network ------------------------------------------------------------
+def siamese_dir(store: Store, explicit: Path | None = None) -> Path:
+    """Where this database's trained Siamese model lives (``--model`` wins)."""
+    if explicit is not None:
+        return Path(explicit)
+    stored = store.get_setting("siamese_model_dir")
+    if stored:
+        return Path(stored)
+    return models_folder(store) / SIAMESE
+
+
+def siamese_version(model_dir: Path) -> str | None:
+    """Version of the saved Siamese model, read without loading TensorFlow."""
+    config = Path(model_dir) / "siamese.json"
+    if not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text()).get("version")
+    except ValueError:
+        return None
+
+
+def siamese_history(model_dir: Path) -> list[dict]:
+    config = Path(model_dir) / "siamese.json"
+    return json.loads(config.read_text()).get("history", []) if config.is_file() else []
+
+
+def train_siamese_model(
+    store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
+) -> dict:
+    """Train the ensemble's Siamese network on this catalog's labelled images and save it."""
+    from core.embedders.siamese import SiameseConfig, train_siamese
+
+    postings = store.postings()
+    usable = postings[(postings["image_status"] == "ok") & postings["label_group"].notna()]
+    if usable.empty:
+        raise SameSameError(
+            "Training needs postings with both an image file and a label_group; this catalog "
+            "has none. Import a labelled catalog with its image folder, or use --model with a "
+            "model trained elsewhere."
+        )
+    config = SiameseConfig(
+        backbone=settings.siamese_backbone,
+        alpha=settings.siamese_alpha,
+        image_size=settings.siamese_image_size,
+        embedding_dim=settings.siamese_embedding_dim,
+        epochs=settings.siamese_epochs,
+        loss=settings.siamese_loss,
+        train_backbone=settings.siamese_train_backbone,
+        boundary=settings.ensemble_image_distance,
+    )
+    started = time.perf_counter()
+    embedder = train_siamese(
+        [Path(p) for p in usable["image_path"]],
+        usable["label_group"].tolist(),
+        config,
+        weights_dir=settings.resolved_weights_dir(),
+        progress=progress,
+        batch_size=settings.batch_size,
+    )
+    embedder.save(model_dir)
+    return {
+        "seconds": time.perf_counter() - started,
+        "history": config.history,
+        "version": embedder.version,
+        "images": len(usable),
+    }
+
+
+def embed_siamese(
+    store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
+) -> int:
+    from core.embedders.siamese import SiameseEmbedder
+    from core.embedding import embed_catalog
+
+    embedder = SiameseEmbedder.load(model_dir, settings.batch_size)
+    return embed_catalog(store, embedder, progress=progress)
+
+
+# -- the learned best matcher ------------------------------------------------------------------
+BEST = "best"
+
+
+def best_dir(store: Store, explicit: Path | None = None) -> Path:
+    """Where this database's trained best matcher lives (``--model`` wins)."""
+    if explicit is not None:
+        return Path(explicit)
+    return models_folder(store) / BEST
+
+
+def best_model_info(model_dir: Path) -> dict | None:
+    """The saved best matcher's training record, read without loading LightGBM."""
+    from core.pipelines.best.model import CONFIG_FILE
+
+    config = Path(model_dir) / CONFIG_FILE
+    if not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text()).get("info", {})
+    except ValueError as exc:
+        raise SameSameError(f"{config} is not a readable best model ({exc}); retrain it") from exc
+
+
+def best_is_current(store: Store, model_dir: Path) -> bool:
+    """True when the model exists and was trained on this catalog as it is now."""
+    info = best_model_info(model_dir)
+    return info is not None and info.get("catalog") == catalog_stamp(store)
+
+
+def train_best_model(
+    store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
+) -> dict:
+    """Train the best pipeline on this catalog's labelled postings and save it in model_dir.
+
+    Image vectors of the baseline model are used when every posting with an image file has
+    one; otherwise hashes are the image evidence (the saved model remembers which).
+    """
+    from core.pipelines.best.model import BestMatcher
+    from core.pipelines.inputs import MatchInputs
+
+    postings = store.postings()
+    labelled = postings[postings["label_group"].notna()].reset_index(drop=True)
+    if labelled["label_group"].duplicated().sum() == 0:
+        raise SameSameError(
+            "Training the best pipeline needs a labelled catalog (a label_group column where "
+            "postings of the same product share a value); this catalog has none."
+        )
+    image_model = image_model_name(settings)
+    ids, matrix = store.load_embeddings(image_model, IMAGENET)
+    with_image = set(labelled.loc[labelled["image_status"] == "ok", "posting_id"])
+    use_images = bool(with_image) and with_image <= set(ids)
+    vectors = dict(zip(ids, matrix, strict=True)) if use_images else None
+    inputs = MatchInputs.from_frame(labelled, vectors, image_model if use_images else None)
+    started = time.perf_counter()
+    matcher = BestMatcher.fit(inputs, labelled["label_group"].tolist(), settings, progress)
+    matcher.info["image_model"] = image_model if use_images else None
+    matcher.info["catalog"] = catalog_stamp(store)
+    matcher.save(Path(model_dir))
+    return {**matcher.info, "seconds": time.perf_counter() - started}

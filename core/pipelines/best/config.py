@@ -1,0 +1,83 @@
+"""How the ``best`` pipeline finds candidates, learns and decides (stored with the model)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from core.errors import SameSameError
+from core.settings import MatchSettings
+
+
+@dataclass
+class BestConfig:
+    """How the ``best`` pipeline finds candidates, learns and decides (stored with the model)."""
+
+    k_word: int = 20
+    k_char: int = 20
+    k_hash: int = 5
+    hash_max_distance: int = 24
+    k_image: int = 20
+    k_title_model: int = 20
+    char_ngram_min: int = 3
+    char_ngram_max: int = 5
+    difflib_ratio: bool = False
+    title_model: bool = False
+    title_model_epochs: int = 12
+    graph_stage: bool = True
+    min_one: bool = True
+    inner_folds: int = 4
+    n_estimators: int = 200
+    learning_rate: float = 0.1
+    num_leaves: int = 63
+    min_child_samples: int = 40
+    # One thread by default: LightGBM's OpenMP threads spin-wait, and on a shared 2-core
+    # machine two of them ran 20x slower than one (measured).
+    threads: int = 1
+    seed: int = 0
+    # Training sub-catalog levels: each level splits the labelled catalog by group into that
+    # many parts (levels must divide the largest one, so the parts nest).
+    # [2, 4] (halves and quarters) is what BENCHMARKS.md measures. Adding 1 (the whole catalog)
+    # helped on a 13.7k held-out catalog (F1 0.840 vs 0.825) at 1.5x the training time.
+    train_splits: list[int] = field(default_factory=lambda: [2, 4])
+    threshold: float = 0.5
+    threshold_low: float = 0.5
+    stage1_threshold: float = 0.5
+    stage1_threshold_low: float = 0.5
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BestConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def from_settings(cls, settings: MatchSettings) -> BestConfig:
+        """The training configuration the settings choose (thresholds are learnt)."""
+        return cls(
+            k_word=settings.best_k_word,
+            k_char=settings.best_k_char,
+            k_hash=settings.best_k_hash,
+            hash_max_distance=settings.best_hash_max_distance,
+            k_image=settings.best_k_image,
+            title_model=settings.best_title_model,
+            graph_stage=settings.best_graph_stage,
+            min_one=settings.best_min_one,
+            n_estimators=settings.best_n_estimators,
+            learning_rate=settings.best_learning_rate,
+            train_splits=settings.train_splits(),
+        )
+
+    def copy(self) -> BestConfig:
+        return BestConfig(**asdict(self))
+
+
+def training_levels(config: BestConfig) -> list[int]:
+    levels = sorted({int(v) for v in config.train_splits})
+    top = max(levels) if levels else 0
+    if not levels or levels[0] < 1 or any(top % v for v in levels):
+        raise SameSameError(f"train_splits must be positive and divide {top}: {levels}")
+    if config.title_model and levels[0] == 1:
+        # Cross-fitted encoders embed each half with the other half's encoder; vectors of the
+        # two halves are not comparable, so the whole catalog cannot be a training catalog.
+        levels = levels[1:] or [2]
+    return levels

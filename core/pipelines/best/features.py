@@ -1,0 +1,156 @@
+"""Candidates and stage 1 features of the ``best`` pipeline.
+
+Candidates are each posting's top-k neighbours by word TF-IDF, character TF-IDF, perceptual
+hash and, when present, image vectors and a learned title encoder, all through the neighbour
+indexes of `core.candidates` (so bounded by k, whatever the catalog looks like). Each candidate
+(i < j) then gets a row of features: similarity per modality, each side's rank in the other's
+list, how the pair compares with each side's neighbourhood, and the title features of
+`core.pipelines.best.text_features`. Nothing here looks at labels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+from core.candidates import (
+    DenseIndex,
+    HashIndex,
+    Neighbours,
+    SparseIndex,
+    TfidfSpec,
+    all_rows,
+    fit_tfidf,
+    row_cosine,
+    union_directed,
+)
+from core.pipelines.best.config import BestConfig
+from core.pipelines.best.text_features import text_pair_features
+from core.pipelines.inputs import MatchInputs, hash_distances, vector_cosines
+
+
+@dataclass
+class PairTable:
+    """Candidate pairs of one catalog with their stage 1 features and what stage 2 reuses."""
+
+    left: np.ndarray
+    right: np.ndarray
+    features: np.ndarray
+    names: list[str]
+    word: csr_matrix
+    char: csr_matrix
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def column(self, name: str, keep: np.ndarray) -> np.ndarray:
+        """One feature of the pairs ``keep`` selects (NaN when this table lacks it)."""
+        if name not in self.names:
+            return np.full(int(np.count_nonzero(keep)), np.nan, np.float32)
+        return self.features[keep, self.names.index(name)]
+
+
+def title_matrices(titles: Sequence[str], config: BestConfig) -> tuple[csr_matrix, csr_matrix]:
+    word = fit_tfidf(titles, TfidfSpec("word", sublinear=True)).matrix
+    char = fit_tfidf(
+        titles,
+        TfidfSpec("char_wb", config.char_ngram_min, config.char_ngram_max, sublinear=True),
+    ).matrix
+    return word, char
+
+
+def _modality_features(
+    name: str, nb: Neighbours, sim: np.ndarray, left: np.ndarray, right: np.ndarray, higher: bool
+) -> dict[str, np.ndarray]:
+    """Similarity, mutual ranks and how the pair compares with each side's neighbourhood."""
+    rank_a, rank_b = nb.ranks(left, right)
+    score = sim if higher else 64.0 - sim
+    top1 = nb.score[:, 0] if nb.k else np.full(len(nb.index), np.nan, np.float32)
+    kth = nb.kth_score(5)
+    last = nb.kth_score(nb.k) if nb.k else kth
+    with np.errstate(invalid="ignore"):
+        gap_a, gap_b = top1[left] - score, top1[right] - score
+        margin_a, margin_b = score - kth[left], score - kth[right]
+        density_a, density_b = last[left], last[right]
+        return {
+            f"{name}_sim": sim.astype(np.float32),
+            f"{name}_rank_min": np.minimum(rank_a, rank_b),
+            f"{name}_rank_max": np.maximum(rank_a, rank_b),
+            f"{name}_gap_min": np.fmin(gap_a, gap_b),
+            f"{name}_gap_max": np.fmax(gap_a, gap_b),
+            f"{name}_margin5_min": np.fmin(margin_a, margin_b),
+            f"{name}_margin5_max": np.fmax(margin_a, margin_b),
+            f"{name}_density_min": np.fmin(density_a, density_b),
+            f"{name}_density_max": np.fmax(density_a, density_b),
+        }
+
+
+def build_pair_table(
+    inputs: MatchInputs,
+    config: BestConfig,
+    title_vectors: np.ndarray | None = None,
+) -> PairTable:
+    """Candidates and stage 1 features of one catalog."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    n = inputs.size
+    titles = list(inputs.titles)
+    word, char = title_matrices(titles, config)
+    lists = [
+        all_rows(SparseIndex("word", word), n, config.k_word),
+        all_rows(SparseIndex("char", char), n, config.k_char),
+        all_rows(
+            HashIndex("hash", inputs.hashes, inputs.has_hash, config.hash_max_distance),
+            n,
+            config.k_hash,
+        ),
+    ]
+    dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if inputs.image_vectors is not None and inputs.vector_count >= 2:
+        dense["image"] = (inputs.image_vectors, inputs.has_vector)
+    if title_vectors is not None:
+        dense["title_model"] = (title_vectors, np.array([bool(t) for t in titles]))
+    for name, (vectors, present) in dense.items():
+        k = config.k_image if name == "image" else config.k_title_model
+        lists.append(all_rows(DenseIndex(name, vectors, present, "sklearn"), n, k))
+    timings["neighbours"] = time.perf_counter() - started
+
+    left, right = union_directed(lists)
+    started = time.perf_counter()
+    columns: dict[str, np.ndarray] = {}
+    for nb in lists:
+        if nb.name == "word":
+            sim = row_cosine(word, left, right)
+        elif nb.name == "char":
+            sim = row_cosine(char, left, right)
+        elif nb.name == "hash":
+            # "hash_sim" holds the Hamming distance in bits (lower is closer; NaN = no hash).
+            sim = np.full(len(left), np.nan, np.float32)
+            both = inputs.has_hash[left] & inputs.has_hash[right]
+            sim[both] = hash_distances(inputs.hashes[left[both]], inputs.hashes[right[both]])
+        else:
+            vectors, present = dense[nb.name]
+            sim = np.full(len(left), np.nan, np.float32)
+            both = present[left] & present[right]
+            sim[both] = vector_cosines(vectors[left[both]], vectors[right[both]])
+        columns.update(_modality_features(nb.name, nb, sim, left, right, nb.name != "hash"))
+    if "image" not in dense:
+        # The classifier always sees the same columns; NaN says "no image vectors here".
+        for key in list(columns):
+            if key.startswith("word_"):
+                columns["image" + key[4:]] = np.full(len(left), np.nan, np.float32)
+    timings["modality_features"] = time.perf_counter() - started
+    started = time.perf_counter()
+    columns.update(text_pair_features(titles, left, right, difflib_ratio=config.difflib_ratio))
+    # Ranks and densities mean different things in a catalog of 500 and of 50,000 postings.
+    columns["catalog_log_size"] = np.full(len(left), np.log(max(1, n)), np.float32)
+    timings["text_features"] = time.perf_counter() - started
+    names = sorted(columns)
+    matrix = (
+        np.column_stack([columns[name] for name in names]).astype(np.float32)
+        if len(left)
+        else np.zeros((0, len(names)), np.float32)
+    )
+    return PairTable(left, right, matrix, names, word, char, timings)

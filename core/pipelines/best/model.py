@@ -1,0 +1,237 @@
+"""A trained ``best`` matcher: its two classifiers, its thresholds, how it decides, and its files.
+
+Decisions: a pair matches at probability >= ``threshold``; a posting left alone still gets its
+most probable partner at >= ``threshold_low`` (the "nearest" rule: min-2 matching). Both are
+tuned on out-of-fold probabilities of the training catalog (`core.pipelines.best.training`).
+
+Saved models hold JSON, LightGBM text files and (optionally) a Keras ``.keras`` title encoder
+loaded in safe mode: nothing in the folder can execute code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.candidates.ratio import sequence_ratio
+from core.errors import ModelNotTrainedError, SameSameError
+from core.matches import MatchResult
+from core.pipelines.best.config import BestConfig
+from core.pipelines.best.features import PairTable, build_pair_table
+from core.pipelines.best.graph import graph_features
+from core.pipelines.best.training import fit_stages, select_pairs
+from core.pipelines.inputs import MatchInputs
+from core.settings import MatchSettings
+
+Progress = Callable[[int, int], None]
+
+CONFIG_FILE = "best.json"
+STAGE1_FILE = "stage1.lgb.txt"
+STAGE2_FILE = "stage2.lgb.txt"
+TITLE_MODEL_DIR = "title_encoder"
+FORMAT_VERSION = 1
+
+
+class BestMatcher:
+    """A trained ``best`` pipeline. Build with `BestMatcher.fit` or `BestMatcher.load`."""
+
+    def __init__(
+        self,
+        config: BestConfig,
+        stage1: Any,
+        stage2: Any | None,
+        names1: list[str],
+        names2: list[str],
+        title_encoder: Any | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.stage1 = stage1
+        self.stage2 = stage2
+        self.names1 = names1
+        self.names2 = names2
+        self.title_encoder = title_encoder
+        self.info = info or {}
+
+    @classmethod
+    def fit(
+        cls,
+        inputs: MatchInputs,
+        labels: Sequence[str],
+        settings: MatchSettings | None = None,
+        progress: Progress | None = None,
+        config: BestConfig | None = None,
+    ) -> BestMatcher:
+        """Learn from a labelled catalog; ``config`` defaults to what ``settings`` choose."""
+        settings = settings or MatchSettings()
+        config = config.copy() if config else BestConfig.from_settings(settings)
+        stage1, stage2, names1, names2, encoder, info = fit_stages(
+            inputs, labels, config, settings.to_dict(), progress
+        )
+        return cls(config, stage1, stage2, names1, names2, encoder, info)
+
+    # -- scoring -------------------------------------------------------------------------------
+    def probabilities(self, inputs: MatchInputs) -> tuple[PairTable, np.ndarray, np.ndarray]:
+        """Candidate pairs with stage 1 and final probabilities (no labels needed)."""
+        title_vectors = (
+            self.title_encoder.encode(inputs.titles) if self.title_encoder is not None else None
+        )
+        table = build_pair_table(inputs, self.config, title_vectors)
+        if table.names != self.names1:
+            raise SameSameError(
+                "This catalog's features differ from the trained model's; retrain the best model"
+            )
+        empty = np.zeros(0, np.float32)
+        if len(table.left) == 0:
+            return table, empty, empty
+        prob1 = self.stage1.predict(table.features).astype(np.float32)
+        if self.stage2 is None:
+            return table, prob1, prob1
+        graph, _ = graph_features(table, prob1, inputs.size)
+        prob2 = self.stage2.predict(np.hstack([table.features, graph])).astype(np.float32)
+        return table, prob1, prob2
+
+    def decide(
+        self,
+        inputs: MatchInputs,
+        table: PairTable,
+        prob1: np.ndarray,
+        prob: np.ndarray,
+        threshold: float | None = None,
+    ) -> pd.DataFrame:
+        """The matched candidate pairs: left, right (positions), scores, rule, similarity.
+
+        The one decision step of ``best``: the batch run and the single-item query call it.
+        """
+        t = self.config.threshold if threshold is None else threshold
+        low = min(t, self.config.threshold_low)
+        keep = select_pairs(inputs.size, table.left, table.right, prob, t, low, self.config.min_one)
+        left, right = table.left[keep], table.right[keep]
+        return pd.DataFrame(
+            {
+                "left": left,
+                "right": right,
+                "probability": prob[keep],
+                "stage1_probability": prob1[keep],
+                "tfidf_cosine": table.column("word_sim", keep),
+                "char_cosine": table.column("char_sim", keep),
+                # difflib's ratio, as the ensemble reports it (only for the kept pairs: cheap).
+                "text_ratio": np.array(
+                    [
+                        sequence_ratio(inputs.titles[a], inputs.titles[b])
+                        for a, b in zip(left.tolist(), right.tolist(), strict=True)
+                    ],
+                    dtype=np.float32,
+                ),
+                "hash_distance": table.column("hash_sim", keep),
+                "image_cosine": table.column("image_sim", keep),
+                "rule": np.where(prob[keep] >= t, "model", "nearest").astype(object),
+                "matched": np.ones(len(left), bool),
+                "similarity": prob[keep].astype(np.float32),
+            }
+        )
+
+    def match(
+        self,
+        inputs: MatchInputs,
+        settings: MatchSettings | None = None,
+        threshold: float | None = None,
+    ) -> MatchResult:
+        """Match a catalog (labels are not needed; the catalog may hold unseen products)."""
+        from core.engine import EngineStats, capped_pairs, kept_from_pairs
+
+        settings = settings or MatchSettings()
+        started = time.perf_counter()
+        table, prob1, prob = self.probabilities(inputs)
+        decided = self.decide(inputs, table, prob1, prob, threshold)
+        stats = EngineStats(candidates=len(table.left), matched=len(decided), chunks=1)
+        stats.peak_pairs = len(table.left)
+        kept = kept_from_pairs(decided)
+        pairs = capped_pairs(inputs.posting_ids, kept, settings.max_matches, stats)
+        result = MatchResult(
+            "best",
+            inputs.posting_ids,
+            pairs,
+            settings,
+            time.perf_counter() - started,
+            capped=stats.capped,
+            stats=stats,
+        )
+        if inputs.vector_count == 0:
+            result.notices.append(
+                "No image embeddings: image evidence came from perceptual hashes only."
+            )
+        return result
+
+    # -- files ---------------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        """Write JSON + LightGBM text models (+ a safe-mode Keras encoder); no pickles."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.stage1.save_model(str(folder / STAGE1_FILE))
+        if self.stage2 is not None:
+            self.stage2.save_model(str(folder / STAGE2_FILE))
+        if self.title_encoder is not None:
+            self.title_encoder.save(folder / TITLE_MODEL_DIR)
+        payload = {
+            "format_version": FORMAT_VERSION,
+            "pipeline": "best",
+            "config": asdict(self.config),
+            "features_stage1": self.names1,
+            "features_stage2": self.names2,
+            "info": self.info,
+        }
+        tmp = folder / (CONFIG_FILE + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
+        tmp.replace(folder / CONFIG_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> BestMatcher:
+        import lightgbm as lgb
+
+        folder = Path(folder)
+        path = folder / CONFIG_FILE
+        if not path.is_file() or not (folder / STAGE1_FILE).is_file():
+            raise ModelNotTrainedError(
+                f"No trained best model in {folder}. Train one first on a labelled catalog."
+            )
+        try:
+            payload = json.loads(path.read_text())
+            if payload.get("format_version") != FORMAT_VERSION:
+                raise ModelNotTrainedError(
+                    f"The best model in {folder} has format {payload.get('format_version')}, "
+                    f"this version reads {FORMAT_VERSION}; retrain it"
+                )
+            config = BestConfig.from_dict(payload["config"])
+            stage1 = lgb.Booster(model_file=str(folder / STAGE1_FILE))
+            stage2 = None
+            if config.graph_stage:
+                stage2 = lgb.Booster(model_file=str(folder / STAGE2_FILE))
+            encoder = None
+            if config.title_model:
+                from core.embedders.text_model import TitleEncoder
+
+                encoder = TitleEncoder.load(folder / TITLE_MODEL_DIR)
+            names1 = [str(n) for n in payload["features_stage1"]]
+            names2 = [str(n) for n in payload["features_stage2"]]
+        except SameSameError:
+            raise
+        except Exception as exc:  # damaged JSON or model files: say so, never a traceback
+            raise ModelNotTrainedError(
+                f"The best model in {folder} is damaged ({type(exc).__name__}: "
+                f"{str(exc)[:300]}); retrain it"
+            ) from exc
+        return cls(config, stage1, stage2, names1, names2, encoder, payload.get("info", {}))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,438 @@
+"""`MatchSettings`: every threshold and model choice, with the original write-ups' numbers as
+defaults, each described once (`core.settings.fields.setting`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import SameSameError
+from core.settings.fields import SettingSpec, setting, specs
+
+BACKBONES = ("mobilenet", "mobilenetv2", "vgg16")
+MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
+NEIGHBOUR_BACKENDS = ("auto", "sklearn", "faiss", "hnsw")
+SIAMESE_LOSSES = ("margin", "triplet", "arcface")
+
+BASELINE = "Baseline thresholds"
+ENSEMBLE = "Ensemble thresholds"
+HASHES = "Photo hashes (both pipelines)"
+MATCHING = "Matching and clusters"
+IMAGE_MODEL = "Baseline image model"
+SIAMESE = "Siamese model (ensemble)"
+TITLES = "Titles"
+MACHINE = "This machine"
+BEST = "Best: training"
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """Every threshold and model choice of the pipelines; frozen so a result knows its inputs.
+
+    Defaults are the original write-ups' numbers: baseline image cosine >= 0.85 and TF-IDF
+    cosine >= 0.5; ensemble Siamese distance < 0.95, SequenceMatcher ratio > 0.55, or
+    distance + (1 - ratio) < 1.4.
+    """
+
+    baseline_image_cosine: float = setting(
+        0.85,
+        "Photo cosine ≥",
+        "How alike two photos must look to the ImageNet MobileNet "
+        "(1 = the same picture) for the baseline to call them one product.",
+        BASELINE,
+        minimum=0.0,
+        maximum=1.0,
+        step=0.01,
+        flag="--image-threshold",
+        tunable=True,
+    )
+    baseline_text_cosine: float = setting(
+        0.5,
+        "Title TF-IDF cosine ≥",
+        "How much two titles must share their weighted words "
+        "(rare words weigh more; 1 = the same words) for the baseline to call them one product.",
+        BASELINE,
+        minimum=0.0,
+        maximum=1.0,
+        step=0.01,
+        flag="--text-threshold",
+        tunable=True,
+    )
+    hash_max_distance: int = setting(
+        8,
+        "Photo hash bits ≤",
+        "Perceptual hashes are 64-bit fingerprints of a photo; two "
+        "photos at most this many bits apart count as the same picture when no photo vectors "
+        "exist (0 = identical).",
+        HASHES,
+        minimum=0,
+        maximum=64,
+        step=1,
+        flag="--hash-distance",
+        tunable=True,
+    )
+    ensemble_image_distance: float = setting(
+        0.95,
+        "Siamese distance <",
+        "How close the trained Siamese network must put two photos "
+        "(0 = identical, 2 = opposite) for the ensemble to call them one product.",
+        ENSEMBLE,
+        minimum=0.0,
+        maximum=2.0,
+        step=0.01,
+        flag="--siamese-distance",
+        tunable=True,
+    )
+    ensemble_text_ratio: float = setting(
+        0.55,
+        "Title ratio >",
+        "How alike two titles read letter by letter (difflib's "
+        "SequenceMatcher: 1 = the same text) for the ensemble to call them one product.",
+        ENSEMBLE,
+        minimum=0.0,
+        maximum=1.0,
+        step=0.01,
+        flag="--ratio-threshold",
+        tunable=True,
+    )
+    ensemble_combined: float = setting(
+        1.4,
+        "Distance + (1 − ratio) <",
+        "Photo distance and title difference together: a pair "
+        "a little alike in both counts as one product.",
+        ENSEMBLE,
+        minimum=0.0,
+        maximum=3.0,
+        step=0.01,
+        flag="--combined-threshold",
+        tunable=True,
+    )
+    top_k: int = setting(
+        50,
+        "Neighbours searched per posting",
+        "How many nearest postings each kind of evidence "
+        "(title, photo, hash) offers as candidates for every posting.",
+        MATCHING,
+        minimum=1,
+        maximum=1000,
+        step=5,
+        flag="--top-k",
+    )
+    max_matches: int = setting(
+        50,
+        "Matches kept per posting",
+        "At most this many matches per posting, best first; "
+        "the rest are dropped (the run reports how many postings hit this cap).",
+        MATCHING,
+        minimum=1,
+        maximum=1000,
+        step=5,
+        flag="--max-matches",
+    )
+    max_cluster_size: int = setting(
+        50,
+        "Largest cluster",
+        "No cluster of postings (one product) grows past this size.",
+        MATCHING,
+        minimum=2,
+        maximum=10_000,
+        step=1,
+        flag="--max-cluster-size",
+    )
+    cluster_min_link: float = setting(
+        0.3,
+        "Weakest cluster join",
+        "Two clusters merge only when their postings match this "
+        "well on average (a missing match counts as 0): higher keeps clusters tighter.",
+        MATCHING,
+        minimum=0.0,
+        maximum=1.0,
+        step=0.05,
+        flag="--cluster-min-link",
+    )
+    neighbour_backend: str = setting(
+        "auto",
+        "Photo neighbour search",
+        "auto picks exact search for small catalogs and an "
+        "approximate HNSW graph past 200,000 photos.",
+        MATCHING,
+        choices=NEIGHBOUR_BACKENDS,
+        flag="--neighbour-backend",
+        advanced=True,
+    )
+    image_backbone: str = setting(
+        "mobilenet",
+        "Backbone",
+        "The ImageNet network whose pooled features compare photos.",
+        IMAGE_MODEL,
+        choices=BACKBONES,
+        flag="--backbone",
+    )
+    image_alpha: float = setting(
+        1.0,
+        "MobileNet width (alpha)",
+        "1.0 is the original; smaller is faster and less exact.",
+        IMAGE_MODEL,
+        choices=MOBILENET_ALPHAS,
+        flag="--alpha",
+    )
+    image_size: int = setting(
+        224,
+        "Input pixels",
+        "Photos are resized to this square before the network.",
+        IMAGE_MODEL,
+        minimum=32,
+        maximum=1024,
+        step=16,
+        flag="--image-size",
+    )
+    siamese_backbone: str = setting(
+        "vgg16",
+        "Backbone",
+        "The ImageNet network the Siamese network is built on (VGG16 in "
+        "the original; MobileNet trains far faster on a CPU).",
+        SIAMESE,
+        choices=BACKBONES,
+        flag="--siamese-backbone",
+    )
+    siamese_alpha: float = setting(
+        1.0,
+        "MobileNet width (alpha)",
+        "Width of a MobileNet backbone.",
+        SIAMESE,
+        choices=MOBILENET_ALPHAS,
+        flag="--siamese-alpha",
+    )
+    siamese_image_size: int = setting(
+        200,
+        "Input pixels",
+        "Photos are resized to this square (200 in the original).",
+        SIAMESE,
+        minimum=32,
+        maximum=1024,
+        step=8,
+        flag="--siamese-image-size",
+    )
+    siamese_embedding_dim: int = setting(
+        128,
+        "Embedding size",
+        "Length of the vector the network gives each photo.",
+        SIAMESE,
+        minimum=8,
+        maximum=2048,
+        step=8,
+        flag="--embedding-dim",
+        advanced=True,
+    )
+    siamese_epochs: int = setting(
+        6,
+        "Training epochs",
+        "Passes over the labelled photos when training.",
+        SIAMESE,
+        minimum=1,
+        maximum=500,
+        step=1,
+        flag="--epochs",
+    )
+    siamese_loss: str = setting(
+        "margin",
+        "Training loss",
+        "margin: pulls same-product photos within the distance "
+        "threshold and pushes others beyond it; triplet: semi-hard triplet loss; arcface: "
+        "angular margin over product classes.",
+        SIAMESE,
+        choices=SIAMESE_LOSSES,
+        flag="--loss",
+    )
+    siamese_train_backbone: bool = setting(
+        False,
+        "Fine-tune the backbone",
+        "Also train the ImageNet backbone (slow on a CPU).",
+        SIAMESE,
+        flag="--train-backbone",
+        advanced=True,
+    )
+    translate_titles: bool = setting(
+        False,
+        "Translate titles to English (ensemble)",
+        "Translates titles with Google "
+        "Translate before comparing them (needs internet; translations are cached).",
+        TITLES,
+        flag="--translate",
+    )
+    batch_size: int = setting(
+        32,
+        "Images per batch",
+        "Photos embedded at once.",
+        MACHINE,
+        minimum=1,
+        maximum=4096,
+        step=8,
+        flag="--batch-size",
+        scope="machine",
+    )
+    weights_dir: str = setting(
+        "",
+        "Weights folder",
+        "Folder holding Keras ImageNet .h5 weight files, for machines "
+        "without internet (empty: the data folder's weights/).",
+        MACHINE,
+        flag="--weights-dir",
+        scope="machine",
+    )
+    best_k_word: int = setting(
+        20,
+        "Word neighbours",
+        "Candidates per posting by word TF-IDF.",
+        BEST,
+        minimum=1,
+        maximum=500,
+        step=1,
+        advanced=True,
+    )
+    best_k_char: int = setting(
+        20,
+        "Character neighbours",
+        "Candidates per posting by character TF-IDF.",
+        BEST,
+        minimum=1,
+        maximum=500,
+        step=1,
+        advanced=True,
+    )
+    best_k_hash: int = setting(
+        5,
+        "Hash neighbours",
+        "Candidates per posting by perceptual hash.",
+        BEST,
+        minimum=0,
+        maximum=500,
+        step=1,
+        advanced=True,
+    )
+    best_hash_max_distance: int = setting(
+        24,
+        "Hash neighbour bits ≤",
+        "Farthest hash a candidate may have.",
+        BEST,
+        minimum=0,
+        maximum=64,
+        step=1,
+        advanced=True,
+    )
+    best_k_image: int = setting(
+        20,
+        "Photo neighbours",
+        "Candidates per posting by photo vectors.",
+        BEST,
+        minimum=0,
+        maximum=500,
+        step=1,
+        advanced=True,
+    )
+    best_title_model: bool = setting(
+        False,
+        "Learned title encoder",
+        "Also train a small title encoder for candidates and features (slower).",
+        BEST,
+        advanced=True,
+    )
+    best_graph_stage: bool = setting(
+        True,
+        "Graph stage",
+        "A second classifier that also sees each pair's neighbourhood of "
+        "first-stage probabilities.",
+        BEST,
+        advanced=True,
+    )
+    best_min_one: bool = setting(
+        True,
+        "Keep the nearest partner",
+        "A posting no pair matched keeps its most probable partner if that one is likely enough.",
+        BEST,
+        advanced=True,
+    )
+    best_n_estimators: int = setting(
+        200,
+        "Trees per classifier",
+        "LightGBM boosting rounds.",
+        BEST,
+        minimum=10,
+        maximum=5000,
+        step=10,
+        advanced=True,
+    )
+    best_learning_rate: float = setting(
+        0.1,
+        "Learning rate",
+        "LightGBM learning rate.",
+        BEST,
+        minimum=0.001,
+        maximum=1.0,
+        step=0.01,
+        advanced=True,
+    )
+    best_train_splits: str = setting(
+        "2,4",
+        "Training sub-catalogs",
+        "The labelled catalog is also split by product into "
+        "these many parts, so the model learns at several catalog sizes.",
+        BEST,
+        advanced=True,
+    )
+
+    def __post_init__(self) -> None:
+        problems = [
+            problem
+            for spec in SETTING_SPECS
+            if (problem := spec.problem(getattr(self, spec.name))) is not None
+        ]
+        try:
+            splits = [int(v) for v in self.best_train_splits.split(",") if v.strip()]
+        except ValueError:
+            splits = []
+        if not splits or min(splits) < 1 or any(max(splits) % v for v in splits):
+            problems.append(
+                "best_train_splits must be whole numbers that divide the largest, e.g. 2,4"
+            )
+        if problems:
+            raise SameSameError("Invalid settings: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> MatchSettings:
+        """Build from stored or user values, ignoring unknown keys (older/newer versions)."""
+        known = {spec.name: spec for spec in SETTING_SPECS}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            spec = known.get(key)
+            if spec is None:
+                continue
+            try:
+                kwargs[key] = spec.parse(value)
+            except (TypeError, ValueError) as exc:
+                raise SameSameError(f"Setting {key!r} has an invalid value {value!r}") from exc
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> MatchSettings:
+        return dataclasses.replace(self, **changes)
+
+    def resolved_weights_dir(self):
+        from pathlib import Path
+
+        from core.settings.paths import default_weights_dir
+
+        return Path(self.weights_dir).expanduser() if self.weights_dir else default_weights_dir()
+
+    def train_splits(self) -> list[int]:
+        return [int(v) for v in self.best_train_splits.split(",") if v.strip()]
+
+
+SETTING_SPECS: tuple[SettingSpec, ...] = specs(MatchSettings)
+
+
+def spec_of(name: str) -> SettingSpec:
+    return next(spec for spec in SETTING_SPECS if spec.name == name)

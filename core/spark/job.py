@@ -1,0 +1,345 @@
+"""The Spark job: the registry's pipelines over a catalog file, for catalogs past one machine.
+
+Same input (the catalog layout, CSV or Parquet), same settings (`MatchSettings`), the same
+``posting_id,matches`` output as ``python -m core match``; only the work is spread:
+
+1. **Rows** are checked by the single-machine import's own function (`core.spark.io`).
+2. **Image vectors** come from the single-machine embedders in ``mapInPandas``
+   (`core.spark.vectors`).
+3. **Candidates** (`core.spark.candidates`): LSH joins or, with ``exact``, every pair.
+4. **Scores and rules**: each candidate pair's columns are joined from both sides and the
+   pipeline's own `Pipeline.score` runs in ``mapInPandas`` over batches of pairs, after the
+   per-modality scores are computed by the same `core.pipelines.inputs` functions as on one
+   machine: no rule is written twice.
+5. **At most max_matches per posting**, best similarity first (a window per posting).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from core.errors import CatalogError, SameSameError
+from core.pipelines import PIPELINES, Pipeline, get_pipeline
+from core.pipelines.inputs import hash_distances, vector_cosines
+from core.settings import MatchSettings
+from core.spark.candidates import (
+    TOLERANCE,
+    all_pairs,
+    hash_pairs,
+    image_pairs,
+    minhash_pairs,
+    tfidf_dot,
+    tfidf_frame,
+)
+from core.spark.io import local_catalog, prepare_frame, read_catalog, write_matches
+from core.spark.session import SparkMatchReport, SparkOptions, require_spark, spark_session
+from core.spark.vectors import embed_frame, embedder_spec
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+def spark_pipelines() -> list[str]:
+    return [name for name, pipe in PIPELINES.items() if pipe.spark]
+
+
+def pair_frame_of(batch: pd.DataFrame) -> pd.DataFrame:
+    """A batch of joined candidate pairs (l_/r_ columns) as the frame `Pipeline.score` reads,
+    with the same per-modality scorers as the single machine."""
+    m = len(batch)
+    by_vector = (batch["l_vec"].notna() & batch["r_vec"].notna()).to_numpy(bool)
+    cosine = np.full(m, np.nan, np.float32)
+    if by_vector.any():
+        cosine[by_vector] = vector_cosines(
+            np.stack(batch["l_vec"].to_numpy()[by_vector]),
+            np.stack(batch["r_vec"].to_numpy()[by_vector]),
+        )
+    both_hash = (batch["l_phash"].notna() & batch["r_phash"].notna()).to_numpy(bool)
+    distance = np.full(m, np.nan, np.float32)
+    if both_hash.any():
+        # Spark has no unsigned type: the hashes travel as signed longs of the same 64 bits.
+        def unsigned(column: str) -> np.ndarray:
+            return batch[column].to_numpy()[both_hash].astype(np.int64).view(np.uint64)
+
+        distance[both_hash] = hash_distances(unsigned("l_phash"), unsigned("r_phash"))
+    left = batch["l_title"].fillna("").to_numpy(object)
+    right = batch["r_title"].fillna("").to_numpy(object)
+    frame = pd.DataFrame(
+        {
+            "image_cosine": cosine,
+            "hash_distance": distance,
+            "by_vector": by_vector,
+            "left_title": left,
+            "right_title": right,
+            "has_text": np.fromiter(
+                (bool(a) and bool(b) for a, b in zip(left, right, strict=True)), bool, m
+            ),
+        }
+    )
+    if "tfidf_cosine" in batch:
+        frame["tfidf_cosine"] = batch["tfidf_cosine"].to_numpy(np.float32)
+    return frame
+
+
+def _scored_schema(pipe: Pipeline) -> str:
+    scores = ", ".join(f"{name} float" for name in pipe.score_columns)
+    return f"l long, r long, rule string, similarity float, {scores}"
+
+
+def score_pairs(joined: DataFrame, pipe: Pipeline, settings: MatchSettings) -> DataFrame:
+    """The matched pairs of ``joined`` (l, r and both sides' columns), by `Pipeline.score`."""
+    name, columns = pipe.name, pipe.score_columns
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        pipeline = get_pipeline(name)
+        for batch in batches:
+            if batch.empty:
+                continue
+            out = pipeline.score(pair_frame_of(batch), settings)
+            keep = out["matched"].to_numpy(bool)
+            result = pd.DataFrame(
+                {
+                    "l": batch["l"].to_numpy(np.int64)[keep],
+                    "r": batch["r"].to_numpy(np.int64)[keep],
+                    "rule": out["rule"].to_numpy(object)[keep],
+                    "similarity": out["similarity"].to_numpy(np.float32)[keep],
+                }
+            )
+            for column in columns:
+                result[column] = out[column].to_numpy(np.float32)[keep]
+            yield result
+
+    return joined.mapInPandas(score, _scored_schema(pipe))
+
+
+def match_pairs(
+    postings: DataFrame,
+    vectors: DataFrame | None,
+    pipe: Pipeline,
+    settings: MatchSettings,
+    options: SparkOptions,
+    held: list[DataFrame] | None = None,
+) -> DataFrame:
+    """Matched pairs (l, r, rule, similarity, scores) of one pipeline over prepared postings.
+
+    Args:
+        postings: `prepare_frame` output, its ``tokens`` words for TF-IDF pipelines and
+            characters for ratio pipelines.
+        vectors: `embed_frame` output, or None (the hash is the only image evidence).
+        held: frames cached here are appended, for the caller to unpersist when done.
+    """
+    from pyspark.sql import functions as F
+
+    if not pipe.spark:
+        raise SameSameError(f"spark-match cannot run {pipe.name}: {pipe.spark_reason}")
+    exact = options.candidates == "exact"
+    floors = pipe.candidate_floors(settings)
+    held = held if held is not None else []
+    base = postings.select("idx", "title", "phash")
+    if vectors is not None:
+        base = base.join(vectors, "idx", "left")
+    else:
+        base = base.withColumn("vec", F.lit(None).cast("array<float>"))
+    base = _held(base, held)
+
+    tokens = postings.select("idx", "tokens")
+    side_columns = ["title", "phash", "vec"]
+    if pipe.text_evidence == "tfidf":
+        tfidf = _held(tfidf_frame(base, tokens), held)
+        base = base.join(tfidf, "idx", "left")
+        side_columns.append("tfidf")
+        if exact:
+            # Every pair; a positive cosine needs a shared token, a cheap exact prefilter.
+            text = all_pairs(tfidf, ["tfidf"]).where(
+                F.arrays_overlap(F.map_keys("l_tfidf"), F.map_keys("r_tfidf"))
+            )
+        else:
+            found = minhash_pairs(tokens, options.minhash_tables)
+            text = found.join(
+                tfidf.select(F.col("idx").alias("l"), F.col("tfidf").alias("l_tfidf")), "l"
+            ).join(tfidf.select(F.col("idx").alias("r"), F.col("tfidf").alias("r_tfidf")), "r")
+        text = text.where(tfidf_dot("l_tfidf", "r_tfidf") >= floors["text"] - TOLERANCE)
+    else:
+        if exact:
+            text = all_pairs(base.where(F.length("title") > 0).select("idx"), [])
+        else:
+            titled = postings.where(F.length("title") > 0).select("idx", "tokens")
+            text = minhash_pairs(titled, options.minhash_tables)
+    sources = [text.select("l", "r")]
+    if vectors is not None:
+        sources.append(
+            image_pairs(
+                base.where(F.col("vec").isNotNull()).select("idx", "vec"),
+                floors["image"],
+                settings.top_k,
+                exact,
+                options.image_tables,
+                options.bucket_length,
+            )
+        )
+    sources.append(
+        hash_pairs(
+            base.where(F.col("phash").isNotNull()).select("idx", "phash"),
+            int(floors["hash"]),
+            exact,
+        )
+    )
+    union = sources[0]
+    for more in sources[1:]:
+        union = union.unionByName(more)
+    union = union.distinct()
+    left = base.select(F.col("idx").alias("l"), *[F.col(c).alias(f"l_{c}") for c in side_columns])
+    right = base.select(F.col("idx").alias("r"), *[F.col(c).alias(f"r_{c}") for c in side_columns])
+    joined = union.join(left, "l").join(right, "r")
+    if pipe.text_evidence == "tfidf":
+        joined = joined.withColumn(
+            "tfidf_cosine", F.least(tfidf_dot("l_tfidf", "r_tfidf"), F.lit(1.0)).cast("float")
+        ).drop("l_tfidf", "r_tfidf")
+    return score_pairs(joined, pipe, settings)
+
+
+def _held(frame: DataFrame, held: list[DataFrame]) -> DataFrame:
+    frame = frame.persist()
+    held.append(frame)
+    return frame
+
+
+def capped_lists(pairs: DataFrame, max_matches: int) -> DataFrame:
+    """(idx, other) for each posting's best ``max_matches`` matches, most alike first."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    directed = pairs.select(
+        F.col("l").alias("idx"), F.col("r").alias("other"), "similarity"
+    ).unionByName(pairs.select(F.col("r").alias("idx"), F.col("l").alias("other"), "similarity"))
+    rank = F.row_number().over(
+        Window.partitionBy("idx").orderBy(F.desc("similarity"), F.col("other"))
+    )
+    return directed.withColumn("rank", rank)
+
+
+def submission(postings: DataFrame, ranked: DataFrame, max_matches: int) -> DataFrame:
+    """``idx, posting_id, matches``: the posting first, then its matches sorted, as
+    `core.matches.submission_frame` writes them."""
+    from pyspark.sql import functions as F
+
+    ids = postings.select("idx", "posting_id")
+    kept = ranked.where(F.col("rank") <= max_matches).join(
+        ids.select(F.col("idx").alias("other"), F.col("posting_id").alias("other_id")), "other"
+    )
+    grouped = kept.groupBy("idx").agg(F.array_sort(F.collect_set("other_id")).alias("others"))
+    return ids.join(grouped, "idx", "left").select(
+        "idx",
+        "posting_id",
+        F.concat_ws(
+            " ",
+            F.array_prepend(
+                F.coalesce("others", F.array().cast("array<string>")), F.col("posting_id")
+            ),
+        ).alias("matches"),
+    )
+
+
+def spark_match(
+    catalog: str | Path,
+    out: str | Path,
+    pipeline: str = "baseline",
+    settings: MatchSettings | None = None,
+    *,
+    images: str | Path | None = None,
+    model_dir: str | Path | None = None,
+    options: SparkOptions | None = None,
+    spark: SparkSession | None = None,
+) -> SparkMatchReport:
+    """Match a catalog on Spark and write ``posting_id,matches``.
+
+    Args:
+        catalog: CSV or Parquet (file or folder), local or any Hadoop file system URI.
+        out: ``.parquet`` → a Parquet dataset written by the executors; anything else → one
+            CSV file in the single-machine layout, written by the driver.
+        images: image folder, at the same path on every executor (a shared file system).
+        model_dir: the trained Siamese model folder (same path on every executor).
+        spark: an existing session to use (kept open); else one is started and stopped.
+
+    Raises:
+        SameSameError: bad input, a pipeline Spark cannot run, missing pyspark or Java.
+    """
+    started = time.perf_counter()
+    settings = settings or MatchSettings()
+    options = options or SparkOptions()
+    pipe = get_pipeline(pipeline)
+    if not pipe.spark:
+        raise SameSameError(
+            f"spark-match runs {' or '.join(spark_pipelines())}, not {pipeline!r}: "
+            f"{pipe.spark_reason}"
+        )
+    require_spark()
+    from pyspark.sql import functions as F
+
+    if settings.translate_titles:
+        raise SameSameError("spark-match does not translate titles; run it without --translate")
+    image_root = Path(images).resolve() if images else None
+    if image_root is not None and not image_root.is_dir():
+        raise CatalogError(f"image folder {images} does not exist or is not a folder")
+    model_path = Path(model_dir) if model_dir else None
+    use_images = image_root is not None and not options.hash_only
+    spec = embedder_spec(pipe, settings, model_path) if use_images else None
+
+    local = local_catalog(str(catalog))
+    own = spark is None
+    session = spark or spark_session(options)
+    held: list[DataFrame] = []
+    try:
+        frame = read_catalog(session, str(catalog), local)
+        shingles = "words" if pipe.text_evidence == "tfidf" else "chars"
+        postings = _held(prepare_frame(frame, image_root, shingles), held)
+        stats = postings.agg(F.count("*"), F.sum("problems"), F.count("image_path")).first()
+        total, problems, with_images = int(stats[0]), int(stats[1] or 0), int(stats[2])
+        vectors = None
+        notices = []
+        if use_images and with_images:
+            vectors = _held(embed_frame(postings, spec), held)
+        vector_count = vectors.count() if vectors is not None else 0
+        if vector_count == 0:
+            kind = "Siamese" if pipe.image_kind == "siamese" else "image"
+            notices.append(
+                f"No {kind} embeddings: image evidence came from perceptual hashes only."
+            )
+        elif vector_count < with_images:
+            notices.append(
+                f"{with_images - vector_count} image(s) could not be embedded: perceptual hashes "
+                "stand in for them."
+            )
+        pairs = _held(match_pairs(postings, vectors, pipe, settings, options, held), held)
+        pair_count = pairs.count()
+        ranked = _held(capped_lists(pairs, settings.max_matches), held)
+        capped = ranked.where(F.col("rank") > settings.max_matches).select("idx").distinct()
+        capped_count = capped.count()
+        if capped_count:
+            notices.append(
+                f"{capped_count:,} posting(s) had more than {settings.max_matches} matches; each "
+                "kept its best."
+            )
+        write_matches(submission(postings, ranked, settings.max_matches), str(out))
+        return SparkMatchReport(
+            pipeline=pipeline,
+            postings=total,
+            pairs=pair_count,
+            seconds=time.perf_counter() - started,
+            candidates=options.candidates,
+            vectors=vector_count,
+            row_problems=problems,
+            notices=notices,
+            capped=capped_count,
+        )
+    finally:
+        for frame in held:
+            frame.unpersist()
+        if own:
+            session.stop()

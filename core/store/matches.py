@@ -1,0 +1,134 @@
+"""Stored match runs (one per pipeline: its pairs, settings and what it reported) and the
+reviewer's verdicts."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import SameSameError
+from core.settings import MatchSettings
+from core.store.schema import MATCH_SCORE_COLUMNS
+
+_PAIR_COLUMNS = ("posting_id", "match_id", "rule", "similarity", "listed", *MATCH_SCORE_COLUMNS)
+# Column names are this module's constants; values always travel as parameters.
+_INSERT_PAIR = (
+    "INSERT OR REPLACE INTO matches (pipeline, "
+    + ", ".join(_PAIR_COLUMNS)
+    + ") VALUES ("
+    + ", ".join("?" * (len(_PAIR_COLUMNS) + 1))
+    + ")"
+)
+_SELECT_PAIRS = "SELECT " + ", ".join(_PAIR_COLUMNS) + " FROM matches WHERE pipeline=?"
+
+
+def _column(pairs: pd.DataFrame, name: str, default: Any) -> list:
+    if name not in pairs:
+        return [default] * len(pairs)
+    values = pairs[name]
+    if values.dtype.kind == "f":
+        # NaN means "no such evidence": SQL NULL.
+        return [None if v != v else v for v in values.astype(float).tolist()]
+    return values.tolist()
+
+
+class MatchesMixin:
+    def save_matches(
+        self,
+        pipeline: str,
+        pairs: pd.DataFrame,
+        settings: MatchSettings,
+        seconds: float = 0.0,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Replace the stored matches of one pipeline in one transaction.
+
+        Args:
+            pairs: left, right, rule, similarity, listed and score columns (`MatchResult`).
+            details: what the run reported (notices, postings at the cap, counts), as JSON.
+        """
+        columns = [
+            _column(pairs, "left", None),
+            _column(pairs, "right", None),
+            _column(pairs, "rule", ""),
+            _column(pairs, "similarity", 0.0),
+            [int(v) for v in _column(pairs, "listed", 3)],
+            *(_column(pairs, name, None) for name in MATCH_SCORE_COLUMNS),
+        ]
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM matches WHERE pipeline=?", (pipeline,))
+            conn.executemany(_INSERT_PAIR, ((pipeline, *row) for row in zip(*columns, strict=True)))
+            conn.execute(
+                "INSERT OR REPLACE INTO match_runs VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    pipeline,
+                    self.catalog_revision,
+                    json.dumps(settings.to_dict()),
+                    time.time(),
+                    seconds,
+                    json.dumps(details or {}, default=_json_default),
+                ),
+            )
+
+    def load_match_pairs(self, pipeline: str) -> pd.DataFrame:
+        """The stored pairs of one pipeline (columns as `MatchResult.pairs`)."""
+        frame = pd.read_sql_query(_SELECT_PAIRS, self.conn, params=(pipeline,))
+        frame = frame.rename(columns={"posting_id": "left", "match_id": "right"})
+        frame["listed"] = frame["listed"].astype(np.int8)
+        for name in ("similarity", *MATCH_SCORE_COLUMNS):
+            frame[name] = frame[name].astype(np.float32)
+        return frame
+
+    def match_run(self, pipeline: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT catalog_revision, settings, computed_at, seconds, details FROM match_runs "
+            "WHERE pipeline=?",
+            (pipeline,),
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            details = json.loads(row[4] or "{}")
+        except ValueError:
+            details = {}
+        return {
+            "catalog_revision": row[0],
+            "settings": json.loads(row[1]),
+            "computed_at": row[2],
+            "seconds": row[3],
+            "details": details,
+            "notices": list(details.get("notices", [])),
+            "stale": row[0] != self.catalog_revision,
+        }
+
+    def match_counts(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT pipeline, COUNT(*) FROM matches GROUP BY pipeline")
+        return {p: int(n) for p, n in rows}
+
+    # -- reviews ----------------------------------------------------------------------------
+    def save_review(self, left_id: str, right_id: str, verdict: str) -> None:
+        if verdict not in ("same", "different"):
+            raise SameSameError(f"A review verdict is 'same' or 'different', not {verdict!r}")
+        left_id, right_id = sorted((left_id, right_id))
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?)",
+                (left_id, right_id, verdict, time.time()),
+            )
+
+    def reviews(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM reviews ORDER BY reviewed_at", self.conn)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,158 @@
+"""The database's tables and how older versions are brought up to date (in one transaction)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+
+SCHEMA_VERSION = 2
+
+#: Per-pair score columns of the matches table (NULL where a modality is absent).
+MATCH_SCORE_COLUMNS = (
+    "probability",
+    "image_cosine",
+    "siamese_distance",
+    "hash_distance",
+    "tfidf_cosine",
+    "char_cosine",
+    "text_ratio",
+    "stage1_probability",
+)
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS postings (
+    posting_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL DEFAULT '',
+    title_norm TEXT NOT NULL DEFAULT '',
+    image TEXT,                 -- file name as written in the catalog
+    image_path TEXT,            -- resolved absolute path when the file was usable
+    image_status TEXT NOT NULL, -- ok | missing | corrupt | refused | none
+    image_phash TEXT,           -- 16 hex digits: from the catalog, else computed from the file
+    label_group TEXT,
+    source TEXT NOT NULL DEFAULT 'catalog',
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS import_problems (
+    row INTEGER,
+    posting_id TEXT,
+    field TEXT NOT NULL,
+    problem TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS translations (
+    source_text TEXT NOT NULL,
+    target_lang TEXT NOT NULL,
+    translated TEXT NOT NULL,
+    PRIMARY KEY (source_text, target_lang)
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    posting_id TEXT NOT NULL REFERENCES postings(posting_id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model, posting_id)
+);
+CREATE TABLE IF NOT EXISTS reviews (
+    left_id TEXT NOT NULL,
+    right_id TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('same', 'different')),
+    reviewed_at REAL NOT NULL,
+    PRIMARY KEY (left_id, right_id)
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+# One row per unordered pair (left before right in catalog order); ``listed`` says which side
+# counts the other among its matches (1 left, 2 right, 3 both: see core.matches).
+_MATCHES = (
+    """
+CREATE TABLE IF NOT EXISTS matches (
+    pipeline TEXT NOT NULL,
+    posting_id TEXT NOT NULL,
+    match_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    similarity REAL NOT NULL,
+    listed INTEGER NOT NULL DEFAULT 3,
+    """
+    + ",\n    ".join(f"{column} REAL" for column in MATCH_SCORE_COLUMNS)
+    + """,
+    PRIMARY KEY (pipeline, posting_id, match_id)
+);
+CREATE TABLE IF NOT EXISTS match_runs (
+    pipeline TEXT PRIMARY KEY,
+    catalog_revision INTEGER NOT NULL,
+    settings TEXT NOT NULL,
+    computed_at REAL NOT NULL,
+    seconds REAL NOT NULL,
+    details TEXT NOT NULL DEFAULT '{}'  -- JSON: notices, postings at the cap, counts
+);
+"""
+)
+
+
+_INSERT_V2_PAIR = (
+    "INSERT INTO matches (pipeline, posting_id, match_id, rule, similarity, listed, "
+    + ", ".join(MATCH_SCORE_COLUMNS)
+    + ") VALUES ("
+    + ", ".join("?" * (6 + len(MATCH_SCORE_COLUMNS)))
+    + ")"
+)
+
+
+def _statements(script: str) -> list[str]:
+    return [s for s in script.split(";") if s.strip()]
+
+
+def create(conn: sqlite3.Connection) -> None:
+    for statement in _statements(_TABLES) + _statements(_MATCHES):
+        conn.execute(statement)
+
+
+def _similarity(scores: dict) -> float:
+    """How alike a stored v1 pair is, from the scores it kept (v1 did not store it)."""
+    candidates = [
+        scores.get("probability"),
+        scores.get("image_cosine"),
+        None if scores.get("siamese_distance") is None else 1 - scores["siamese_distance"] / 2,
+        None if scores.get("hash_distance") is None else 1 - scores["hash_distance"] / 32,
+        scores.get("tfidf_cosine"),
+        scores.get("text_ratio"),
+    ]
+    values = [float(v) for v in candidates if v is not None and np.isfinite(v)]
+    return float(np.clip(max(values), 0.0, 1.0)) if values else 0.0
+
+
+def upgrade_from_v1(conn: sqlite3.Connection) -> None:
+    """v1 kept per-pair scores as JSON and no similarity: rewrite the two match tables."""
+    old = conn.execute(
+        "SELECT pipeline, posting_id, match_id, rule, scores FROM matches"
+    ).fetchall()
+    runs = conn.execute(
+        "SELECT pipeline, catalog_revision, settings, computed_at, seconds FROM match_runs"
+    ).fetchall()
+    conn.execute("DROP TABLE matches")
+    conn.execute("DROP TABLE match_runs")
+    for statement in _statements(_MATCHES):
+        conn.execute(statement)
+    rows = []
+    for pipeline, left, right, rule, raw in old:
+        scores = json.loads(raw)
+        rows.append(
+            (pipeline, left, right, rule, _similarity(scores), 3)
+            + tuple(scores.get(c) for c in MATCH_SCORE_COLUMNS)
+        )
+    conn.executemany(_INSERT_V2_PAIR, rows)
+    conn.executemany(
+        "INSERT INTO match_runs (pipeline, catalog_revision, settings, computed_at, seconds) "
+        "VALUES (?, ?, ?, ?, ?)",
+        runs,
+    )

@@ -1,0 +1,306 @@
+"""What every page shares: the current database, opening it per rerun, error display, progress."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import SameSameError
+from core.settings import MatchSettings, data_dir
+from core.store import Store
+from core.workspace import default_db_path, demo_db_path, open_demo
+
+logger = logging.getLogger(__name__)
+
+DB_KEY = "db_path"
+APP_STATE_FILE = "app_state.json"
+CATALOGS_FOLDER = "catalogs"
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+# -- which database ------------------------------------------------------------------------
+def app_state_path() -> Path:
+    return data_dir() / APP_STATE_FILE
+
+
+def remembered_db() -> Path | None:
+    """The database used last time, if that file still exists (a restart reopens it)."""
+    try:
+        stored = json.loads(app_state_path().read_text(encoding="utf-8")).get("last_db")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if stored and Path(stored).is_file():
+        return Path(stored)
+    return None
+
+
+def remember_db(path: Path) -> None:
+    target = app_state_path()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"last_db": str(path)}), encoding="utf-8")
+        tmp.replace(target)  # atomic, so two sessions never leave half a file
+    except OSError as exc:
+        # Remembering is a convenience; the app works without it.
+        logger.warning("could not remember the last database in %s: %s", target, exc)
+
+
+def current_db() -> Path:
+    """This session's database: chosen earlier, else the one used last time, else the demo."""
+    if DB_KEY not in st.session_state:
+        st.session_state[DB_KEY] = str(remembered_db() or demo_db_path())
+    return Path(st.session_state[DB_KEY])
+
+
+def set_current_db(path: Path) -> None:
+    st.session_state[DB_KEY] = str(path)
+    remember_db(path)
+
+
+def is_demo(path: Path) -> bool:
+    return Path(path) == demo_db_path()
+
+
+def catalog_label(path: Path) -> str:
+    return "Demo catalog" if is_demo(path) else Path(path).stem
+
+
+def known_databases() -> list[Path]:
+    """Databases the catalog switcher offers: the demo, the CLI's default, imported catalogs."""
+    found = [demo_db_path()]
+    if default_db_path().is_file():
+        found.append(default_db_path())
+    found += sorted((data_dir() / CATALOGS_FOLDER).glob("*.db"))
+    current = current_db()
+    if current not in found:
+        found.append(current)
+    return found
+
+
+def new_catalog_path(name: str) -> Path:
+    """Where a new database called ``name`` lives.
+
+    Raises:
+        SameSameError: the name is not a plain file name, or that catalog exists already.
+    """
+    name = name.strip()
+    if not _NAME_PATTERN.match(name):
+        raise SameSameError(
+            f"Catalog name {name!r} is not usable: use 1–64 letters, digits, '-' or '_', "
+            "starting with a letter or digit."
+        )
+    path = data_dir() / CATALOGS_FOLDER / f"{name}.db"
+    if path.exists():
+        raise SameSameError(
+            f"A catalog called {name!r} exists already. Pick another name, or switch to it in "
+            "the sidebar and import into the current database."
+        )
+    return path
+
+
+@contextmanager
+def open_store() -> Iterator[Store]:
+    """The current database for this rerun only: sqlite connections must not cross threads,
+    so nothing keeps it (opening is a few milliseconds)."""
+    store = Store(current_db())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def load_settings(store: Store) -> MatchSettings:
+    """This database's settings; stored values that no longer validate fall back to defaults."""
+    try:
+        return store.load_settings()
+    except SameSameError as exc:
+        st.warning(f"Stored settings are invalid ({exc}); using the defaults until you save.")
+        return MatchSettings()
+
+
+# -- demo -----------------------------------------------------------------------------------
+def ensure_demo_ready() -> None:
+    """Generate (first start only) and import the built-in demo catalog, with progress."""
+    from core.demo import DEMO_FOLDER, DEMO_VERSION, VERSION_FILE, build_demo_catalog
+
+    demo_dir = data_dir() / DEMO_FOLDER
+    try:
+        version = (demo_dir / VERSION_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        version = None
+    with st.status("Preparing the demo catalog…", expanded=True) as status:
+        if version != str(DEMO_VERSION):
+            # core.workspace.open_demo would do this too, but without a progress callback.
+            build_demo_catalog(demo_dir, progress=ProgressBar("Drawing demo product photos"))
+        store = open_demo(progress=ProgressBar("Importing the demo catalog"))
+        store.close()
+        status.update(label="Demo catalog ready", state="complete", expanded=False)
+
+
+# -- errors and progress ---------------------------------------------------------------------
+def _entered_through_app() -> bool:
+    """False when Streamlit ran this page file on its own, skipping ``app.py``.
+
+    With a ``pages/`` folder beside the entry point, Streamlit starts in its legacy multipage
+    mode and stays there until ``st.navigation`` is called: a server's very first request for a
+    deep link (``/browse``) runs ``pages/browse.py`` alone, and the sidebar lists every file in
+    ``pages/``. Leaving legacy mode and rerunning sends the request through ``app.py``.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        return False
+    return True
+
+
+def run_page(body: Callable[[], None]) -> None:
+    """Run a page body; a problem the user can fix is shown as an error box, not a traceback."""
+    if not _entered_through_app():
+        st.rerun()
+    try:
+        body()
+    except SameSameError as exc:
+        st.error(str(exc))
+    except OSError as exc:
+        # Paths typed by the user: permissions, a full disk, a folder that vanished.
+        st.error(f"File problem: {exc}")
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def eta_seconds(elapsed: float, done: int, total: int) -> float | None:
+    """Time left at the pace so far: (elapsed / done) × (total − done); None before any work."""
+    if done <= 0:
+        return None
+    return elapsed / done * max(0, total - done)
+
+
+class ProgressBar:
+    """A ``progress(done, total)`` callback for core, drawing a bar with elapsed time and ETA.
+
+    Args:
+        label: what is being done.
+        already: items done before this run started (resumed embedding), left out of the pace.
+    """
+
+    def __init__(self, label: str, already: int = 0) -> None:
+        self.label = label
+        self.already = already
+        self.started = time.perf_counter()
+        self.bar = st.progress(0.0, text=f"{label}: starting…")
+
+    def __call__(self, done: int, total: int) -> None:
+        elapsed = time.perf_counter() - self.started
+        fraction = done / total if total else 1.0
+        text = f"{self.label}: {done:,} of {total:,} · {format_seconds(elapsed)} elapsed"
+        eta = eta_seconds(elapsed, done - self.already, total - self.already)
+        if eta is not None and done < total:
+            text += f" · about {format_seconds(eta)} left"
+        self.bar.progress(min(1.0, max(0.0, fraction)), text=text)
+
+
+# -- small renderers --------------------------------------------------------------------------
+THUMB_ROW_HEIGHT = 56
+
+
+def table_height(rows: int, max_rows: int = 12, row_height: int = THUMB_ROW_HEIGHT) -> int:
+    """Pixel height showing every row up to ``max_rows`` (plus the header), no inner scroll."""
+    return min(rows, max_rows) * row_height + 40
+
+
+def score_columns(frame: pd.DataFrame) -> dict[str, st.column_config.Column]:
+    """Readable headers and number formats for the per-pair score columns."""
+    config = {
+        "image_cosine": st.column_config.NumberColumn("image cos", format="%.3f"),
+        "hash_distance": st.column_config.NumberColumn("hash bits", format="%d"),
+        "tfidf_cosine": st.column_config.NumberColumn("TF-IDF cos", format="%.3f"),
+        "text_ratio": st.column_config.NumberColumn("title ratio", format="%.3f"),
+        "siamese_distance": st.column_config.NumberColumn("Siamese dist", format="%.3f"),
+        "probability": st.column_config.NumberColumn("match prob.", format="%.3f"),
+        "similarity": st.column_config.ProgressColumn(
+            "similarity", min_value=0.0, max_value=1.0, format="%.2f", width="small"
+        ),
+        "thumbnail": st.column_config.ImageColumn("image", width="small"),
+        "title": st.column_config.TextColumn("title", width="large"),
+    }
+    return {k: v for k, v in config.items() if k in frame.columns}
+
+
+def pipelines():
+    """The registered pipelines, in the registry's order."""
+    from core.pipelines import PIPELINES
+
+    return list(PIPELINES.values())
+
+
+def show_run_notices(store: Store, pipeline: str) -> None:
+    """What the pipeline's stored run reported (fallbacks, postings at the cap)."""
+    run = store.match_run(pipeline)
+    for notice in (run or {}).get("notices", []):
+        st.caption(f":material/info: {notice}")
+
+
+def stale_note(store: Store, pipeline: str) -> str | None:
+    run = store.match_run(pipeline)
+    if run is not None and run["stale"]:
+        return (
+            f"The catalog changed since the {pipeline} matches were computed; run it again "
+            "to include new or changed postings."
+        )
+    return None
+
+
+# -- messages that survive the rerun after an action -----------------------------------------
+_FLASH_KEY = "flash_messages"
+
+
+def flash(kind: str, text: str) -> None:
+    """Queue a message for the next run: actions rerun the page so every count is fresh."""
+    st.session_state.setdefault(_FLASH_KEY, []).append((kind, text))
+
+
+def show_flashes() -> None:
+    for kind, text in st.session_state.pop(_FLASH_KEY, []):
+        {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}[kind](
+            text
+        )
+
+
+def weights_note(backbone: str, alpha: float, image_size: int, settings: MatchSettings) -> str:
+    """Whether the ImageNet weights file for a backbone is on this machine (no TensorFlow)."""
+    from core.embedders.backbones import find_local_weights, weights_file_name
+
+    found = find_local_weights(backbone, alpha, image_size, settings.resolved_weights_dir())
+    if found is not None:
+        return f"Weights: `{found}`"
+    return (
+        f"Weights file `{weights_file_name(backbone, alpha, image_size)}` is not in "
+        f"`{settings.resolved_weights_dir()}` nor the Keras cache; Keras will try to download "
+        "it. Offline, choose MobileNet alpha 0.25 and its weights folder in Settings."
+    )
+
+
+def settings_token(settings: MatchSettings) -> str:
+    """A short tag for widget keys: widgets showing settings start over when the database or
+    its stored settings change, instead of keeping values typed for another catalog."""
+    import hashlib
+
+    text = json.dumps([str(current_db()), settings.to_dict()], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]

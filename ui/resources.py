@@ -1,0 +1,324 @@
+"""Cached loaders: models as shared resources, DataFrames and thumbnails as cached data.
+
+Cache keys are plain hashable values (paths as strings, revisions, versions): never a `Store`,
+whose sqlite connection must not be shared across Streamlit's threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import streamlit as st
+
+from core import models
+from core.evaluation import evaluate_result
+from core.evaluation import worst_postings as _worst
+from core.matches import MatchResult
+from core.matching import run_pipeline
+from core.matching import stored_result as _stored
+from core.settings import MatchSettings
+from core.store import Store
+from core.text import display_title
+from core.workspace import catalog_stamp
+
+if TYPE_CHECKING:
+    from core.embedders.base import ImageEmbedder
+
+logger = logging.getLogger(__name__)
+
+THUMBNAIL_PIXELS = 96
+
+
+# -- device ---------------------------------------------------------------------------------
+class DeviceProbe:
+    """Finds TensorFlow's device in a background thread: importing TensorFlow takes seconds,
+    which must not hold up the first paint of the app."""
+
+    def __init__(self) -> None:
+        self.result: str | None = None
+        self.error: str | None = None
+        # Not a daemon: a process exiting in the middle of TensorFlow's import can crash.
+        self._thread = threading.Thread(target=self._run, name="samesame-device-probe")
+        self._thread.start()
+
+    def _run(self) -> None:
+        from core.device import tensorflow_device
+
+        try:
+            self.result = tensorflow_device()
+        except Exception as exc:  # a broken TensorFlow install must not break the app
+            logger.warning("TensorFlow device detection failed: %s", exc)
+            self.error = f"TensorFlow unavailable ({type(exc).__name__})"
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> DeviceProbe:
+        self._thread.join(timeout)
+        return self
+
+
+@st.cache_resource(show_spinner=False)
+def device_probe() -> DeviceProbe:
+    return DeviceProbe()
+
+
+def tensorflow_ready() -> None:
+    """Wait for the background probe's TensorFlow import before using TensorFlow here.
+
+    Two threads importing TensorFlow at once can see each other's half-initialised modules
+    (``module 'tensorflow...dataset_ops' has no attribute 'DatasetV2'``); after the probe's
+    import has finished, importing it again is a dictionary lookup.
+    """
+    with st.spinner("Loading TensorFlow…"):
+        device_probe().wait()
+
+
+# -- models (TensorFlow is imported only when one of these is called) ------------------------
+@st.cache_resource(show_spinner="Loading the image model (TensorFlow)…", max_entries=4)
+def image_embedder(
+    backbone: str, alpha: float, image_size: int, weights_dir: str, batch_size: int
+) -> ImageEmbedder:
+    """The baseline's pretrained embedder, once per process for each configuration.
+
+    Raises:
+        WeightsUnavailableError: the weights file is neither local nor downloadable.
+    """
+    tensorflow_ready()
+    settings = MatchSettings(
+        image_backbone=backbone,
+        image_alpha=alpha,
+        image_size=image_size,
+        weights_dir=weights_dir,
+        batch_size=batch_size,
+    )
+    return models.load_image_embedder(settings)
+
+
+def image_embedder_for(settings: MatchSettings) -> ImageEmbedder:
+    return image_embedder(
+        settings.image_backbone,
+        settings.image_alpha,
+        settings.image_size,
+        settings.weights_dir,
+        settings.batch_size,
+    )
+
+
+@st.cache_resource(show_spinner="Loading the Siamese model (TensorFlow)…", max_entries=2)
+def siamese_embedder(model_dir: str, version: str, batch_size: int) -> ImageEmbedder:
+    """A trained Siamese model; ``version`` (the file digest) makes a retrained model reload."""
+    from core.embedders.siamese import SiameseEmbedder
+
+    del version  # part of the cache key only
+    tensorflow_ready()
+    return SiameseEmbedder.load(Path(model_dir), batch_size)
+
+
+@st.cache_resource(show_spinner="Loading the best matcher…", max_entries=2)
+def best_matcher(model_dir: str, stamp: str):
+    """A trained best matcher; ``stamp`` (its file's mtime) makes a retrained model reload."""
+    from core.pipelines.best.model import BestMatcher
+
+    del stamp  # part of the cache key only
+    return BestMatcher.load(Path(model_dir))
+
+
+def best_matcher_of(store: Store):
+    """This database's best matcher, or None when it has none yet."""
+    from core.pipelines.best.model import CONFIG_FILE
+
+    folder = models.best_dir(store)
+    config = folder / CONFIG_FILE
+    if not config.is_file():
+        return None
+    return best_matcher(str(folder), str(config.stat().st_mtime_ns))
+
+
+# -- data -----------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=8)
+def postings(db_path: str, revision: int) -> pd.DataFrame:
+    """All postings of a database, titles decoded for reading; ``revision`` (catalog_revision)
+    invalidates on import."""
+    del revision
+    with Store(db_path) as store:
+        frame = store.postings()
+    frame["title"] = frame["title"].map(display_title)
+    return frame
+
+
+def postings_of(store: Store) -> pd.DataFrame:
+    return postings(str(store.path), store.catalog_revision)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _stored_result(
+    db_path: str, pipeline: str, computed_at: float, revision: int
+) -> MatchResult | None:
+    del computed_at, revision
+    with Store(db_path) as store:
+        return _stored(store, pipeline)
+
+
+def stored_result(store: Store, pipeline: str) -> MatchResult | None:
+    """The pipeline's last stored matches (cached until it runs again or the catalog changes)."""
+    run = store.match_run(pipeline)
+    if run is None:
+        return None
+    return _stored_result(str(store.path), pipeline, run["computed_at"], store.catalog_revision)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _clusters(db_path: str, pipeline: str, computed_at: float, revision: int):
+    del computed_at, revision
+    with Store(db_path) as store:
+        result = _stored(store, pipeline)
+        return None if result is None else result.clusters()
+
+
+def clusters(store: Store, pipeline: str):
+    """Clusters of the pipeline's stored matches (cached until it runs again)."""
+    run = store.match_run(pipeline)
+    if run is None:
+        return None
+    return _clusters(str(store.path), pipeline, run["computed_at"], store.catalog_revision)
+
+
+@st.cache_data(show_spinner=False, max_entries=20_000)
+def _thumbnail(image_path: str, mtime: float, pixels: int) -> str | None:
+    from PIL import Image
+
+    from core.errors import ImageError
+    from core.images import open_image
+
+    del mtime
+    try:
+        picture = open_image(Path(image_path), draft_size=pixels)
+    except ImageError:
+        return None
+    picture.thumbnail((pixels, pixels), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def thumbnail(image_path: str | None, pixels: int = THUMBNAIL_PIXELS) -> str | None:
+    """A small JPEG data URI of a catalog image (for st.dataframe's ImageColumn), or None."""
+    if not image_path or not isinstance(image_path, str):
+        return None
+    try:
+        mtime = Path(image_path).stat().st_mtime
+    except OSError:
+        return None
+    return _thumbnail(image_path, mtime, pixels)
+
+
+def with_thumbnails(frame: pd.DataFrame, path_column: str = "image_path") -> pd.DataFrame:
+    """``frame`` with a ``thumbnail`` column first; call on the visible rows only."""
+    out = frame.copy()
+    out.insert(0, "thumbnail", [thumbnail(p) for p in out[path_column]])
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _stored_metrics(
+    db_path: str, pipeline: str, computed_at: float, revision: int
+) -> dict[str, float] | None:
+    del computed_at, revision
+    with Store(db_path) as store:
+        result = _stored(store, pipeline)
+        if result is None:
+            return None
+        plain = evaluate_result(store, result)
+        clustered = evaluate_result(store, result, clusters=True)
+        return {**plain, **{f"cluster_{k}": v for k, v in clustered.items()}}
+
+
+def stored_metrics(store: Store, pipeline: str) -> dict[str, float] | None:
+    """F1/precision/recall of the pipeline's stored matches (needs labels), cached per run."""
+    run = store.match_run(pipeline)
+    if run is None:
+        return None
+    return _stored_metrics(str(store.path), pipeline, run["computed_at"], store.catalog_revision)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _worst_postings(
+    db_path: str, pipeline: str, computed_at: float, revision: int, n: int
+) -> pd.DataFrame:
+    del computed_at, revision
+    with Store(db_path) as store:
+        return _worst(store, _stored(store, pipeline), n=n)
+
+
+def worst_postings(store: Store, pipeline: str, n: int = 20) -> pd.DataFrame:
+    """The ``n`` postings with the lowest F1 under the pipeline's stored matches (cached)."""
+    run = store.match_run(pipeline)
+    if run is None:
+        return pd.DataFrame()
+    return _worst_postings(str(store.path), pipeline, run["computed_at"], store.catalog_revision, n)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def f1_curve(
+    db_path: str,
+    revision: int,
+    settings_json: str,
+    pipeline: str,
+    threshold: str,
+    values: tuple[float, ...],
+) -> pd.DataFrame:
+    """F1, precision and recall of ``pipeline`` for each value of one threshold, with the
+    catalog's stored vectors (untranslated: a sweep must not call a web service 9 times);
+    nothing is saved."""
+    import json
+
+    del revision
+    base = MatchSettings.from_dict(json.loads(settings_json)).replace(translate_titles=False)
+    rows = []
+    with Store(db_path) as store:
+        for value in values:
+            result = run_pipeline(store, pipeline, base.replace(**{threshold: value}), save=False)
+            rows.append({threshold: value, **evaluate_result(store, result)})
+    return pd.DataFrame(rows)
+
+
+# -- query index (large catalogs) -----------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _query_indexes() -> dict[str, object]:
+    """One `QueryIndex` per database path, shared by sessions: plain arrays, no connection."""
+    return {}
+
+
+def query_index_for(store: Store, image_model: tuple[str, str | None] | None):
+    """The catalog's query index when it is large enough to need one (else None), kept in
+    memory across reruns and sessions; loaded or rebuilt only when the catalog changed."""
+    from core.query_index import INDEXED_QUERY_FROM, open_query_index
+
+    if store.path is None or store.count_postings() < INDEXED_QUERY_FROM:
+        return None
+    indexes = _query_indexes()
+    key = str(store.path)
+    index = indexes.get(key)
+    stale = index is None or index.stamp != catalog_stamp(store)
+    if stale or (image_model is not None and image_model[0] not in index.images):
+        with st.spinner("Indexing the catalog for uploads (once per catalog change)…"):
+            index = open_query_index(store, [image_model] if image_model else [])
+        indexes[key] = index
+    return index
+
+
+def grow_query_index(store: Store, posting_id: str) -> None:
+    """An upload added to the catalog joins the in-memory index too (no rebuild)."""
+    from core.query_index import add_to_index
+
+    index = _query_indexes().get(str(store.path))
+    if index is not None:
+        add_to_index(store, index, posting_id)
