@@ -9,6 +9,13 @@ perceptual hash a few bits away from the product's.
 
     python benchmarks/make_scale_catalog.py --postings 100000 --out /tmp/scale/100k.csv
     python benchmarks/make_scale_catalog.py --postings 1000000 --out /tmp/scale/1m.csv --vectors 64
+    python benchmarks/make_scale_catalog.py --postings 200000 --shape dense --out /tmp/scale/d.csv
+
+``--shape dense`` is how a real marketplace looks around popular items: about a third of the
+products belong to a family of 10–50 products that share one base title and differ only by a
+size, colour or variant word (each posted by 2–12 sellers), so hundreds of postings have
+near-identical titles; hashes are identical for about half the postings of a product and a few
+bits apart for the rest.
 
 With ``--vectors D``, also writes ``<out>.vectors.npy``: one synthetic unit image vector per
 posting (product direction plus noise), in catalog order, for image-side benchmarks.
@@ -33,6 +40,12 @@ PROMO = ["promo", "murah", "ready stock", "original", "ori", "bpom", "cod", "ter
 UNITS = ["100ml", "250 ml", "500ml", "1kg", "500 gr", "2 pcs", "3pcs", "1 lusin", "isi 10"]
 EMOJI = ["\u2764", "\U0001f525", "\u2b50", "\U0001f381", "\u2728"]
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
+#: What tells the products of a dense family apart (one word each, as sellers list variants).
+VARIANT_WORDS = [
+    *("S", "M", "L", "XL", "XXL", "100ml", "250ml", "500ml", "1L", "1kg", "500gr", "isi 6"),
+    *("merah", "hitam", "putih", "biru", "hijau", "pink", "abu", "coklat", "kuning", "navy"),
+    *("original", "pedas", "manis", "asin", "keju", "coklat", "vanila", "mint", "v2", "pro"),
+]
 
 
 def perturb(title: str, rng: np.random.Generator) -> str:
@@ -92,7 +105,13 @@ def flip_bits(phash: int, bits: int, rng: np.random.Generator) -> int:
 
 
 def generate(
-    source: Path, postings: int, out: Path, seed: int, vector_dim: int = 0, mix: int = 3
+    source: Path,
+    postings: int,
+    out: Path,
+    seed: int,
+    vector_dim: int = 0,
+    mix: int = 3,
+    shape: str = "dev",
 ) -> tuple[int, int]:
     """Write the catalog; returns (postings, products)."""
     import pandas as pd
@@ -115,29 +134,46 @@ def generate(
         writer.writerow(["posting_id", "image", "image_phash", "title", "label_group"])
         while written < postings:
             base = int(rng.integers(len(titles)))
-            variant = f"{LETTERS[rng.integers(26)].upper()}{rng.integers(10, 999)}"
-            title = f"{splice(titles, base, mix, rng)} {variant}"
-            # Each product's own photo: its source's hash moved by 10 bits, so products made
-            # from one real posting do not share a picture.
-            phash = flip_bits(hashes[base], 10, rng)
-            direction = rng.standard_normal(vector_dim).astype(np.float32) if vector_dim else None
-            size = min(int(rng.choice([2, 2, 2, 3, 3, 4, 5, 6])), postings - written)
-            for _ in range(max(1, size)):
-                bits = int(rng.choice([0, 0, 1, 2, 3, 4, 6]))
-                writer.writerow(
-                    [
-                        f"s{written:08d}",
-                        "",
-                        f"{flip_bits(phash, bits, rng):016x}",
-                        perturb(title, rng),
-                        f"g{product:07d}",
-                    ]
+            name = splice(titles, base, mix, rng)
+            if shape == "dense":
+                family = int(rng.integers(10, 51)) if rng.random() < 1 / 3 else 1
+                sizes = rng.integers(2, 13, size=family)
+                words = rng.choice(VARIANT_WORDS, size=family, replace=family > len(VARIANT_WORDS))
+                products = [
+                    (f"{name} {w}" if family > 1 else name, int(k))
+                    for w, k in zip(words, sizes, strict=True)
+                ]
+            else:
+                variant = f"{LETTERS[rng.integers(26)].upper()}{rng.integers(10, 999)}"
+                size = int(rng.choice([2, 2, 2, 3, 3, 4, 5, 6]))
+                products = [(f"{name} {variant}", size)]
+            for title, size in products:
+                if written >= postings:
+                    break
+                # Each product's own photo: its source's hash moved by 10 bits, so products
+                # made from one real posting do not share a picture.
+                phash = flip_bits(hashes[base], 10, rng)
+                direction = (
+                    rng.standard_normal(vector_dim).astype(np.float32) if vector_dim else None
                 )
-                if vectors is not None:
-                    noisy = direction + 0.6 * rng.standard_normal(vector_dim).astype(np.float32)
-                    vectors[written] = noisy / np.linalg.norm(noisy)
-                written += 1
-            product += 1
+                for _ in range(max(1, min(size, postings - written))):
+                    choices = [0, 0, 0, 1, 2, 4, 6] if shape == "dense" else [0, 0, 1, 2, 3, 4, 6]
+                    bits = int(rng.choice(choices))
+                    writer.writerow(
+                        [
+                            f"s{written:08d}",
+                            "",
+                            f"{flip_bits(phash, bits, rng):016x}",
+                            perturb(title, rng),
+                            f"g{product:07d}",
+                        ]
+                    )
+                    if vectors is not None:
+                        noise = 0.6 * rng.standard_normal(vector_dim).astype(np.float32)
+                        noisy = direction + noise
+                        vectors[written] = noisy / np.linalg.norm(noisy)
+                    written += 1
+                product += 1
     if vectors is not None:
         vectors.flush()
     return written, product
@@ -151,12 +187,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vectors", type=int, default=0, metavar="D", help="image vector size")
     parser.add_argument("--mix", type=int, default=3, help="real titles spliced per product")
+    parser.add_argument(
+        "--shape", choices=["dev", "dense"], default="dev", help="dense: product families"
+    )
     args = parser.parse_args()
     if not args.source.is_file():
         sys.exit(f"real titles not found: {args.source}")
     started = time.perf_counter()
     written, products = generate(
-        args.source, args.postings, args.out, args.seed, args.vectors, args.mix
+        args.source, args.postings, args.out, args.seed, args.vectors, args.mix, args.shape
     )
     print(
         f"wrote {written:,} postings of {products:,} products to {args.out} in "

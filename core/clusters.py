@@ -85,7 +85,8 @@ def _agglomerate(
     def push(a: int, b: int) -> None:
         link = weights[a][b] / (len(members[a]) * len(members[b]))
         if link >= min_link and len(members[a]) + len(members[b]) <= max_size:
-            heapq.heappush(heap, (-link, min(a, b), max(a, b), version[a], version[b]))
+            low, high = min(a, b), max(a, b)
+            heapq.heappush(heap, (-link, low, high, version[low], version[high]))
 
     for a in members:
         for b in weights[a]:
@@ -148,13 +149,10 @@ def cluster_matches(
     component_size = np.bincount(component, minlength=count)
     labels = np.full(n, -1, np.int64)
     weakest_of = np.full(n, np.nan)
-    edges_by_component: dict[int, dict[int, dict[int, float]]] = {}
-    for a, b, w in zip(left.tolist(), right.tolist(), weight.tolist(), strict=True):
-        c = int(component[a])
-        edges = edges_by_component.setdefault(c, {})
-        for x, y in ((a, b), (b, a)):
-            links = edges.setdefault(x, {})
-            links[y] = links.get(y, 0.0) + w
+    # One component at a time: what is held is the largest component's links, not the run's.
+    edge_order = np.argsort(component[left], kind="stable")
+    left, right, weight = left[edge_order], right[edge_order], weight[edge_order]
+    edge_bounds = np.searchsorted(component[left], np.arange(count + 1))
     order = np.argsort(component, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(component_size)])
     next_label = 0
@@ -164,7 +162,22 @@ def cluster_matches(
             labels[nodes[0]] = next_label
             next_label += 1
             continue
-        members, weakest = _agglomerate(nodes, edges_by_component.get(c, {}), max_size, min_link)
+        a, b = edge_bounds[c], edge_bounds[c + 1]
+        size = len(nodes)
+        if b - a == size * (size - 1) // 2 and size <= max_size and weight[a:b].min() >= min_link:
+            # Every posting matches every other: average linkage would merge them all.
+            labels[nodes] = next_label
+            weakest_of[nodes] = float(weight[a:b].min())
+            next_label += 1
+            continue
+        edges: dict[int, dict[int, float]] = {}
+        for x, y, w in zip(
+            left[a:b].tolist(), right[a:b].tolist(), weight[a:b].tolist(), strict=True
+        ):
+            for p, q in ((x, y), (y, x)):
+                links = edges.setdefault(p, {})
+                links[q] = links.get(q, 0.0) + w
+        members, weakest = _agglomerate(nodes, edges, max_size, min_link)
         for root, group in sorted(members.items(), key=lambda item: min(item[1])):
             labels[group] = next_label
             weakest_of[group] = weakest.get(root, np.nan)

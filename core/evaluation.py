@@ -6,7 +6,7 @@ import pandas as pd
 
 from core.errors import SameSameError
 from core.matches import MatchResult
-from core.metrics import evaluate, per_posting_scores, true_match_sets
+from core.metrics import group_scores, pair_scores, summary
 from core.store import Store
 
 
@@ -25,8 +25,12 @@ def _labels_or_raise(store: Store) -> dict[str, str]:
     return labels
 
 
-def _restricted(sets: dict[str, set[str]], labels: dict[str, str]) -> dict[str, set[str]]:
-    return {pid: s & labels.keys() for pid, s in sets.items() if pid in labels}
+def posting_scores(store: Store, result: MatchResult, clusters: bool = False) -> pd.DataFrame:
+    """F1, precision and recall of every labelled posting (see `core.metrics.pair_scores`)."""
+    labels = _labels_or_raise(store)
+    if clusters:
+        return group_scores(result.posting_ids, result.clusters().labels, labels)
+    return pair_scores(result.posting_ids, result.pairs, labels)
 
 
 def evaluate_result(store: Store, result: MatchResult, clusters: bool = False) -> dict[str, float]:
@@ -36,12 +40,9 @@ def evaluate_result(store: Store, result: MatchResult, clusters: bool = False) -
     Raises:
         SameSameError: the catalog has no labels.
     """
-    labels = _labels_or_raise(store)
-    sets = result.clusters().match_sets() if clusters else result.match_sets()
-    return evaluate(_restricted(sets, labels), true_match_sets(labels))
+    return summary(posting_scores(store, result, clusters))
 
 
 def worst_postings(store: Store, result: MatchResult, n: int = 20) -> pd.DataFrame:
-    labels = _labels_or_raise(store)
-    scores = per_posting_scores(_restricted(result.match_sets(), labels), true_match_sets(labels))
+    scores = posting_scores(store, result)
     return scores.sort_values(["f1", "posting_id"]).head(n).reset_index(drop=True)

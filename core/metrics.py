@@ -3,8 +3,9 @@ group (both include the posting itself), averaged over postings; precision and r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from core.errors import SameSameError
@@ -50,6 +51,102 @@ def per_posting_scores(
 def evaluate(predicted: Mapping[str, set[str]], truth: Mapping[str, set[str]]) -> dict[str, float]:
     """Mean per-posting F1 (the primary metric), precision and recall."""
     scores = per_posting_scores(predicted, truth)
+    return {
+        "f1": float(scores["f1"].mean()),
+        "precision": float(scores["precision"].mean()),
+        "recall": float(scores["recall"].mean()),
+        "postings": len(scores),
+    }
+
+
+def _scores_frame(
+    ids: np.ndarray, predicted: np.ndarray, hits: np.ndarray, true: np.ndarray
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "posting_id": ids,
+            "f1": 2 * hits / (predicted + true),
+            "precision": hits / predicted,
+            "recall": hits / true,
+            "predicted": predicted,
+            "true": true,
+        }
+    )
+
+
+def pair_scores(
+    posting_ids: Sequence[str],
+    pairs: pd.DataFrame,
+    labels: Mapping[str, object],
+) -> pd.DataFrame:
+    """`per_posting_scores` of a pipeline's pairs, computed from arrays (no set per posting:
+    a million postings with 50 matches each fit in memory).
+
+    Args:
+        pairs: left, right (posting ids) and optionally listed (who lists whom).
+        labels: posting_id -> label_group of the labelled postings; only they are scored, and
+            matches to unlabelled postings are not counted (nothing says whether they are right).
+    """
+    ids = pd.Index(list(posting_ids))
+    label = pd.Series(labels).reindex(ids)
+    labelled = label.notna().to_numpy()
+    codes = pd.factorize(label)[0]  # -1 where unlabelled
+    n = len(ids)
+    left = ids.get_indexer(pairs["left"]) if len(pairs) else np.zeros(0, np.int64)
+    right = ids.get_indexer(pairs["right"]) if len(pairs) else np.zeros(0, np.int64)
+    listed = (
+        pairs["listed"].to_numpy(np.int64)
+        if "listed" in pairs and len(pairs)
+        else np.full(len(left), 3, np.int64)
+    )
+    both = (left >= 0) & (right >= 0)
+    left, right, listed = left[both], right[both], listed[both]
+    counted = labelled[left] & labelled[right]
+    same = counted & (codes[left] == codes[right])
+    by_left = (listed & 1) > 0
+    by_right = (listed & 2) > 0
+    predicted = (
+        1
+        + np.bincount(left[counted & by_left], minlength=n)
+        + np.bincount(right[counted & by_right], minlength=n)
+    )
+    hits = (
+        1
+        + np.bincount(left[same & by_left], minlength=n)
+        + np.bincount(right[same & by_right], minlength=n)
+    )
+    sizes = np.bincount(codes[labelled], minlength=max(1, codes.max() + 1))
+    true = np.where(labelled, sizes[np.maximum(codes, 0)], 0)
+    keep = labelled
+    return _scores_frame(ids.to_numpy()[keep], predicted[keep], hits[keep], true[keep]).reset_index(
+        drop=True
+    )
+
+
+def group_scores(
+    posting_ids: Sequence[str], groups: np.ndarray, labels: Mapping[str, object]
+) -> pd.DataFrame:
+    """`per_posting_scores` when each posting's predicted set is its group (cluster)."""
+    ids = pd.Index(list(posting_ids))
+    label = pd.Series(labels).reindex(ids)
+    labelled = label.notna().to_numpy()
+    frame = pd.DataFrame(
+        {"group": np.asarray(groups)[labelled], "label": label.to_numpy()[labelled]}
+    )
+    predicted = frame.groupby("group")["group"].transform("size").to_numpy()
+    hits = frame.groupby(["group", "label"])["group"].transform("size").to_numpy()
+    true = frame.groupby("label")["label"].transform("size").to_numpy()
+    return _scores_frame(ids.to_numpy()[labelled], predicted, hits, true)
+
+
+def summary(scores: pd.DataFrame) -> dict[str, float]:
+    """Mean per-posting F1 (the primary metric), precision and recall of a scores frame.
+
+    Raises:
+        SameSameError: nothing was scored.
+    """
+    if scores.empty:
+        raise SameSameError("There is nothing to score: no labelled posting was predicted.")
     return {
         "f1": float(scores["f1"].mean()),
         "precision": float(scores["precision"].mean()),

@@ -96,3 +96,16 @@ def test_no_pairs_means_a_cluster_per_posting() -> None:
     found = cluster_matches(["a", "b", "c"], pd.DataFrame(columns=["left", "right", "similarity"]))
     assert sorted(found.summary["size"]) == [1, 1, 1]
     assert found.match_sets() == {"a": {"a"}, "b": {"b"}, "c": {"c"}}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["a", "b", "c", "d"])))
+def test_a_triangle_becomes_one_cluster_whatever_the_order_of_its_postings(order) -> None:
+    """After a merge every link of the merged cluster is re-weighed: a triangle whose strongest
+    match joins first still ends as one cluster, whichever posting comes first in the catalog;
+    a fourth posting hanging on by one weak match stays out."""
+    edges = [("a", "b", 1.0), ("a", "c", 0.67), ("b", "c", 0.70), ("c", "d", 0.2)]
+
+    found = cluster_matches(list(order), pairs_of(edges), min_link=0.3)
+
+    assert sorted(found.members(found.cluster_of("a"))) == ["a", "b", "c"]
+    assert found.members(found.cluster_of("d")) == ["d"]

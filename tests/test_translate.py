@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 import core.translate as translate_module
@@ -28,8 +30,18 @@ class FakeTranslator:
 
 @pytest.fixture
 def sleeps(monkeypatch) -> list[float]:
+    """The retry waits core.translate asks for (recorded, not slept). Other threads of the test
+    process (a Spark gateway, HTTP pools) sleep as usual: ``time`` is one module for all."""
     waited: list[float] = []
-    monkeypatch.setattr(translate_module.time, "sleep", waited.append)
+    real_sleep = translate_module.time.sleep
+
+    def sleep(seconds: float) -> None:
+        if sys._getframe(1).f_globals.get("__name__") == translate_module.__name__:
+            waited.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(translate_module.time, "sleep", sleep)
     return waited
 
 

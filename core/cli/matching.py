@@ -215,6 +215,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 "cluster_recall": clustered["recall"],
                 "capped": result.capped,
                 "seconds": round(result.seconds, 2),
+                "stages": {
+                    name: round(value, 2)
+                    for name, value in getattr(result.stats, "seconds", {}).items()
+                },
+                "peak_pairs": getattr(result.stats, "peak_pairs", None),
             }
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -193,14 +193,23 @@ def pipeline_names() -> list[str]:
     return list(PIPELINES)
 
 
-def rules_text(fired: dict[str, np.ndarray]) -> np.ndarray:
-    """'image+text'-style labels from boolean arrays of which rules fired per pair."""
+def rule_categories(names: list[str]) -> list[str]:
+    """Every label a set of rules can produce, indexed by the bit mask of the rules fired."""
+    return [
+        "+".join(name for bit, name in enumerate(names) if mask >> bit & 1)
+        for mask in range(1 << len(names))
+    ]
+
+
+def rules_text(fired: dict[str, np.ndarray]) -> pd.Categorical:
+    """'image+text'-style labels of which rules fired per pair, as a categorical (a code per
+    pair, not a string: a run can keep millions of them)."""
+    names = list(fired)
     n = len(next(iter(fired.values()))) if fired else 0
-    labels = np.full(n, "", dtype=object)
-    for name, mask in fired.items():
-        mask = np.asarray(mask, bool)
-        labels[mask] = np.where(labels[mask] == "", name, labels[mask] + "+" + name)
-    return labels
+    mask = np.zeros(n, dtype=np.int64)
+    for bit, name in enumerate(names):
+        mask |= np.asarray(fired[name], bool).astype(np.int64) << bit
+    return pd.Categorical.from_codes(mask, categories=rule_categories(names))
 
 
 def decision_frame(
@@ -216,7 +225,7 @@ def decision_frame(
         else np.zeros(len(frame), bool)
     )
     out = pd.DataFrame({name: np.asarray(v) for name, v in scores.items()}, index=frame.index)
-    out["rule"] = rules_text(fired) if fired else np.full(len(frame), "", dtype=object)
+    out["rule"] = rules_text(fired) if fired else pd.Categorical([""] * len(frame))
     out["matched"] = matched
     out["similarity"] = np.nan_to_num(np.asarray(similarity, np.float32), nan=0.0)
     return out

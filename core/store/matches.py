@@ -26,6 +26,10 @@ _INSERT_PAIR = (
 _SELECT_PAIRS = "SELECT " + ", ".join(_PAIR_COLUMNS) + " FROM matches WHERE pipeline=?"
 
 
+#: Rows converted to Python values and inserted at a time (memory: one batch, not the run).
+_INSERT_BATCH = 50_000
+
+
 def _column(pairs: pd.DataFrame, name: str, default: Any) -> list:
     if name not in pairs:
         return [default] * len(pairs)
@@ -33,7 +37,23 @@ def _column(pairs: pd.DataFrame, name: str, default: Any) -> list:
     if values.dtype.kind == "f":
         # NaN means "no such evidence": SQL NULL.
         return [None if v != v else v for v in values.astype(float).tolist()]
-    return values.tolist()
+    return values.astype(object).tolist() if values.dtype == "category" else values.tolist()
+
+
+def _rows(pipeline: str, pairs: pd.DataFrame):
+    """The insert parameters, one batch of pairs at a time."""
+    for start in range(0, len(pairs), _INSERT_BATCH):
+        batch = pairs.iloc[start : start + _INSERT_BATCH]
+        columns = [
+            _column(batch, "left", None),
+            _column(batch, "right", None),
+            _column(batch, "rule", ""),
+            _column(batch, "similarity", 0.0),
+            [int(v) for v in _column(batch, "listed", 3)],
+            *(_column(batch, name, None) for name in MATCH_SCORE_COLUMNS),
+        ]
+        for row in zip(*columns, strict=True):
+            yield (pipeline, *row)
 
 
 class MatchesMixin:
@@ -51,17 +71,9 @@ class MatchesMixin:
             pairs: left, right, rule, similarity, listed and score columns (`MatchResult`).
             details: what the run reported (notices, postings at the cap, counts), as JSON.
         """
-        columns = [
-            _column(pairs, "left", None),
-            _column(pairs, "right", None),
-            _column(pairs, "rule", ""),
-            _column(pairs, "similarity", 0.0),
-            [int(v) for v in _column(pairs, "listed", 3)],
-            *(_column(pairs, name, None) for name in MATCH_SCORE_COLUMNS),
-        ]
         with self.transaction() as conn:
             conn.execute("DELETE FROM matches WHERE pipeline=?", (pipeline,))
-            conn.executemany(_INSERT_PAIR, ((pipeline, *row) for row in zip(*columns, strict=True)))
+            conn.executemany(_INSERT_PAIR, _rows(pipeline, pairs))
             conn.execute(
                 "INSERT OR REPLACE INTO match_runs VALUES (?, ?, ?, ?, ?, ?)",
                 (

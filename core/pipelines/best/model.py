@@ -132,7 +132,9 @@ class BestMatcher:
                 ),
                 "hash_distance": table.column("hash_sim", keep),
                 "image_cosine": table.column("image_sim", keep),
-                "rule": np.where(prob[keep] >= t, "model", "nearest").astype(object),
+                "rule": pd.Categorical.from_codes(
+                    (prob[keep] < t).astype(np.int64), categories=["model", "nearest"]
+                ),
                 "matched": np.ones(len(left), bool),
                 "similarity": prob[keep].astype(np.float32),
             }
