@@ -151,46 +151,59 @@ def match_catalog(
 
 def capped_pairs(posting_ids: list[str], kept: _Kept, cap: int, stats: EngineStats) -> pd.DataFrame:
     """Each posting's own best matches plus those that chose it, best first, at most ``cap``;
-    as unordered pairs with which side lists the other."""
-    ids = np.asarray(posting_ids, dtype=object)
+    as unordered pairs with which side lists the other.
+
+    Positions are int32 until the end: this is the largest thing a run holds (n × max_matches
+    pairs).
+    """
     if kept.size == 0:
         return MatchResult.empty_pairs()
-    query = np.concatenate(kept.query)
-    other = np.concatenate(kept.other)
-    payload = pd.concat(kept.frames, ignore_index=True)
-    similarity = payload["similarity"].to_numpy(np.float32)
-    n = len(ids)
-    # Every kept match, seen from both ends; a pair both ends kept appears twice per end.
-    source = np.concatenate([query, other])
-    target = np.concatenate([other, query])
-    row = np.concatenate([np.arange(len(query)), np.arange(len(query))])
-    order = np.lexsort((target, -similarity[row], source))
-    source, target, row = source[order], target[order], row[order]
-    first = np.ones(len(source), bool)
-    first[1:] = (source[1:] != source[:-1]) | (target[1:] != target[:-1])
-    source, target, row = source[first], target[first], row[first]
-    start = np.searchsorted(source, source, side="left")
-    rank = np.arange(len(source)) - start
-    # At the cap: a posting that lists max_matches matches may have had more (its candidate
-    # lists hold top_k each, so it cannot tell), and one with more offered lost some.
-    stats.capped = int(len(np.unique(source[rank >= cap - 1])))
-    listed = rank < cap
-    source, target, row = source[listed], target[listed], row[listed]
-    # Back to unordered pairs: left is the earlier posting; flags say who lists whom.
-    left, right = np.minimum(source, target), np.maximum(source, target)
-    flag = np.where(source == left, LISTED_LEFT, LISTED_RIGHT).astype(np.int8)
-    key = left.astype(np.int64) * n + right
-    order = np.argsort(key, kind="stable")
-    key, flag, row = key[order], flag[order], row[order]
-    first = np.ones(len(key), bool)
-    first[1:] = key[1:] != key[:-1]
-    group = np.cumsum(first) - 1
-    flags = np.zeros(int(first.sum()), np.int8)
-    np.bitwise_or.at(flags, group, flag)
-    pair_key = key[first]
-    frame = payload.iloc[row[first]].reset_index(drop=True)
-    frame = frame.drop(columns=["matched"])
-    frame.insert(0, "right", ids[pair_key % n])
-    frame.insert(0, "left", ids[pair_key // n])
-    frame["listed"] = flags
+    n = len(posting_ids)
+    query = np.concatenate(kept.query).astype(np.int32)
+    other = np.concatenate(kept.other).astype(np.int32)
+    kept.query.clear()
+    kept.other.clear()
+    payload = pd.concat(kept.frames, ignore_index=True).drop(columns=["matched"])
+    kept.frames.clear()
+    # Unordered pairs: a pair both ends kept appears twice, once per end.
+    low, high = np.minimum(query, other), np.maximum(query, other)
+    order = np.argsort(low.astype(np.int64) * n + high, kind="stable")
+    low, high, from_low = low[order], high[order], (query == low)[order]
+    del query, other
+    first = np.ones(len(low), bool)
+    first[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
+    rows = order[first]
+    low, high = low[first], high[first]
+    similarity = payload["similarity"].to_numpy(np.float32)[rows]
+    del order, from_low, first
+    # A posting offered at most cap pairs (its own plus those that chose it) lists them all;
+    # one offered more lists its cap best, by similarity (then the earlier posting).
+    degree = np.bincount(low, minlength=n) + np.bincount(high, minlength=n)
+    full = degree > cap
+    stats.capped = int(np.count_nonzero(degree >= cap))
+    listed_by_low = ~full[low]
+    listed_by_high = ~full[high]
+    pair = np.arange(len(low), dtype=np.int64)
+    ends = [(low, high, listed_by_low), (high, low, listed_by_high)]
+    crowded_end = np.concatenate([end[full[end]] for end, _, _ in ends])
+    crowded_other = np.concatenate([far[full[end]] for end, far, _ in ends])
+    crowded_pair = np.concatenate([pair[full[end]] for end, _, _ in ends])
+    crowded_side = np.concatenate(
+        [np.zeros(int(full[low].sum()), np.int8), np.ones(int(full[high].sum()), np.int8)]
+    )
+    best = np.lexsort((crowded_other, -similarity[crowded_pair], crowded_end))
+    crowded_end = crowded_end[best]
+    rank = np.arange(len(best)) - np.searchsorted(crowded_end, crowded_end, side="left")
+    chosen = best[rank < cap]
+    for side, (_, _, listed) in enumerate(ends):
+        picked = chosen[crowded_side[chosen] == side]
+        listed[crowded_pair[picked]] = True
+    listed = np.where(listed_by_low, LISTED_LEFT, 0) | np.where(listed_by_high, LISTED_RIGHT, 0)
+    keep = listed > 0
+    frame = payload.iloc[rows[keep]].reset_index(drop=True)
+    del payload
+    ids = np.asarray(posting_ids, dtype=object)
+    frame.insert(0, "right", ids[high[keep]])
+    frame.insert(0, "left", ids[low[keep]])
+    frame["listed"] = listed[keep].astype(np.int8)
     return frame
