@@ -24,8 +24,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.metrics import evaluate, true_match_sets  # noqa: E402
-from core.pipelines import MatchInputs, match_baseline, match_ensemble  # noqa: E402
+from core.pipelines import MatchInputs, get_pipeline
 from core.pipelines.best import BestConfig, BestMatcher  # noqa: E402
+from core.settings import MatchSettings  # noqa: E402
 from core.text import normalize_title  # noqa: E402
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "shopee" / "train.csv"
@@ -115,9 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 result = matcher.match(held_inputs)
             else:
-                fn = {"baseline": match_baseline, "ensemble": match_ensemble}[name]
                 t0 = time.perf_counter()
-                result = fn(held_inputs)
+                result = get_pipeline(name).match(held_inputs, MatchSettings())
             match_s = time.perf_counter() - t0
             metrics = score(result, held)
             row = {

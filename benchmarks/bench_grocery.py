@@ -22,7 +22,8 @@ import pandas as pd
 from core.embedders.mobilenet import PretrainedEmbedder
 from core.embedders.siamese import SiameseConfig, train_siamese
 from core.metrics import evaluate, true_match_sets
-from core.pipelines import MatchInputs, match_baseline, match_ensemble
+from core.pipelines import MatchInputs, get_pipeline
+from core.settings import MatchSettings
 from core.text import normalize_title
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -32,7 +33,7 @@ def held_out_f1(frame: pd.DataFrame, vectors: np.ndarray | None, pipeline: str) 
     postings = frame.assign(title_norm=frame["title"].map(normalize_title))
     by_id = dict(zip(frame["posting_id"], vectors, strict=True)) if vectors is not None else None
     inputs = MatchInputs.from_frame(postings, by_id, "bench" if by_id else None)
-    result = (match_baseline if pipeline == "baseline" else match_ensemble)(inputs)
+    result = get_pipeline(pipeline).match(inputs, MatchSettings())
     labels = dict(zip(frame["posting_id"], frame["label_group"], strict=True))
     return evaluate(result.match_sets(), true_match_sets(labels))
 

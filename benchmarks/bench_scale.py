@@ -59,7 +59,7 @@ def query_worker(db: Path, catalog: Path, queries: int) -> None:
     import numpy as np
     import pandas as pd
 
-    from core.query import NewItem, query_with_index
+    from core.query import NewItem, query_item
     from core.query_index import open_query_index
     from core.settings import MatchSettings
     from core.store import Store
@@ -87,7 +87,7 @@ def query_worker(db: Path, catalog: Path, queries: int) -> None:
             query_hash = flip_bits(int(row.image_phash, 16), 2, rng)
             item = NewItem(title=perturb(row.title, rng), phash=f"{query_hash:016x}")
             started = time.perf_counter()
-            result = query_with_index(store, index, item, pipeline, settings)
+            result = query_item(store, item, pipeline, settings, index=index)
             latencies.append(time.perf_counter() - started)
             found += bool((result["matched"] & (result["posting_id"] == row.posting_id)).any())
         figures[pipeline] = {
@@ -99,82 +99,82 @@ def query_worker(db: Path, catalog: Path, queries: int) -> None:
 
 
 def recall_report(catalog: Path, sample_rows: int = 2_000) -> list[list[str]]:
-    """Rows of (what, method, exact, candidates kept, recall, seconds)."""
+    """Rows of (what, methods, exact, found by the engine's candidates, recall), on a seeded
+    sample of postings searched against the whole catalog."""
+    import difflib
+
     import numpy as np
     import pandas as pd
-    from core.neighbours import search
-    from core.similarity import (
-        RATIO_CANDIDATE_COSINE,
-        hash_pairs_within,
-        tfidf_pairs_above,
-        tfidf_pairs_blocked,
-    )
     from rapidfuzz import fuzz, process
 
-    from core.images import phash_to_uint64
-    from core.text import normalize_title, tfidf_vectors
+    from core.candidates import DenseIndex, HashIndex, SparseIndex, fit_tfidf
+    from core.images import hamming, phash_to_uint64
+    from core.pipelines.ensemble import RATIO_CANDIDATE_COSINE
+    from core.settings import MatchSettings
+    from core.text import normalize_title
 
+    settings = MatchSettings()
+    k = settings.top_k
     frame = pd.read_csv(catalog, dtype=str, keep_default_na=False)
     titles = [normalize_title(t) for t in frame["title"]]
     n = len(titles)
-    matrix = tfidf_vectors(titles)
-    rows = []
-
-    def keyed(left, right):
-        return set((left.astype(np.int64) * n + right).tolist())
-
-    started = time.perf_counter()
-    left, right, _ = tfidf_pairs_blocked(matrix, 0.5)
-    blocked_s = time.perf_counter() - started
-    blocked = keyed(left, right)
-    if n <= 200_000:
-        started = time.perf_counter()
-        el, er, _ = tfidf_pairs_above(matrix, 0.5, method="exact")
-        exact_s = time.perf_counter() - started
-        exact = keyed(el, er)
-        rows.append(
-            [
-                "TF-IDF cosine >= 0.5 pairs",
-                f"exact X·Xᵀ {exact_s:.1f} s vs blocked {blocked_s:.1f} s",
-                f"{len(exact):,}",
-                f"{len(blocked):,}",
-                f"{len(exact & blocked) / max(1, len(exact)):.4f}",
-            ]
-        )
-    else:
-        rows.append(
-            [
-                "TF-IDF cosine >= 0.5 pairs",
-                f"blocked {blocked_s:.1f} s",
-                "-",
-                f"{len(blocked):,}",
-                "-",
-            ]
-        )
-
-    # Ensemble text rule: exact pairs of a row sample against every title, vs the candidates.
+    matrix = fit_tfidf(titles).matrix
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(n, size=min(sample_rows, n), replace=False))
-    started = time.perf_counter()
-    scores = process.cdist(
-        [titles[i] for i in sample], titles, scorer=fuzz.ratio, score_cutoff=54.999, workers=-1
-    )
-    import difflib
+    rows = []
 
+    def listed(nb) -> set[int]:
+        found = set()
+        for q, row in zip(nb.rows.tolist(), nb.index.tolist(), strict=True):
+            found.update(q * n + j for j in row if j >= 0)
+        return found
+
+    started = time.perf_counter()
+    used = SparseIndex("text", matrix)
+    found = listed(used.search_rows(sample, k, settings.baseline_text_cosine))
+    used_s = time.perf_counter() - started
+    started = time.perf_counter()
+    exact = listed(
+        SparseIndex("text", matrix, cost_budget=float("inf")).search_rows(
+            sample, k, settings.baseline_text_cosine
+        )
+    )
+    exact_s = time.perf_counter() - started
+    how = "exact" if not used.pruned_words else f"{used.pruned_words:,} frequent words left out"
+    rows.append(
+        [
+            f"TF-IDF top-{k} >= {settings.baseline_text_cosine}, {len(sample):,} postings",
+            f"engine ({how}) {used_s:.1f} s vs exact {exact_s:.1f} s",
+            f"{len(exact):,}",
+            f"{len(exact & found):,}",
+            f"{len(exact & found) / max(1, len(exact)):.4f}",
+        ]
+    )
+
+    # Ensemble text rule: every pair of the sampled rows above the cutoff (rapidfuzz bound,
+    # then difflib), against the word TF-IDF candidates the engine scores past 50k titles.
+    started = time.perf_counter()
+    cutoff = settings.ensemble_text_ratio
+    scores = process.cdist(
+        [titles[i] for i in sample],
+        titles,
+        scorer=fuzz.ratio,
+        score_cutoff=cutoff * 100 - 1e-3,
+        workers=-1,
+    )
     truth = set()
     for r, c in zip(*np.nonzero(scores), strict=True):
         a, b = int(sample[r]), int(c)
         if a != b and titles[a] and titles[b]:
             first, second = (a, b) if a < b else (b, a)
-            if difflib.SequenceMatcher(None, titles[first], titles[second]).ratio() > 0.55:
-                truth.add(first * n + second)
+            if difflib.SequenceMatcher(None, titles[first], titles[second]).ratio() > cutoff:
+                truth.add(a * n + b)
     exact_s = time.perf_counter() - started
-    cl, cr, _ = tfidf_pairs_blocked(matrix, RATIO_CANDIDATE_COSINE)
-    candidates = keyed(cl, cr)
+    candidates = listed(used.search_rows(sample, k, RATIO_CANDIDATE_COSINE))
     rows.append(
         [
-            f"SequenceMatcher > 0.55 pairs of {len(sample):,} sampled rows",
-            f"all pairs {exact_s:.0f} s vs TF-IDF >= {RATIO_CANDIDATE_COSINE} candidates",
+            f"SequenceMatcher > {cutoff} pairs of {len(sample):,} postings",
+            f"all pairs {exact_s:.0f} s vs TF-IDF top-{k} >= {RATIO_CANDIDATE_COSINE}",
             f"{len(truth):,}",
             f"{len(truth & candidates):,}",
             f"{len(truth & candidates) / max(1, len(truth)):.4f}",
@@ -183,56 +183,44 @@ def recall_report(catalog: Path, sample_rows: int = 2_000) -> list[list[str]]:
 
     hashes, present = phash_to_uint64(frame["image_phash"].tolist())
     started = time.perf_counter()
-    ml, mr, _ = hash_pairs_within(hashes, present, 8, backend="multihash")
-    multi_s = time.perf_counter() - started
-    if n <= 200_000:
-        started = time.perf_counter()
-        fl, fr, _ = hash_pairs_within(hashes, present, 8, backend="faiss")
-        flat_s = time.perf_counter() - started
-        flat, multi = keyed(fl, fr), keyed(ml, mr)
-        rows.append(
-            [
-                "pHash <= 8 bits pairs",
-                f"full scan {flat_s:.1f} s vs multi-index hashing {multi_s:.1f} s",
-                f"{len(flat):,}",
-                f"{len(multi):,}",
-                f"{len(flat & multi) / max(1, len(flat)):.4f}",
-            ]
-        )
-    else:
-        rows.append(
-            [
-                "pHash <= 8 bits pairs",
-                f"multi-index hashing {multi_s:.1f} s",
-                "-",
-                f"{len(ml):,}",
-                "-",
-            ]
-        )
+    index = HashIndex("hash", hashes, present, settings.hash_max_distance)
+    found = listed(index.search_rows(sample, k))
+    hash_s = time.perf_counter() - started
+    truth = set()
+    for q in sample.tolist():
+        if present[q]:
+            close = np.flatnonzero(present & (hamming(hashes, hashes[q]) <= 8))
+            truth.update(q * n + int(j) for j in close if j != q)
+    # A posting with more than k close hashes lists k of them: recall counts up to k each.
+    capped = sum(min(k, sum(1 for key in truth if key // n == q)) for q in sample.tolist())
+    rows.append(
+        [
+            f"pHash <= {settings.hash_max_distance} bits, top-{k}, {len(sample):,} postings",
+            f"{type(index._index).__name__} {hash_s:.1f} s vs full Hamming scan",
+            f"{capped:,}",
+            f"{len(truth & found):,}",
+            f"{len(truth & found) / max(1, capped):.4f}",
+        ]
+    )
 
     vectors_path = catalog.with_suffix(catalog.suffix + ".vectors.npy")
     if vectors_path.exists():
-        vectors = np.load(vectors_path, mmap_mode="r")
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        queries = vectors[sample]
-        k = 10
+        vectors = np.ascontiguousarray(np.load(vectors_path, mmap_mode="r"), dtype=np.float32)
+        top = 10
         started = time.perf_counter()
-        _, exact_idx = search(vectors, queries, k, backend="faiss")
+        exact = DenseIndex("image", vectors, backend="faiss").search_rows(sample, top)
         flat_s = time.perf_counter() - started
         started = time.perf_counter()
-        _, approx_idx = search(vectors, queries, k, backend="hnsw")
+        approx = DenseIndex("image", vectors, backend="hnsw").search_rows(sample, top)
         hnsw_s = time.perf_counter() - started
-        hits = sum(
-            len(set(a.tolist()) & set(b.tolist()))
-            for a, b in zip(exact_idx, approx_idx, strict=True)
-        )
+        hits = len(listed(exact) & listed(approx))
         rows.append(
             [
-                f"image vectors ({vectors.shape[1]}-d) top-{k}, {len(sample):,} queries",
+                f"image vectors ({vectors.shape[1]}-d) top-{top}, {len(sample):,} queries",
                 f"exact FAISS {flat_s:.1f} s vs HNSW build+search {hnsw_s:.1f} s",
-                f"{len(sample) * k:,}",
+                f"{len(sample) * top:,}",
                 f"{hits:,}",
-                f"{hits / (len(sample) * k):.4f} (recall@{k})",
+                f"{hits / (len(sample) * top):.4f} (recall@{top})",
             ]
         )
     return rows
@@ -269,6 +257,7 @@ def main() -> None:
         "--db", type=Path, help="keep the database here (and reuse it when it exists: no import)"
     )
     parser.add_argument("--recall", action="store_true", help="measure candidate recall")
+    parser.add_argument("--shape", choices=["dev", "dense"], default="dev", help="see generator")
     args = parser.parse_args()
 
     print("## Scale: import and whole-catalog matching (titles + hashes)\n")
@@ -279,10 +268,13 @@ def main() -> None:
         if catalog is None:
             catalog = Path(tmp) / "catalog.csv"
             started = time.perf_counter()
-            written, products = generate(args.source, args.postings, catalog, seed=0)
+            written, products = generate(
+                args.source, args.postings, catalog, seed=0, shape=args.shape
+            )
             print(
                 f"- catalog: {written:,} generated postings of {products:,} products "
-                f"(make_scale_catalog.py, seed 0) in {time.perf_counter() - started:.0f} s"
+                f"(make_scale_catalog.py --shape {args.shape}, seed 0) in "
+                f"{time.perf_counter() - started:.0f} s"
             )
         else:
             print(f"- catalog: {catalog}")
@@ -296,13 +288,16 @@ def main() -> None:
                 "evaluate", "--db", db, "--pipeline", pipeline, "--hash-only", "--json"
             )
             figures = json.loads(out)[pipeline]
+            stages = ", ".join(f"{k} {v:.0f} s" for k, v in figures.get("stages", {}).items())
             rows.append(
                 [
-                    f"{pipeline} match + score",
+                    f"{pipeline} match + store + score",
                     f"{seconds:.1f}",
                     f"{rss:.2f}",
-                    f"matching {figures['seconds']:.1f} s; F1 {figures['f1']:.4f}, precision "
-                    f"{figures['precision']:.4f}, recall {figures['recall']:.4f}",
+                    f"matching {figures['seconds']:.1f} s ({stages}); F1 {figures['f1']:.4f}, "
+                    f"precision {figures['precision']:.4f}, recall {figures['recall']:.4f}; "
+                    f"as clusters F1 {figures['cluster_f1']:.4f}; {figures['capped']:,} "
+                    "postings at the 50-match cap",
                 ]
             )
             print(f"  {rows[-1]}", flush=True)

@@ -24,12 +24,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.spark_match import SparkOptions, spark_match, spark_session  # noqa: E402
-
 from core.catalog import prepare_postings, read_catalog_csv  # noqa: E402
 from core.matches import read_submission  # noqa: E402
-from core.pipelines import MatchInputs, match_baseline, match_ensemble  # noqa: E402
+from core.pipelines import MatchInputs, get_pipeline  # noqa: E402
 from core.settings import MatchSettings  # noqa: E402
+from core.spark import SparkOptions, spark_match, spark_session  # noqa: E402
 
 SHOPEE = Path(__file__).resolve().parents[2] / "shared" / "data" / "shopee" / "train.csv"
 
@@ -49,7 +48,7 @@ def single_machine(csv_path: Path, pipeline: str, settings: MatchSettings) -> se
     """Pairs of ``python -m core match --catalog`` (same import and pipeline code)."""
     postings, _ = prepare_postings(read_catalog_csv(csv_path), None)
     inputs = MatchInputs.from_frame(pd.DataFrame(postings))
-    result = (match_baseline if pipeline == "baseline" else match_ensemble)(inputs, settings)
+    result = get_pipeline(pipeline).match(inputs, settings)
     return pair_set(result.submission())
 
 

@@ -120,6 +120,7 @@ def cluster_matches(
     pairs: pd.DataFrame,
     max_size: int = 50,
     min_link: float = 0.3,
+    positions: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Clustering:
     """Clusters of a pipeline's matches (see the module docstring).
 
@@ -128,6 +129,7 @@ def cluster_matches(
             pairs without ``listed`` count as mutual.
         max_size: no cluster has more postings.
         min_link: weakest average link two clusters may merge at.
+        positions: the pairs' catalog positions, when known (else looked up by id).
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -135,12 +137,16 @@ def cluster_matches(
     n = len(posting_ids)
     position = pd.Index(posting_ids)
     if len(pairs):
-        mutual = pairs
-        if "listed" in pairs:
-            mutual = pairs[pairs["listed"].to_numpy() == LISTED_BOTH]
-        left = position.get_indexer(mutual["left"])
-        right = position.get_indexer(mutual["right"])
-        weight = mutual["similarity"].to_numpy(np.float64)
+        if positions is None:
+            positions = (position.get_indexer(pairs["left"]), position.get_indexer(pairs["right"]))
+        mutual = (
+            pairs["listed"].to_numpy() == LISTED_BOTH
+            if "listed" in pairs
+            else np.ones(len(pairs), bool)
+        )
+        left = np.asarray(positions[0])[mutual].astype(np.int64)
+        right = np.asarray(positions[1])[mutual].astype(np.int64)
+        weight = pairs["similarity"].to_numpy(np.float64)[mutual]
     else:
         left = right = np.zeros(0, np.int64)
         weight = np.zeros(0)

@@ -48,14 +48,29 @@ class EngineStats:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
 class _Kept:
-    """Directed matches kept so far (query posting → matched posting), with their scores."""
+    """Directed matches kept so far (query posting → matched posting) and their scores, as
+    per-column arrays (int32 positions, float32 scores, the rule as a categorical code)."""
 
-    query: list[np.ndarray] = field(default_factory=list)
-    other: list[np.ndarray] = field(default_factory=list)
-    frames: list[pd.DataFrame] = field(default_factory=list)
-    size: int = 0
+    def __init__(self) -> None:
+        self.columns: dict[str, list[np.ndarray]] = {}
+        self.rules: list[str] | None = None
+        self.size = 0
+
+    def _append(self, query: np.ndarray, other: np.ndarray, scored: pd.DataFrame) -> None:
+        self.columns.setdefault("query", []).append(query.astype(np.int32))
+        self.columns.setdefault("other", []).append(other.astype(np.int32))
+        for name in scored.columns:
+            if name == "matched":
+                continue
+            values = scored[name]
+            if values.dtype == "category":
+                self.rules = list(values.cat.categories)
+                array = values.cat.codes.to_numpy(np.int16)
+            else:
+                array = values.to_numpy(np.float32)
+            self.columns.setdefault(name, []).append(array)
+        self.size += len(query)
 
     def add(self, query: np.ndarray, other: np.ndarray, scored: pd.DataFrame, cap: int) -> None:
         """Keep each query posting's ``cap`` best matches of this chunk."""
@@ -63,22 +78,24 @@ class _Kept:
         order = np.lexsort((other, -similarity, query))
         query, other = query[order], other[order]
         start = np.searchsorted(query, query, side="left")
-        rank = np.arange(len(query)) - start
-        keep = rank < cap
-        self.query.append(query[keep])
-        self.other.append(other[keep])
-        self.frames.append(scored.iloc[order[keep]].reset_index(drop=True))
-        self.size += int(keep.sum())
+        keep = np.arange(len(query)) - start < cap
+        self._append(query[keep], other[keep], scored.iloc[order[keep]])
+
+    def take(self, name: str) -> np.ndarray:
+        """One column of everything kept, concatenated; the chunks are let go."""
+        parts = self.columns.pop(name)
+        return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def kept_from_pairs(decided: pd.DataFrame) -> _Kept:
     """Matches decided for unordered pairs (positions ``left`` < ``right``), for
     `capped_pairs` (which offers each to both postings)."""
     kept = _Kept()
-    kept.query.append(decided["left"].to_numpy(np.int64))
-    kept.other.append(decided["right"].to_numpy(np.int64))
-    kept.frames.append(decided.drop(columns=["left", "right"]).reset_index(drop=True))
-    kept.size = len(decided)
+    kept._append(
+        decided["left"].to_numpy(np.int64),
+        decided["right"].to_numpy(np.int64),
+        decided.drop(columns=["left", "right"]),
+    )
     return kept
 
 
@@ -130,7 +147,7 @@ def match_catalog(
         if progress is not None:
             progress(int(rows[-1]) + 1, n)
     stats.seconds["scoring"] = time.perf_counter() - scoring_started
-    pairs = capped_pairs(inputs.posting_ids, kept, settings.max_matches, stats)
+    pairs, positions = capped_pairs(inputs.posting_ids, kept, settings.max_matches, stats)
     result = MatchResult(
         pipeline.name,
         inputs.posting_ids,
@@ -140,6 +157,7 @@ def match_catalog(
         [],
         capped=stats.capped,
         stats=stats,
+        positions=positions,
     )
     if inputs.vector_count == 0:
         what = "Siamese" if pipeline.image_kind == "siamese" else "image"
@@ -149,61 +167,65 @@ def match_catalog(
     return result
 
 
-def capped_pairs(posting_ids: list[str], kept: _Kept, cap: int, stats: EngineStats) -> pd.DataFrame:
+def capped_pairs(
+    posting_ids: list[str], kept: _Kept, cap: int, stats: EngineStats
+) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
     """Each posting's own best matches plus those that chose it, best first, at most ``cap``;
-    as unordered pairs with which side lists the other.
+    as unordered pairs with which side lists the other, and the pairs' catalog positions.
 
-    Positions are int32 until the end: this is the largest thing a run holds (n × max_matches
-    pairs).
+    This is the largest thing a run holds (n × max_matches pairs): positions stay int32,
+    scores float32, and every array is let go as soon as it is used.
     """
     if kept.size == 0:
-        return MatchResult.empty_pairs()
+        return MatchResult.empty_pairs(), (np.zeros(0, np.int32), np.zeros(0, np.int32))
     n = len(posting_ids)
-    query = np.concatenate(kept.query).astype(np.int32)
-    other = np.concatenate(kept.other).astype(np.int32)
-    kept.query.clear()
-    kept.other.clear()
-    payload = pd.concat(kept.frames, ignore_index=True).drop(columns=["matched"])
-    kept.frames.clear()
+    query, other = kept.take("query"), kept.take("other")
     # Unordered pairs: a pair both ends kept appears twice, once per end.
     low, high = np.minimum(query, other), np.maximum(query, other)
-    order = np.argsort(low.astype(np.int64) * n + high, kind="stable")
-    low, high, from_low = low[order], high[order], (query == low)[order]
+    from_low = query == low
     del query, other
+    order = np.argsort(low.astype(np.int64) * n + high, kind="stable")
+    low, high = low[order], high[order]
     first = np.ones(len(low), bool)
     first[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
     rows = order[first]
+    del order, from_low
     low, high = low[first], high[first]
-    similarity = payload["similarity"].to_numpy(np.float32)[rows]
-    del order, from_low, first
+    del first
+    similarity = kept.columns["similarity"]
+    similarity = np.concatenate(similarity)[rows]
     # A posting offered at most cap pairs (its own plus those that chose it) lists them all;
     # one offered more lists its cap best, by similarity (then the earlier posting).
     degree = np.bincount(low, minlength=n) + np.bincount(high, minlength=n)
     full = degree > cap
     stats.capped = int(np.count_nonzero(degree >= cap))
-    listed_by_low = ~full[low]
-    listed_by_high = ~full[high]
-    pair = np.arange(len(low), dtype=np.int64)
-    ends = [(low, high, listed_by_low), (high, low, listed_by_high)]
-    crowded_end = np.concatenate([end[full[end]] for end, _, _ in ends])
-    crowded_other = np.concatenate([far[full[end]] for end, far, _ in ends])
-    crowded_pair = np.concatenate([pair[full[end]] for end, _, _ in ends])
-    crowded_side = np.concatenate(
-        [np.zeros(int(full[low].sum()), np.int8), np.ones(int(full[high].sum()), np.int8)]
-    )
-    best = np.lexsort((crowded_other, -similarity[crowded_pair], crowded_end))
-    crowded_end = crowded_end[best]
-    rank = np.arange(len(best)) - np.searchsorted(crowded_end, crowded_end, side="left")
-    chosen = best[rank < cap]
-    for side, (_, _, listed) in enumerate(ends):
-        picked = chosen[crowded_side[chosen] == side]
-        listed[crowded_pair[picked]] = True
-    listed = np.where(listed_by_low, LISTED_LEFT, 0) | np.where(listed_by_high, LISTED_RIGHT, 0)
+    listed_by = [~full[low], ~full[high]]
+    # Rank each crowded posting's pairs, whichever end of the pair it is.
+    crowded = [np.flatnonzero(full[low]), np.flatnonzero(full[high])]
+    pair = np.concatenate(crowded)
+    side = np.repeat(np.array([0, 1], np.int8), [len(crowded[0]), len(crowded[1])])
+    end = np.concatenate([low[crowded[0]], high[crowded[1]]])
+    far = np.concatenate([high[crowded[0]], low[crowded[1]]])
+    del crowded
+    best = np.lexsort((far, -similarity[pair], end))
+    pair, side, end = pair[best], side[best], end[best]
+    del far, best
+    chosen = np.arange(len(end)) - np.searchsorted(end, end, side="left") < cap
+    for s in (0, 1):
+        listed_by[s][pair[chosen & (side == s)]] = True
+    del pair, side, end, chosen
+    listed = np.where(listed_by[0], LISTED_LEFT, 0) | np.where(listed_by[1], LISTED_RIGHT, 0)
     keep = listed > 0
-    frame = payload.iloc[rows[keep]].reset_index(drop=True)
-    del payload
     ids = np.asarray(posting_ids, dtype=object)
-    frame.insert(0, "right", ids[high[keep]])
-    frame.insert(0, "left", ids[low[keep]])
+    positions = (low[keep], high[keep])
+    frame = pd.DataFrame({"left": ids[positions[0]], "right": ids[positions[1]]})
+    del low, high
+    picked = rows[keep]
+    for name in list(kept.columns):
+        values = kept.take(name)[picked]
+        if name == "rule":
+            frame[name] = pd.Categorical.from_codes(values.astype(np.int64), kept.rules)
+        else:
+            frame[name] = values
     frame["listed"] = listed[keep].astype(np.int8)
-    return frame
+    return frame, positions

@@ -52,6 +52,20 @@ class MatchResult:
     #: been found and dropped).
     capped: int = 0
     stats: Any = None
+    #: Catalog positions of each pair's two postings, when the engine made the pairs (saves
+    #: looking millions of ids up again); None for stored or hand-made results.
+    positions: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _clusters: Clustering | None = field(default=None, repr=False, compare=False)
+
+    def pair_positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(left, right) catalog positions of every pair."""
+        if self.positions is None or len(self.positions[0]) != len(self.pairs):
+            index = pd.Index(self.posting_ids)
+            self.positions = (
+                index.get_indexer(self.pairs["left"]),
+                index.get_indexer(self.pairs["right"]),
+            )
+        return self.positions
 
     @staticmethod
     def empty_pairs() -> pd.DataFrame:
@@ -69,14 +83,21 @@ class MatchResult:
         return match_sets(self.posting_ids, self.pairs)
 
     def clusters(self) -> Clustering:
-        """Strength- and size-aware clusters of these matches (never raw components)."""
+        """Strength- and size-aware clusters of these matches (never raw components); computed
+        once per result."""
         from core.clusters import cluster_matches
 
+        if self._clusters is None:
+            self._clusters = self._cluster(cluster_matches)
+        return self._clusters
+
+    def _cluster(self, cluster_matches) -> Clustering:
         return cluster_matches(
             self.posting_ids,
             self.pairs,
             self.settings.max_cluster_size,
             self.settings.cluster_min_link,
+            positions=self.pair_positions(),
         )
 
     def submission(self, clusters: bool = False) -> pd.DataFrame:

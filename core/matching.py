@@ -45,31 +45,33 @@ def ensure_ready(
     model_dir: Path | None = None,
     hash_only: bool = False,
     hooks: Hooks | None = None,
+    train: bool = True,
 ) -> None:
     """Make what a pipeline reads exist: its trained model (trained here when the catalog has
-    labels) and its image vectors (unless ``hash_only``).
+    labels and ``train``) and its image vectors (unless ``hash_only``).
 
     Raises:
-        SameSameError: a model is needed and cannot be had (no labels, no model folder).
+        SameSameError: a model is needed and cannot be had (no labels, no model folder, or
+            training not allowed).
     """
     hooks = hooks or Hooks()
     pipe = get_pipeline(pipeline)
     if pipe.needs_model:
-        _ensure_best(store, settings, model_dir, hooks)
+        _ensure_best(store, pipe, settings, model_dir, hooks, train)
     if hash_only or _images(store) == 0 or pipe.image_kind is None:
         return
     if pipe.image_kind == "siamese":
         folder = models.siamese_dir(store, model_dir)
         if models.siamese_version(folder) is None:
+            if not train:
+                return  # no trained model: perceptual hashes stand in, and the run says so
             if not _has_labels(store):
                 raise SameSameError(
                     f"The {pipeline} pipeline needs a trained Siamese model and {folder} has "
                     "none; pass --model DIR (trained with python -m core train), or --hash-only."
                 )
             hooks.note(f"training a Siamese model on this catalog's labels into {folder}")
-            models.train_siamese_model(
-                store, settings, folder, hooks.progress("training siamese (steps)")
-            )
+            pipe.train(store, settings, folder, hooks.progress("training siamese (steps)"))
         models.embed_siamese(store, settings, folder, hooks.progress("embedding (siamese)"))
         return
     wanted = pipe.image_model(store, settings, model_dir)
@@ -78,7 +80,12 @@ def ensure_ready(
 
 
 def _ensure_best(
-    store: Store, settings: MatchSettings, model_dir: Path | None, hooks: Hooks
+    store: Store,
+    pipe,
+    settings: MatchSettings,
+    model_dir: Path | None,
+    hooks: Hooks,
+    train: bool,
 ) -> None:
     """Use ``model_dir`` as given; else the database's own model, (re)trained when the catalog
     changed since it was trained (and it has labels to train on)."""
@@ -92,15 +99,15 @@ def _ensure_best(
         return
     if models.best_is_current(store, folder):
         return
-    if not _has_labels(store):
+    if not _has_labels(store) or not train:
         if models.best_model_info(folder) is not None:
-            return  # trained earlier; the catalog changed but has nothing to learn from
+            return  # trained earlier; the catalog changed (retraining is the user's call)
         raise SameSameError(
-            "The best pipeline needs a trained model: pass --model DIR (trained with python "
-            "-m core train on a labelled catalog)."
+            f"The {pipe.name} pipeline needs a trained model: train it on a labelled catalog "
+            "(python -m core train, or the Embed page), or pass --model DIR."
         )
-    hooks.note(f"training the best matcher on this catalog's labels into {folder}")
-    models.train_best_model(store, settings, folder, hooks.progress("training best (stages)"))
+    hooks.note(f"training the {pipe.name} matcher on this catalog's labels into {folder}")
+    pipe.train(store, settings, folder, hooks.progress(f"training {pipe.name} (stages)"))
 
 
 def run_pipeline(

@@ -78,6 +78,7 @@ def pair_scores(
     posting_ids: Sequence[str],
     pairs: pd.DataFrame,
     labels: Mapping[str, object],
+    positions: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """`per_posting_scores` of a pipeline's pairs, computed from arrays (no set per posting:
     a million postings with 50 matches each fit in memory).
@@ -86,14 +87,19 @@ def pair_scores(
         pairs: left, right (posting ids) and optionally listed (who lists whom).
         labels: posting_id -> label_group of the labelled postings; only they are scored, and
             matches to unlabelled postings are not counted (nothing says whether they are right).
+        positions: the pairs' catalog positions, when known (else looked up by id).
     """
     ids = pd.Index(list(posting_ids))
     label = pd.Series(labels).reindex(ids)
     labelled = label.notna().to_numpy()
     codes = pd.factorize(label)[0]  # -1 where unlabelled
     n = len(ids)
-    left = ids.get_indexer(pairs["left"]) if len(pairs) else np.zeros(0, np.int64)
-    right = ids.get_indexer(pairs["right"]) if len(pairs) else np.zeros(0, np.int64)
+    if positions is not None:
+        left, right = (np.asarray(p, np.int64) for p in positions)
+    elif len(pairs):
+        left, right = ids.get_indexer(pairs["left"]), ids.get_indexer(pairs["right"])
+    else:
+        left = right = np.zeros(0, np.int64)
     listed = (
         pairs["listed"].to_numpy(np.int64)
         if "listed" in pairs and len(pairs)

@@ -127,7 +127,7 @@ def embed_siamese(
 
 
 # -- the learned best matcher ------------------------------------------------------------------
-BEST = "best"
+BEST = "best"  # the folder of the best matcher's model files
 
 
 def best_dir(store: Store, explicit: Path | None = None) -> Path:

@@ -16,7 +16,7 @@ from core import models
 from core.embedding import embed_catalog
 from core.errors import WeightsUnavailableError
 from core.evaluation import evaluate_result, labels_of
-from core.matching import run_pipeline
+from core.matching import ensure_ready, run_pipeline
 from core.pipelines import Pipeline
 from core.settings import MatchSettings
 from core.store import Store
@@ -180,11 +180,28 @@ def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
         st.rerun()
 
 
+class _PageHooks:
+    """`core.matching.Hooks` for a page: a progress bar per stage, notes as info boxes."""
+
+    def progress(self, stage: str):
+        return common.ProgressBar(stage)
+
+    def note(self, text: str) -> None:
+        st.info(text)
+
+
 def _match_now(store: Store, settings: MatchSettings) -> None:
     st.subheader("Match the whole catalog")
     st.caption(
-        "Uses whatever embeddings exist; postings without one are compared by perceptual hash. "
+        "Postings without an image vector are compared by perceptual hash. "
         f"Each posting keeps at most {settings.max_matches} matches, best first."
+    )
+    embed_first = st.toggle(
+        "Embed images that have no vector yet before matching",
+        value=False,
+        key="match_embed_first",
+        help="Loads the pipeline's image model (TensorFlow) and embeds what is missing; "
+        "models are trained only with the buttons above.",
     )
     pipes = common.pipelines()
     for column, pipe in zip(st.columns(len(pipes)), pipes, strict=True):
@@ -204,6 +221,18 @@ def _match_now(store: Store, settings: MatchSettings) -> None:
             if st.button(
                 f"Match now: {pipe.name}", key=f"match_{pipe.name}", disabled=not readiness.ready
             ):
+                try:
+                    ensure_ready(
+                        store,
+                        pipe.name,
+                        settings,
+                        hash_only=not embed_first,
+                        hooks=_PageHooks(),
+                        train=False,
+                    )
+                except WeightsUnavailableError as exc:
+                    st.error(str(exc))
+                    return
                 with st.spinner(f"Matching with the {pipe.name} pipeline…"):
                     result = run_pipeline(store, pipe.name, settings)
                 text = f"{pipe.name}: {len(result.pairs):,} pairs in {result.seconds:.1f} s"

@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from core.cli.common import open_store, pipeline_choice, tqdm_progress, write_csv
+from core.cli.common import default_pipeline, open_store, pipeline_choice, tqdm_progress, write_csv
 from core.errors import SameSameError
 
 
@@ -32,7 +32,7 @@ def add_commands(sub) -> None:
     p.set_defaults(run=cmd_import)
 
     p = sub.add_parser("export", help="write stored matches as posting_id,matches CSV")
-    p.add_argument("--pipeline", type=pipeline_choice, default="baseline")
+    p.add_argument("--pipeline", type=pipeline_choice, default=default_pipeline())
     p.add_argument("--out", required=True)
     p.add_argument(
         "--clusters",

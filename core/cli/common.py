@@ -182,6 +182,13 @@ def pipeline_choice(value: str) -> str:
     return value
 
 
+def default_pipeline() -> str:
+    """The first registered pipeline (the original write-up's baseline)."""
+    from core.pipelines import pipeline_names
+
+    return pipeline_names()[0]
+
+
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise SameSameError(message)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.cli.common import (
     TqdmHooks,
+    default_pipeline,
     oneshot_args,
     open_store,
     pipeline_choice,
@@ -53,7 +54,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser(
         "match", help="match postings with a pipeline and store or write the matches"
     )
-    p.add_argument("--pipeline", type=pipeline_choice, default="baseline", help="a pipeline or all")
+    p.add_argument(
+        "--pipeline", type=pipeline_choice, default=default_pipeline(), help="a pipeline or all"
+    )
     oneshot_args(p)
     p.add_argument("--out", help="write posting_id,matches CSV here")
     p.add_argument(

@@ -86,3 +86,39 @@ def specs(cls: type) -> tuple[SettingSpec, ...]:
         if spec is not None:
             found.append(dataclasses.replace(spec, name=f.name))
     return tuple(found)
+
+
+class SettingsBase:
+    """Validation, (de)serialisation and copying for a frozen settings dataclass whose fields
+    were declared with `setting`."""
+
+    def problems(self) -> list[str]:
+        """Every field value its spec refuses (all at once, so a user fixes them together)."""
+        return [
+            problem
+            for spec in specs(type(self))
+            if (problem := spec.problem(getattr(self, spec.name))) is not None
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        """Build from stored or user values, ignoring unknown keys (older/newer versions)."""
+        from core.errors import SameSameError
+
+        known = {spec.name: spec for spec in specs(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            spec = known.get(key)
+            if spec is None:
+                continue
+            try:
+                kwargs[key] = spec.parse(value)
+            except (TypeError, ValueError) as exc:
+                raise SameSameError(f"Setting {key!r} has an invalid value {value!r}") from exc
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]

@@ -3,11 +3,10 @@ defaults, each described once (`core.settings.fields.setting`)."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from core.errors import SameSameError
+from core.settings.best import BestTrainingSettings
 from core.settings.fields import SettingSpec, setting, specs
 
 BACKBONES = ("mobilenet", "mobilenetv2", "vgg16")
@@ -23,11 +22,10 @@ IMAGE_MODEL = "Baseline image model"
 SIAMESE = "Siamese model (ensemble)"
 TITLES = "Titles"
 MACHINE = "This machine"
-BEST = "Best: training"
 
 
 @dataclass(frozen=True)
-class MatchSettings:
+class MatchSettings(BestTrainingSettings):
     """Every threshold and model choice of the pipelines; frozen so a result knows its inputs.
 
     Defaults are the original write-ups' numbers: baseline image cosine >= 0.85 and TF-IDF
@@ -281,113 +279,9 @@ class MatchSettings:
         flag="--weights-dir",
         scope="machine",
     )
-    best_k_word: int = setting(
-        20,
-        "Word neighbours",
-        "Candidates per posting by word TF-IDF.",
-        BEST,
-        minimum=1,
-        maximum=500,
-        step=1,
-        advanced=True,
-    )
-    best_k_char: int = setting(
-        20,
-        "Character neighbours",
-        "Candidates per posting by character TF-IDF.",
-        BEST,
-        minimum=1,
-        maximum=500,
-        step=1,
-        advanced=True,
-    )
-    best_k_hash: int = setting(
-        5,
-        "Hash neighbours",
-        "Candidates per posting by perceptual hash.",
-        BEST,
-        minimum=0,
-        maximum=500,
-        step=1,
-        advanced=True,
-    )
-    best_hash_max_distance: int = setting(
-        24,
-        "Hash neighbour bits ≤",
-        "Farthest hash a candidate may have.",
-        BEST,
-        minimum=0,
-        maximum=64,
-        step=1,
-        advanced=True,
-    )
-    best_k_image: int = setting(
-        20,
-        "Photo neighbours",
-        "Candidates per posting by photo vectors.",
-        BEST,
-        minimum=0,
-        maximum=500,
-        step=1,
-        advanced=True,
-    )
-    best_title_model: bool = setting(
-        False,
-        "Learned title encoder",
-        "Also train a small title encoder for candidates and features (slower).",
-        BEST,
-        advanced=True,
-    )
-    best_graph_stage: bool = setting(
-        True,
-        "Graph stage",
-        "A second classifier that also sees each pair's neighbourhood of "
-        "first-stage probabilities.",
-        BEST,
-        advanced=True,
-    )
-    best_min_one: bool = setting(
-        True,
-        "Keep the nearest partner",
-        "A posting no pair matched keeps its most probable partner if that one is likely enough.",
-        BEST,
-        advanced=True,
-    )
-    best_n_estimators: int = setting(
-        200,
-        "Trees per classifier",
-        "LightGBM boosting rounds.",
-        BEST,
-        minimum=10,
-        maximum=5000,
-        step=10,
-        advanced=True,
-    )
-    best_learning_rate: float = setting(
-        0.1,
-        "Learning rate",
-        "LightGBM learning rate.",
-        BEST,
-        minimum=0.001,
-        maximum=1.0,
-        step=0.01,
-        advanced=True,
-    )
-    best_train_splits: str = setting(
-        "2,4",
-        "Training sub-catalogs",
-        "The labelled catalog is also split by product into "
-        "these many parts, so the model learns at several catalog sizes.",
-        BEST,
-        advanced=True,
-    )
 
     def __post_init__(self) -> None:
-        problems = [
-            problem
-            for spec in SETTING_SPECS
-            if (problem := spec.problem(getattr(self, spec.name))) is not None
-        ]
+        problems = self.problems()
         try:
             splits = [int(v) for v in self.best_train_splits.split(",") if v.strip()]
         except ValueError:
@@ -399,36 +293,12 @@ class MatchSettings:
         if problems:
             raise SameSameError("Invalid settings: " + "; ".join(problems))
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> MatchSettings:
-        """Build from stored or user values, ignoring unknown keys (older/newer versions)."""
-        known = {spec.name: spec for spec in SETTING_SPECS}
-        kwargs: dict[str, Any] = {}
-        for key, value in values.items():
-            spec = known.get(key)
-            if spec is None:
-                continue
-            try:
-                kwargs[key] = spec.parse(value)
-            except (TypeError, ValueError) as exc:
-                raise SameSameError(f"Setting {key!r} has an invalid value {value!r}") from exc
-        return cls(**kwargs)
-
-    def replace(self, **changes: Any) -> MatchSettings:
-        return dataclasses.replace(self, **changes)
-
     def resolved_weights_dir(self):
         from pathlib import Path
 
         from core.settings.paths import default_weights_dir
 
         return Path(self.weights_dir).expanduser() if self.weights_dir else default_weights_dir()
-
-    def train_splits(self) -> list[int]:
-        return [int(v) for v in self.best_train_splits.split(",") if v.strip()]
 
 
 SETTING_SPECS: tuple[SettingSpec, ...] = specs(MatchSettings)

@@ -249,7 +249,7 @@ def submission(postings: DataFrame, ranked: DataFrame, max_matches: int) -> Data
 def spark_match(
     catalog: str | Path,
     out: str | Path,
-    pipeline: str = "baseline",
+    pipeline: str | None = None,
     settings: MatchSettings | None = None,
     *,
     images: str | Path | None = None,
@@ -273,6 +273,7 @@ def spark_match(
     started = time.perf_counter()
     settings = settings or MatchSettings()
     options = options or SparkOptions()
+    pipeline = pipeline or spark_pipelines()[0]
     pipe = get_pipeline(pipeline)
     if not pipe.spark:
         raise SameSameError(

@@ -15,14 +15,22 @@ from core.settings import MatchSettings
 from core.store.schema import MATCH_SCORE_COLUMNS
 
 _PAIR_COLUMNS = ("posting_id", "match_id", "rule", "similarity", "listed", *MATCH_SCORE_COLUMNS)
-# Column names are this module's constants; values always travel as parameters.
-_INSERT_PAIR = (
-    "INSERT OR REPLACE INTO matches (pipeline, "
-    + ", ".join(_PAIR_COLUMNS)
-    + ") VALUES ("
-    + ", ".join("?" * (len(_PAIR_COLUMNS) + 1))
-    + ")"
-)
+_BASE_COLUMNS = _PAIR_COLUMNS[:5]
+
+
+def _insert_pair(scores: tuple[str, ...]) -> str:
+    """The INSERT for pairs carrying these score columns (the others stay NULL). Column names
+    come from `MATCH_SCORE_COLUMNS` only; values always travel as parameters."""
+    columns = (*_BASE_COLUMNS, *(c for c in MATCH_SCORE_COLUMNS if c in scores))
+    return (
+        "INSERT OR REPLACE INTO matches (pipeline, "
+        + ", ".join(columns)
+        + ") VALUES ("
+        + ", ".join("?" * (len(columns) + 1))
+        + ")"
+    )
+
+
 _SELECT_PAIRS = "SELECT " + ", ".join(_PAIR_COLUMNS) + " FROM matches WHERE pipeline=?"
 
 
@@ -40,7 +48,7 @@ def _column(pairs: pd.DataFrame, name: str, default: Any) -> list:
     return values.astype(object).tolist() if values.dtype == "category" else values.tolist()
 
 
-def _rows(pipeline: str, pairs: pd.DataFrame):
+def _rows(pipeline: str, pairs: pd.DataFrame, scores: tuple[str, ...]):
     """The insert parameters, one batch of pairs at a time."""
     for start in range(0, len(pairs), _INSERT_BATCH):
         batch = pairs.iloc[start : start + _INSERT_BATCH]
@@ -50,7 +58,7 @@ def _rows(pipeline: str, pairs: pd.DataFrame):
             _column(batch, "rule", ""),
             _column(batch, "similarity", 0.0),
             [int(v) for v in _column(batch, "listed", 3)],
-            *(_column(batch, name, None) for name in MATCH_SCORE_COLUMNS),
+            *(_column(batch, name, None) for name in MATCH_SCORE_COLUMNS if name in scores),
         ]
         for row in zip(*columns, strict=True):
             yield (pipeline, *row)
@@ -73,7 +81,8 @@ class MatchesMixin:
         """
         with self.transaction() as conn:
             conn.execute("DELETE FROM matches WHERE pipeline=?", (pipeline,))
-            conn.executemany(_INSERT_PAIR, _rows(pipeline, pairs))
+            scores = tuple(c for c in MATCH_SCORE_COLUMNS if c in pairs)
+            conn.executemany(_insert_pair(scores), _rows(pipeline, pairs, scores))
             conn.execute(
                 "INSERT OR REPLACE INTO match_runs VALUES (?, ?, ?, ?, ?, ?)",
                 (

@@ -37,6 +37,8 @@ STAGE1_FILE = "stage1.lgb.txt"
 STAGE2_FILE = "stage2.lgb.txt"
 TITLE_MODEL_DIR = "title_encoder"
 FORMAT_VERSION = 1
+#: The registry name of the pipeline these models serve.
+BEST_NAME = "best"
 
 
 class BestMatcher:
@@ -156,15 +158,16 @@ class BestMatcher:
         stats = EngineStats(candidates=len(table.left), matched=len(decided), chunks=1)
         stats.peak_pairs = len(table.left)
         kept = kept_from_pairs(decided)
-        pairs = capped_pairs(inputs.posting_ids, kept, settings.max_matches, stats)
+        pairs, positions = capped_pairs(inputs.posting_ids, kept, settings.max_matches, stats)
         result = MatchResult(
-            "best",
+            BEST_NAME,
             inputs.posting_ids,
             pairs,
             settings,
             time.perf_counter() - started,
             capped=stats.capped,
             stats=stats,
+            positions=positions,
         )
         if inputs.vector_count == 0:
             result.notices.append(
@@ -184,7 +187,7 @@ class BestMatcher:
             self.title_encoder.save(folder / TITLE_MODEL_DIR)
         payload = {
             "format_version": FORMAT_VERSION,
-            "pipeline": "best",
+            "pipeline": BEST_NAME,
             "config": asdict(self.config),
             "features_stage1": self.names1,
             "features_stage2": self.names2,

@@ -18,13 +18,14 @@ from core.pipelines.base import (
     decision_frame,
     register,
 )
+from core.pipelines.best.model import BEST_NAME
 from core.pipelines.inputs import MatchInputs
 from core.settings import MatchSettings
 from core.store import Store
 
 
 class BestPipeline(Pipeline):
-    name = "best"
+    name = BEST_NAME
     title = "Best: learned pair classifier"
     summary = (
         "Finds each posting's nearest postings by title words, title letters, photo hash and "
