@@ -147,9 +147,22 @@ def match_catalog(
         if progress is not None:
             progress(int(rows[-1]) + 1, n)
     stats.seconds["scoring"] = time.perf_counter() - scoring_started
+    return finish(pipeline.name, pipeline.image_kind, inputs, settings, kept, stats, started)
+
+
+def finish(
+    name: str,
+    image_kind: str | None,
+    inputs: MatchInputs,
+    settings: MatchSettings,
+    kept: _Kept,
+    stats: EngineStats,
+    started: float,
+) -> MatchResult:
+    """The capped matches as a `MatchResult`, saying when hashes stood in for photos."""
     pairs, positions = capped_pairs(inputs.posting_ids, kept, settings.max_matches, stats)
     result = MatchResult(
-        pipeline.name,
+        name,
         inputs.posting_ids,
         pairs,
         settings,
@@ -160,7 +173,7 @@ def match_catalog(
         positions=positions,
     )
     if inputs.vector_count == 0:
-        what = "Siamese" if pipeline.image_kind == "siamese" else "image"
+        what = "Siamese" if image_kind == "siamese" else "image"
         result.notices.append(
             f"No {what} embeddings: image evidence came from perceptual hashes only."
         )

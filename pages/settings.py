@@ -41,27 +41,25 @@ def _groups(advanced: bool) -> dict[str, list[SettingSpec]]:
     return grouped
 
 
+def _inputs(groups: dict[str, list[SettingSpec]], current: MatchSettings, token: str) -> dict:
+    values = {}
+    for group, specs in groups.items():
+        st.markdown(f"**{group}**")
+        columns = st.columns(min(3, len(specs)))
+        for i, spec in enumerate(specs):
+            with columns[i % len(columns)]:
+                values[spec.name] = _widget(
+                    spec, getattr(current, spec.name), f"s_{spec.name}_{token}"
+                )
+    return values
+
+
 def _form(current: MatchSettings) -> dict | None:
     token = common.settings_token(current)
-    values: dict = {}
     with st.form("settings_form"):
-        for group, specs in _groups(advanced=False).items():
-            st.markdown(f"**{group}**")
-            columns = st.columns(min(3, len(specs)))
-            for i, spec in enumerate(specs):
-                with columns[i % len(columns)]:
-                    values[spec.name] = _widget(
-                        spec, getattr(current, spec.name), f"s_{spec.name}_{token}"
-                    )
+        values = _inputs(_groups(advanced=False), current, token)
         with st.expander("Advanced: neighbour search, Siamese details, best matcher training"):
-            for group, specs in _groups(advanced=True).items():
-                st.markdown(f"**{group}**")
-                columns = st.columns(min(3, len(specs)))
-                for i, spec in enumerate(specs):
-                    with columns[i % len(columns)]:
-                        values[spec.name] = _widget(
-                            spec, getattr(current, spec.name), f"s_{spec.name}_{token}"
-                        )
+            values |= _inputs(_groups(advanced=True), current, token)
         if not st.form_submit_button("Save settings", type="primary", icon=":material/save:"):
             return None
     return values

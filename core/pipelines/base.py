@@ -166,6 +166,23 @@ class Pipeline(ABC):
         return match_catalog(self, inputs, settings, progress)
 
 
+def image_source(inputs: MatchInputs, settings: MatchSettings, min_score: float | None):
+    """Each posting's ``top_k`` nearest photo vectors, or None without (two) vectors."""
+    from core.candidates import DenseIndex
+
+    if inputs.vector_count < 2:
+        return None
+    index = DenseIndex("image", inputs.image_vectors, inputs.has_vector, settings.neighbour_backend)
+    return Source(index, settings.top_k, min_score)
+
+
+def hash_source(inputs: MatchInputs, settings: MatchSettings, max_bits: int) -> Source:
+    """Each posting's ``top_k`` nearest perceptual hashes, at most ``max_bits`` apart."""
+    from core.candidates import HashIndex
+
+    return Source(HashIndex("hash", inputs.hashes, inputs.has_hash, max_bits), settings.top_k)
+
+
 # -- the registry ----------------------------------------------------------------------------
 PIPELINES: dict[str, Pipeline] = {}
 

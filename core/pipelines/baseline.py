@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.candidates import DenseIndex, HashIndex, SparseIndex, fit_tfidf, row_cosine
+from core.candidates import SparseIndex, fit_tfidf, row_cosine
 from core.pipelines.base import (
     Pipeline,
     Prepared,
@@ -18,6 +18,8 @@ from core.pipelines.base import (
     Readiness,
     Source,
     decision_frame,
+    hash_source,
+    image_source,
     register,
 )
 from core.pipelines.inputs import MatchInputs, image_columns
@@ -102,13 +104,9 @@ class BaselinePipeline(Pipeline):
         if relaxed:
             floors = {"text": None, "image": None, "hash": 64}
         sources = [Source(SparseIndex("text", words.matrix), k, floors["text"])]
-        if inputs.vector_count >= 2:
-            index = DenseIndex(
-                "image", inputs.image_vectors, inputs.has_vector, settings.neighbour_backend
-            )
-            sources.append(Source(index, k, floors["image"]))
-        hashes = HashIndex("hash", inputs.hashes, inputs.has_hash, int(floors["hash"]))
-        sources.append(Source(hashes, k))
+        image = image_source(inputs, settings, floors["image"])
+        sources += [image] if image else []
+        sources.append(hash_source(inputs, settings, int(floors["hash"])))
         return Prepared(inputs, settings, sources, {"words": words.matrix})
 
     def pair_frame(self, prepared: Prepared, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:

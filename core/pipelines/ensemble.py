@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.candidates import DenseIndex, HashIndex, SparseIndex, fit_tfidf
+from core.candidates import SparseIndex, fit_tfidf
 from core.candidates.ratio import EXACT_RATIO_UP_TO, RatioIndex, sequence_ratio
 from core.pipelines.base import (
     Pipeline,
@@ -19,6 +19,8 @@ from core.pipelines.base import (
     Readiness,
     Source,
     decision_frame,
+    hash_source,
+    image_source,
     register,
 )
 from core.pipelines.baseline import hash_similarity, image_readiness
@@ -160,14 +162,9 @@ class EnsemblePipeline(Pipeline):
             words = fit_tfidf(inputs.titles).matrix
             floor = None if relaxed else RATIO_CANDIDATE_COSINE
             sources.append(Source(SparseIndex("text", words), k, floor))
-        if inputs.vector_count >= 2:
-            index = DenseIndex(
-                "image", inputs.image_vectors, inputs.has_vector, settings.neighbour_backend
-            )
-            sources.append(Source(index, k, None if relaxed else floors["image"]))
-        max_bits = 64 if relaxed else int(floors["hash"])
-        hashes = HashIndex("hash", inputs.hashes, inputs.has_hash, max_bits)
-        sources.append(Source(hashes, k))
+        image = image_source(inputs, settings, None if relaxed else floors["image"])
+        sources += [image] if image else []
+        sources.append(hash_source(inputs, settings, 64 if relaxed else int(floors["hash"])))
         return Prepared(inputs, settings, sources, extra)
 
     def pair_frame(self, prepared: Prepared, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:

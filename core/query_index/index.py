@@ -89,8 +89,7 @@ class QueryIndex:
     @classmethod
     def build(cls, store: Store, image_models: Sequence[tuple[str, str | None]] = ()) -> QueryIndex:
         """Index the catalog as it is now (titles, hashes, and the given models' vectors)."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
+        from core.candidates import fit_tfidf
         from core.workspace import catalog_stamp
 
         started = time.perf_counter()
@@ -99,15 +98,9 @@ class QueryIndex:
             raise SameSameError("The catalog is empty: import a catalog first.")
         titles = postings["title_norm"].fillna("").tolist()
         hashes, has_hash = phash_to_uint64(postings["image_phash"].tolist())
-        vectorizer = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
-        if any(titles):
-            rows = vectorizer.fit_transform(titles).tocsr()
-            vocabulary = {word: int(i) for word, i in vectorizer.vocabulary_.items()}
-            idf = vectorizer.idf_.astype(np.float32)
-        else:
-            from scipy.sparse import csr_matrix
-
-            rows, vocabulary, idf = csr_matrix((len(titles), 0), dtype=np.float32), {}, np.zeros(0)
+        # The baseline's own TF-IDF (core.candidates.tfidf), frozen: uploads reuse it.
+        words = fit_tfidf(titles)
+        rows, vocabulary, idf = words.matrix, words.vocabulary, words.idf
         index = cls(
             stamp=catalog_stamp(store),
             posting_ids=postings["posting_id"].tolist(),
@@ -145,21 +138,9 @@ class QueryIndex:
     def title_vector(self, title: str):
         """The query title's TF-IDF row with the catalog's vocabulary and IDF (unknown words,
         which no posting shares, are dropped)."""
-        from scipy.sparse import csr_matrix
+        from core.candidates import WORDS, TfidfModel
 
-        counts: dict[int, int] = {}
-        for word in title.split():
-            column = self.vocabulary.get(word)
-            if column is not None:
-                counts[column] = counts.get(column, 0) + 1
-        columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
-        values = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-        if len(columns):
-            values = values * self.idf[columns]
-            values /= np.linalg.norm(values)
-        return csr_matrix(
-            (values, columns, [0, len(columns)]), shape=(1, len(self.idf)), dtype=np.float32
-        )
+        return TfidfModel(WORDS, self.rows, self.vocabulary, self.idf).transform([title])
 
     @property
     def has_title(self) -> np.ndarray:

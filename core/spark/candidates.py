@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from core.candidates.tfidf import WORD_TOKENS
+
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 Shingles = Literal["words", "chars"]
 
 #: The token pattern of `core.candidates.tfidf` (word unigrams, single characters included).
-TOKEN_PATTERN = r"(?u)\b\w+\b"
+TOKEN_PATTERN = WORD_TOKENS
 #: Character shingle length for the ensemble's MinHash: on 2,208 Shopee postings the pairs with
 #: SequenceMatcher ratio > 0.55 have 3-gram Jaccard >= 0.06 (1% quantile 0.15), so 20 MinHash
 #: tables are expected to find 99.8% of them.

@@ -7,19 +7,12 @@ import sqlite3
 
 import numpy as np
 
+from core.matches import SCORE_COLUMNS
+
 SCHEMA_VERSION = 2
 
 #: Per-pair score columns of the matches table (NULL where a modality is absent).
-MATCH_SCORE_COLUMNS = (
-    "probability",
-    "image_cosine",
-    "siamese_distance",
-    "hash_distance",
-    "tfidf_cosine",
-    "char_cosine",
-    "text_ratio",
-    "stage1_probability",
-)
+MATCH_SCORE_COLUMNS = SCORE_COLUMNS
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (

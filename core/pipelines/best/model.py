@@ -149,7 +149,7 @@ class BestMatcher:
         threshold: float | None = None,
     ) -> MatchResult:
         """Match a catalog (labels are not needed; the catalog may hold unseen products)."""
-        from core.engine import EngineStats, capped_pairs, kept_from_pairs
+        from core.engine import EngineStats, finish, kept_from_pairs
 
         settings = settings or MatchSettings()
         started = time.perf_counter()
@@ -158,22 +158,7 @@ class BestMatcher:
         stats = EngineStats(candidates=len(table.left), matched=len(decided), chunks=1)
         stats.peak_pairs = len(table.left)
         kept = kept_from_pairs(decided)
-        pairs, positions = capped_pairs(inputs.posting_ids, kept, settings.max_matches, stats)
-        result = MatchResult(
-            BEST_NAME,
-            inputs.posting_ids,
-            pairs,
-            settings,
-            time.perf_counter() - started,
-            capped=stats.capped,
-            stats=stats,
-            positions=positions,
-        )
-        if inputs.vector_count == 0:
-            result.notices.append(
-                "No image embeddings: image evidence came from perceptual hashes only."
-            )
-        return result
+        return finish(BEST_NAME, "imagenet", inputs, settings, kept, stats, started)
 
     # -- files ---------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
