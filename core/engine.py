@@ -136,8 +136,10 @@ def match_catalog(
         lists = [s.index.search_rows(rows, s.k, s.min_score) for s in prepared.sources]
         query, other = _directed_candidates(lists)
         left, right = np.minimum(query, other), np.maximum(query, other)
-        frame = pipeline.pair_frame(prepared, left, right)
-        scored = pipeline.score(frame, settings)
+        # A pair offered from both ends within the chunk is scored once.
+        pairs, inverse = np.unique(left * n + right, return_inverse=True)
+        frame = pipeline.pair_frame(prepared, pairs // n, pairs % n)
+        scored = pipeline.score(frame, settings).iloc[inverse].reset_index(drop=True)
         matched = scored["matched"].to_numpy(bool)
         kept.add(query[matched], other[matched], scored[matched], settings.max_matches)
         stats.candidates += len(query)

@@ -208,3 +208,20 @@ def test_ratio_lists_for_a_few_rows_equal_the_full_ones(sample_titles) -> None:
     assert known[0] == pytest.approx(
         sequence_ratio(*(sample_titles[i] for i in sorted((0, int(right[0])))))
     )
+
+
+def test_sequence_ratio_is_difflibs_own_ratio_on_real_titles(sample_titles) -> None:
+    """The C++ port gives difflib's very numbers, on short titles and on long ones (where
+    difflib's autojunk heuristic starts, at 200 characters)."""
+    import random
+
+    rng = random.Random(0)
+    titles = [t for t in sample_titles if t]
+    long = [" ".join(rng.sample(titles, 4)) for _ in range(150)]
+    pairs = [(rng.choice(titles), rng.choice(titles)) for _ in range(1500)]
+    pairs += [(titles[i], titles[i + 1]) for i in range(len(titles) - 1)]
+    pairs += [(a, b) for a, b in zip(long, long[1:], strict=False)]
+    pairs += [(a, a[:120] + a[130:]) for a in long]
+    assert max(len(a) for a, _ in pairs) > 200
+    for a, b in pairs:
+        assert sequence_ratio(a, b) == difflib.SequenceMatcher(None, a, b).ratio(), (a, b)

@@ -14,7 +14,6 @@ lists, which are trimmed to k after every block: memory is n × k plus one block
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -30,10 +29,18 @@ Progress = Callable[[int, int], None]
 
 
 def sequence_ratio(a: str, b: str) -> float:
-    """difflib's ratio, except that an empty title is no evidence (0.0, not difflib's 1.0)."""
+    """difflib's SequenceMatcher ratio, except that an empty title is no evidence (0.0, not
+    difflib's 1.0).
+
+    Computed by cydifflib, a C++ port of difflib's algorithm (autojunk heuristic included)
+    that gives the very same ratios several times faster (tested against difflib on real
+    titles, long ones too).
+    """
     if not a or not b:
         return 0.0
-    return difflib.SequenceMatcher(None, a, b).ratio()
+    from cydifflib import SequenceMatcher
+
+    return SequenceMatcher(None, a, b).ratio()
 
 
 def _keep_top(
