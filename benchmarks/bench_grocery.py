@@ -47,7 +47,19 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=200)
     parser.add_argument("--losses", default="margin,triplet,arcface")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a SiameseConfig field for every loss (repeatable), e.g. --set margin=0.2",
+    )
     args = parser.parse_args()
+    overrides = {}
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        default = getattr(SiameseConfig(), key)
+        overrides[key] = type(default)(raw)
     logging.basicConfig(level=logging.WARNING)
 
     from sklearn.model_selection import GroupKFold
@@ -86,6 +98,7 @@ def main() -> None:
                 epochs=args.epochs,
                 loss=loss,
                 learning_rate=args.learning_rate,
+                **overrides,
             )
             test_paths = [paths[i] for i in test_idx]
 
@@ -119,7 +132,7 @@ def main() -> None:
         summary["train_s (mean)"] = table.groupby("method", sort=False)["train_s"].mean()
     print(
         f"## Grocery image-only, GroupKFold({args.folds}) by product "
-        f"({len(rows) and table['fold'].nunique()} folds run)\n"
+        f"({len(rows) and table['fold'].nunique()} folds run; overrides {overrides or 'none'})\n"
     )
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU; "

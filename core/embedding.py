@@ -11,6 +11,7 @@ import numpy as np
 
 from core.embedders.base import ImageEmbedder
 from core.errors import ImageError
+from core.images import check_stored_path
 from core.store import Store
 
 logger = logging.getLogger(__name__)
@@ -19,11 +20,20 @@ Progress = Callable[[int, int], None]
 
 
 def pending_images(store: Store, model: str, version: str) -> tuple[list[str], list[Path]]:
-    """Postings with a usable image and no vector yet from this model version."""
+    """Postings with a usable image and no vector yet from this model version; each stored
+    path is checked again (`core.images.check_stored_path`) and refused ones are left out."""
     postings = store.postings()
     done = store.embedded_ids(model, version)
     usable = postings[(postings["image_status"] == "ok") & ~postings["posting_id"].isin(done)]
-    return usable["posting_id"].tolist(), [Path(p) for p in usable["image_path"]]
+    ids, paths = [], []
+    for pid, stored in zip(usable["posting_id"], usable["image_path"], strict=True):
+        try:
+            paths.append(check_stored_path(stored))
+        except ImageError as exc:
+            logger.warning("skipping %s: %s", pid, exc)
+            continue
+        ids.append(pid)
+    return ids, paths
 
 
 def embed_catalog(

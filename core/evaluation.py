@@ -46,3 +46,36 @@ def evaluate_result(store: Store, result: MatchResult, clusters: bool = False) -
 def worst_postings(store: Store, result: MatchResult, n: int = 20) -> pd.DataFrame:
     scores = posting_scores(store, result)
     return scores.sort_values(["f1", "posting_id"]).head(n).reset_index(drop=True)
+
+
+def evaluate_submission(store: Store, frame: pd.DataFrame) -> dict[str, float]:
+    """Score a ``posting_id,matches`` file against the catalog's labels, exactly as written
+    (a row that leaves its own id out is not given it). Ids without a label cannot be judged:
+    they are counted in ``unlabelled_matches`` and left out.
+
+    Raises:
+        SameSameError: the catalog has no labels, the file has not the two columns, it names
+            postings the catalog does not have, or it lacks rows for labelled postings.
+    """
+    from core.matches import read_submission
+    from core.metrics import per_posting_scores, true_match_sets
+
+    labels = _labels_or_raise(store)
+    missing = {"posting_id", "matches"} - set(frame.columns)
+    if missing:
+        raise SameSameError(
+            f"A submission has the columns posting_id,matches; this file lacks {sorted(missing)}"
+        )
+    written = read_submission(frame.fillna(""))
+    known = set(store.postings()["posting_id"])
+    unknown = sorted(({pid for s in written.values() for pid in s} | set(written)) - known)
+    if unknown:
+        raise SameSameError(
+            f"The submission names {len(unknown)} posting(s) this catalog does not have, e.g. "
+            f"{unknown[:3]}: was it made for another catalog?"
+        )
+    judged = {pid: written[pid] & labels.keys() for pid in written if pid in labels}
+    unlabelled = sum(len(written[pid] - labels.keys()) for pid in judged)
+    figures = summary(per_posting_scores(judged, true_match_sets(labels)))
+    figures["unlabelled_matches"] = unlabelled
+    return figures

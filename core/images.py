@@ -46,6 +46,27 @@ def resolve_image_path(image_root: Path, name: str) -> Path:
     return candidate
 
 
+def check_stored_path(stored: str | Path) -> Path:
+    """A path stored at import, checked again before it is opened: it must still resolve to
+    itself, so a file or folder swapped for a symlink since the import (pointing anywhere,
+    inside the image folder or not) is refused rather than followed.
+
+    Raises:
+        ImageError: the path now resolves elsewhere, or is gone.
+    """
+    path = Path(stored)
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise ImageError(f"image {path} is gone since the import") from exc
+    if resolved != path:
+        raise ImageError(
+            f"image {path} now leads to {resolved} (replaced by a link since the import): not "
+            "opened; import the catalog again if the change is wanted"
+        )
+    return path
+
+
 def open_image(
     source: Path | bytes | os.PathLike[str],
     *,

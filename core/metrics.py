@@ -1,5 +1,10 @@
 """The Shopee competition's metric: per-posting F1 of the predicted match set against the true
-group (both include the posting itself), averaged over postings; precision and recall likewise."""
+group, averaged over postings; precision and recall likewise.
+
+The true group always includes the posting itself. The predicted set is scored as given: a
+pipeline always lists the posting itself (`core.matches.match_sets`), a submission file is
+scored exactly as written (a row that leaves its own id out is not helped).
+"""
 
 from __future__ import annotations
 
@@ -22,11 +27,13 @@ def true_match_sets(labels: Mapping[str, object]) -> dict[str, set[str]]:
 def per_posting_scores(
     predicted: Mapping[str, set[str]], truth: Mapping[str, set[str]]
 ) -> pd.DataFrame:
-    """F1, precision and recall of every posting.
+    """F1, precision and recall of every posting (an empty prediction scores 0).
 
     Raises:
-        SameSameError: when the two maps do not cover the same postings.
+        SameSameError: when the two maps do not cover the same postings, or cover none.
     """
+    if not truth:
+        raise SameSameError("There is nothing to score: no labelled posting was predicted.")
     missing = set(truth) - set(predicted)
     extra = set(predicted) - set(truth)
     if missing or extra:
@@ -36,10 +43,10 @@ def per_posting_scores(
         )
     rows = []
     for pid, true_set in truth.items():
-        pred_set = set(predicted[pid]) | {pid}
+        pred_set = set(predicted[pid])
         true_set = set(true_set) | {pid}
         hits = len(pred_set & true_set)
-        precision = hits / len(pred_set)
+        precision = hits / len(pred_set) if pred_set else 0.0
         recall = hits / len(true_set)
         f1 = 2 * hits / (len(pred_set) + len(true_set))
         rows.append((pid, f1, precision, recall, len(pred_set), len(true_set)))
@@ -50,13 +57,7 @@ def per_posting_scores(
 
 def evaluate(predicted: Mapping[str, set[str]], truth: Mapping[str, set[str]]) -> dict[str, float]:
     """Mean per-posting F1 (the primary metric), precision and recall."""
-    scores = per_posting_scores(predicted, truth)
-    return {
-        "f1": float(scores["f1"].mean()),
-        "precision": float(scores["precision"].mean()),
-        "recall": float(scores["recall"].mean()),
-        "postings": len(scores),
-    }
+    return summary(per_posting_scores(predicted, truth))
 
 
 def _scores_frame(
@@ -108,9 +109,13 @@ def pair_scores(
     both = (left >= 0) & (right >= 0)
     left, right, listed = left[both], right[both], listed[both]
     counted = labelled[left] & labelled[right]
-    same = counted & (codes[left] == codes[right])
     by_left = (listed & 1) > 0
     by_right = (listed & 2) > 0
+    # A labelled posting's match to an unlabelled one cannot be judged: counted apart.
+    unlabelled = np.bincount(
+        left[labelled[left] & ~labelled[right] & by_left], minlength=n
+    ) + np.bincount(right[labelled[right] & ~labelled[left] & by_right], minlength=n)
+    same = counted & (codes[left] == codes[right])
     predicted = (
         1
         + np.bincount(left[counted & by_left], minlength=n)
@@ -124,9 +129,9 @@ def pair_scores(
     sizes = np.bincount(codes[labelled], minlength=max(1, codes.max() + 1))
     true = np.where(labelled, sizes[np.maximum(codes, 0)], 0)
     keep = labelled
-    return _scores_frame(ids.to_numpy()[keep], predicted[keep], hits[keep], true[keep]).reset_index(
-        drop=True
-    )
+    frame = _scores_frame(ids.to_numpy()[keep], predicted[keep], hits[keep], true[keep])
+    frame["unlabelled_matches"] = unlabelled[keep]
+    return frame.reset_index(drop=True)
 
 
 def group_scores(
@@ -136,13 +141,16 @@ def group_scores(
     ids = pd.Index(list(posting_ids))
     label = pd.Series(labels).reindex(ids)
     labelled = label.notna().to_numpy()
-    frame = pd.DataFrame(
-        {"group": np.asarray(groups)[labelled], "label": label.to_numpy()[labelled]}
-    )
+    groups = np.asarray(groups)
+    members = pd.Series(groups).map(pd.Series(groups).value_counts()).to_numpy()
+    frame = pd.DataFrame({"group": groups[labelled], "label": label.to_numpy()[labelled]})
     predicted = frame.groupby("group")["group"].transform("size").to_numpy()
     hits = frame.groupby(["group", "label"])["group"].transform("size").to_numpy()
     true = frame.groupby("label")["label"].transform("size").to_numpy()
-    return _scores_frame(ids.to_numpy()[labelled], predicted, hits, true)
+    scores = _scores_frame(ids.to_numpy()[labelled], predicted, hits, true)
+    # Cluster members without a label cannot be judged: counted apart.
+    scores["unlabelled_matches"] = members[labelled] - predicted
+    return scores
 
 
 def summary(scores: pd.DataFrame) -> dict[str, float]:
@@ -153,9 +161,12 @@ def summary(scores: pd.DataFrame) -> dict[str, float]:
     """
     if scores.empty:
         raise SameSameError("There is nothing to score: no labelled posting was predicted.")
-    return {
+    figures = {
         "f1": float(scores["f1"].mean()),
         "precision": float(scores["precision"].mean()),
         "recall": float(scores["recall"].mean()),
         "postings": len(scores),
     }
+    if "unlabelled_matches" in scores:
+        figures["unlabelled_matches"] = int(scores["unlabelled_matches"].sum())
+    return figures

@@ -21,6 +21,34 @@ SIAMESE = "siamese"
 IMAGENET = "imagenet"
 
 
+# -- where a model learnt ------------------------------------------------------------------
+TRAINING_FILE = "training.json"
+
+
+def record_training(store: Store, model_dir: Path, what: str) -> None:
+    """Note in the model folder which catalog (database and revision) it learnt from."""
+    record = {"catalog": catalog_stamp(store), "model": what, "at": time.strftime("%FT%T")}
+    path = Path(model_dir) / f"{what}.{TRAINING_FILE}"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(path)
+
+
+def trained_on(model_dir: Path, what: str) -> str | None:
+    """The catalog stamp a model was trained on (None when unknown)."""
+    try:
+        return json.loads((Path(model_dir) / f"{what}.{TRAINING_FILE}").read_text())["catalog"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def in_sample(store: Store, model_dir: Path, what: str) -> bool:
+    """Whether a model learnt from this very database's labels (any revision of it): its
+    scores here are then in-sample and overstate what it does on unseen products."""
+    stamp = trained_on(model_dir, what)
+    return stamp is not None and stamp.split("#")[0] == catalog_stamp(store).split("#")[0]
+
+
 # -- the pretrained image backbone -------------------------------------------------------------
 def image_model_name(settings: MatchSettings) -> str:
     from core.embedders.mobilenet import embedder_name
@@ -69,6 +97,15 @@ def siamese_version(model_dir: Path) -> str | None:
         return None
 
 
+def siamese_config(model_dir: Path) -> dict:
+    """How the saved Siamese model was built and trained (loss, backbone…), or {}."""
+    config = Path(model_dir) / "siamese.json"
+    try:
+        return json.loads(config.read_text()) if config.is_file() else {}
+    except ValueError:
+        return {}
+
+
 def siamese_history(model_dir: Path) -> list[dict]:
     config = Path(model_dir) / "siamese.json"
     return json.loads(config.read_text()).get("history", []) if config.is_file() else []
@@ -108,6 +145,7 @@ def train_siamese_model(
         batch_size=settings.batch_size,
     )
     embedder.save(model_dir)
+    record_training(store, model_dir, SIAMESE)
     return {
         "seconds": time.perf_counter() - started,
         "history": config.history,
@@ -185,4 +223,5 @@ def train_best_model(
     matcher.info["image_model"] = image_model if use_images else None
     matcher.info["catalog"] = catalog_stamp(store)
     matcher.save(Path(model_dir))
+    record_training(store, model_dir, BEST)
     return {**matcher.info, "seconds": time.perf_counter() - started}

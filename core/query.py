@@ -83,6 +83,12 @@ def query_title(
     return title, None
 
 
+def _translated(store: Store, titles: list[str], translate: Callable | None) -> list[str]:
+    from core.translate import translate_titles
+
+    return translate_titles(store, titles, translator=translate)[0]
+
+
 def query_item(
     store: Store,
     item: NewItem,
@@ -133,11 +139,20 @@ def query_item(
 
     if index is None and store.count_postings() >= INDEXED_QUERY_FROM:
         index = open_query_index(store, [image_model] if image_model else [])
+    translating = pipe.translates and settings.translate_titles
     if index is not None:
         frame, positions = _index_frame(index, title, item_hash, vector, image_model, settings)
+        if translating:
+            # Candidates come from the index's (untranslated) words; the ratio compares the
+            # catalog's translations, from the same cache the batch run fills.
+            frame["left_title"] = _translated(store, list(frame["left_title"]), translate)
+            frame["has_text"] = frame["left_title"].astype(bool) & bool(title)
         ids = [index.posting_ids[p] for p in positions.tolist()]
     else:
         inputs = _with_item(store, title, item_hash, vector, image_model)
+        if translating:
+            catalog = _translated(store, inputs.titles[:-1], translate)
+            inputs = inputs.with_titles([*catalog, title])
         frame, positions = _exact_frame(pipe, inputs, settings)
         ids = [inputs.posting_ids[p] for p in positions.tolist()]
     scored = pipe.score(frame, settings)

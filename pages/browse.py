@@ -73,6 +73,7 @@ def _pipeline_column(
     if note:
         st.warning(note)
     common.show_run_notices(store, pipeline)
+    common.in_sample_note(store, pipe)
     matches = result.matches_of(pid)
     if matches.empty:
         st.caption(f"{pipeline}: no match for this posting.")

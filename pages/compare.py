@@ -186,6 +186,7 @@ def _show_item(
                     continue
                 if note:
                     st.caption(note)
+                common.in_sample_note(store, pipe)
                 frame, notices = _query(store, item, pipe, settings, embedder, model)
                 for notice in notices:
                     st.caption(f":material/info: {notice}")

@@ -23,6 +23,12 @@ from core.store import Store
 from ui import common, resources
 
 IMAGENET = models.IMAGENET
+#: The losses in words (the setting's values are short names).
+LOSS_NAMES = {
+    "triplet": "semi-hard triplet loss",
+    "margin": "boundary margin loss",
+    "arcface": "ArcFace angular-margin loss",
+}
 
 
 def _device() -> None:
@@ -78,10 +84,10 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
     model_dir = models.siamese_dir(store)
     version = models.siamese_version(model_dir)
     st.markdown(
-        f"Siamese network ({settings.siamese_loss} loss) on **{settings.siamese_backbone}** "
-        f"(alpha {settings.siamese_alpha}, {settings.siamese_image_size}px, "
-        f"{settings.siamese_embedding_dim}-d), {settings.siamese_epochs} epochs, trained on this "
-        "catalog's labelled groups."
+        f"Training builds a Siamese network with **{LOSS_NAMES[settings.siamese_loss]}** on "
+        f"**{settings.siamese_backbone}** (alpha {settings.siamese_alpha}, "
+        f"{settings.siamese_image_size}px, {settings.siamese_embedding_dim}-d), "
+        f"{settings.siamese_epochs} epochs, from this catalog's labelled groups."
     )
     st.caption(
         common.weights_note(
@@ -92,7 +98,12 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
     train_col, embed_col = st.columns(2)
     with train_col:
         if version:
-            st.caption(f"Trained model `{version}` in `{model_dir}`")
+            trained = models.siamese_config(model_dir)
+            st.caption(
+                f"Trained model `{version}` in `{model_dir}`: "
+                f"{LOSS_NAMES.get(trained.get('loss', ''), trained.get('loss', '?'))}, "
+                f"{trained.get('backbone', '?')} {trained.get('image_size', '?')}px"
+            )
         else:
             st.caption("No trained model yet.")
         if st.button("Train Siamese model", key="train_siamese", disabled=images == 0):
@@ -134,10 +145,11 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
                 f"{common.format_seconds(time.perf_counter() - started)}.",
             )
             st.rerun()
+    common.in_sample_note(store, pipe)
     if history:
         st.caption("Training loss per epoch")
         curve = pd.DataFrame(history).set_index("epoch")[["loss"]]
-        st.line_chart(curve, x_label="epoch", y_label=f"{settings.siamese_loss} loss", height=220)
+        st.line_chart(curve, x_label="epoch", y_label="training loss", height=220)
 
 
 def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
@@ -162,6 +174,7 @@ def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
             f"{info.get('image_model') or 'perceptual hash'}."
             + ("" if current else " The catalog changed since: retrain to learn from it.")
         )
+    common.in_sample_note(store, pipe)
     labelled = labels_of(store) is not None
     if not labelled:
         st.caption("Training needs a labelled catalog (a label_group column).")
@@ -239,6 +252,8 @@ def _match_now(store: Store, settings: MatchSettings) -> None:
                 if labels_of(store) is not None:
                     metrics = evaluate_result(store, result)
                     text += f" · F1 {metrics['f1']:.3f}"
+                    if pipe.in_sample(store):
+                        text += " (in-sample: its model learnt from these labels)"
                 common.flash("success", text)
                 for notice in result.notices:
                     common.flash("info", f"{pipe.name}: {notice}")

@@ -71,11 +71,7 @@ def _stored(store: Store) -> dict[str, dict[str, float] | None]:
                 f"{run['seconds']:.1f} s over {int(metrics['postings']):,} labelled postings · "
                 f"as clusters: F1 {metrics['cluster_f1']:.3f}"
             )
-            if pipe.needs_model:
-                st.caption(
-                    "In-sample when the model was trained on this catalog's labels; "
-                    "BENCHMARKS.md has held-out figures."
-                )
+            common.in_sample_note(store, pipe)
             common.show_run_notices(store, pipe.name)
             note = common.stale_note(store, pipe.name)
             if note:

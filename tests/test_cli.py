@@ -309,3 +309,34 @@ def test_best_model_of_a_database_is_reused_until_the_catalog_changes(
     assert "training the best matcher" not in again.stderr
     assert "training the best matcher" in changed.stderr
     assert (samesame_home / "models" / "cat" / "best" / "best.json").is_file()
+
+
+def test_a_submission_file_is_scored_exactly_as_written(tmp_path: Path, labelled_csv: Path):
+    out = tmp_path / "m.csv"
+    db = tmp_path / "cat.db"
+    assert run_cli("--db", db, "import", labelled_csv).returncode == 0
+    assert run_cli("--db", db, "match", "--pipeline", "baseline", "--out", out).returncode == 0
+    pipeline = json.loads(
+        run_cli("--db", db, "evaluate", "--pipeline", "baseline", "--json").stdout
+    )
+
+    done = run_cli("--db", db, "evaluate", "--submission", out, "--json")
+
+    assert done.returncode == 0, done.stderr
+    scored = json.loads(done.stdout)["submission"]
+    assert scored["f1"] == pytest.approx(pipeline["baseline"]["f1"], abs=1e-9)
+    # The same file with every posting's own id removed scores lower: nothing is added back.
+    frame = pd.read_csv(out, dtype=str)
+    frame["matches"] = [" ".join(m.split()[1:]) for m in frame["matches"]]
+    without_self = tmp_path / "without_self.csv"
+    frame.to_csv(without_self, index=False)
+    lower = json.loads(
+        run_cli("--db", db, "evaluate", "--submission", without_self, "--json").stdout
+    )["submission"]
+    assert lower["f1"] < scored["f1"] - 0.1
+
+    frame.loc[0, "matches"] = "not_in_this_catalog"
+    frame.to_csv(without_self, index=False)
+    refused = run_cli("--db", db, "evaluate", "--submission", without_self)
+    assert refused.returncode == 2
+    assert "does not have, e.g. ['not_in_this_catalog']" in refused.stderr

@@ -291,3 +291,56 @@ def test_semi_hard_triplet_loss_equals_the_pairwise_definition() -> None:
         float(semi_hard_triplet_loss(labels, np.repeat(np.eye(4, 8, dtype=np.float32), 3, 0), 0.3))
         == 0.0
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["triplet", "margin", "arcface"])
+def test_each_loss_training_lowers_it_and_pulls_a_product_together(
+    loss: str, grocery_sample, weights_dir: Path
+) -> None:
+    """On real photos of 20 products: the loss falls over training, and afterwards photos of
+    one product sit closer together than photos of different products — closer, relative to
+    the others, than before training."""
+    from core.embedders.mobilenet import PretrainedEmbedder
+    from core.embedders.siamese import SiameseConfig, train_siamese
+
+    paths = [p for p, _ in grocery_sample]
+    labels = np.array([label for _, label in grocery_sample])
+    config = SiameseConfig(
+        backbone="mobilenet", alpha=0.25, image_size=96, epochs=4, augment_copies=1, loss=loss
+    )
+    model = train_siamese(paths, labels.tolist(), config, weights_dir=weights_dir)
+
+    losses = [h["loss"] for h in config.history]
+    assert losses[-1] < losses[0], losses
+    same = labels[:, None] == labels[None, :]
+    np.fill_diagonal(same, False)
+    different = labels[:, None] != labels[None, :]
+
+    def gap(vectors: np.ndarray) -> float:
+        distance = np.linalg.norm(vectors[:, None] - vectors[None, :], axis=-1)
+        return float(distance[different].mean() - distance[same].mean())
+
+    untrained = PretrainedEmbedder("mobilenet", 0.25, 96, weights_dir).embed(paths)
+    assert gap(model.embed(paths)) > 0
+    assert gap(model.embed(paths)) > gap(untrained)
+
+
+def test_fine_tuning_the_backbone_keeps_batchnorm_frozen(weights_dir: Path) -> None:
+    import keras
+
+    from core.embedders.siamese import SiameseConfig, build_siamese
+
+    for train_backbone in (True, False):
+        config = SiameseConfig(
+            backbone="mobilenet", alpha=0.25, image_size=96, train_backbone=train_backbone
+        )
+        _, base, _ = build_siamese(config, weights_dir)
+        norms = [
+            layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        convolutions = [layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D)]
+        assert norms and convolutions
+        assert not any(layer.trainable for layer in norms)
+        assert all(layer.trainable == train_backbone for layer in convolutions)
+        assert base.trainable == train_backbone

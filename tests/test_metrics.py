@@ -61,10 +61,38 @@ def test_perfect_and_everything_predictions() -> None:
     assert evaluate(everything, truth)["f1"] == pytest.approx((3 * 6 / 7 + 2 / 5) / 4)
 
 
-def test_predictions_missing_self_are_scored_as_including_it() -> None:
+def test_a_submission_is_scored_exactly_as_written() -> None:
+    """A row that leaves its own id out is not helped: d predicts nothing and scores 0."""
     truth = true_match_sets(LABELS)
     without_self = {"a": {"b", "c"}, "b": {"a", "c"}, "c": {"a", "b"}, "d": set()}
-    assert evaluate(without_self, truth)["f1"] == 1.0
+    scores = per_posting_scores(without_self, truth).set_index("posting_id")
+    # a: pred {b,c}, true {a,b,c}: hits 2 -> P 1, R 2/3, F1 4/5; d: nothing -> 0.
+    assert scores.loc["a", ["precision", "recall", "f1"]].tolist() == pytest.approx(
+        [1.0, 2 / 3, 0.8]
+    )
+    assert scores.loc["d", ["precision", "recall", "f1"]].tolist() == [0.0, 0.0, 0.0]
+    assert evaluate(without_self, truth)["f1"] == pytest.approx((0.8 * 3 + 0) / 4)
+
+
+def test_evaluating_nothing_is_an_error() -> None:
+    with pytest.raises(SameSameError, match="nothing to score"):
+        evaluate({}, {})
+
+
+def test_matches_to_unlabelled_postings_are_counted_apart() -> None:
+    import pandas as pd
+
+    from core.metrics import pair_scores, summary
+
+    ids = ["a", "b", "c", "d", "x"]  # x has no label
+    pairs = pd.DataFrame({"left": ["a", "a", "d"], "right": ["b", "x", "x"]})
+    scores = pair_scores(ids, pairs, LABELS)
+
+    assert "x" not in set(scores["posting_id"])
+    figures = summary(scores)
+    assert figures["unlabelled_matches"] == 2  # a->x and d->x, not judged
+    by_id = scores.set_index("posting_id")
+    assert by_id.loc["a", "predicted"] == 2  # itself and b
 
 
 def test_mismatched_ids_are_an_error() -> None:

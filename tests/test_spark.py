@@ -8,6 +8,7 @@ may miss pairs but never add one. One SparkSession serves every test.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from core.errors import CatalogError, SameSameError
 from core.matches import read_submission
 from core.pipelines import MatchInputs, get_pipeline
 from core.settings import MatchSettings
+from tests.conftest import require
 
 PROJECT = Path(__file__).resolve().parents[1]
 #: Measured on 1,492 Shopee postings (seed 0): baseline LSH found 99.94%, ensemble 100%.
@@ -42,7 +44,7 @@ def _spark_cli(*args: object, env: dict[str, str] | None = None) -> subprocess.C
 
 @pytest.fixture(scope="session")
 def spark():
-    pytest.importorskip("pyspark")
+    require(importlib.util.find_spec("pyspark") is not None, "pyspark is not installed")
     from core.spark import SparkOptions, spark_session
 
     try:
@@ -55,7 +57,7 @@ def spark():
             app_name="samesame-tests",
         )
     except SameSameError as exc:  # no Java on this machine
-        pytest.skip(str(exc))
+        require(False, str(exc))
     yield session
     session.stop()
 

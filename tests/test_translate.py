@@ -141,3 +141,40 @@ def test_the_real_google_translator_offline_gives_a_notice_not_an_exception(
     assert result == ["kaos polos pria", "sepatu anak"]
     assert "untranslated" in notice
     assert len(sleeps) <= 1
+
+
+def test_the_batch_run_and_a_single_query_compare_the_same_translated_text(store: Store) -> None:
+    """Compare translates when the setting is on, through the same cache and the same
+    normalisation as the batch run: an upload titled like a catalog posting reads the same."""
+    from core.matching import run_pipeline
+    from core.pipelines import get_pipeline
+    from core.query import NewItem, query_item, query_title
+    from core.settings import MatchSettings
+
+    store.upsert_postings(
+        [
+            {
+                "posting_id": pid,
+                "title": title,
+                "title_norm": title,
+                "image_status": "none",
+                "source": "catalog",
+            }
+            for pid, title in (("a", "kaos polos pria"), ("b", "sepatu anak"), ("c", "tas wanita"))
+        ]
+    )
+    fake = FakeTranslator()
+    settings = MatchSettings(translate_titles=True)
+    run_pipeline(store, "ensemble", settings, translate=fake, save=False)
+    batches = len(fake.calls)
+
+    item = NewItem(title="KAOS  polos pria!!")
+    title, notice = query_title(store, item, get_pipeline("ensemble"), settings, fake)
+    found = query_item(store, item, "ensemble", settings, translate=fake)
+
+    assert notice is None and title == "plain men t shirt"
+    assert len(fake.calls) == batches  # answered from the cache the batch run filled
+    top = found.iloc[0]
+    assert top["posting_id"] == "a" and top["text_ratio"] == 1.0 and top["matched"]
+    untranslated = query_item(store, item, "ensemble", MatchSettings(), translate=fake)
+    assert untranslated.iloc[0]["posting_id"] == "a" and untranslated.iloc[0]["text_ratio"] == 1.0

@@ -257,6 +257,19 @@ def show_run_notices(store: Store, pipeline: str) -> None:
         st.caption(f":material/info: {notice}")
 
 
+IN_SAMPLE = (
+    ":material/warning: In-sample: this pipeline's model learnt from this catalog's own labels, "
+    "so its scores here overstate what it does on products it never saw (BENCHMARKS.md has "
+    "held-out figures)."
+)
+
+
+def in_sample_note(store: Store, pipe) -> None:
+    """Say so wherever a score comes from a model trained on this very catalog."""
+    if pipe.in_sample(store):
+        st.caption(IN_SAMPLE)
+
+
 def stale_note(store: Store, pipeline: str) -> str | None:
     run = store.match_run(pipeline)
     if run is not None and run["stale"]:
@@ -293,7 +306,8 @@ def weights_note(backbone: str, alpha: float, image_size: int, settings: MatchSe
     return (
         f"Weights file `{weights_file_name(backbone, alpha, image_size)}` is not in "
         f"`{settings.resolved_weights_dir()}` nor the Keras cache; Keras will try to download "
-        "it. Offline, choose MobileNet alpha 0.25 and its weights folder in Settings."
+        "it. Without internet, put that file in the weights folder (Settings), or choose a "
+        "backbone whose weights file you have."
     )
 
 

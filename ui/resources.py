@@ -196,11 +196,11 @@ def _thumbnail(image_path: str, mtime: float, pixels: int) -> str | None:
     from PIL import Image
 
     from core.errors import ImageError
-    from core.images import open_image
+    from core.images import check_stored_path, open_image
 
     del mtime
     try:
-        picture = open_image(Path(image_path), draft_size=pixels)
+        picture = open_image(check_stored_path(image_path), draft_size=pixels)
     except ImageError:
         return None
     picture.thumbnail((pixels, pixels), Image.Resampling.LANCZOS)

@@ -71,6 +71,11 @@ def add_commands(sub) -> None:
     p.add_argument("--pipeline", type=pipeline_choice, default="all", help="a pipeline or all")
     oneshot_args(p)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument(
+        "--submission",
+        metavar="CSV",
+        help="score this posting_id,matches file (exactly as written) instead of a pipeline",
+    )
     settings_args(p)
     p.set_defaults(run=cmd_evaluate)
 
@@ -127,15 +132,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _run(store, pipeline: str, settings, args):
     from core.matching import ensure_ready, run_pipeline
-    from core.models import best_is_current
 
     model_dir = Path(args.model) if getattr(args, "model", None) else None
     terminal = TqdmHooks()
-    trained_here = PIPELINES[pipeline].needs_model and model_dir is None
-    if trained_here:
-        from core.models import best_dir
-
-        trained_here = not best_is_current(store, best_dir(store))
     try:
         ensure_ready(
             store,
@@ -156,10 +155,16 @@ def _run(store, pipeline: str, settings, args):
         )
     finally:
         terminal.close()
-    if trained_here and getattr(args, "command", None) == "evaluate":
+    pipe = PIPELINES[pipeline]
+    used_model = pipe.needs_model or not args.hash_only
+    if (
+        getattr(args, "command", None) == "evaluate"
+        and used_model
+        and pipe.in_sample(store, model_dir)
+    ):
         print(
-            f"note: {pipeline} was trained on this catalog's labels, so its figures here are "
-            "in-sample (see BENCHMARKS.md for held-out ones)",
+            f"note: {pipeline}'s model was trained on this catalog's labels, so its figures here "
+            "are in-sample (see BENCHMARKS.md for held-out ones)",
             file=sys.stderr,
         )
     for notice in result.notices:
@@ -204,6 +209,8 @@ def cmd_match(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.evaluation import evaluate_result
 
+    if args.submission:
+        return _evaluate_submission(args)
     figures = {}
     with scratch_store(args) as store:
         settings = settings_from(args, store)
@@ -211,6 +218,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             result = _run(store, pipeline, settings, args)
             plain = evaluate_result(store, result)
             clustered = evaluate_result(store, result, clusters=True)
+            if plain.get("unlabelled_matches"):
+                print(
+                    f"note: {pipeline}: {plain['unlabelled_matches']:,} match(es) point to "
+                    "postings without a label and are not judged",
+                    file=sys.stderr,
+                )
             figures[pipeline] = {
                 **plain,
                 "cluster_f1": clustered["f1"],
@@ -236,6 +249,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{name:<10} {f['f1']:>7.4f} {f['precision']:>10.4f} {f['recall']:>7.4f} "
                 f"{f['cluster_f1']:>11.4f} {f['seconds']:>8.1f}"
             )
+    return 0
+
+
+def _evaluate_submission(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from core.evaluation import evaluate_submission
+
+    path = Path(args.submission)
+    if not path.is_file():
+        raise SameSameError(f"{path}: file not found")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SameSameError(f"{path}: not a readable CSV ({str(exc)[:200]})") from exc
+    with scratch_store(args) as store:
+        figures = evaluate_submission(store, frame)
+    if args.json:
+        print(json.dumps({"submission": figures}, indent=2))
+    else:
+        print(
+            f"{path.name}: F1 {figures['f1']:.4f}, precision {figures['precision']:.4f}, "
+            f"recall {figures['recall']:.4f} over {figures['postings']:,} labelled postings"
+        )
+    if figures["unlabelled_matches"]:
+        print(
+            f"note: {figures['unlabelled_matches']:,} listed match(es) point to postings "
+            "without a label and are not judged",
+            file=sys.stderr,
+        )
     return 0
 
 

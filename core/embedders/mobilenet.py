@@ -15,7 +15,7 @@ class PretrainedEmbedder(ImageEmbedder):
 
     Args:
         backbone: "mobilenet" (baseline default), "mobilenetv2" or "vgg16".
-        alpha: MobileNet width (1.0 in the original; 0.25 is the one available offline here).
+        alpha: MobileNet width (1.0 in the original; smaller widths are faster).
         image_size: input pixels (224 in the original).
         weights_dir: extra folder to look for the Keras weights file in.
     """

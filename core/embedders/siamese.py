@@ -166,11 +166,13 @@ def build_siamese(config: SiameseConfig, weights_dir: Path | None):
     import keras
 
     base = load_backbone(config.backbone, config.alpha, config.image_size, weights_dir)
-    # Batches of 32 on a CPU are too small for BatchNorm statistics: keep ImageNet's.
+    # Setting ``trainable`` on a model sets it on every layer inside, so the backbone's flag
+    # comes first; then its BatchNorm layers are frozen even when the rest is fine-tuned:
+    # batches of 32 on a CPU are too small for BatchNorm statistics, ImageNet's are kept.
+    base.trainable = config.train_backbone
     for layer in base.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
-    base.trainable = config.train_backbone
     head = build_head(config, int(base.output_shape[-1]))
     inputs = keras.Input((config.image_size, config.image_size, 3), name="pixels")
     model = keras.Model(inputs, head(base(inputs)), name="siamese")

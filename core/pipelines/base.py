@@ -98,6 +98,10 @@ class Pipeline(ABC):
         """(model name, version) of the stored vectors it compares, or None (hashes only)."""
         return None
 
+    def in_sample(self, store: Store, model_dir: Path | None = None) -> bool:
+        """Whether its scores here come from a model trained on this catalog's own labels."""
+        return False
+
     @abstractmethod
     def readiness(
         self, store: Store, settings: MatchSettings, model_dir: Path | None = None

@@ -100,6 +100,11 @@ class EnsemblePipeline(Pipeline):
         version = siamese_version(siamese_dir(store, model_dir))
         return (SIAMESE, version) if version else None
 
+    def in_sample(self, store: Store, model_dir: Path | None = None) -> bool:
+        from core.models import SIAMESE, in_sample, siamese_dir
+
+        return in_sample(store, siamese_dir(store, model_dir), SIAMESE)
+
     def readiness(
         self, store: Store, settings: MatchSettings, model_dir: Path | None = None
     ) -> Readiness:

@@ -11,6 +11,7 @@ import pytest
 from core import evaluation, matching, models
 from core.store import Store
 from tests.app.helpers import MOBILENET_025, WEIGHTS, button, open_page, texts
+from tests.conftest import require
 
 MODEL_025 = "mobilenet-a0.25-224"
 
@@ -84,8 +85,7 @@ def test_missing_weights_show_an_error_not_a_traceback(app):
 @pytest.mark.slow
 @pytest.mark.tf
 def test_embedding_the_demo_with_real_mobilenet_025(app, demo_db):
-    if not MOBILENET_025.is_file():
-        pytest.skip(f"real weights not present: {MOBILENET_025}")
+    require(MOBILENET_025.is_file(), f"real weights not present: {MOBILENET_025}")
     _use_mobilenet_025(demo_db)
     with Store(demo_db) as store:
         total = store.info()["images"]["ok"]
@@ -129,8 +129,7 @@ def test_embedding_the_demo_with_real_mobilenet_025(app, demo_db):
 @pytest.mark.slow
 @pytest.mark.tf
 def test_training_then_embedding_the_siamese_model(app, demo_db):
-    if not MOBILENET_025.is_file():
-        pytest.skip(f"real weights not present: {MOBILENET_025}")
+    require(MOBILENET_025.is_file(), f"real weights not present: {MOBILENET_025}")
     with Store(demo_db) as store:
         # The smallest real configuration: MobileNet 0.25 (weights offline), one epoch, 96 px.
         store.save_settings(

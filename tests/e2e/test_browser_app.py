@@ -23,6 +23,7 @@ import pytest
 from core import matching
 from core.store import Store
 from core.text import display_title
+from tests.conftest import require
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -69,10 +70,10 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """`streamlit run app.py` with an empty data folder of its own; yields (url, data folder)."""
-    if not CHROMIUM.exists():
-        pytest.skip(
-            "Debian Chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
-        )
+    require(
+        CHROMIUM.exists(),
+        "Debian Chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
+    )
     home = tmp_path_factory.mktemp("e2e_home")
     log = home.parent / "streamlit.log"
     port = _free_port()

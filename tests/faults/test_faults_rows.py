@@ -135,3 +135,35 @@ def test_upload_rules_match_import_rules_and_stay_in_the_data_folder(
     assert "evil" not in stored.name
     assert [p.name for p in tmp_path.iterdir() if p.suffix in {".jpg", ".png"}] == []
     shutil.rmtree(data_dir() / "uploads")
+
+
+@pytest.mark.timeout(120)
+def test_an_image_swapped_for_a_link_after_import_is_refused_when_embedding(
+    tmp_path: Path, shopee_images: Path
+) -> None:
+    """Paths are checked when opened, not only at import: a file replaced by a symlink after
+    the import (here to a FIFO, which would hang whoever opens it) is skipped by embedding."""
+    from core.embedding import pending_images
+
+    images = tmp_path / "images"
+    images.mkdir()
+    photo = (shopee_images / REAL_PHOTO).read_bytes()
+    for name in ("kept.jpg", "swapped.jpg"):
+        (images / name).write_bytes(photo)
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text(
+        "posting_id,image,title\nkept,kept.jpg,kaos\nswapped,swapped.jpg,kaos\n", encoding="utf-8"
+    )
+    assert (
+        run_cli("import", csv_path, "--images", images, "--db", tmp_path / "c.db").returncode == 0
+    )
+    trap = tmp_path / "outside" / "trap.jpg"
+    trap.parent.mkdir()
+    os.mkfifo(trap)
+    (images / "swapped.jpg").unlink()
+    (images / "swapped.jpg").symlink_to(trap)
+
+    with Store(tmp_path / "c.db") as store:
+        ids, paths = pending_images(store, "any-model", "1")
+
+    assert ids == ["kept"] and paths == [(images / "kept.jpg").resolve()]

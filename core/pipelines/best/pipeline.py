@@ -54,6 +54,11 @@ class BestPipeline(Pipeline):
         info = best_model_info(best_dir(store, model_dir)) or {}
         return (info["image_model"], IMAGENET) if info.get("image_model") else None
 
+    def in_sample(self, store: Store, model_dir: Path | None = None) -> bool:
+        from core.models import BEST, best_dir, in_sample
+
+        return in_sample(store, best_dir(store, model_dir), BEST)
+
     def readiness(
         self, store: Store, settings: MatchSettings, model_dir: Path | None = None
     ) -> Readiness:
