@@ -31,7 +31,7 @@ def match_best(inputs: MatchInputs, matcher: BestMatcher):
 
 
 # Small enough for CI, large enough that the classifier has a few thousand positive pairs.
-FAST = {"n_estimators": 60, "num_leaves": 31, "inner_folds": 3}
+FAST = {"n_estimators": 60, "num_leaves": 31}
 
 
 # --- Fast unit tests ---------------------------------------------------------------------------
@@ -254,3 +254,52 @@ def test_optional_title_encoder_trains_and_reloads_in_safe_mode(tmp_path, shopee
     reloaded = BestMatcher.load(tmp_path / "model")
     inputs = MatchInputs.from_frame(held.head(300))
     pd.testing.assert_frame_equal(matcher.match(inputs).pairs, reloaded.match(inputs).pairs)
+
+
+def _spy_boosters(monkeypatch):
+    """Replace LightGBM by boosters that remember which folds they were trained on (feature 0
+    of each pair holds its fold) and predict the index of the model that scored a pair."""
+    from core.pipelines.best import training
+
+    seen: list[set[int]] = []
+
+    class Spy:
+        def __init__(self, number: int) -> None:
+            self.number = number
+
+        def predict(self, x: np.ndarray) -> np.ndarray:
+            return np.full(len(x), self.number, np.float32)
+
+    def train(x, y, names, config):
+        seen.append(set(x[:, 0].astype(int).tolist()))
+        return Spy(len(seen) - 1)
+
+    monkeypatch.setattr(training, "_train_booster", train)
+    return seen
+
+
+def test_out_of_fold_pairs_are_scored_by_models_that_never_saw_their_fold(monkeypatch):
+    from core.pipelines.best.training import _nested_stage1, _out_of_fold
+
+    seen = _spy_boosters(monkeypatch)
+    fold = np.repeat(np.arange(4), 6)
+    x = np.column_stack([fold, np.arange(len(fold))]).astype(np.float32)
+    y = np.tile([1, 0], len(fold) // 2).astype(np.float32)
+
+    scored_by = _out_of_fold(x, y, ["fold", "n"], fold, BestConfig()).astype(int)
+    for pair, model in enumerate(scored_by):
+        assert fold[pair] not in seen[model]
+    nested = _nested_stage1(x, y, ["fold", "n"], fold, BestConfig())
+    assert len(nested) == 4 * 3  # every held-out fold × every other fold
+    for (held_out, scored), models in nested.items():
+        for model in models.astype(int):
+            assert held_out not in seen[model] and scored not in seen[model]
+
+
+def test_too_few_groups_to_hold_folds_out_is_an_error_not_an_in_sample_fallback():
+    from core.pipelines.best.training import _out_of_fold
+
+    fold = np.array([0, 0, 1, 1, 2, 2])
+    y = np.array([1, 1, 0, 0, 0, 0], np.float32)  # only fold 0 has a match
+    with pytest.raises(SameSameError, match="Too few labelled groups"):
+        _out_of_fold(np.zeros((6, 2), np.float32), y, ["a", "b"], fold, BestConfig())

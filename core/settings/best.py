@@ -107,7 +107,7 @@ class BestTrainingSettings(SettingsBase):
         advanced=True,
     )
     best_train_splits: str = setting(
-        "2,4",
+        "3,6",
         "Training sub-catalogs",
         "The labelled catalog is also split by product into "
         "these many parts, so the model learns at several catalog sizes.",

@@ -286,9 +286,10 @@ class MatchSettings(BestTrainingSettings):
             splits = [int(v) for v in self.best_train_splits.split(",") if v.strip()]
         except ValueError:
             splits = []
-        if not splits or min(splits) < 1 or any(max(splits) % v for v in splits):
+        if not splits or min(splits) < 3 or any(v % min(splits) for v in splits):
             problems.append(
-                "best_train_splits must be whole numbers that divide the largest, e.g. 2,4"
+                "best_train_splits must be whole numbers, the smallest 3 or more and each a "
+                "multiple of it, e.g. 3,6"
             )
         if problems:
             raise SameSameError("Invalid settings: " + "; ".join(problems))

@@ -26,7 +26,6 @@ class BestConfig:
     title_model_epochs: int = 12
     graph_stage: bool = True
     min_one: bool = True
-    inner_folds: int = 4
     n_estimators: int = 200
     learning_rate: float = 0.1
     num_leaves: int = 63
@@ -36,10 +35,11 @@ class BestConfig:
     threads: int = 1
     seed: int = 0
     # Training sub-catalog levels: each level splits the labelled catalog by group into that
-    # many parts (levels must divide the largest one, so the parts nest).
-    # [2, 4] (halves and quarters) is what BENCHMARKS.md measures. Adding 1 (the whole catalog)
-    # helped on a 13.7k held-out catalog (F1 0.840 vs 0.825) at 1.5x the training time.
-    train_splits: list[int] = field(default_factory=lambda: [2, 4])
+    # many parts, every level a multiple of the coarsest so the parts nest. The coarsest parts
+    # are also the folds of the out-of-fold predictions (at least 3: see training.py), so a
+    # candidate pair never spans two folds. [3, 6] (thirds and sixths) is what BENCHMARKS.md
+    # measures.
+    train_splits: list[int] = field(default_factory=lambda: [3, 6])
     threshold: float = 0.5
     threshold_low: float = 0.5
     stage1_threshold: float = 0.5
@@ -72,12 +72,15 @@ class BestConfig:
 
 
 def training_levels(config: BestConfig) -> list[int]:
+    """The sub-catalog levels, coarsest first; the coarsest is the number of folds.
+
+    Raises:
+        SameSameError: fewer than 3 coarsest parts, or levels that do not nest.
+    """
     levels = sorted({int(v) for v in config.train_splits})
-    top = max(levels) if levels else 0
-    if not levels or levels[0] < 1 or any(top % v for v in levels):
-        raise SameSameError(f"train_splits must be positive and divide {top}: {levels}")
-    if config.title_model and levels[0] == 1:
-        # Cross-fitted encoders embed each half with the other half's encoder; vectors of the
-        # two halves are not comparable, so the whole catalog cannot be a training catalog.
-        levels = levels[1:] or [2]
+    if not levels or levels[0] < 3 or any(v % levels[0] for v in levels):
+        raise SameSameError(
+            "train_splits must start at 3 or more parts (the folds that score training pairs "
+            f"out of fold) and every level must be a multiple of the first, e.g. 3,6: {levels}"
+        )
     return levels

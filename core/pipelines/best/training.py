@@ -51,38 +51,61 @@ def _train_booster(x: np.ndarray, y: np.ndarray, names: list[str], config: BestC
     return lgb.train(_lgb_params(config), data, num_boost_round=config.n_estimators)
 
 
-def _out_of_fold(
-    x: np.ndarray,
-    y: np.ndarray,
-    names: list[str],
-    fold: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    config: BestConfig,
-) -> np.ndarray:
-    """Probabilities of every pair from a model that saw neither side's group.
+def _fit_held_out(
+    x: np.ndarray, y: np.ndarray, names: list[str], train: np.ndarray, config: BestConfig, what: str
+):
+    """A booster on the pairs ``train`` selects.
 
-    A pair touching inner fold f is predicted by the model trained on pairs touching no posting
-    of fold f; a pair across two folds gets the mean of its two predictions.
+    Raises:
+        SameSameError: those pairs hold one class only (too few groups to hold folds out):
+            never silently fall back to an in-sample prediction.
     """
-    total = np.zeros(len(y), np.float64)
-    count = np.zeros(len(y), np.float64)
-    for f in range(config.inner_folds):
-        touch = (fold[left] == f) | (fold[right] == f)
-        if not touch.any() or touch.all():
-            continue
-        train = ~touch
-        if y[train].min() == y[train].max():
-            continue
-        booster = _train_booster(x[train], y[train], names, config)
-        total[touch] += booster.predict(x[touch])
-        count[touch] += 1
-    missing = count == 0
-    if missing.any():  # degenerate tiny catalogs: fall back to the in-sample prediction
-        booster = _train_booster(x, y, names, config)
-        total[missing] = booster.predict(x[missing])
-        count[missing] = 1
-    return (total / count).astype(np.float32)
+    if not train.any() or y[train].min() == y[train].max():
+        raise SameSameError(
+            f"Too few labelled groups to train {what} with folds held out: add labelled "
+            "products, or use fewer training sub-catalogs (best_train_splits)"
+        )
+    return _train_booster(x[train], y[train], names, config)
+
+
+def _out_of_fold(
+    x: np.ndarray, y: np.ndarray, names: list[str], fold: np.ndarray, config: BestConfig
+) -> np.ndarray:
+    """Each pair's probability from a model that never saw its fold.
+
+    Every candidate pair lies inside one fold (training sub-catalogs nest in the folds), so
+    "the pair's fold" is one fold and the model saw neither of its postings' groups.
+    """
+    out = np.zeros(len(y), np.float32)
+    for f in np.unique(fold):
+        held = fold == f
+        booster = _fit_held_out(x, y, names, ~held, config, f"fold {f}")
+        out[held] = booster.predict(x[held])
+    return out
+
+
+def _nested_stage1(
+    x: np.ndarray, y: np.ndarray, names: list[str], fold: np.ndarray, config: BestConfig
+) -> dict[tuple[int, int], np.ndarray]:
+    """Stage 1 probabilities for the stage 2 models: for a stage 2 model that holds fold f
+    out, a training pair of fold g is scored by a stage 1 model that saw neither f nor g, so
+    no label of fold f reaches stage 2 through its graph features.
+
+    Returns:
+        (f, g) → probabilities of the pairs of fold g, from a model without folds f and g.
+    """
+    folds = np.unique(fold)
+    models = {}
+    for i, f in enumerate(folds):
+        for g in folds[i + 1 :]:
+            train = (fold != f) & (fold != g)
+            models[(f, g)] = _fit_held_out(x, y, names, train, config, f"folds {f} and {g}")
+    nested = {}
+    for (f, g), booster in models.items():
+        for held_out, scored in ((f, g), (g, f)):
+            rows = fold == scored
+            nested[(held_out, scored)] = booster.predict(x[rows]).astype(np.float32)
+    return nested
 
 
 def group_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -252,9 +275,14 @@ def fit_stages(
     y = (labels[real[left]] == labels[real[right]]).astype(np.float32)
     if y.sum() == 0 or y.min() == y.max():
         raise SameSameError("No candidate pair shares a label: nothing to learn from")
-    fold = group_folds(labels, config.inner_folds, config.seed)[real]
+    # The folds are the coarsest sub-catalogs: every candidate pair lies inside one.
+    coarsest = part_of // (top // levels[0])
+    posting_fold = coarsest[real]
+    fold = posting_fold[left]
+    if (posting_fold[right] != fold).any():
+        raise SameSameError("training sub-catalogs do not nest in the folds; check train_splits")
     t0 = time.perf_counter()
-    oof = _out_of_fold(x1, y, names, fold, left, right, config)
+    oof = _out_of_fold(x1, y, names, fold, config)
     tick()
     stage1 = _train_booster(x1, y, names, config)
     timings["stage1"] = time.perf_counter() - t0
@@ -263,16 +291,41 @@ def fit_stages(
     stage2, names2 = None, []
     if config.graph_stage:
         t0 = time.perf_counter()
-        graphs = []
         starts = np.cumsum([0] + [len(t.left) for t in tables])
-        for table, idx, start in zip(tables, parts, starts, strict=False):
-            stage1_prob = oof[start : start + len(table.left)]
-            graph, gnames = graph_features(table, stage1_prob, len(idx))
-            graphs.append(graph)
-        x2 = np.hstack([x1, np.vstack(graphs)])
+        table_fold = [int(coarsest[idx[0]]) for idx in parts]
+
+        def graphs_with(probabilities: np.ndarray, keep: list[int]) -> np.ndarray:
+            """Graph features of the tables ``keep``, from these stage 1 probabilities."""
+            blocks = []
+            for t in keep:
+                rows = slice(starts[t], starts[t] + len(tables[t].left))
+                blocks.append(graph_features(tables[t], probabilities[rows], len(parts[t]))[0])
+            return np.vstack(blocks)
+
+        everything = list(range(len(tables)))
+        gnames = graph_features(tables[0], oof[: len(tables[0].left)], len(parts[0]))[1]
         names2 = names + gnames
-        del graphs
-        oof = _out_of_fold(x2, y, names2, fold, left, right, config)
+        x2 = np.hstack([x1, graphs_with(oof, everything)])
+        # Out-of-fold stage 2: the model holding fold f out trains on the other folds with
+        # graph features from stage 1 models that saw neither fold f nor the pair's own fold.
+        nested = _nested_stage1(x1, y, names, fold, config)
+        oof2 = np.zeros(len(y), np.float32)
+        for f in np.unique(fold):
+            train_tables = [t for t in everything if table_fold[t] != f]
+            nested_prob = oof.copy()
+            for g in np.unique(fold):
+                if g != f:
+                    nested_prob[fold == g] = nested[(f, g)]
+            train = np.concatenate(
+                [np.arange(starts[t], starts[t] + len(tables[t].left)) for t in train_tables]
+            )
+            x_train = np.hstack([x1[train], graphs_with(nested_prob, train_tables)])
+            booster = _fit_held_out(
+                x_train, y[train], names2, np.ones(len(train), bool), config, f"fold {f}"
+            )
+            held = fold == f
+            oof2[held] = booster.predict(x2[held])
+        oof = oof2
         tick()
         stage2 = _train_booster(x2, y, names2, config)
         timings["stage2"] = time.perf_counter() - t0
