@@ -60,6 +60,22 @@ def preprocess(backbone: str, pixels: np.ndarray) -> np.ndarray:
     return x / 127.5 - 1.0
 
 
+def _offline(exc: BaseException) -> bool:
+    """Whether a failed download looks like no network at all (DNS, refused connection)."""
+    text = " ".join(str(e) for e in (exc, exc.__cause__, exc.__context__) if e is not None)
+    return any(
+        hint in text
+        for hint in (
+            "Name or service not known",
+            "nodename nor servname",
+            "Temporary failure",
+            "Connection refused",
+            "Network is unreachable",
+            "getaddrinfo",
+        )
+    )
+
+
 def load_backbone(
     backbone: str, alpha: float, size: int, weights_dir: Path | None = None
 ) -> keras.Model:
@@ -87,12 +103,13 @@ def load_backbone(
         name = weights_file_name(backbone, alpha, size)
         if local is not None:
             raise WeightsUnavailableError(
-                f"weights file {local} could not be loaded: {exc}"
+                f"The weights file {local} is damaged or is not {backbone}'s (it would not "
+                f"load: {str(exc)[:200]}); download {name} again."
             ) from exc
-        where = ", ".join(str(p) for p in (weights_dir, keras_cache_dir()) if p is not None)
+        where = " or ".join(str(p) for p in (weights_dir, keras_cache_dir()) if p is not None)
+        offline = "no internet connection" if _offline(exc) else "the download failed"
         raise WeightsUnavailableError(
-            f"ImageNet weights for {backbone} (alpha {alpha}, {size}px) are not on this machine "
-            f"and could not be downloaded ({type(exc).__name__}). Put {name} into one of: "
-            f"{where}, or set the weights folder in Settings, or choose a backbone whose "
-            "weights you have (e.g. MobileNet alpha 0.25)."
+            f"The ImageNet weights for {backbone} (width {alpha}, {size} px) are not on this "
+            f"computer and {offline}. Put the file {name} in {where}, set the weights folder "
+            "in Settings to where it is, or choose a backbone whose weights file you have."
         ) from exc

@@ -234,11 +234,12 @@ class MatchSettings(BestTrainingSettings):
         flag="--epochs",
     )
     siamese_loss: str = setting(
-        "margin",
+        "triplet",
         "Training loss",
-        "margin: pulls same-product photos within the distance "
-        "threshold and pushes others beyond it; triplet: semi-hard triplet loss; arcface: "
-        "angular margin over product classes.",
+        "triplet (the original write-up's): semi-hard triplet loss, each photo nearer its "
+        "product's photos than any other product's by a margin; margin: pulls same-product "
+        "photos within the distance threshold and pushes others beyond it; arcface: angular "
+        "margin over product classes.",
         SIAMESE,
         choices=SIAMESE_LOSSES,
         flag="--loss",
