@@ -203,3 +203,118 @@ def test_memory_store_works() -> None:
         assert store.path is None
         store.upsert_postings([posting("p1", label_group="g")])
         assert store.info()["label_groups"] == 1
+
+
+#: The tables of schema version 1 (SameSame before the engine), as that version created them.
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS postings (
+    posting_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL DEFAULT '',
+    title_norm TEXT NOT NULL DEFAULT '',
+    image TEXT,                 -- file name as written in the catalog
+    image_path TEXT,            -- resolved absolute path when the file was usable
+    image_status TEXT NOT NULL, -- ok | missing | corrupt | refused | none
+    image_phash TEXT,           -- 16 hex digits: from the catalog, else computed from the file
+    label_group TEXT,
+    source TEXT NOT NULL DEFAULT 'catalog',
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS import_problems (
+    row INTEGER,
+    posting_id TEXT,
+    field TEXT NOT NULL,
+    problem TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS translations (
+    source_text TEXT NOT NULL,
+    target_lang TEXT NOT NULL,
+    translated TEXT NOT NULL,
+    PRIMARY KEY (source_text, target_lang)
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    posting_id TEXT NOT NULL REFERENCES postings(posting_id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model, posting_id)
+);
+CREATE TABLE IF NOT EXISTS matches (
+    pipeline TEXT NOT NULL,
+    posting_id TEXT NOT NULL,
+    match_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    scores TEXT NOT NULL,       -- JSON of per-modality scores
+    PRIMARY KEY (pipeline, posting_id, match_id)
+);
+CREATE TABLE IF NOT EXISTS match_runs (
+    pipeline TEXT PRIMARY KEY,
+    catalog_revision INTEGER NOT NULL,
+    settings TEXT NOT NULL,
+    computed_at REAL NOT NULL,
+    seconds REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reviews (
+    left_id TEXT NOT NULL,
+    right_id TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('same', 'different')),
+    reviewed_at REAL NOT NULL,
+    PRIMARY KEY (left_id, right_id)
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def test_a_version_1_database_is_upgraded_with_its_matches_and_runs(tmp_path: Path) -> None:
+    """Databases written before the engine (schema 1: scores as JSON, no similarity, no
+    'listed') open with their postings, stored matches and runs intact."""
+    import json
+
+    statements = SCHEMA_V1
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        for statement in statements.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO meta VALUES ('catalog_revision', '3')")
+        for pid in ("p1", "p2", "p3"):
+            conn.execute(
+                "INSERT INTO postings (posting_id, title, title_norm, image_status, added_at) "
+                "VALUES (?, 'kaos', 'kaos', 'none', 0)",
+                (pid,),
+            )
+        conn.execute(
+            "INSERT INTO matches VALUES ('baseline', 'p1', 'p2', 'text', ?)",
+            (json.dumps({"tfidf_cosine": 0.75, "hash_distance": None}),),
+        )
+        conn.execute(
+            "INSERT INTO matches VALUES ('baseline', 'p1', 'p3', 'hash', ?)",
+            (json.dumps({"hash_distance": 8.0}),),
+        )
+        conn.execute(
+            "INSERT INTO match_runs VALUES ('baseline', 3, ?, 100.0, 2.5)",
+            (json.dumps(MatchSettings().to_dict()),),
+        )
+
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.count_postings() == 3 and store.catalog_revision == 3
+        pairs = store.load_match_pairs("baseline").sort_values("right").reset_index(drop=True)
+        run = store.match_run("baseline")
+
+    assert pairs[["left", "right", "rule"]].values.tolist() == [
+        ["p1", "p2", "text"],
+        ["p1", "p3", "hash"],
+    ]
+    assert pairs["listed"].tolist() == [3, 3]
+    assert pairs["similarity"].tolist() == pytest.approx([0.75, 0.75])  # 1 - 8/32 for the hash
+    assert pairs["tfidf_cosine"].iloc[0] == pytest.approx(0.75)
+    assert run["seconds"] == 2.5 and not run["stale"] and run["notices"] == []
