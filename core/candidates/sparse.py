@@ -23,9 +23,11 @@ from core.candidates.tfidf import row_cosine
 
 logger = logging.getLogger(__name__)
 
-#: Multiply-adds of the exact self-join above which frequent words are left out of the search
-#: (about 10 s of sparse_dot_topn per core).
-COST_BUDGET = 2e9
+#: Multiply-adds of the exact self-join above which frequent words are left out of the search.
+#: Chosen on the 1M dense scale catalog (BENCHMARKS.md): exact costs 1.5e11 there (about
+#: 19 min); at 1e10 the search takes 2 min and keeps 95% of the exact top-50 lists at cosine
+#: >= 0.5 (79% at 2e9 for the same time, 97% at 3e10 for twice the time).
+COST_BUDGET = 1e10
 #: Extra candidates per row, beyond k, rescored exactly when frequent words were left out.
 PRUNED_EXTRA = 20
 #: Scores within this of a threshold count as reaching it (float32 rounding).
