@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,6 +91,11 @@ class StoreBase:
             else:
                 logger.info("upgrading %s from schema %d", self.path, version)
                 schema.upgrade_from_v1(conn)
+            # The id names this catalog wherever the file is copied or moved (models record
+            # which catalog they learnt from); given at creation so every copy shares it.
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('database_id', ?)", (uuid.uuid4().hex,)
+            )
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                 (str(schema.SCHEMA_VERSION),),

@@ -145,7 +145,7 @@ def test_saved_models_hold_no_pickles(tmp_path: Path, shopee_csv: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     files = sorted(p.name for p in (tmp_path / "model").iterdir())
-    assert files == ["best.json", "stage1.lgb.txt", "stage2.lgb.txt"]
+    assert files == ["best.json", "best.training.json", "stage1.lgb.txt", "stage2.lgb.txt"]
     for path in (tmp_path / "model").iterdir():
         head = path.read_bytes()[:2]
         assert head != b"\x80\x04" and head != b"\x80\x05"  # pickle protocol 4/5 magic
