@@ -5,6 +5,8 @@ saw: untrained MobileNet cosine (the baseline rule), perceptual hash, and the tr
 network (ensemble rule, distance < 0.95) with each loss.
 
     .venv/bin/python -m benchmarks.bench_grocery [--folds 5] [--epochs 8] [--losses triplet,arcface]
+    .venv/bin/python -m benchmarks.bench_grocery --losses margin,triplet \\
+        --select triplet_margin=0.3,0.5,0.8 --hold-back 13
 """
 
 from __future__ import annotations
@@ -38,6 +40,112 @@ def held_out_f1(frame: pd.DataFrame, vectors: np.ndarray | None, pipeline: str) 
     return evaluate(result.match_sets(), true_match_sets(labels))
 
 
+def _config(args, loss: str, overrides: dict) -> SiameseConfig:
+    return SiameseConfig(
+        backbone="mobilenet",
+        alpha=0.25,
+        image_size=args.image_size,
+        epochs=args.epochs,
+        loss=loss,
+        learning_rate=args.learning_rate,
+        **overrides,
+    )
+
+
+def _parse_value(key: str, raw: str):
+    return type(getattr(SiameseConfig(), key))(raw)
+
+
+def _train_and_score(train: pd.DataFrame, test: pd.DataFrame, paths, config, weights) -> dict:
+    """Train on ``train``'s products, score ``test``'s (row positions index ``paths``)."""
+    test_paths = [paths[i] for i in test.index]
+
+    def score_epoch(epoch: int, model) -> dict:
+        vectors = model.embed(test_paths)
+        frame = test.reset_index(drop=True)
+        return {"held_out_f1": round(held_out_f1(frame, vectors, "ensemble")["f1"], 4)}
+
+    t0 = time.perf_counter()
+    model = train_siamese(
+        [paths[i] for i in train.index],
+        train["label_group"].tolist(),
+        config,
+        weights_dir=weights,
+        on_epoch_end=score_epoch,
+    )
+    seconds = time.perf_counter() - t0
+    metrics = held_out_f1(test.reset_index(drop=True), model.embed(test_paths), "ensemble")
+    return {**metrics, "train_s": round(seconds), "history": config.history}
+
+
+def select_and_hold_back(args, catalog, paths, weights, overrides) -> None:
+    """Nested selection: each candidate value is scored by GroupKFold on the training products
+    only; the winner is trained on all of them and scored once on products held back from
+    every choice (the last ``--hold-back`` products by label)."""
+    from sklearn.model_selection import GroupKFold
+
+    field, _, raw = args.select.partition("=")
+    candidates = [_parse_value(field, v) for v in raw.split(",")]
+    products = sorted(catalog["label_group"].unique())
+    held_back = set(products[-args.hold_back :])
+    dev = catalog[~catalog["label_group"].isin(held_back)]
+    test = catalog[catalog["label_group"].isin(held_back)]
+    losses = args.losses.split(",")
+
+    rows = []
+    for loss in losses:
+        values = candidates if loss == args.select_loss else [None]
+        for value in values:
+            chosen = {**overrides, **({field: value} if value is not None else {})}
+            folds = GroupKFold(n_splits=args.folds).split(dev, groups=dev["label_group"])
+            for fold, (train_pos, test_pos) in enumerate(folds, start=1):
+                scored = _train_and_score(
+                    dev.iloc[train_pos],
+                    dev.iloc[test_pos],
+                    paths,
+                    _config(args, loss, chosen),
+                    weights,
+                )
+                rows.append(
+                    {
+                        "loss": loss,
+                        field: value,
+                        "fold": fold,
+                        **{k: scored[k] for k in ("f1", "precision", "recall")},
+                    }
+                )
+    inner = (
+        pd.DataFrame(rows)
+        .groupby(["loss", field], dropna=False, sort=False)[["f1", "precision", "recall"]]
+        .mean()
+    )
+    winner = max(candidates, key=lambda v: inner.loc[(args.select_loss, v), "f1"])
+
+    finals = []
+    for loss in losses:
+        chosen = {**overrides, **({field: winner} if loss == args.select_loss else {})}
+        scored = _train_and_score(dev, test, paths, _config(args, loss, chosen), weights)
+        finals.append(
+            {
+                "loss": loss,
+                **chosen,
+                **{k: scored[k] for k in ("f1", "precision", "recall")},
+                "train_s": scored["train_s"],
+            }
+        )
+    print(
+        f"## Grocery nested selection of {field} for {args.select_loss} "
+        f"(inner GroupKFold({args.folds}) on {dev['label_group'].nunique()} training products, "
+        f"{len(dev)} photos; {len(held_back)} products, {len(test)} photos held back)\n"
+    )
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
+    print("inner cross-validation (training products only):\n")
+    print(inner.round(4).to_markdown())
+    print(f"\nchosen {field} = {winner}\n")
+    print("held-back products, trained on all training products:\n")
+    print(pd.DataFrame(finals).round(4).to_markdown(index=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=SHARED)
@@ -54,12 +162,18 @@ def main() -> None:
         metavar="FIELD=VALUE",
         help="a SiameseConfig field for every loss (repeatable), e.g. --set margin=0.2",
     )
+    parser.add_argument(
+        "--select",
+        metavar="FIELD=V1,V2,...",
+        help="choose FIELD for --select-loss by nested CV and report held-back products",
+    )
+    parser.add_argument("--select-loss", default="triplet")
+    parser.add_argument("--hold-back", type=int, default=13, help="products kept from choices")
     args = parser.parse_args()
     overrides = {}
     for item in args.set:
         key, _, raw = item.partition("=")
-        default = getattr(SiameseConfig(), key)
-        overrides[key] = type(default)(raw)
+        overrides[key] = _parse_value(key, raw)
     logging.basicConfig(level=logging.WARNING)
 
     from sklearn.model_selection import GroupKFold
@@ -68,6 +182,9 @@ def main() -> None:
     weights = args.shared / "weights"
     catalog = pd.read_csv(grocery / "catalog.csv", dtype=str, keep_default_na=False)
     paths = [grocery / "images" / name for name in catalog["image"]]
+    if args.select:
+        select_and_hold_back(args, catalog, paths, weights, overrides)
+        return
 
     started = time.perf_counter()
     untrained = PretrainedEmbedder("mobilenet", 0.25, 224, weights).embed(paths)

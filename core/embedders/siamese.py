@@ -41,7 +41,11 @@ class SiameseConfig:
     groups_per_batch: int = 8
     images_per_group: int = 4
     learning_rate: float = 1e-3
+    #: margin loss: how far past the boundary each pair is pushed
     margin: float = 0.3
+    #: triplet loss: how much nearer a product's photo must be than another product's; chosen
+    #: by nested selection on training products only (BENCHMARKS.md, grocery)
+    triplet_margin: float = 0.8
     #: "triplet" (semi-hard mining, the original write-up's loss), "margin" (pairs pushed to
     #: either side of the match boundary) or "arcface" (normalised softmax, angular margin)
     loss: str = "triplet"
@@ -330,7 +334,7 @@ def train_siamese(
 
     def metric_loss(batch_labels, embeddings):
         if config.loss == "triplet":
-            return semi_hard_triplet_loss(batch_labels, embeddings, config.margin)
+            return semi_hard_triplet_loss(batch_labels, embeddings, config.triplet_margin)
         if config.loss == "margin":
             return boundary_margin_loss(batch_labels, embeddings, config.boundary, config.margin)
         return arcface_loss(
