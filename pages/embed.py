@@ -80,7 +80,7 @@ def _mobilenet(store: Store, settings: MatchSettings, images: int) -> None:
 
 
 def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int) -> None:
-    st.subheader(f"{pipe.title}: Siamese network")
+    st.subheader(f"Siamese network ({pipe.name} pipeline)")
     model_dir = models.siamese_dir(store)
     version = models.siamese_version(model_dir)
     st.markdown(
