@@ -118,9 +118,7 @@ def _review(store: Store, pid: str, suggested: dict[str, list[str]], verdicts: d
         image_col, text_col, verdict_col, same_col, diff_col = st.columns(
             [1, 5, 2, 1.2, 1.2], vertical_alignment="center"
         )
-        path = info.at[other, "image_path"]
-        if isinstance(path, str):
-            image_col.image(resources.thumbnail(path) or path, width=56)
+        image_col.image(resources.thumbnail(info.at[other, "image_path"]), width=56)
         text_col.markdown(
             f"**{other}** · {info.at[other, 'title']}  \n:gray[suggested by {', '.join(pipelines)}]"
         )
@@ -158,7 +156,9 @@ def _gallery(members: list[str], info: pd.DataFrame) -> None:
             if isinstance(path, str) and Path(path).is_file():
                 column.image(path, caption=caption, width="stretch")
             else:
-                column.caption(f"(no image) {caption}")
+                column.image(
+                    resources.placeholder(), caption=f"(no photo) {caption}", width="stretch"
+                )
     if len(members) > MAX_GALLERY:
         st.caption(f"Showing {MAX_GALLERY} of {len(members)} postings.")
 
@@ -239,6 +239,7 @@ def main() -> None:
         if row["image_status"] == "ok" and isinstance(row["image_path"], str):
             picture.image(row["image_path"], width="stretch")
         else:
+            picture.image(resources.placeholder(), width="stretch")
             picture.caption(f"No usable image ({row['image_status']}).")
         details.markdown(f"### {row['title'] or '(no title)'}")
         details.markdown(

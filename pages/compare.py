@@ -164,8 +164,7 @@ def _show_item(
         return
     with st.container(border=True):
         picture, details = st.columns([1, 4])
-        if item.image:
-            picture.image(item.image, width="stretch")
+        picture.image(item.image or resources.placeholder(), width="stretch")
         details.markdown(f"#### {item.name}")
         details.markdown(f"Title: **{item.title}**" if item.title.strip() else "No title given.")
         details.button(

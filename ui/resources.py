@@ -209,15 +209,32 @@ def _thumbnail(image_path: str, mtime: float, pixels: int) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def thumbnail(image_path: str | None, pixels: int = THUMBNAIL_PIXELS) -> str | None:
-    """A small JPEG data URI of a catalog image (for st.dataframe's ImageColumn), or None."""
+@st.cache_data(show_spinner=False, max_entries=8)
+def placeholder(pixels: int = THUMBNAIL_PIXELS) -> str:
+    """A grey "no photo" tile (PNG data URI) for postings without a usable image."""
+    from PIL import Image, ImageDraw
+
+    tile = Image.new("RGB", (pixels, pixels), (238, 238, 238))
+    draw = ImageDraw.Draw(tile)
+    inset = pixels // 8
+    draw.rectangle((inset, inset, pixels - inset, pixels - inset), outline=(190, 190, 190), width=2)
+    draw.line((inset, pixels - inset, pixels - inset, inset), fill=(190, 190, 190), width=2)
+    draw.text((pixels / 2, pixels / 2), "no photo", fill=(120, 120, 120), anchor="mm")
+    buffer = io.BytesIO()
+    tile.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def thumbnail(image_path: str | None, pixels: int = THUMBNAIL_PIXELS) -> str:
+    """A small JPEG data URI of a catalog image (for st.dataframe's ImageColumn); the "no
+    photo" tile when the posting has no image or its file cannot be read."""
     if not image_path or not isinstance(image_path, str):
-        return None
+        return placeholder(pixels)
     try:
         mtime = Path(image_path).stat().st_mtime
     except OSError:
-        return None
-    return _thumbnail(image_path, mtime, pixels)
+        return placeholder(pixels)
+    return _thumbnail(image_path, mtime, pixels) or placeholder(pixels)
 
 
 def with_thumbnails(frame: pd.DataFrame, path_column: str = "image_path") -> pd.DataFrame:

@@ -261,3 +261,43 @@ def test_first_start_browse_and_compare(page, server, tmp_path):
 
     _go(page, "Settings", "Settings")
     _screenshot(page, "settings")
+
+
+def _has_colour_emoji_font() -> bool:
+    try:
+        families = subprocess.run(
+            ["fc-list", ":", "family"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        return False
+    return "color emoji" in families.lower()
+
+
+def test_emoji_in_titles_render_in_colour(page, server):
+    """Demo and Shopee titles carry emoji: in the app's font stack they draw as colour glyphs,
+    not as grey boxes (scripts/install-chromium.sh installs the font)."""
+    import io
+
+    from PIL import Image
+
+    require(
+        _has_colour_emoji_font(), "no colour emoji font (apt-get install fonts-noto-color-emoji)"
+    )
+    url, _ = server
+    page.goto(f"{url}/catalog")
+    page.get_by_role("heading", name="Catalog", exact=True).wait_for(timeout=FIRST_START_MS)
+    _settle(page)
+    # Text inside the app's main block inherits the theme font, as a posting's title does.
+    page.evaluate(
+        """() => {
+            const probe = document.createElement('span');
+            probe.id = 'emoji-probe';
+            probe.textContent = '\\u{1F525} \\u2764\\uFE0F';
+            probe.style.fontSize = '48px';
+            document.querySelector('[data-testid="stMainBlockContainer"]').prepend(probe);
+        }"""
+    )
+    shot = Image.open(io.BytesIO(page.locator("#emoji-probe").screenshot())).convert("HSV")
+    saturated = sum(1 for _, s, v in shot.getdata() if s > 120 and v > 80)
+
+    assert saturated > 200, f"only {saturated} colour pixels: emoji drew as boxes"
