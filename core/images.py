@@ -118,11 +118,18 @@ def open_image(
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{label} is too large to decode safely: {exc}") from exc
+        raise ImageError(
+            f"{label} is too large to open safely (over {Image.MAX_IMAGE_PIXELS:,} pixels)"
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{label} is not an image file Pillow can read") from exc
+        raise ImageError(
+            f"{label} is not an image file that can be read (JPEG, PNG, WebP, GIF, BMP or TIFF)"
+        ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"{label} is corrupt or truncated: {exc}") from exc
+        raise ImageError(
+            f"{label} is corrupt or truncated: the file ends early or its data is damaged; "
+            "export or download it again"
+        ) from exc
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -56,8 +56,15 @@ def translate_titles(
     if todo:
         try:
             translate = translator or google_translator(target)
-        except Exception as exc:  # deep-translator missing or broken
-            translate, notice = None, f"Translation unavailable ({exc}); titles used as written."
+        except Exception:  # deep-translator missing or broken
+            logger.warning("translator unavailable", exc_info=True)
+            translate, notice = (
+                None,
+                (
+                    "Translation is unavailable (the deep-translator package is missing or could "
+                    "not start); titles used as written."
+                ),
+            )
         for start in range(0, len(todo), BATCH if translate else len(todo)):
             if translate is None:
                 break
@@ -116,4 +123,6 @@ def _with_retries(
             last = exc
             if attempt < retries:  # no point waiting after the last attempt
                 time.sleep(0.5 * (attempt + 1))
-    raise TranslationError(f"no answer from the translation service: {type(last).__name__}: {last}")
+    detail = str(last).strip().splitlines()[0][:160] if str(last).strip() else "no details"
+    kind = "no connection" if isinstance(last, (ConnectionError, TimeoutError)) else "an error"
+    raise TranslationError(f"{kind} reaching the translation service ({detail})")

@@ -91,7 +91,8 @@ def test_connection_errors_fall_back_with_a_notice_after_bounded_retries(
     assert result == TITLES
     assert len(fake.calls) == 3  # the first attempt and two retries, then it gives up
     assert sleeps == [0.5, 1.0]  # a pause between attempts, none after the last
-    assert "Translation failed" in notice and "ConnectionError" in notice
+    assert "Translation failed (no connection reaching the translation service" in notice
+    assert "network is unreachable" in notice
     assert "3 titles used untranslated" in notice
     assert store.translations(TITLES, "en") == {}
 

@@ -54,7 +54,7 @@ class DeviceProbe:
             self.result = tensorflow_device()
         except Exception as exc:  # a broken TensorFlow install must not break the app
             logger.warning("TensorFlow device detection failed: %s", exc)
-            self.error = f"TensorFlow unavailable ({type(exc).__name__})"
+            self.error = "TensorFlow did not load: image embedding is unavailable"
 
     @property
     def done(self) -> bool:

@@ -255,8 +255,8 @@ class SiameseEmbedder(ImageEmbedder):
             model = keras.models.load_model(model_path, safe_mode=True, compile=False)
         except Exception as exc:  # Keras raises ValueError, TypeError, OSError, zipfile errors…
             raise ModelNotTrainedError(
-                f"The Siamese model in {folder} cannot be loaded safely ({type(exc).__name__}: "
-                f"{str(exc)[:300]}). Retrain it; models with custom code are refused."
+                f"The Siamese model in {folder} cannot be loaded safely: its files are damaged, "
+                "from another version, or hold custom code (which is refused). Retrain it."
             ) from exc
         return cls(model, config, _file_digest(model_path), batch_size)
 

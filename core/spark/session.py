@@ -144,8 +144,8 @@ def spark_session(options: SparkOptions | None = None, app_name: str = "samesame
         spark = builder.getOrCreate()
     except Exception as exc:  # PySparkRuntimeError (JAVA_GATEWAY_EXITED), Py4J errors…
         raise SameSameError(
-            f"Spark could not start ({type(exc).__name__}: {str(exc)[:300]}). Check that Java 17+ "
-            "is installed and the --master URL is reachable."
+            f"Spark could not start ({_first_line(exc)}). Check that Java 17+ is installed and "
+            "the --master URL is reachable."
         ) from exc
     spark.sparkContext.setLogLevel("ERROR")
     if not spark.sparkContext.master.startswith("local"):
@@ -161,3 +161,9 @@ def _ship_core(spark: SparkSession) -> None:
         str(folder / "samesame_core"), "zip", root_dir=package.parent, base_dir=package.name
     )
     spark.sparkContext.addPyFile(archive)
+
+
+def _first_line(exc: Exception) -> str:
+    """What went wrong in a line, without Java stack traces or exception class names."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:200] if lines else "no details"

@@ -215,8 +215,8 @@ class BestMatcher:
             raise
         except Exception as exc:  # damaged JSON or model files: say so, never a traceback
             raise ModelNotTrainedError(
-                f"The best model in {folder} is damaged ({type(exc).__name__}: "
-                f"{str(exc)[:300]}); retrain it"
+                f"The best model in {folder} is damaged (a file is missing, cut short or "
+                "from another version); retrain it"
             ) from exc
         return cls(config, stage1, stage2, names1, names2, encoder, payload.get("info", {}))
 
