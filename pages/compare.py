@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core import models
+from core.copies import catalog_copies
 from core.errors import SameSameError
 from core.pipelines import Pipeline
 from core.query import NewItem, add_to_catalog, query_item
@@ -167,6 +168,21 @@ def _show_item(
         picture.image(item.image or resources.placeholder(), width="stretch")
         details.markdown(f"#### {item.name}")
         details.markdown(f"Title: **{item.title}**" if item.title.strip() else "No title given.")
+        pipes = common.pipelines()
+        ready = {p.name: p.readiness(store, settings) for p in pipes}
+        answers = {
+            p.name: _query(store, item, p, settings, *image_models[p.name][:2])
+            for p in pipes
+            if ready[p.name].ready
+        }
+        copies = catalog_copies(store, item, [frame for frame, _ in answers.values()])
+        if copies:
+            details.warning(
+                "This photo is already in the catalog as "
+                + ", ".join(f"**{c.posting_id}** ({c.evidence})" for c in copies)
+                + ".",
+                icon=":material/content_copy:",
+            )
         details.button(
             "Add to catalog",
             key=f"add:{index}:{_item_key(item)}",
@@ -174,19 +190,18 @@ def _show_item(
             on_click=_add,
             args=(str(store.path), item),
         )
-        pipes = common.pipelines()
         for column, pipe in zip(st.columns(len(pipes)), pipes, strict=True):
-            embedder, model, note = image_models[pipe.name]
+            _, _, note = image_models[pipe.name]
             with column:
                 st.markdown(f"**{pipe.title}**")
-                readiness = pipe.readiness(store, settings)
+                readiness = ready[pipe.name]
                 if not readiness.ready:
                     st.caption(f"{readiness.reason} {readiness.action or ''}".strip())
                     continue
                 if note:
                     st.caption(note)
                 common.in_sample_note(store, pipe)
-                frame, notices = _query(store, item, pipe, settings, embedder, model)
+                frame, notices = answers[pipe.name]
                 for notice in notices:
                     st.caption(f":material/info: {notice}")
                 _show_results(frame, pipe.name)

@@ -75,6 +75,14 @@ class PostingsMixin:
             return None
         return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
+    def postings_with_phash(self, phash: str, limit: int = 5) -> list[str]:
+        """Ids of postings whose stored perceptual hash is exactly ``phash`` (16 hex digits)."""
+        rows = self.conn.execute(
+            "SELECT posting_id FROM postings WHERE image_phash = ? ORDER BY posting_id LIMIT ?",
+            (phash.lower(), limit),
+        )
+        return [row[0] for row in rows]
+
     def count_postings(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM postings").fetchone()[0])
 

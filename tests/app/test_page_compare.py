@@ -101,3 +101,28 @@ def test_add_to_catalog_stores_the_upload(app, demo_db, samesame_home):
     assert added["title"] == "Minyak Goreng Baru 2L"
     assert added["source"] == "upload"
     assert Path(added["image_path"]).parent == samesame_home / "uploads"
+
+
+def test_a_photo_already_in_the_catalog_is_named_before_the_results(app, demo_db):
+    pid, _, jpeg = _photo(demo_db)
+    open_page(app, "compare")
+    app.file_uploader(key="compare_files").set_value(("again.jpg", jpeg, "image/jpeg"))
+    button(app, "Find matches").click().run()
+
+    assert not app.exception
+    [warning] = [w.value for w in app.warning if "already in the catalog" in w.value]
+    assert f"**{pid}** (identical perceptual hash)" in warning
+
+
+def test_a_new_photo_gets_no_copy_warning(app, demo_db):
+    picture = io.BytesIO()
+    Image.new("RGB", (200, 200), (10, 200, 30)).save(picture, format="JPEG")
+    open_page(app, "compare")
+    app.file_uploader(key="compare_files").set_value(
+        ("green.jpg", picture.getvalue(), "image/jpeg")
+    )
+    button(app, "Find matches").click().run()
+
+    assert not app.exception
+    assert _result_tables(app)  # the query ran
+    assert not [w.value for w in app.warning if "already in the catalog" in w.value]
