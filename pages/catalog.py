@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.catalog import ImportReport, import_catalog, scan_catalog
-from core.errors import CatalogError
+from core.catalog import ImportReport, import_catalog, scan_catalog, summarize_problems
+from core.errors import CatalogError, SameSameError
 from core.store import Store
 from core.workspace import demo_db_path
 from ui import common, resources
@@ -76,8 +76,8 @@ def _run_import(source: bytes | Path, label: str, image_folder: str, kind: str, 
             f"Image folder {image_root} does not exist or is not a folder. Give the folder the "
             "catalog's image column refers to, or leave it empty to import titles and hashes only."
         )
-    target = _target_database(kind, name)
     scan_catalog(source, label)  # file-level problems raise CatalogError before any write
+    target = _target_database(kind, name.strip() or common.default_catalog_name(label))
     created = not target.exists()
     store = Store(target)
     try:
@@ -102,6 +102,15 @@ def _run_import(source: bytes | Path, label: str, image_folder: str, kind: str, 
     st.rerun()  # the sidebar and counts show the imported catalog
 
 
+def _import_here(source: bytes | Path, label: str, folder: str, kind: str, name: str) -> None:
+    """Run the import; a problem is said inside the form that caused it, and the rest of the
+    page (the postings already stored) stays."""
+    try:
+        _run_import(source, label, folder, kind, name)
+    except (CatalogError, SameSameError) as exc:
+        st.error(f"The catalog was not imported: {exc}")
+
+
 def _import_section() -> None:
     st.subheader("Import a catalog")
     st.caption(
@@ -117,7 +126,12 @@ def _import_section() -> None:
     )
     name = ""
     if kind == "new":
-        name = st.text_input("New catalog name", key="import_name", placeholder="e.g. shopee-train")
+        name = st.text_input(
+            "New catalog name",
+            key="import_name",
+            placeholder="defaults to the CSV's file name",
+            help="Letters, digits, '-' and '_'. Left empty, the CSV's file name is used.",
+        )
     upload_tab, path_tab = st.tabs(["Upload a CSV", "CSV and images on this machine"])
     with upload_tab:
         with st.form("import_upload"):
@@ -131,7 +145,7 @@ def _import_section() -> None:
                 if uploaded is None:
                     st.error("Choose a CSV file to upload first.")
                 else:
-                    _run_import(uploaded.getvalue(), uploaded.name, folder, kind, name)
+                    _import_here(uploaded.getvalue(), uploaded.name, folder, kind, name)
     with path_tab:
         with st.form("import_path"):
             csv_path = st.text_input("CSV path", key="import_csv_path")
@@ -141,7 +155,7 @@ def _import_section() -> None:
                     st.error("Type the path of a catalog CSV file.")
                 else:
                     path = Path(csv_path.strip()).expanduser()
-                    _run_import(path, path.name, folder, kind, name)
+                    _import_here(path, path.name, folder, kind, name)
 
 
 def _last_report(store: Store) -> None:
@@ -153,9 +167,33 @@ def _last_report(store: Store) -> None:
             f"{report['changed']:,} postings added or changed, {len(problems):,} row problems."
         )
     problems = store.import_problems()
-    if not problems.empty:
-        with st.expander(f"Row problems of the last import ({len(problems):,})", expanded=True):
-            st.dataframe(problems, hide_index=True, width="stretch")
+    groups = summarize_problems(problems)
+    if not groups:
+        return
+    affected = problems["posting_id"].nunique()
+    unusable = [g for g in groups if not g.usable]
+    noun = "posting" if affected == 1 else "postings"
+    label = f"Import problems: {affected:,} {noun}, " + (
+        "some can match nothing" if unusable else "all still usable"
+    )
+    # Open only when some postings can match nothing; otherwise it is a summary to look into.
+    with st.expander(label, expanded=bool(unusable), icon=":material/report:"):
+        for group in groups:
+            icon = ":material/block:" if not group.usable else ":material/info:"
+            st.markdown(f"{icon} **{group.sentence}**.")
+            st.dataframe(
+                group.examples,
+                hide_index=True,
+                width="stretch",
+                column_config={"row": st.column_config.NumberColumn("CSV row", format="%d")},
+            )
+        st.download_button(
+            f"Download all {len(problems):,} row problems (CSV)",
+            problems.to_csv(index=False),
+            file_name="import-problems.csv",
+            mime="text/csv",
+            icon=":material/download:",
+        )
 
 
 def _postings_table(store: Store) -> None:
@@ -191,6 +229,8 @@ def _postings_table(store: Store) -> None:
     table = resources.with_thumbnails(visible)[
         ["thumbnail", "posting_id", "title", "label_group", "image_status", "image_phash", "image"]
     ]
+    # Unlabelled postings and missing hashes read as a dash, not as "None".
+    table = table.fillna({"label_group": "—", "image_phash": "—"})
     st.dataframe(
         table,
         hide_index=True,

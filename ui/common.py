@@ -107,6 +107,16 @@ def new_catalog_path(name: str) -> Path:
     return path
 
 
+def default_catalog_name(source_label: str) -> str:
+    """A free catalog name from the imported file's name ("shopee train.csv" → "shopee-train",
+    then "shopee-train-2" when that one exists)."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(source_label).stem).strip("-_")[:56] or "catalog"
+    candidate, number = stem, 2
+    while (data_dir() / CATALOGS_FOLDER / f"{candidate}.db").exists():
+        candidate, number = f"{stem}-{number}", number + 1
+    return candidate
+
+
 @contextmanager
 def open_store() -> Iterator[Store]:
     """The current database for this rerun only: sqlite connections must not cross threads,

@@ -28,8 +28,11 @@ from core.catalog.reader import (
     scan_catalog,
 )
 from core.catalog.rows import prepare_postings
+from core.catalog.summary import ProblemGroup, summarize_problems
 
 __all__ = [
+    "ProblemGroup",
+    "summarize_problems",
     "DEFAULT_CHUNK_ROWS",
     "MAX_CATALOG_BYTES",
     "MAX_FIELD_CHARS",

@@ -44,6 +44,14 @@ def test_upload_imports_a_small_catalog_into_a_new_database(app, samesame_home, 
     problems = next(d.value for d in app.dataframe if "problem" in d.value.columns)
     assert problems["posting_id"].tolist() == [rows[4]["posting_id"]]
     assert "no_such_photo.jpg" in problems["problem"].iloc[0]
+    # Said in words, grouped by kind; the posting still matches by title, so it is a summary.
+    assert any(
+        "1 posting naming an image file that is not in the image folder: matched by title"
+        in m.value
+        for m in app.markdown
+    )
+    [summary] = [e for e in app.expander if e.label.startswith("Import problems")]
+    assert summary.label == "Import problems: 1 posting, all still usable"
     with Store(target) as store:
         assert sorted(store.postings()["posting_id"]) == sorted(r["posting_id"] for r in rows)
 
@@ -124,3 +132,34 @@ def test_switch_back_to_the_demo(app, samesame_home):
     assert "This database is empty" in texts(app.info)[0]
     button(app, "Switch back to the demo catalog").click().run()
     assert app.sidebar.selectbox(key="sidebar_catalog").value == str(workspace.demo_db_path())
+
+
+def test_a_bad_csv_with_a_bad_name_gets_the_csv_error_and_the_table_stays(app, samesame_home):
+    open_page(app, "catalog")
+    app.radio(key="import_target").set_value("new").run()
+    app.text_input(key="import_name").set_value("../escape")
+    app.file_uploader(key="import_csv").set_value(("prices.csv", b"sku,price\n1,2\n", "text/csv"))
+    button(app, "Import uploaded CSV").click().run()
+
+    assert not app.exception
+    [error] = texts(app.error)
+    assert "missing required column(s) posting_id, image, title" in error
+    assert "is not usable" not in error
+    # The postings already stored are still listed below the failed import.
+    assert any("thumbnail" in d.value.columns for d in app.dataframe)
+
+
+def test_an_empty_name_takes_the_csv_file_name(app, samesame_home, tmp_path):
+    csv_path = write_catalog(tmp_path / "shop items.csv", demo_rows(samesame_home, 2))
+    (samesame_home / "catalogs").mkdir(exist_ok=True)
+    (samesame_home / "catalogs" / "shop-items.db").write_bytes(b"")  # that name is taken
+    open_page(app, "catalog")
+    app.radio(key="import_target").set_value("new").run()
+    app.text_input(key="import_csv_path").set_value(str(csv_path))
+    button(app, "Import from path").click().run()
+
+    assert not app.exception
+    assert not app.error, texts(app.error)
+    target = samesame_home / "catalogs" / "shop-items-2.db"
+    assert app.sidebar.selectbox(key="sidebar_catalog").value == str(target)
+    assert _metric(app, "Postings") == "2"
