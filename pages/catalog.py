@@ -62,6 +62,40 @@ def _counts(store: Store) -> None:
             st.caption("No stored matches yet: run a pipeline on the Embed or Browse page.")
 
 
+def _next_steps(store: Store) -> None:
+    """What to do next, in three steps, each ticked once done in this catalog; gone when all are."""
+    info = store.info()
+    steps = [
+        (
+            info["postings"] > 0,
+            "Load a catalog: the demo is ready to explore, or import your own CSV below "
+            "(posting_id, image, title).",
+            None,
+        ),
+        (
+            bool(info["matches"]),
+            "Embed the photos and match the catalog.",
+            ("pages/embed.py", "Embed and match", ":material/memory:"),
+        ),
+        (
+            info["reviews"] > 0,
+            "Check the matches: browse a posting's matches and mark pairs same or different, "
+            "or compare a new item with the catalog.",
+            ("pages/browse.py", "Browse matches", ":material/view_comfy:"),
+        ),
+    ]
+    if all(done for done, _, _ in steps):
+        return
+    with st.container(border=True):
+        st.markdown("**Next steps**")
+        for number, (done, text, link) in enumerate(steps, start=1):
+            mark = ":green[:material/check_circle:]" if done else f"**{number}.**"
+            text_col, link_col = st.columns([4, 1], vertical_alignment="center")
+            text_col.markdown(f"{mark} :gray[{text}]" if done else f"{mark} {text}")
+            if link and not done:
+                link_col.page_link(link[0], label=link[1], icon=link[2])
+
+
 def _target_database(kind: str, name: str) -> Path:
     if kind == "current":
         return common.current_db()
@@ -246,6 +280,7 @@ def main() -> None:
     db = common.current_db()
     st.caption(f"{common.catalog_label(db)} · `{db}`")
     with common.open_store() as store:
+        _next_steps(store)
         _counts(store)
         if not common.is_demo(db):
             if st.button("Switch back to the demo catalog", icon=":material/undo:"):

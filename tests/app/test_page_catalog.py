@@ -163,3 +163,21 @@ def test_an_empty_name_takes_the_csv_file_name(app, samesame_home, tmp_path):
     target = samesame_home / "catalogs" / "shop-items-2.db"
     assert app.sidebar.selectbox(key="sidebar_catalog").value == str(target)
     assert _metric(app, "Postings") == "2"
+
+
+def test_next_steps_tick_off_what_this_catalog_has_done(app, demo_db):
+    from core import matching
+
+    open_page(app, "catalog")
+    steps = [m.value for m in app.markdown if "Embed the photos" in m.value or "Load a" in m.value]
+    assert steps[0].startswith(":green[:material/check_circle:]")  # the demo is loaded
+    assert steps[1].startswith("**2.** Embed the photos")
+    assert "Embed and match" in [link.label for link in app.get("page_link")]
+
+    with Store(demo_db) as store:
+        matching.run_pipeline(store, "baseline")
+    open_page(app, "catalog")
+    steps = [m.value for m in app.markdown if "Embed the photos" in m.value]
+    assert steps[0].startswith(":green[:material/check_circle:]")
+    assert "Embed and match" not in [link.label for link in app.get("page_link")]
+    assert any(m.value.startswith("**3.** Check the matches") for m in app.markdown)
