@@ -48,6 +48,7 @@ def _embedded_status(done: int, total: int) -> None:
 
 def _mobilenet(store: Store, settings: MatchSettings, images: int) -> None:
     st.subheader("Baseline image embeddings")
+    common.show_flashes(place="mobilenet")
     name = models.image_model_name(settings)
     st.markdown(
         f"Model **{name}** (ImageNet {settings.image_backbone}, alpha {settings.image_alpha}, "
@@ -75,12 +76,14 @@ def _mobilenet(store: Store, settings: MatchSettings, images: int) -> None:
             "success",
             f"Embedded {added:,} new images with {name} in "
             f"{common.format_seconds(time.perf_counter() - started)}.",
+            place="mobilenet",
         )
         st.rerun()
 
 
 def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int) -> None:
     st.subheader(f"Siamese network ({pipe.name} pipeline)")
+    common.show_flashes(place="siamese")
     model_dir = models.siamese_dir(store)
     version = models.siamese_version(model_dir)
     st.markdown(
@@ -121,6 +124,7 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
                 "success",
                 f"Trained on {report['images']:,} images in "
                 f"{common.format_seconds(time.perf_counter() - started)}; final loss {loss:.4f}.",
+                place="siamese",
             )
             st.rerun()
     with embed_col:
@@ -143,6 +147,7 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
                 "success",
                 f"Embedded {added:,} new images with the Siamese model in "
                 f"{common.format_seconds(time.perf_counter() - started)}.",
+                place="siamese",
             )
             st.rerun()
     common.in_sample_note(store, pipe)
@@ -154,6 +159,7 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
 
 def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
     st.subheader(pipe.title)
+    common.show_flashes(place="best")
     st.markdown(
         "Finds candidates by word and character TF-IDF, perceptual hash and (when embedded) "
         "image vectors, then scores each pair with two LightGBM classifiers trained on this "
@@ -189,6 +195,7 @@ def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
             f"Trained the best matcher on {report['postings']:,} postings in "
             f"{common.format_seconds(time.perf_counter() - started)}; out-of-fold F1 "
             f"{report['oof_f1']:.3f}.",
+            place="best",
         )
         st.rerun()
 
@@ -254,10 +261,11 @@ def _match_now(store: Store, settings: MatchSettings) -> None:
                     text += f" · F1 {metrics['f1']:.3f}"
                     if pipe.in_sample(store):
                         text += " (in-sample: its model learnt from these labels)"
-                common.flash("success", text)
+                common.flash("success", text, place="match")
                 for notice in result.notices:
-                    common.flash("info", f"{pipe.name}: {notice}")
+                    common.flash("info", f"{pipe.name}: {notice}", place="match")
                 st.rerun()
+    common.show_flashes(place="match")
 
 
 def main() -> None:

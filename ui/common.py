@@ -294,13 +294,17 @@ def stale_note(store: Store, pipeline: str) -> str | None:
 _FLASH_KEY = "flash_messages"
 
 
-def flash(kind: str, text: str) -> None:
-    """Queue a message for the next run: actions rerun the page so every count is fresh."""
-    st.session_state.setdefault(_FLASH_KEY, []).append((kind, text))
+def flash(kind: str, text: str, place: str = "top") -> None:
+    """Queue a message for the next run: actions rerun the page so every count is fresh.
+    ``place`` names where it is shown, so the answer appears next to the button that asked."""
+    st.session_state.setdefault(_FLASH_KEY, []).append((kind, text, place))
 
 
-def show_flashes() -> None:
-    for kind, text in st.session_state.pop(_FLASH_KEY, []):
+def show_flashes(place: str = "top") -> None:
+    """Show (once) the queued messages meant for ``place``."""
+    queued = st.session_state.get(_FLASH_KEY, [])
+    st.session_state[_FLASH_KEY] = [m for m in queued if m[2] != place]
+    for kind, text, _ in (m for m in queued if m[2] == place):
         {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}[kind](
             text
         )

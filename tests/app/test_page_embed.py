@@ -54,6 +54,19 @@ def test_match_now_stores_pairs_and_reports_f1(app, demo_db):
     assert message.endswith(f"F1 {f1:.3f}")
     # The fresh demo has no Siamese vectors: the notice says hashes stood in.
     assert any("perceptual hashes" in i for i in texts(app.info))
+    # The answer sits next to the button that asked, below the match section's heading.
+    order = _in_page_order(app.main)
+    assert order.index(("subheader", "Match the whole catalog")) < order.index(("success", message))
+
+
+def _in_page_order(node) -> list[tuple[str, str]]:
+    """(element type, text) of every element under ``node``, top to bottom."""
+    found = []
+    for child in getattr(node, "children", {}).values():
+        if hasattr(child, "value") and isinstance(child.value, str):
+            found.append((child.type, child.value))
+        found.extend(_in_page_order(child))
+    return found
 
 
 def test_siamese_loss_curve_is_drawn_from_the_saved_history(app, demo_db):
