@@ -237,15 +237,58 @@ def table_height(rows: int, max_rows: int = 12, row_height: int = THUMB_ROW_HEIG
 
 def score_columns(frame: pd.DataFrame) -> dict[str, st.column_config.Column]:
     """Readable headers and number formats for the per-pair score columns."""
+    number = st.column_config.NumberColumn
     config = {
-        "image_cosine": st.column_config.NumberColumn("image cos", format="%.3f"),
-        "hash_distance": st.column_config.NumberColumn("hash bits", format="%d"),
-        "tfidf_cosine": st.column_config.NumberColumn("TF-IDF cos", format="%.3f"),
-        "text_ratio": st.column_config.NumberColumn("title ratio", format="%.3f"),
-        "siamese_distance": st.column_config.NumberColumn("Siamese dist", format="%.3f"),
-        "probability": st.column_config.NumberColumn("match prob.", format="%.3f"),
+        "image_cosine": number(
+            "image cos",
+            format="%.3f",
+            help="How alike the two photos look to the image model: 1 = the same picture, "
+            "about 0.85 and up is usually the same product (the baseline's threshold).",
+        ),
+        "hash_distance": number(
+            "hash bits",
+            format="%d",
+            help="How many of the 64 bits of the photos' perceptual hashes differ: 0 = the same "
+            "picture, up to about 8 = the same picture resized, cropped a little or recompressed.",
+        ),
+        "tfidf_cosine": number(
+            "TF-IDF cos",
+            format="%.3f",
+            help="How many words, rare ones weighing more, the two titles share: 1 = the same "
+            "words; 0.5 and up counts as a match for the baseline.",
+        ),
+        "text_ratio": number(
+            "title ratio",
+            format="%.3f",
+            help="How much of the two titles' text lines up letter by letter (difflib's "
+            "ratio): 1 = identical; the ensemble calls above 0.55 a match.",
+        ),
+        "siamese_distance": number(
+            "Siamese dist",
+            format="%.3f",
+            help="Distance between the photos as the trained Siamese network sees them: 0 = "
+            "the same; the ensemble calls below 0.95 a match. Smaller is more alike.",
+        ),
+        "probability": number(
+            "match prob.",
+            format="%.3f",
+            help="The learned best matcher's estimate that the two postings are the same "
+            "product, from all the evidence together.",
+        ),
         "similarity": st.column_config.ProgressColumn(
-            "similarity", min_value=0.0, max_value=1.0, format="%.2f", width="small"
+            "similarity",
+            min_value=0.0,
+            max_value=1.0,
+            format="%.2f",
+            width="small",
+            help="The pipeline's overall score for the pair, 0 to 1: what the matches are "
+            "ranked by.",
+        ),
+        "rule": st.column_config.TextColumn(
+            "rule",
+            help="Which rule made the match: image, hash or text, several joined by '+'; "
+            "for the best matcher 'model' (its probability passed the threshold) or 'nearest' "
+            "(nothing passed, so the closest posting is kept).",
         ),
         "thumbnail": st.column_config.ImageColumn("image", width="small"),
         "title": st.column_config.TextColumn("title", width="large"),
