@@ -3,6 +3,7 @@ settings' own descriptions (label, range, step, help), validated and saved."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import streamlit as st
@@ -11,9 +12,13 @@ from core.errors import SameSameError
 from core.settings import SETTING_SPECS, MatchSettings, SettingSpec, default_weights_dir
 from ui import common
 
+MACHINE_NOTE = " This computer's setting: it applies to every catalog."
+
 
 def _widget(spec: SettingSpec, value, key: str):
     """The input for one setting, from its spec."""
+    if spec.scope == "machine":
+        spec = dataclasses.replace(spec, help=spec.help + MACHINE_NOTE)
     if spec.kind is bool:
         return st.toggle(spec.label, value, key=key, help=spec.help)
     if spec.choices is not None:
@@ -68,7 +73,11 @@ def _form(current: MatchSettings) -> dict | None:
 def main() -> None:
     st.title("Settings")
     db = common.current_db()
-    st.caption(f"Saved per database: these apply to {common.catalog_label(db)} (`{db}`).")
+    st.caption(
+        f"Thresholds and matching options are saved with {common.catalog_label(db)} (`{db}`). "
+        "The image models, the batch size and the weights folder belong to this computer: "
+        "set once, they apply to every catalog."
+    )
     common.show_flashes()
     with common.open_store() as store:
         current = common.load_settings(store)

@@ -132,3 +132,33 @@ def test_generated_cli_flags_set_the_fields() -> None:
     chosen = settings_from(args, Stored())
     assert (chosen.max_matches, chosen.cluster_min_link, chosen.best_k_word) == (7, 0.4, 9)
     assert chosen.translate_titles is False and chosen.image_alpha == 0.25 and chosen.top_k == 20
+
+
+def test_machine_settings_apply_to_every_catalog_thresholds_stay_with_theirs(
+    tmp_path, samesame_home
+) -> None:
+    from core.settings.machine import MACHINE_FILE
+    from core.store import Store
+
+    with Store(tmp_path / "a.db") as first:
+        first.save_settings(
+            MatchSettings(image_alpha=0.25, weights_dir=str(tmp_path), baseline_image_cosine=0.9)
+        )
+    with Store(tmp_path / "b.db") as second:
+        seen = second.load_settings()
+        # The model and the weights folder were set once, for this computer...
+        assert seen.image_alpha == 0.25 and seen.weights_dir == str(tmp_path)
+        # ...the threshold belongs to the first catalog only.
+        assert seen.baseline_image_cosine == MatchSettings().baseline_image_cosine
+    assert (samesame_home / MACHINE_FILE).is_file()
+    with Store(tmp_path / "a.db") as first:
+        assert first.load_settings().baseline_image_cosine == 0.9
+
+
+def test_an_unreadable_machine_settings_file_means_the_defaults(tmp_path, samesame_home) -> None:
+    from core.settings.machine import MACHINE_FILE
+    from core.store import Store
+
+    (samesame_home / MACHINE_FILE).write_text("{ not json")
+    with Store(tmp_path / "a.db") as store:
+        assert store.load_settings().image_alpha == MatchSettings().image_alpha

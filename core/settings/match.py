@@ -166,6 +166,7 @@ class MatchSettings(BestTrainingSettings):
         IMAGE_MODEL,
         choices=BACKBONES,
         flag="--backbone",
+        scope="machine",
     )
     image_alpha: float = setting(
         1.0,
@@ -174,6 +175,7 @@ class MatchSettings(BestTrainingSettings):
         IMAGE_MODEL,
         choices=MOBILENET_ALPHAS,
         flag="--alpha",
+        scope="machine",
     )
     image_size: int = setting(
         224,
@@ -184,6 +186,7 @@ class MatchSettings(BestTrainingSettings):
         maximum=1024,
         step=16,
         flag="--image-size",
+        scope="machine",
     )
     siamese_backbone: str = setting(
         "vgg16",
@@ -193,6 +196,7 @@ class MatchSettings(BestTrainingSettings):
         SIAMESE,
         choices=BACKBONES,
         flag="--siamese-backbone",
+        scope="machine",
     )
     siamese_alpha: float = setting(
         1.0,
@@ -201,6 +205,7 @@ class MatchSettings(BestTrainingSettings):
         SIAMESE,
         choices=MOBILENET_ALPHAS,
         flag="--siamese-alpha",
+        scope="machine",
     )
     siamese_image_size: int = setting(
         200,

@@ -134,11 +134,19 @@ class StoreBase:
             conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
 
     def load_settings(self) -> MatchSettings:
+        """This catalog's thresholds with this computer's machine settings (image models,
+        batch size, weights folder), which apply to every catalog."""
+        from core.settings.machine import load_machine_values
+
         stored = self.get_setting("match_settings", {}) or {}
-        return MatchSettings.from_dict(stored)
+        return MatchSettings.from_dict({**stored, **load_machine_values()})
 
     def save_settings(self, settings: MatchSettings) -> None:
-        self.set_setting("match_settings", settings.to_dict())
+        from core.settings.machine import MACHINE_NAMES, save_machine_values
+
+        catalog = {k: v for k, v in settings.to_dict().items() if k not in MACHINE_NAMES}
+        self.set_setting("match_settings", catalog)
+        save_machine_values(settings)
 
     # -- summary ----------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
