@@ -98,6 +98,11 @@ def main() -> None:
         st.warning(f"The last catalog, {db}, is gone; showing the demo catalog instead.")
         common.set_current_db(demo_db_path())
         db = common.current_db()
+    # Navigation first: while the demo is prepared on a first start, the sidebar already lists
+    # the app's pages (and only them).
+    navigation = st.navigation(
+        [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
+    )
     if common.is_demo(db) and not st.session_state.get("demo_ready"):
         try:
             common.ensure_demo_ready()
@@ -106,9 +111,6 @@ def main() -> None:
             st.stop()
         st.session_state["demo_ready"] = True
 
-    navigation = st.navigation(
-        [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
-    )
     with st.sidebar:
         _catalog_switcher()
         _device_badge()
