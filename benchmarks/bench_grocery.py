@@ -208,37 +208,15 @@ def main() -> None:
             }
         )
         for loss in args.losses.split(","):
-            config = SiameseConfig(
-                backbone="mobilenet",
-                alpha=0.25,
-                image_size=args.image_size,
-                epochs=args.epochs,
-                loss=loss,
-                learning_rate=args.learning_rate,
-                **overrides,
+            config = _config(args, loss, overrides)
+            scored = _train_and_score(
+                catalog.iloc[train_idx], catalog.iloc[test_idx], paths, config, weights
             )
-            test_paths = [paths[i] for i in test_idx]
-
-            def score_epoch(epoch: int, model, test=test, test_paths=test_paths) -> dict:
-                vectors = model.embed(test_paths)
-                return {"held_out_f1": round(held_out_f1(test, vectors, "ensemble")["f1"], 4)}
-
-            t0 = time.perf_counter()
-            model = train_siamese(
-                [paths[i] for i in train_idx],
-                catalog["label_group"].iloc[train_idx].tolist(),
-                config,
-                weights_dir=weights,
-                on_epoch_end=score_epoch,
-            )
-            seconds = time.perf_counter() - t0
-            vectors = model.embed(test_paths)
             rows.append(
                 {
                     "fold": fold,
                     "method": f"Siamese ({loss}), distance < 0.95",
-                    **held_out_f1(test, vectors, "ensemble"),
-                    "train_s": round(seconds),
+                    **{k: v for k, v in scored.items() if k != "history"},
                 }
             )
             curves[(fold, loss)] = config.history
