@@ -72,6 +72,17 @@ def demo_catalog(tmp_path_factory) -> Path:
     return build_demo_catalog(tmp_path_factory.mktemp("demo"))
 
 
+@pytest.fixture(scope="module")
+def demo_store(demo_catalog: Path, tmp_path_factory) -> Store:
+    """The demo catalog imported into a database of its own, once per test module."""
+    from core.catalog import import_catalog
+
+    store = Store(tmp_path_factory.mktemp("demo_store") / "demo.db")
+    import_catalog(store, demo_catalog, demo_catalog.parent / "images")
+    yield store
+    store.close()
+
+
 @pytest.fixture
 def store(tmp_path) -> Store:
     with Store(tmp_path / "test.db") as opened:

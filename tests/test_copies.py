@@ -6,21 +6,11 @@ import io
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from PIL import Image
 
-from core.catalog import import_catalog
 from core.copies import SAME_PHOTO_COSINE, catalog_copies
 from core.query import NewItem
 from core.store import Store
-
-
-@pytest.fixture(scope="module")
-def demo_store(demo_catalog: Path, tmp_path_factory) -> Store:
-    store = Store(tmp_path_factory.mktemp("copies") / "demo.db")
-    import_catalog(store, demo_catalog, demo_catalog.parent / "images")
-    yield store
-    store.close()
 
 
 def test_the_same_photo_file_is_found_by_its_hash(demo_store: Store) -> None:

@@ -18,14 +18,6 @@ from core.store import Store
 SETTINGS = MatchSettings()
 
 
-@pytest.fixture(scope="module")
-def demo_store(demo_catalog: Path, tmp_path_factory) -> Store:
-    store = Store(tmp_path_factory.mktemp("query") / "demo.db")
-    import_catalog(store, demo_catalog, demo_catalog.parent / "images")
-    yield store
-    store.close()
-
-
 def own_item(row) -> NewItem:
     return NewItem(title=row.title, image=Path(row.image_path).read_bytes(), name=row.image)
 
