@@ -25,3 +25,10 @@ class ModelNotTrainedError(SameSameError, RuntimeError):
 
 class TranslationError(SameSameError, RuntimeError):
     """The translation service could not be reached or failed."""
+
+
+def first_line(exc: BaseException, limit: int = 200, empty: str = "no details") -> str:
+    """What went wrong in one line of an exception's text (no stack traces, no class name);
+    ``empty`` when it has no text."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:limit] if lines else empty

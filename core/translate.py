@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from core.errors import TranslationError
+from core.errors import TranslationError, first_line
 from core.store import Store
 from core.text import normalize_title
 
@@ -123,6 +123,6 @@ def _with_retries(
             last = exc
             if attempt < retries:  # no point waiting after the last attempt
                 time.sleep(0.5 * (attempt + 1))
-    detail = str(last).strip().splitlines()[0][:160] if str(last).strip() else "no details"
+    detail = first_line(last, limit=160)
     kind = "no connection" if isinstance(last, (ConnectionError, TimeoutError)) else "an error"
     raise TranslationError(f"{kind} reaching the translation service ({detail})")

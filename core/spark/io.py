@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from core.errors import CatalogError
+from core.errors import CatalogError, first_line
 from core.spark.candidates import Shingles, tokeniser
 
 if TYPE_CHECKING:
@@ -84,16 +84,12 @@ def read_catalog(spark: SparkSession, path: str, local: pd.DataFrame | None = No
             raw = spark.read.parquet(path)
     except Exception as exc:  # AnalysisException, SparkException
         kind = "CSV" if suffix == ".csv" else "Parquet"
+        reason = first_line(exc, empty=type(exc).__name__)
         raise CatalogError(
-            f"{path}: cannot be read as {kind} ({_first_line(exc)}); expected the layout "
+            f"{path}: cannot be read as {kind} ({reason}); expected the layout "
             "posting_id,image,image_phash,title,label_group"
         ) from exc
     return _checked_frame(raw, path)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def _checked_frame(raw: DataFrame, label: str) -> DataFrame:
@@ -125,7 +121,9 @@ def _checked_frame(raw: DataFrame, label: str) -> DataFrame:
             F.countDistinct("posting_id").alias("distinct"),
         ).first()
     except Exception as exc:
-        raise CatalogError(f"{label}: cannot be read ({_first_line(exc)})") from exc
+        raise CatalogError(
+            f"{label}: cannot be read ({first_line(exc, empty=type(exc).__name__)})"
+        ) from exc
     if not stats["rows"]:
         raise CatalogError(f"{label}: the catalog has no postings")
     if stats["empty"]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from core.errors import SameSameError
+from core.errors import SameSameError, first_line
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -144,7 +144,7 @@ def spark_session(options: SparkOptions | None = None, app_name: str = "samesame
         spark = builder.getOrCreate()
     except Exception as exc:  # PySparkRuntimeError (JAVA_GATEWAY_EXITED), Py4J errors…
         raise SameSameError(
-            f"Spark could not start ({_first_line(exc)}). Check that Java 17+ is installed and "
+            f"Spark could not start ({first_line(exc)}). Check that Java 17+ is installed and "
             "the --master URL is reachable."
         ) from exc
     spark.sparkContext.setLogLevel("ERROR")
@@ -161,9 +161,3 @@ def _ship_core(spark: SparkSession) -> None:
         str(folder / "samesame_core"), "zip", root_dir=package.parent, base_dir=package.name
     )
     spark.sparkContext.addPyFile(archive)
-
-
-def _first_line(exc: Exception) -> str:
-    """What went wrong in a line, without Java stack traces or exception class names."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0][:200] if lines else "no details"
