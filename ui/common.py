@@ -86,6 +86,10 @@ def known_databases() -> list[Path]:
     return found
 
 
+def _catalog_file(name: str) -> Path:
+    return data_dir() / CATALOGS_FOLDER / f"{name}.db"
+
+
 def new_catalog_path(name: str) -> Path:
     """Where a new database called ``name`` lives.
 
@@ -98,7 +102,7 @@ def new_catalog_path(name: str) -> Path:
             f"Catalog name {name!r} is not usable: use 1–64 letters, digits, '-' or '_', "
             "starting with a letter or digit."
         )
-    path = data_dir() / CATALOGS_FOLDER / f"{name}.db"
+    path = _catalog_file(name)
     if path.exists():
         raise SameSameError(
             f"A catalog called {name!r} exists already. Pick another name, or switch to it in "
@@ -112,7 +116,7 @@ def default_catalog_name(source_label: str) -> str:
     then "shopee-train-2" when that one exists)."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(source_label).stem).strip("-_")[:56] or "catalog"
     candidate, number = stem, 2
-    while (data_dir() / CATALOGS_FOLDER / f"{candidate}.db").exists():
+    while _catalog_file(candidate).exists():
         candidate, number = f"{stem}-{number}", number + 1
     return candidate
 
