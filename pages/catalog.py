@@ -17,8 +17,7 @@ PAGE_SIZE = 25
 IMPORT_TARGETS = {"new": "A new database", "current": "The current database"}
 
 
-def _counts(store: Store) -> None:
-    info = store.info()
+def _counts(info: dict) -> None:
     images = info["images"]
     row = st.columns(6)
     row[0].metric("Postings", f"{info['postings']:,}")
@@ -62,9 +61,8 @@ def _counts(store: Store) -> None:
             st.caption("No stored matches yet: run a pipeline on the Embed or Browse page.")
 
 
-def _next_steps(store: Store) -> None:
+def _next_steps(info: dict) -> None:
     """What to do next, in three steps, each ticked once done in this catalog; gone when all are."""
-    info = store.info()
     steps = [
         (
             info["postings"] > 0,
@@ -280,8 +278,9 @@ def main() -> None:
     db = common.current_db()
     st.caption(f"{common.catalog_label(db)} · `{db}`")
     with common.open_store() as store:
-        _next_steps(store)
-        _counts(store)
+        info = store.info()  # counts over the whole catalog: read once per run
+        _next_steps(info)
+        _counts(info)
         if not common.is_demo(db):
             if st.button("Switch back to the demo catalog", icon=":material/undo:"):
                 common.set_current_db(demo_db_path())
