@@ -1,7 +1,8 @@
 """SameSame's Streamlit entry point: page config, sidebar (catalog + device), navigation.
 
-Run with ``streamlit run app.py``. Pages live in ``pages/`` and hold UI only; the work is done
-by ``core``.
+Run with ``streamlit run app.py``. Pages live in ``app_pages/`` and hold UI only; the work is
+done by ``core``. (Not ``pages/``: Streamlit treats a folder of that name as its legacy
+multipage app and lists every file in it until ``st.navigation`` has run.)
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ import streamlit as st
 from core.errors import SameSameError
 from core.store import Store
 from core.workspace import demo_db_path
-from ui import common, resources
+from ui import common, demo, resources
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 PAGES = [
-    ("pages/catalog.py", "Catalog", ":material/inventory_2:"),
-    ("pages/embed.py", "Embed", ":material/memory:"),
-    ("pages/browse.py", "Browse", ":material/view_comfy:"),
-    ("pages/compare.py", "Compare", ":material/compare:"),
-    ("pages/evaluate.py", "Evaluate", ":material/monitoring:"),
-    ("pages/settings.py", "Settings", ":material/tune:"),
+    ("app_pages/catalog.py", "Catalog", ":material/inventory_2:"),
+    ("app_pages/embed.py", "Embed", ":material/memory:"),
+    ("app_pages/browse.py", "Browse", ":material/view_comfy:"),
+    ("app_pages/compare.py", "Compare", ":material/compare:"),
+    ("app_pages/evaluate.py", "Evaluate", ":material/monitoring:"),
+    ("app_pages/settings.py", "Settings", ":material/tune:"),
 ]
 
 
@@ -104,10 +105,10 @@ def main() -> None:
         [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
     )
     if common.is_demo(db) and not st.session_state.get("demo_ready"):
-        try:
-            common.ensure_demo_ready()
-        except (SameSameError, OSError) as exc:
-            st.error(f"The demo catalog could not be prepared: {exc}")
+        if not demo.ready():
+            # The catalog is being written: no page (nor the sidebar's counts) may read it yet.
+            with st.sidebar:
+                _device_badge()
             st.stop()
         st.session_state["demo_ready"] = True
 

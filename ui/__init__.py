@@ -1,3 +1,3 @@
-"""What the app's pages share (kept outside ``pages/``, so Streamlit never lists it as a page):
+"""What the app's pages share (kept outside ``app_pages/``, so it is never taken for a page):
 `ui.common` (the current database, errors, progress, small renderers) and `ui.resources`
 (cached models and data)."""

@@ -16,7 +16,7 @@ import streamlit as st
 from core.errors import SameSameError
 from core.settings import MatchSettings, data_dir
 from core.store import Store
-from core.workspace import default_db_path, demo_db_path, open_demo
+from core.workspace import default_db_path, demo_db_path
 
 logger = logging.getLogger(__name__)
 
@@ -141,46 +141,9 @@ def load_settings(store: Store) -> MatchSettings:
         return MatchSettings()
 
 
-# -- demo -----------------------------------------------------------------------------------
-def ensure_demo_ready() -> None:
-    """Generate (first start only) and import the built-in demo catalog, with progress."""
-    from core.demo import DEMO_FOLDER, DEMO_VERSION, VERSION_FILE, build_demo_catalog
-
-    demo_dir = data_dir() / DEMO_FOLDER
-    try:
-        version = (demo_dir / VERSION_FILE).read_text(encoding="utf-8").strip()
-    except OSError:
-        version = None
-    with st.status("Preparing the demo catalog…", expanded=True) as status:
-        if version != str(DEMO_VERSION):
-            # core.workspace.open_demo would do this too, but without a progress callback.
-            build_demo_catalog(demo_dir, progress=ProgressBar("Drawing demo product photos"))
-        store = open_demo(progress=ProgressBar("Importing the demo catalog"))
-        store.close()
-        status.update(label="Demo catalog ready", state="complete", expanded=False)
-
-
 # -- errors and progress ---------------------------------------------------------------------
-def _entered_through_app() -> bool:
-    """False when Streamlit ran this page file on its own, skipping ``app.py``.
-
-    With a ``pages/`` folder beside the entry point, Streamlit starts in its legacy multipage
-    mode and stays there until ``st.navigation`` is called: a server's very first request for a
-    deep link (``/browse``) runs ``pages/browse.py`` alone, and the sidebar lists every file in
-    ``pages/``. Leaving legacy mode and rerunning sends the request through ``app.py``.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        return False
-    return True
-
-
 def run_page(body: Callable[[], None]) -> None:
     """Run a page body; a problem the user can fix is shown as an error box, not a traceback."""
-    if not _entered_through_app():
-        st.rerun()
     try:
         body()
     except SameSameError as exc:

@@ -7,6 +7,7 @@ whose sqlite connection must not be shared across Streamlit's threads.
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import logging
 import threading
@@ -55,6 +56,11 @@ class DeviceProbe:
         except Exception as exc:  # a broken TensorFlow install must not break the app
             logger.warning("TensorFlow device detection failed: %s", exc)
             self.error = "TensorFlow did not load: image embedding is unavailable"
+        # After every run Streamlit calls keras' clear_session and gc.collect(): with
+        # TensorFlow's millions of objects in the heap each costs ~0.3 s of held GIL, on every
+        # click and every progress poll. What was imported lives as long as the process, so
+        # the collector can stop scanning it.
+        gc.freeze()
 
     @property
     def done(self) -> bool:

@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1 import app_test as app_test_module
 
 from core import workspace
 from tests.app.helpers import new_app
-from ui import resources
+from ui import demo, resources
 
 #: The first run generates 600 postings' photos and imports them: far past AppTest's 3 s default.
 FIRST_RUN_TIMEOUT = 180
@@ -25,46 +23,31 @@ class PreparedHome:
     """A data folder the app has set up on its first start, plus what that first run showed."""
 
     path: Path
-    status_labels: list[str]
+    first_run: list[str]
+    titles: list[str]
     errors: list[str]
     exceptions: list[str]
 
 
-class _NavigationOnlyPagesManager(PagesManager):
-    """Streamlit keeps a legacy switch: with a ``pages/`` folder beside the entry point, a run
-    executes the requested page file *instead of* ``app.py`` until ``st.navigation`` turns the
-    switch off. A server turns it off for good on its first run (``pages/common.py`` reroutes a
-    first-run deep link through ``app.py``; tests/e2e checks that). AppTest resets the switch
-    before every run, so from the second run on it would skip ``app.py`` (sidebar, catalog
-    setup). Tests get the server's steady state: ``app.py`` runs, ``st.navigation`` picks the
-    page."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _navigation_like_the_server():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(app_test_module, "PagesManager", _NavigationOnlyPagesManager)
-        yield
-
-
 @pytest.fixture(scope="session")
-def prepared_home(tmp_path_factory, _navigation_like_the_server) -> PreparedHome:
+def prepared_home(tmp_path_factory) -> PreparedHome:
     """First start of the app in an empty data folder: it generates and imports the demo."""
     home = tmp_path_factory.mktemp("app_home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SAMESAME_HOME", str(home))
         at = new_app(timeout=FIRST_RUN_TIMEOUT)
         at.run()
+        first_run = [e.value for e in at.markdown] + [p.value for p in at.get("progress")]
+        # The demo is prepared in a background thread; each run shows its progress until then.
+        demo.preparation().wait(timeout=FIRST_RUN_TIMEOUT)
+        at.run()
         # The app imports TensorFlow in a background thread (device badge). Let that finish
         # now, so no later test (here or in tests/ outside the app) imports it concurrently.
         resources.device_probe().wait(timeout=300)
         return PreparedHome(
             path=home,
-            status_labels=[s.label for s in at.get("status")],
+            first_run=[str(v) for v in first_run],
+            titles=[t.value for t in at.title],
             errors=[e.value for e in at.error],
             exceptions=[e.value for e in at.exception],
         )

@@ -189,11 +189,46 @@ def _posting_matched_by_both(home: Path) -> tuple[str, str, set[str]]:
     return pid, titles[pid], sets["baseline"][pid] - {pid}
 
 
+def _progress_count(page) -> int:
+    """Items done in the demo preparation's progress bar ("…: 120 of 600 · …"), 0 if none."""
+    bars = page.get_by_test_id("stProgress")
+    text = bars.first.inner_text() if bars.count() else ""
+    found = re.search(r": ([\d,]+) of ", text)
+    return int(found.group(1).replace(",", "")) if found else 0
+
+
+def _sample_first_start(page) -> None:
+    """Every second until the first page opens: the sidebar lists the app's pages and nothing
+    else, and a click on another page while the demo is prepared does not start it again."""
+    nav = page.get_by_test_id("stSidebarNav").get_by_test_id("stSidebarNavLink")
+    heading = page.get_by_role("heading", name=re.compile("^(Browse matches|Settings)$"))
+    deadline = time.monotonic() + FIRST_START_MS / 1000
+    samples, clicked, before_click = 0, False, 0
+    while not heading.count() and time.monotonic() < deadline:
+        shown = [n.strip().splitlines()[-1] for n in nav.all_inner_texts()]
+        assert set(shown) <= set(PAGE_TITLES), f"the sidebar listed {shown}"
+        samples += 1
+        done = _progress_count(page)
+        if clicked and done:
+            assert done >= before_click, f"the preparation restarted: {before_click} -> {done}"
+        elif done and not clicked and shown:
+            _screenshot(page, "first-start")
+            before_click = done
+            nav.filter(has_text="Settings").click()
+            clicked = True
+        page.wait_for_timeout(1000)
+    assert samples >= 2, "the first page opened before the preparation could be watched"
+    # The click landed on Settings; the test goes on from the Catalog page.
+    if clicked:
+        page.get_by_role("heading", name="Settings", exact=True).wait_for()
+        page.get_by_test_id("stSidebarNav").get_by_text("Catalog", exact=True).click()
+
+
 def test_first_start_browse_and_compare(page, server, tmp_path):
     url, home = server
-    # A deep link as the server's very first request: Streamlit's legacy pages/ mode would run
-    # pages/catalog.py alone and list every file of pages/ (common, resources) as a page.
-    page.goto(f"{url}/catalog")
+    # A deep link as the server's very first request, while the demo is still being prepared.
+    page.goto(f"{url}/browse")
+    _sample_first_start(page)
     page.get_by_role("heading", name="Catalog", exact=True).wait_for(timeout=FIRST_START_MS)
     _settle(page)
     _no_exception(page)

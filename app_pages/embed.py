@@ -287,7 +287,7 @@ def main() -> None:
             st.divider()
         _match_now(store, settings)
     st.page_link(
-        "pages/settings.py",
+        "app_pages/settings.py",
         label="Models, thresholds and the weights folder are chosen in Settings",
         icon=":material/tune:",
     )

@@ -42,7 +42,7 @@ def _run_button(store: Store, pipe: Pipeline) -> None:
     if not readiness.ready:
         st.caption(readiness.reason)
         st.page_link(
-            "pages/embed.py",
+            "app_pages/embed.py",
             label=readiness.action or "Prepare it on the Embed page",
             icon=":material/model_training:",
         )
