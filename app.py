@@ -29,6 +29,22 @@ PAGES = [
 ]
 
 
+#: Streamlit's own "running" widget lives in the toolbar the minimal toolbar mode hides. This
+#: badge shows while any run takes longer than a moment (quick reruns and the sidebar's polls
+#: never flash it): the app marks its state on the stApp element.
+RUNNING_BADGE = """<style>
+[data-testid="stApp"][data-test-script-state="running"]::after {
+  content: "Working…";
+  position: fixed; top: 0.75rem; right: 1.5rem; z-index: 1000000;
+  padding: 0.2rem 0.8rem; border-radius: 1rem;
+  background: #e4572e; color: #fff; font-size: 0.875rem; font-weight: 600;
+  box-shadow: 0 1px 4px rgba(0, 0, 0, 0.25);
+  opacity: 0; animation: samesame-working 1.2s ease-in-out 0.8s infinite alternate;
+}
+@keyframes samesame-working { from { opacity: 1; } to { opacity: 0.55; } }
+</style>"""
+
+
 def _configure_logging() -> None:
     # Only the entry points configure logging; core modules just log.
     if not logging.getLogger().handlers:
@@ -93,6 +109,7 @@ def main() -> None:
     )
     _configure_logging()
     st.logo(str(ASSETS / "logo.svg"), size="large")
+    st.html(RUNNING_BADGE)
 
     db = common.current_db()
     if not db.is_file() and not common.is_demo(db):

@@ -1,4 +1,6 @@
-"""Browse page: one posting, its matches from every pipeline side by side, its groups, reviews."""
+"""Browse page: one posting and its matches under the most accurate ready pipeline (cards with
+the evidence in words, a side-by-side view, review buttons), the pipelines compared, its
+cluster."""
 
 from __future__ import annotations
 
@@ -8,22 +10,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.matches import SCORE_COLUMNS, MatchResult
+from core.matches import MatchResult
 from core.matching import run_pipeline
-from core.pipelines import Pipeline
+from core.pipelines import Pipeline, most_accurate_first
 from core.store import Store
-from ui import common, resources
+from ui import common, match_view, resources
 
-MAX_REVIEW_ROWS = 30
 MAX_GALLERY = 36
 MAX_OPTIONS = 2_000
 GALLERY_COLUMNS = 6
-
-
-def _save_review(db_path: str, left: str, right: str, verdict: str) -> None:
-    # A callback runs before the rerun, in its own short-lived connection.
-    with Store(db_path) as store:
-        store.save_review(left, right, verdict)
 
 
 def _verdicts(store: Store, pid: str) -> dict[str, str]:
@@ -56,90 +51,72 @@ def _run_button(store: Store, pipe: Pipeline) -> None:
         st.rerun()
 
 
-def _pipeline_column(
+def _matches(
     store: Store,
     pipe: Pipeline,
-    result: MatchResult | None,
+    result: MatchResult,
     pid: str,
-    postings: pd.DataFrame,
+    info: pd.DataFrame,
     verdicts: dict[str, str],
-) -> pd.DataFrame | None:
-    pipeline = pipe.name
-    st.subheader(pipe.title)
-    if result is None:
-        _run_button(store, pipe)
-        return None
-    note = common.stale_note(store, pipeline)
+) -> pd.DataFrame:
+    """The posting's matches under one pipeline, with titles, photos, labels and words."""
+    matches = result.matches_of(pid)
+    others = matches["posting_id"]
+    matches["title"] = info.loc[others, "title"].to_numpy() if len(matches) else []
+    matches["image_path"] = info.loc[others, "image_path"].to_numpy() if len(matches) else []
+    own_label = info.at[pid, "label_group"]
+    if isinstance(own_label, str):
+        matches["same_label"] = (
+            info.loc[others, "label_group"].to_numpy() == own_label if len(matches) else []
+        )
+    matches["verdict"] = [verdicts.get(p, "") for p in others]
+    threshold = None
+    if pipe.needs_model:
+        matcher = resources.best_matcher_of(store)
+        threshold = getattr(getattr(matcher, "config", None), "threshold", None)
+    return match_view.annotate(matches, pipe, result.settings, threshold)
+
+
+def _notes(store: Store, pipe: Pipeline) -> None:
+    note = common.stale_note(store, pipe.name)
     if note:
         st.warning(note)
-    common.show_run_notices(store, pipeline)
+    common.show_run_notices(store, pipe.name)
     common.in_sample_note(store, pipe)
-    matches = result.matches_of(pid)
-    if matches.empty:
-        st.caption(f"{pipeline}: no match for this posting.")
-        return matches
-    info = postings.set_index("posting_id")
-    own_label = info.at[pid, "label_group"]
-    matches["title"] = info.loc[matches["posting_id"], "title"].to_numpy()
-    matches["image_path"] = info.loc[matches["posting_id"], "image_path"].to_numpy()
-    if isinstance(own_label, str):
-        same = info.loc[matches["posting_id"], "label_group"].to_numpy() == own_label
-        matches["same label"] = same
-    matches["verdict"] = [verdicts.get(p, "") for p in matches["posting_id"]]
-    rules = matches["rule"].value_counts()
+
+
+def _lead(store: Store, pipe: Pipeline, matches: pd.DataFrame, pid: str) -> None:
     st.caption(
-        f"{len(matches)} match(es) · rules fired: "
-        + ", ".join(f"{rule} ×{n}" for rule, n in rules.items())
+        f"Found by **{pipe.title}**, the most accurate pipeline with matches for this "
+        "catalog (the others are under *Compare pipelines*). Each card says why it matched; "
+        "**close call** marks a match that passed its threshold only narrowly: worth a look."
     )
-    scores = [c for c in SCORE_COLUMNS if c in matches and matches[c].notna().any()]
-    shown = resources.with_thumbnails(matches)
-    # Rule and scores before the (long) title, so they are visible in a half-width column.
-    columns = ["thumbnail", "posting_id", "rule", *scores]
-    columns += [c for c in ("same label", "verdict") if c in shown] + ["title"]
-    st.dataframe(
-        shown[columns],
-        hide_index=True,
-        width="stretch",
-        row_height=common.THUMB_ROW_HEIGHT,
-        height=common.table_height(len(shown)),
-        column_config=common.score_columns(shown),
-    )
-    return matches
-
-
-def _review(store: Store, pid: str, suggested: dict[str, list[str]], verdicts: dict) -> None:
-    st.subheader("Review suggested pairs")
-    if not suggested:
-        st.caption("Nothing to review: no pipeline matched this posting.")
+    _notes(store, pipe)
+    if matches.empty:
+        st.info(f"The {pipe.name} pipeline matched this posting with no other posting.")
         return
-    info = resources.postings_of(store).set_index("posting_id")
-    items = list(suggested.items())[:MAX_REVIEW_ROWS]
-    for other, pipelines in items:
-        image_col, text_col, verdict_col, same_col, diff_col = st.columns(
-            [1, 5, 2, 1.2, 1.2], vertical_alignment="center"
-        )
-        image_col.image(resources.thumbnail(info.at[other, "image_path"]), width=56)
-        text_col.markdown(
-            f"**{other}** · {info.at[other, 'title']}  \n:gray[suggested by {', '.join(pipelines)}]"
-        )
-        verdict = verdicts.get(other)
-        verdict_col.markdown(
-            {"same": ":green[✔ same]", "different": ":red[✘ different]"}.get(
-                verdict, ":gray[not reviewed]"
-            )
-        )
-        args = (str(store.path), pid, other)
-        same_col.button(
-            "Same", key=f"same:{pid}:{other}", on_click=_save_review, args=(*args, "same")
-        )
-        diff_col.button(
-            "Different",
-            key=f"different:{pid}:{other}",
-            on_click=_save_review,
-            args=(*args, "different"),
-        )
-    if len(suggested) > MAX_REVIEW_ROWS:
-        st.caption(f"Showing the first {MAX_REVIEW_ROWS} of {len(suggested)} suggestions.")
+    close = int(matches["close_call"].sum())
+    st.caption(f"{len(matches)} match(es)" + (f" · {close} close call(s)" if close else ""))
+    match_view.match_cards(matches, key=f"browse_cards_{pid}", review=(str(store.path), pid))
+
+
+def _compare_pipelines(
+    store: Store,
+    answers: dict[str, pd.DataFrame],
+    info: pd.DataFrame,
+) -> None:
+    st.caption(
+        "Each pipeline's verdict on the postings any of them matched. Pipelines without "
+        "matches for this catalog can be run from here."
+    )
+    match_view.pipelines_table(
+        answers,
+        dict(zip(info.index, info["title"], strict=True)),
+        dict(zip(info.index, info["image_path"], strict=True)),
+    )
+    for pipe in common.pipelines():
+        if pipe.name not in answers:
+            _run_button(store, pipe)
 
 
 def _gallery(members: list[str], info: pd.DataFrame) -> None:
@@ -164,7 +141,6 @@ def _gallery(members: list[str], info: pd.DataFrame) -> None:
 
 
 def _groups(store: Store, pid: str, postings: pd.DataFrame) -> None:
-    st.subheader("Whole cluster")
     st.caption(
         "A cluster is the set of postings a pipeline takes for one product: postings join "
         "only when they match each other well on average, so one stray match never chains two "
@@ -247,20 +223,47 @@ def main() -> None:
             f"image {row['image_status']} · pHash `{row['image_phash'] or '—'}`"
         )
 
-        pipes = common.pipelines()
-        results = {p.name: resources.stored_result(store, p.name) for p in pipes}
+        results = {p.name: resources.stored_result(store, p.name) for p in common.pipelines()}
+        ready = [p for p in most_accurate_first() if results.get(p.name) is not None]
+        if not ready:
+            st.subheader("No matches yet")
+            for pipe in common.pipelines():
+                _run_button(store, pipe)
+            return
+        info = postings.set_index("posting_id")
         verdicts = _verdicts(store, pid)
-        suggested: dict[str, list[str]] = {}
-        for column, pipe in zip(st.columns(len(pipes)), pipes, strict=True):
-            with column:
-                matches = _pipeline_column(store, pipe, results[pipe.name], pid, postings, verdicts)
-            if matches is not None:
-                for other in matches["posting_id"]:
-                    suggested.setdefault(other, []).append(pipe.name)
-        st.divider()
-        _review(store, pid, suggested, verdicts)
-        st.divider()
-        _groups(store, pid, postings)
+        answers = {p.name: _matches(store, p, results[p.name], pid, info, verdicts) for p in ready}
+        lead = ready[0]
+        lead_matches = answers[lead.name]
+        matches_tab, side_tab, pipelines_tab, cluster_tab = st.tabs(
+            [
+                f"Matches ({len(lead_matches)})",
+                "Side by side",
+                "Compare pipelines",
+                "Cluster",
+            ]
+        )
+        with matches_tab:
+            _lead(store, lead, lead_matches, pid)
+        with side_tab:
+            match_view.side_by_side(
+                {
+                    "label": f"`{pid}` (this posting)",
+                    "title": row["title"],
+                    "image": row["image_path"] if row["image_status"] == "ok" else None,
+                },
+                lead_matches,
+                key=f"browse_side_{pid}",
+                review=(str(store.path), pid),
+            )
+        with pipelines_tab:
+            _compare_pipelines(
+                store,
+                {p.name: answers[p.name] for p in common.pipelines() if p.name in answers},
+                info,
+            )
+        with cluster_tab:
+            _groups(store, pid, postings)
 
 
 common.run_page(main)

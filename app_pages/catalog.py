@@ -261,6 +261,7 @@ def _postings_table(store: Store) -> None:
     table = resources.with_thumbnails(visible)[
         ["thumbnail", "posting_id", "title", "label_group", "image_status", "image_phash", "image"]
     ]
+    text = st.column_config.TextColumn
     # Unlabelled postings and missing hashes read as a dash, not as "None".
     table = table.fillna({"label_group": "—", "image_phash": "—"})
     st.dataframe(
@@ -269,7 +270,16 @@ def _postings_table(store: Store) -> None:
         width="stretch",
         row_height=common.THUMB_ROW_HEIGHT,
         height=common.table_height(len(table), max_rows=PAGE_SIZE),
-        column_config=common.score_columns(table),
+        # Fixed widths that add up to less than the page at 1400 px: no sideways scrolling.
+        column_config={
+            **common.score_columns(table),
+            "posting_id": text("posting", width=110),
+            "title": text("title", width=300),
+            "label_group": text("label", width=100),
+            "image_status": text("image", width=70, help="ok, missing, corrupt, refused, none"),
+            "image_phash": text("photo hash", width=140),
+            "image": text("file", width=110),
+        },
     )
 
 

@@ -1,5 +1,6 @@
-"""Compare page: upload photos and/or type a title, see the catalog's closest postings under each
-pipeline, and optionally add the item to the catalog."""
+"""Compare page: upload photos and/or type a title, see the catalog postings the most accurate
+ready pipeline calls the same product (cards, side by side, every pipeline compared), and
+optionally add the item to the catalog."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ import streamlit as st
 from core import models
 from core.copies import catalog_copies
 from core.errors import SameSameError
-from core.pipelines import Pipeline
+from core.pipelines import Pipeline, get_pipeline, most_accurate_first
 from core.query import NewItem, add_to_catalog, query_item
 from core.settings import MatchSettings, data_dir
 from core.store import Store
-from ui import common, resources
+from ui import common, match_view, resources
 
 ITEMS_KEY = "compare_items"
 RESULTS_KEY = "compare_results"
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp"]
 TOP_N = 10
+#: Title scores, left out of the evidence words when no title was typed.
+TITLE_SCORES = ("tfidf_cosine", "text_ratio", "char_cosine")
 
 
 def _item_key(item: NewItem) -> str:
@@ -145,35 +148,97 @@ def _copies(
     return cache[key]
 
 
-def _show_results(frame: pd.DataFrame, pipeline: str) -> None:
+def _threshold(pipe: Pipeline, store: Store) -> float | None:
+    if not pipe.needs_model:
+        return None
+    matcher = resources.best_matcher_of(store)
+    return getattr(getattr(matcher, "config", None), "threshold", None)
+
+
+def _lead(store: Store, pipe: Pipeline, frame: pd.DataFrame, notices: list[str], note) -> None:
     matched = int(frame["matched"].sum())
     if matched:
-        st.success(f"{matched} catalog posting(s) match under the {pipeline} rules.")
-    else:
-        st.info(f"No posting passes the {pipeline} rules; the closest ones are listed.")
-    scores = [
-        c
-        for c in (
-            "probability",
-            "image_cosine",
-            "siamese_distance",
-            "hash_distance",
-            "tfidf_cosine",
-            "text_ratio",
+        st.success(
+            f"{matched} catalog posting(s) are the same product, says **{pipe.title}** (the "
+            "most accurate pipeline ready for this catalog; the others are under *Compare "
+            "pipelines*)."
         )
-        if c in frame and frame[c].notna().any()
-    ]
-    shown = resources.with_thumbnails(frame)
-    # Verdict and scores before the (long) title, so they are visible in a half-width column.
-    columns = ["thumbnail", "posting_id", "matched", "rule", "similarity", *scores, "title"]
-    st.dataframe(
-        shown[columns],
-        hide_index=True,
-        width="stretch",
-        row_height=common.THUMB_ROW_HEIGHT,
-        height=common.table_height(len(shown)),
-        column_config=common.score_columns(shown),
+    else:
+        st.info(f"No catalog posting passes the {pipe.name} rules; the closest ones are listed.")
+    if note:
+        st.caption(note)
+    common.in_sample_note(store, pipe)
+    for notice in notices:
+        st.caption(f":material/info: {notice}")
+    match_view.match_cards(frame, key=f"compare_cards_{pipe.name}_{id(frame)}")
+
+
+def _not_ready(pipe: Pipeline, readiness) -> None:
+    st.caption(f"**{pipe.name}**: {readiness.reason} {readiness.action or ''}".strip())
+
+
+def _column_of(annotated: dict, column: str) -> dict[str, object]:
+    """posting id -> ``column`` over every pipeline's answer."""
+    found: dict[str, object] = {}
+    for frame, _ in annotated.values():
+        found.update(zip(frame["posting_id"], frame[column], strict=True))
+    return found
+
+
+def _results(
+    store: Store,
+    index: int,
+    item: NewItem,
+    settings: MatchSettings,
+    image_models: dict,
+    ready: dict,
+    answers: dict,
+) -> None:
+    """The most accurate ready pipeline's answer, side by side, every pipeline compared."""
+    pipes = common.pipelines()
+    order = [p for p in most_accurate_first() if p.name in answers]
+    if not order:
+        for pipe in pipes:
+            _not_ready(pipe, ready[pipe.name])
+        return
+    annotated = {}
+    for name, (frame, notices) in answers.items():
+        pipe = get_pipeline(name)
+        annotated[name] = (
+            match_view.annotate(
+                frame,
+                pipe,
+                settings,
+                _threshold(pipe, store),
+                without=() if item.title.strip() else TITLE_SCORES,
+            ),
+            notices,
+        )
+    lead = order[0]
+    frame, notices = annotated[lead.name]
+    key = f"compare_{index}_{_item_key(item)[:12]}"
+    matches_tab, side_tab, pipelines_tab = st.tabs(
+        [f"Matches ({int(frame['matched'].sum())})", "Side by side", "Compare pipelines"]
     )
+    with matches_tab:
+        _lead(store, lead, frame, notices, image_models[lead.name][2])
+    with side_tab:
+        match_view.side_by_side(
+            {"label": item.name, "title": item.title, "image": item.image},
+            frame,
+            key=f"{key}_side",
+        )
+    with pipelines_tab:
+        match_view.pipelines_table(
+            {p.name: annotated[p.name][0] for p in pipes if p.name in annotated},
+            _column_of(annotated, "title"),
+            _column_of(annotated, "image_path"),
+        )
+        for pipe in pipes:
+            if not ready[pipe.name].ready:
+                _not_ready(pipe, ready[pipe.name])
+            elif image_models[pipe.name][2]:
+                st.caption(f"**{pipe.name}**: {image_models[pipe.name][2]}")
 
 
 def _show_item(
@@ -212,21 +277,7 @@ def _show_item(
             on_click=_add,
             args=(str(store.path), item),
         )
-        for column, pipe in zip(st.columns(len(pipes)), pipes, strict=True):
-            _, _, note = image_models[pipe.name]
-            with column:
-                st.markdown(f"**{pipe.title}**")
-                readiness = ready[pipe.name]
-                if not readiness.ready:
-                    st.caption(f"{readiness.reason} {readiness.action or ''}".strip())
-                    continue
-                if note:
-                    st.caption(note)
-                common.in_sample_note(store, pipe)
-                frame, notices = answers[pipe.name]
-                for notice in notices:
-                    st.caption(f":material/info: {notice}")
-                _show_results(frame, pipe.name)
+        _results(store, index, item, settings, image_models, ready, answers)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from core.errors import SameSameError
 from core.evaluation import evaluate_result, labels_of
 from core.matches import MatchResult
 from core.matching import run_pipeline
-from core.pipelines import Pipeline
+from core.pipelines import Pipeline, get_pipeline
 from core.settings import MatchSettings, SettingSpec, spec_of
 from core.store import Store
 from ui import common, resources
@@ -167,11 +167,20 @@ def _curve(store: Store, settings: MatchSettings) -> None:
         key="curve_threshold",
     )
     spec, pipeline = spec_of(threshold), owners[threshold]
-    values = curve_values(spec, getattr(settings, threshold))
+    pipe = get_pipeline(pipeline)
+    current = getattr(settings, threshold)
+    values = curve_values(spec, current)
     st.caption(
         f"Runs the {pipeline} pipeline {len(values)} times with the catalog's stored vectors "
         "(nothing is saved)."
     )
+    if threshold in pipe.image_threshold_fields and not _has_vectors(store, pipe, settings):
+        st.warning(
+            f"This catalog has no image vectors for the {pipeline} pipeline, so "
+            f"{spec.label.lower()} decides nothing here (perceptual hashes stand in for the "
+            "photos) and the curve is flat. Compute embeddings on the Embed page first.",
+            icon=":material/image_not_supported:",
+        )
     wanted = st.session_state.setdefault("curves_drawn", set())
     if st.button("Draw the curve", key="curve_draw"):
         wanted.add(threshold)
@@ -187,13 +196,37 @@ def _curve(store: Store, settings: MatchSettings) -> None:
             values,
         )
     best = curve.loc[curve["f1"].idxmax()]
+    here = curve.loc[curve[threshold] == current].iloc[0]
     st.line_chart(
-        curve.set_index(threshold)[["f1", "precision", "recall"]],
+        curve.set_index(threshold)[["f1", "precision", "recall"]].rename(
+            columns={"f1": "F1", "precision": "precision", "recall": "recall"}
+        ),
         x_label=spec.label,
-        y_label="score",
+        y_label="score (1 = perfect)",
         height=260,
     )
-    st.caption(f"Best F1 {best['f1']:.3f} at {spec.label} {best[threshold]:g}")
+    st.caption(
+        f"Best F1 {best['f1']:.3f} at {spec.label} {best[threshold]:g}. At the current "
+        f"setting ({current:g}) F1 is {here['f1']:.3f}" + _agreement(store, pipeline, here)
+    )
+
+
+def _has_vectors(store: Store, pipe: Pipeline, settings: MatchSettings) -> bool:
+    model = pipe.image_model(store, settings)
+    return model is not None and store.count_embeddings(model[0], model[1]) > 0
+
+
+def _agreement(store: Store, pipeline: str, here: pd.Series) -> str:
+    """Whether the curve's point at the current settings is the stored matches' F1."""
+    stored = resources.stored_metrics(store, pipeline)
+    if stored is None:
+        return "."
+    if abs(stored["f1"] - here["f1"]) < 5e-4:
+        return ", the same as the stored matches."
+    return (
+        f"; the stored matches score {stored['f1']:.3f} (they were computed with other "
+        "settings or an older catalog: run the pipeline again)."
+    )
 
 
 def _worst(store: Store, results: dict[str, MatchResult | None]) -> None:
@@ -207,22 +240,31 @@ def _worst(store: Store, results: dict[str, MatchResult | None]) -> None:
     )
     worst = resources.worst_postings(store, pipeline)
     postings = resources.postings_of(store).set_index("posting_id")
-    worst.insert(1, "title", postings.loc[worst["posting_id"], "title"].to_numpy())
+    worst["title"] = postings.loc[worst["posting_id"], "title"].to_numpy()  # last: it stretches
     worst.insert(0, "image_path", postings.loc[worst["posting_id"], "image_path"].to_numpy())
     shown = resources.with_thumbnails(worst).drop(columns=["image_path"])
+    number = st.column_config.NumberColumn
     st.dataframe(
         shown,
         hide_index=True,
         width="stretch",
         row_height=common.THUMB_ROW_HEIGHT,
         height=common.table_height(len(shown)),
+        # Narrow fixed widths: at 1400 px every column fits without sideways scrolling.
         column_config={
             **common.score_columns(shown),
-            "f1": st.column_config.NumberColumn("F1", format="%.3f"),
-            "precision": st.column_config.NumberColumn(format="%.3f"),
-            "recall": st.column_config.NumberColumn(format="%.3f"),
-            "predicted": st.column_config.NumberColumn("predicted set"),
-            "true": st.column_config.NumberColumn("true set"),
+            "posting_id": st.column_config.TextColumn("posting", width=110),
+            "f1": number("F1", format="%.3f", width=60),
+            "precision": number("precision", format="%.3f", width=75),
+            "recall": number("recall", format="%.3f", width=60),
+            "predicted": number(
+                "found", width=60, help="How many postings it matched (itself included)."
+            ),
+            "true": number("true", width=55, help="How many postings share its label."),
+            "unlabelled_matches": number(
+                "no label", width=70, help="Matches with postings that have no label."
+            ),
+            "title": st.column_config.TextColumn("title", width=320),
         },
     )
 

@@ -14,6 +14,7 @@ from core.pipelines.base import (
     Readiness,
     Source,
     get_pipeline,
+    most_accurate_first,
     pipeline_names,
 )
 from core.pipelines.best import pipeline as _best  # noqa: F401
@@ -28,5 +29,6 @@ __all__ = [
     "Source",
     "get_pipeline",
     "load_inputs",
+    "most_accurate_first",
     "pipeline_names",
 ]

@@ -82,6 +82,11 @@ class Pipeline(ABC):
     trains_on_images: ClassVar[bool] = False
     #: The `MatchSettings` thresholds its rules read (the Evaluate page tunes these).
     threshold_fields: ClassVar[tuple[str, ...]] = ()
+    #: Those of them that read image vectors (without vectors, hashes decide instead).
+    image_threshold_fields: ClassVar[tuple[str, ...]] = ()
+    #: Lower is more accurate on data nobody tuned on: pages lead with the most accurate
+    #: pipeline that has matches.
+    accuracy_rank: ClassVar[int] = 9
     #: The per-modality scores `score` reports, in display order.
     score_columns: ClassVar[tuple[str, ...]] = ()
     #: What compares titles: "tfidf" (word TF-IDF cosine) or "ratio" (SequenceMatcher ratio);
@@ -157,6 +162,17 @@ class Pipeline(ABC):
             the order in which a posting's matches are kept and shown).
         """
 
+    def close_calls(
+        self, scores: pd.DataFrame, settings: MatchSettings, threshold: float | None = None
+    ) -> np.ndarray:
+        """Which matched pairs passed their rules only narrowly: a person should look at them.
+
+        Args:
+            scores: `score`'s output (or stored pairs): the score columns and ``rule``.
+            threshold: a learned model's decision threshold, where it has one.
+        """
+        return np.zeros(len(scores), bool)
+
     def match(
         self,
         inputs: MatchInputs,
@@ -214,6 +230,10 @@ def pipeline_names() -> list[str]:
     return list(PIPELINES)
 
 
+def most_accurate_first() -> list[Pipeline]:
+    return sorted(PIPELINES.values(), key=lambda pipe: pipe.accuracy_rank)
+
+
 def rule_categories(names: list[str]) -> list[str]:
     """Every label a set of rules can produce, indexed by the bit mask of the rules fired."""
     return [
@@ -250,3 +270,27 @@ def decision_frame(
     out["matched"] = matched
     out["similarity"] = np.nan_to_num(np.asarray(similarity, np.float32), nan=0.0)
     return out
+
+
+#: A score within this much of its threshold is a close call (cosines, ratios, distances).
+CLOSE_CALL_BAND = 0.05
+#: The same for a learned model's probability.
+CLOSE_CALL_PROBABILITY = 0.15
+
+
+def hash_margin(scores: pd.DataFrame, settings: MatchSettings) -> np.ndarray:
+    """Perceptual-hash rule margin in bands: a pair exactly at the bit limit is a close call."""
+    distance = scores["hash_distance"].to_numpy(np.float32)
+    return (settings.hash_max_distance - distance + 1.0) / 2.0
+
+
+def close_call_mask(scores: pd.DataFrame, margins: dict[str, np.ndarray]) -> np.ndarray:
+    """Matched pairs none of whose fired rules passed by a full band (``margins`` are in bands:
+    1 = one band past the threshold) ."""
+    rules = scores["rule"].astype(str).to_numpy()
+    sure = np.zeros(len(scores), bool)
+    for name, margin in margins.items():
+        fired = np.char.find(("+" + rules + "+").astype(str), f"+{name}+") >= 0
+        with np.errstate(invalid="ignore"):
+            sure |= fired & (np.nan_to_num(margin, nan=0.0) >= 1.0)
+    return (rules != "") & ~sure

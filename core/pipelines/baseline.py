@@ -12,12 +12,15 @@ import pandas as pd
 
 from core.candidates import SparseIndex, fit_tfidf, row_cosine
 from core.pipelines.base import (
+    CLOSE_CALL_BAND,
     Pipeline,
     Prepared,
     Progress,
     Readiness,
     Source,
+    close_call_mask,
     decision_frame,
+    hash_margin,
     hash_source,
     image_source,
     register,
@@ -59,6 +62,7 @@ def image_readiness(
 
 class BaselinePipeline(Pipeline):
     name = "baseline"
+    accuracy_rank = 2
     title = "Baseline: MobileNet + TF-IDF"
     summary = (
         "Two postings match when their photos look alike to an ImageNet MobileNet "
@@ -67,6 +71,7 @@ class BaselinePipeline(Pipeline):
     )
     image_kind = "imagenet"
     threshold_fields = ("baseline_image_cosine", "baseline_text_cosine", "hash_max_distance")
+    image_threshold_fields = ("baseline_image_cosine",)
     score_columns = ("image_cosine", "hash_distance", "tfidf_cosine")
 
     def image_model(
@@ -131,6 +136,25 @@ class BaselinePipeline(Pipeline):
         similarity = np.fmax(np.nan_to_num(photo, nan=0.0), text)
         scores = {"image_cosine": cosine, "hash_distance": distance, "tfidf_cosine": text}
         return decision_frame(frame, scores, fired, similarity)
+
+    def close_calls(
+        self, scores: pd.DataFrame, settings: MatchSettings, threshold: float | None = None
+    ) -> np.ndarray:
+        band = CLOSE_CALL_BAND
+        return close_call_mask(
+            scores,
+            {
+                "image": (
+                    scores["image_cosine"].to_numpy(np.float32) - settings.baseline_image_cosine
+                )
+                / band,
+                "hash": hash_margin(scores, settings),
+                "text": (
+                    scores["tfidf_cosine"].to_numpy(np.float32) - settings.baseline_text_cosine
+                )
+                / band,
+            },
+        )
 
 
 BASELINE = register(BaselinePipeline())

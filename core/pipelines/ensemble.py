@@ -13,12 +13,15 @@ import pandas as pd
 from core.candidates import SparseIndex, fit_tfidf
 from core.candidates.ratio import EXACT_RATIO_UP_TO, RatioIndex, sequence_ratio
 from core.pipelines.base import (
+    CLOSE_CALL_BAND,
     Pipeline,
     Prepared,
     Progress,
     Readiness,
     Source,
+    close_call_mask,
     decision_frame,
+    hash_margin,
     hash_source,
     image_source,
     register,
@@ -72,6 +75,7 @@ def title_ratios(
 
 class EnsemblePipeline(Pipeline):
     name = "ensemble"
+    accuracy_rank = 1
     title = "Ensemble: Siamese + title ratio"
     summary = (
         "Two postings match when a Siamese network trained on labelled photos puts them close "
@@ -90,6 +94,7 @@ class EnsemblePipeline(Pipeline):
         "ensemble_combined",
         "hash_max_distance",
     )
+    image_threshold_fields = ("ensemble_image_distance", "ensemble_combined")
     score_columns = ("siamese_distance", "hash_distance", "text_ratio")
 
     def image_model(
@@ -218,6 +223,22 @@ class EnsemblePipeline(Pipeline):
             "text_ratio": ratio,
         }
         return decision_frame(frame, scores, fired, similarity)
+
+    def close_calls(
+        self, scores: pd.DataFrame, settings: MatchSettings, threshold: float | None = None
+    ) -> np.ndarray:
+        band = CLOSE_CALL_BAND
+        distance = scores["siamese_distance"].to_numpy(np.float32)
+        ratio = scores["text_ratio"].to_numpy(np.float32)
+        return close_call_mask(
+            scores,
+            {
+                "image": (settings.ensemble_image_distance - distance) / band,
+                "hash": hash_margin(scores, settings),
+                "text": (ratio - settings.ensemble_text_ratio) / band,
+                "combined": (settings.ensemble_combined - (distance + 1.0 - ratio)) / band,
+            },
+        )
 
 
 ENSEMBLE = register(EnsemblePipeline())

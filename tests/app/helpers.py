@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -75,3 +76,8 @@ def button(at: AppTest, label: str):
         f"{len(found)} buttons labelled {label!r}: {[b.label for b in at.button]}"
     )
     return found[0]
+
+
+def card_ids(at: AppTest) -> list[str]:
+    """Posting ids on the match cards, in rank order (a card reads "**1.** `id`  \ntitle")."""
+    return [m.value.split("`")[1] for m in at.markdown if re.match(r"\*\*\d+\.\*\* `", m.value)]

@@ -1,11 +1,12 @@
-"""Browse page: a posting's matches from both pipelines, running a missing one, reviews, groups."""
+"""Browse page: a posting's matches under the most accurate ready pipeline, the pipelines
+compared, running a missing one, reviews, close calls, side by side, clusters."""
 
 from __future__ import annotations
 
 from core import matching
 from core.store import Store
 from core.text import display_title
-from tests.app.helpers import button, open_page, run_pipelines, texts
+from tests.app.helpers import button, card_ids, open_page, run_pipelines, texts
 
 
 def _posting_with_matches(db) -> tuple[str, dict[str, set[str]]]:
@@ -19,33 +20,56 @@ def _posting_with_matches(db) -> tuple[str, dict[str, set[str]]]:
     return pid, {p: s[pid] - {pid} for p, s in sets.items()}
 
 
-def _match_tables(at):
-    return [d.value for d in at.dataframe if "rule" in d.value.columns]
+def _pipelines_table(at):
+    """The "Compare pipelines" tab's table: one row per posting, one column per pipeline."""
+    return next(d.value for d in at.dataframe if "baseline" in d.value.columns)
 
 
-def test_selected_posting_shows_both_pipelines_matches(app, demo_db):
+def test_selected_posting_leads_with_the_most_accurate_pipeline(app, demo_db):
     run_pipelines(demo_db)
     pid, expected = _posting_with_matches(demo_db)
     open_page(app, "browse")
     app.selectbox(key="browse_posting").set_value(pid).run()
 
     assert not app.exception
-    baseline, ensemble = _match_tables(app)
-    assert set(baseline["posting_id"]) == expected["baseline"]
-    assert set(ensemble["posting_id"]) == expected["ensemble"]
-    # Per-pair scores and the rule that fired come from the stored pairs.
-    assert {"tfidf_cosine", "hash_distance"} <= set(baseline.columns)
-    assert {"text_ratio", "hash_distance"} <= set(ensemble.columns)
-    assert set(baseline["rule"]) <= {"hash", "text", "hash+text", "image", "image+text"}
+    # No best model here: the ensemble (more accurate than the baseline) leads, one card each.
+    assert set(card_ids(app)) == expected["ensemble"]
+    assert app.tabs[0].label == f"Matches ({len(expected['ensemble'])})"
+    assert any("Found by **Ensemble" in c for c in texts(app.caption))
+    # The evidence is in words, from the stored scores.
+    evidence = [c for c in texts(app.caption) if "matched on" in c]
+    assert len(evidence) == len(expected["ensemble"])
+    assert all("title" in c for c in evidence)
+    assert all("hash" in c for c in evidence)
+    # Compare pipelines: a ✔ wherever a pipeline matched, in a column of its own.
+    table = _pipelines_table(app).set_index("posting_id")
+    for pipeline in ("baseline", "ensemble"):
+        ticked = {p for p, mark in table[pipeline].items() if mark.startswith("✔")}
+        assert ticked == expected[pipeline]
     with Store(demo_db) as store:
         title = display_title(store.posting(pid)["title"])
         label = store.posting(pid)["label_group"]
     assert any(title in m.value for m in app.markdown)
-    # Gallery tabs: each pipeline's cluster (how it was formed, in words) plus the labels.
+    # Cluster tab: each pipeline's cluster (how it was formed, in words) plus the labels.
     labels = [t.label for t in app.tabs]
     assert any(t.startswith("baseline cluster (") for t in labels)
     assert any("postings" in c or "No other posting" in c for c in texts(app.caption))
     assert any(t.startswith(f"labelled group {label} (") for t in labels)
+
+
+def test_close_calls_are_marked(app, demo_db):
+    from core.pipelines import get_pipeline
+    from core.settings import MatchSettings
+
+    run_pipelines(demo_db)
+    with Store(demo_db) as store:
+        result = matching.stored_result(store, "ensemble")
+    close = get_pipeline("ensemble").close_calls(result.pairs, MatchSettings())
+    assert 0 < close.sum() < len(close)  # the demo has both kinds
+    pair = result.pairs[close].iloc[0]
+    open_page(app, "browse")
+    app.selectbox(key="browse_posting").set_value(pair["left"]).run()
+    assert any("close call" in m.value for m in app.markdown)
 
 
 def test_missing_matches_offer_a_run_button(app, demo_db):
@@ -58,13 +82,13 @@ def test_missing_matches_offer_a_run_button(app, demo_db):
     with Store(demo_db) as store:
         pairs = store.match_counts()["baseline"]
     assert f"{pairs:,} pairs" in texts(app.success)[0]
-    assert len(_match_tables(app)) + len(app.info) >= 1  # a table, or "no match" for this one
+    assert any("Found by **Baseline" in c for c in texts(app.caption))
 
 
 def test_review_buttons_store_a_verdict(app, demo_db):
     run_pipelines(demo_db)
     pid, expected = _posting_with_matches(demo_db)
-    other = sorted(expected["baseline"])[0]
+    other = sorted(expected["ensemble"])[0]
     open_page(app, "browse")
     app.selectbox(key="browse_posting").set_value(pid).run()
 
@@ -75,13 +99,23 @@ def test_review_buttons_store_a_verdict(app, demo_db):
     assert reviews[["left_id", "right_id", "verdict"]].values.tolist() == [
         [*sorted((pid, other)), "same"]
     ]
-    assert any("✔ same" in m.value for m in app.markdown)
-    baseline = _match_tables(app)[0]
-    assert baseline.set_index("posting_id").at[other, "verdict"] == "same"
+    assert any("you said same" in m.value for m in app.markdown)
 
     app.button(key=f"different:{pid}:{other}").click().run()
     with Store(demo_db) as store:
         assert store.reviews()["verdict"].tolist() == ["different"]
+    assert any("you said different" in m.value for m in app.markdown)
+
+
+def test_side_by_side_highlights_the_shared_title_words(app, demo_db):
+    run_pipelines(demo_db)
+    pid, expected = _posting_with_matches(demo_db)
+    open_page(app, "browse")
+    app.selectbox(key="browse_posting").set_value(pid).run()
+    first = app.selectbox(key=f"browse_side_{pid}_pick").value
+    assert first in expected["ensemble"]
+    assert any(f"`{pid}` (this posting)" in m.value for m in app.markdown)
+    assert any(":green-background[" in m.value and f"`{first}`" in m.value for m in app.markdown)
 
 
 def test_large_catalog_is_narrowed_by_a_search_first(app, samesame_home):

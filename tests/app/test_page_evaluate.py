@@ -65,7 +65,16 @@ def test_f1_curve_over_the_text_threshold(app):
     assert not app.exception
     [best] = [c.value for c in app.caption if c.value.startswith("Best F1")]
     assert "Title TF-IDF cosine" in best
+    assert "At the current setting (0.5) F1 is" in best
     assert app.get("vega_lite_chart")
+
+
+def test_image_threshold_without_vectors_says_the_curve_is_flat(app):
+    open_page(app, "evaluate")
+    app.selectbox(key="curve_threshold").set_value("baseline_image_cosine").run()
+    assert not app.exception
+    [warning] = [w for w in texts(app.warning) if "no image vectors" in w]
+    assert "Embed page" in warning
 
 
 def test_catalog_without_labels_says_so(app, samesame_home):

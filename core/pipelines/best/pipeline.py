@@ -11,10 +11,12 @@ import pandas as pd
 from core.errors import ModelNotTrainedError
 from core.matches import MatchResult
 from core.pipelines.base import (
+    CLOSE_CALL_PROBABILITY,
     Pipeline,
     Prepared,
     Progress,
     Readiness,
+    close_call_mask,
     decision_frame,
     register,
 )
@@ -26,6 +28,7 @@ from core.store import Store
 
 class BestPipeline(Pipeline):
     name = BEST_NAME
+    accuracy_rank = 0
     title = "Best: learned pair classifier"
     summary = (
         "Finds each posting's nearest postings by title words, title letters, photo hash and "
@@ -132,6 +135,13 @@ class BestPipeline(Pipeline):
         probability = booster.predict(frame[names].to_numpy(np.float32)).astype(np.float32)
         fired = {"model": probability >= model.config.threshold}
         return decision_frame(frame, {"probability": probability}, fired, probability)
+
+    def close_calls(
+        self, scores: pd.DataFrame, settings: MatchSettings, threshold: float | None = None
+    ) -> np.ndarray:
+        limit = 0.5 if threshold is None else threshold
+        margin = (scores["probability"].to_numpy(np.float32) - limit) / CLOSE_CALL_PROBABILITY
+        return close_call_mask(scores, {"model": margin})
 
     def match(
         self,

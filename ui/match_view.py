@@ -1,0 +1,231 @@
+"""How Browse and Compare show one answer: ranked match cards with the evidence in words, a
+side-by-side view of two postings, and a compact table comparing the pipelines.
+
+Frames passed in carry one row per match: ``posting_id``, ``title``, ``image_path``, the score
+columns, ``rule`` and ``similarity``; optional ``same_label`` (bool) and ``verdict``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.evidence import evidence_text, rule_text, shared_words
+from core.pipelines import Pipeline
+from core.settings import MatchSettings
+from core.store import Store
+from core.text import display_title
+from ui import resources
+
+CARD_COLUMNS = 4
+CARD_PIXELS = 320
+PAGE_SIZE = 12
+VERDICT_MARKS = {"same": ":green[✔ you said same]", "different": ":red[✘ you said different]"}
+_WORD = re.compile(r"(\w+)", re.UNICODE)
+
+
+def annotate(
+    matches: pd.DataFrame,
+    pipe: Pipeline,
+    settings: MatchSettings,
+    threshold: float | None = None,
+    without: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """The matches with ``evidence`` (words) and ``close_call`` (passed only narrowly);
+    ``without``: score columns left out of the words (a title score when no title was given)."""
+    out = matches.copy()
+    out["evidence"] = [
+        evidence_text(row)
+        for row in out.drop(columns=list(without), errors="ignore").to_dict("records")
+    ]
+    out["close_call"] = (
+        pipe.close_calls(out, settings, threshold) if len(out) else np.zeros(0, bool)
+    )
+    return out
+
+
+def save_review(db_path: str, left: str, right: str, verdict: str) -> None:
+    # A button callback runs before the rerun, in its own short-lived connection.
+    with Store(db_path) as store:
+        store.save_review(left, right, verdict)
+
+
+def _review_buttons(container, db_path: str, pid: str, other: str, place: str = "") -> None:
+    same, different = container.columns(2)
+    same.button(
+        "Same",
+        key=f"{place}same:{pid}:{other}",
+        on_click=save_review,
+        args=(db_path, pid, other, "same"),
+        width="stretch",
+    )
+    different.button(
+        "Different",
+        key=f"{place}different:{pid}:{other}",
+        on_click=save_review,
+        args=(db_path, pid, other, "different"),
+        width="stretch",
+    )
+
+
+def _badges(row: dict) -> str:
+    marks = []
+    if row.get("matched", True) is False:
+        marks.append(":gray-badge[closest, not a match]")
+    elif row.get("close_call"):
+        marks.append(":orange-badge[:material/help: close call]")
+    same_label = row.get("same_label")
+    if same_label is True:
+        marks.append(":green-badge[same label]")
+    elif same_label is False:
+        marks.append(":red-badge[other label]")
+    verdict = row.get("verdict")
+    if verdict in VERDICT_MARKS:
+        marks.append(VERDICT_MARKS[verdict])
+    return " ".join(marks)
+
+
+def match_cards(
+    matches: pd.DataFrame,
+    key: str,
+    review: tuple[str, str] | None = None,
+) -> None:
+    """Ranked cards, ``PAGE_SIZE`` at a time ("Show more" for the rest).
+
+    Args:
+        matches: annotated matches (see `annotate`), best first.
+        key: unique per place on the page (remembers how many are shown).
+        review: (database path, posting id) to offer same/different buttons for that posting.
+    """
+    shown_key = f"{key}_shown"
+    shown = st.session_state.get(shown_key, PAGE_SIZE)
+    rows = matches.head(shown).to_dict("records")
+    for start in range(0, len(rows), CARD_COLUMNS):
+        columns = st.columns(CARD_COLUMNS)
+        for rank, (column, row) in enumerate(
+            zip(columns, rows[start : start + CARD_COLUMNS], strict=False), start=start + 1
+        ):
+            with column.container(border=True):
+                st.image(resources.thumbnail(row.get("image_path"), CARD_PIXELS), width="stretch")
+                title = display_title(row.get("title") or "") or "(no title)"
+                st.markdown(f"**{rank}.** `{row['posting_id']}`  \n{html.escape(title[:90])}")
+                st.caption(f"{row['evidence']}  \n{rule_text(row.get('rule'))}")
+                badges = _badges(row)
+                if badges:
+                    st.markdown(badges)
+                if review is not None:
+                    _review_buttons(st, review[0], review[1], row["posting_id"])
+    if len(matches) > shown:
+        st.button(
+            f"Show {min(PAGE_SIZE, len(matches) - shown)} more of {len(matches) - shown}",
+            key=f"{key}_more",
+            on_click=lambda: st.session_state.__setitem__(shown_key, shown + PAGE_SIZE),
+        )
+
+
+def highlight_shared(title: str, shared: set[str]) -> str:
+    """Markdown of a title with the words the other title shares highlighted."""
+    pieces = []
+    for piece in _WORD.split(display_title(title or "")):
+        text = html.escape(piece).replace("[", "\\[").replace("]", "\\]")
+        if piece and piece.casefold() in shared:
+            pieces.append(f":green-background[{text}]")
+        else:
+            pieces.append(text.replace("*", "\\*").replace("_", "\\_"))
+    return "".join(pieces) or "(no title)"
+
+
+def side_by_side(
+    left: dict,
+    matches: pd.DataFrame,
+    key: str,
+    review: tuple[str, str] | None = None,
+) -> None:
+    """The chosen posting (or new item) next to one of its matches: both photos large, the
+    words their titles share highlighted, the evidence in words.
+
+    Args:
+        left: ``label``, ``title`` and ``image`` (a path, bytes or None) of the left side.
+    """
+    if matches.empty:
+        st.caption("No match to put side by side.")
+        return
+    ids = matches["posting_id"].tolist()
+    other = st.selectbox(
+        "Match",
+        ids,
+        key=f"{key}_pick",
+        format_func=lambda p: (
+            f"{ids.index(p) + 1}. {p} · "
+            f"{display_title(matches.set_index('posting_id').at[p, 'title'] or '')[:80]}"
+        ),
+    )
+    row = matches.set_index("posting_id").loc[other].to_dict()
+    row["posting_id"] = other
+    shared = shared_words(left.get("title") or "", row.get("title") or "")
+    st.markdown(
+        f"**{row['evidence']}** · {rule_text(row.get('rule'))}"
+        + (f" · {len(shared)} shared title word(s) highlighted" if shared else "")
+    )
+    badges = _badges(row)
+    if badges:
+        st.markdown(badges)
+    left_column, right_column = st.columns(2)
+    with left_column.container(border=True):
+        image = left.get("image")
+        st.image(
+            image if isinstance(image, bytes) else resources.thumbnail(image, 640), width="stretch"
+        )
+        st.markdown(f"**{left['label']}**  \n{highlight_shared(left.get('title') or '', shared)}")
+    with right_column.container(border=True):
+        st.image(resources.thumbnail(row.get("image_path"), 640), width="stretch")
+        st.markdown(f"**`{other}`**  \n{highlight_shared(row.get('title') or '', shared)}")
+    if review is not None:
+        _review_buttons(st, review[0], review[1], other, place="side-")
+
+
+def pipelines_table(
+    answers: dict[str, pd.DataFrame], titles: dict[str, str], images: dict[str, object]
+) -> None:
+    """One row per posting any pipeline matched, one narrow column per pipeline ("✔ 0.91"
+    matched, "· 0.40" listed as a near miss, blank: not listed): fits 1400 px, no scrolling."""
+    ids: list[str] = []
+    for frame in answers.values():
+        ids += [p for p in frame["posting_id"] if p not in ids]
+    if not ids:
+        st.caption("No pipeline lists a match.")
+        return
+    table = pd.DataFrame({"posting_id": ids})
+    table["image_path"] = [images.get(p) for p in ids]
+    for name, frame in answers.items():
+        marks = {}
+        for row in frame.to_dict("records"):
+            matched = row.get("matched", True)
+            marks[row["posting_id"]] = f"{'✔' if matched else '·'} {row['similarity']:.2f}"
+        table[name] = [marks.get(p, "") for p in ids]
+    table["title"] = [display_title(titles.get(p) or "") for p in ids]
+    shown = resources.with_thumbnails(table)
+    config: dict = {
+        name: st.column_config.TextColumn(
+            name,
+            width="small",
+            help=f"✔: the {name} pipeline calls it the same product (similarity 0–1); "
+            "·: listed as one of the closest, but no rule passed; blank: not listed.",
+        )
+        for name in answers
+    }
+    config["thumbnail"] = st.column_config.ImageColumn("photo", width="small")
+    config["posting_id"] = st.column_config.TextColumn("posting", width="small")
+    config["title"] = st.column_config.TextColumn("title", width="large")
+    st.dataframe(
+        shown[["thumbnail", "posting_id", *answers, "title"]],
+        hide_index=True,
+        width="stretch",
+        row_height=56,
+        height=min(len(shown), 12) * 56 + 40,
+        column_config=config,
+    )
