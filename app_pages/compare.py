@@ -307,15 +307,17 @@ def main() -> None:
             st.info("The catalog is empty: import a catalog on the Catalog page first.")
             return
         settings = common.load_settings(store)
-        usable_images = False
-        for item in items:
+        usable, refused = [], []
+        for index, item in enumerate(items):
             try:
                 item.validate()
-                usable_images = usable_images or bool(item.image)
             except SameSameError:
-                pass  # reported next to the item below
-        image_models = _image_models(store, settings, usable_images)
-        for index, item in enumerate(items):
+                refused.append((index, item))
+            else:
+                usable.append((index, item))
+        image_models = _image_models(store, settings, any(item.image for _, item in usable))
+        # Files that cannot be compared are named first, above any results.
+        for index, item in refused + usable:
             _show_item(store, index, item, settings, image_models)
 
 

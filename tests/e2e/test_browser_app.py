@@ -267,10 +267,14 @@ def test_first_start_browse_and_compare(page, server, tmp_path):
 
     # Browse: no matches yet, so run both pipelines from the page.
     _go(page, "Browse", "Browse matches")
-    for pipeline in ("baseline", "ensemble"):
-        page.get_by_role("button", name=f"Run {pipeline} now", exact=True).first.click()
-        page.get_by_text(re.compile(rf"^{pipeline}: [\d,]+ pairs in")).wait_for()
-        _settle(page)
+    page.get_by_role("button", name="Run baseline now", exact=True).click()
+    page.get_by_text(re.compile(r"^baseline: [\d,]+ pairs in")).wait_for()
+    _settle(page)
+    # The baseline leads now; the ensemble is run from the pipelines' comparison.
+    page.get_by_role("tab", name="Compare pipelines").click()
+    page.get_by_role("button", name="Run ensemble now", exact=True).click()
+    page.get_by_text(re.compile(r"^ensemble: [\d,]+ pairs in")).wait_for()
+    _settle(page)
     _no_exception(page)
 
     pid, title, matched = _posting_matched_by_both(home)
@@ -282,6 +286,8 @@ def test_first_start_browse_and_compare(page, server, tmp_path):
     _settle(page)
     _no_exception(page)
     # The lead pipeline's cards: one per match, its id and the evidence in words.
+    page.get_by_role("tab", name=re.compile(r"^Matches \(")).click()
+    _settle(page)
     for other in matched:
         assert page.get_by_text(other, exact=True).count() > 0, f"{other} not shown"
     assert page.get_by_text("matched on", exact=False).count() >= len(matched)
@@ -320,6 +326,9 @@ def test_first_start_browse_and_compare(page, server, tmp_path):
     errors = page.get_by_test_id("stAlertContentError").all_inner_texts()
     assert any(e.startswith("broken.jpg: ") for e in errors), errors
     assert any(e.startswith("empty.png: ") for e in errors), errors
+    error_top = page.get_by_test_id("stAlertContentError").first.bounding_box()["y"]
+    result_top = page.get_by_role("heading", name="my-photo.jpg").bounding_box()["y"]
+    assert error_top < result_top, "the errors must come before the results"
     main = page.get_by_test_id("stMain")
     assert main.get_by_text("already in the catalog as", exact=False).count() == 1
     first_card = main.get_by_text(re.compile(r"^1\. ")).first
@@ -398,15 +407,15 @@ def test_import_from_a_path(page, server, tmp_path):
     """A CSV and an image folder on this machine, typed in as paths, become a new catalog that
     every page then works on."""
     url, home = server
+    page.goto(url)  # on its own, this test waits for the demo the first start prepares
+    page.get_by_role("heading", name="Catalog", exact=True).wait_for(timeout=FIRST_START_MS)
+    _settle(page)
     rows = (home / "demo" / "catalog.csv").read_text(encoding="utf-8").splitlines()[:21]
     csv_file = tmp_path / "shop-export.csv"
     csv_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    page.goto(url)
-    page.get_by_role("heading", name="Catalog", exact=True).wait_for(timeout=FIRST_START_MS)
-    _settle(page)
     page.get_by_role("tab", name="CSV and images on this machine").click()
-    page.get_by_label("CSV path").fill(str(csv_file))
-    page.get_by_label("Image folder").fill(str(home / "demo" / "images"))
+    page.get_by_label("CSV path", exact=True).fill(str(csv_file))
+    page.get_by_label("Image folder", exact=True).fill(str(home / "demo" / "images"))
     page.get_by_role("button", name="Import from path", exact=True).click()
     page.get_by_text(re.compile(r"^Imported shop-export\.csv: 20 rows read")).wait_for()
     _settle(page)

@@ -1,0 +1,240 @@
+"""How long the app's pages take in a real browser on a large catalog (issue: fast on big
+catalogs).
+
+Imports the labelled Shopee dev split (27k postings: titles and perceptual hashes) into a fresh
+data folder, stores the baseline and ensemble matches, starts ``streamlit run app.py`` and
+drives headless Chromium: each page opened from the sidebar (click to the end of the run),
+picking a posting on Browse, a typed title on Compare, and Compare queries from several browser
+sessions at once. Every figure is the median (and worst) of a few repeats, after one warm-up.
+
+    python benchmarks/bench_pages.py [--catalog ../shared/data/shopee/train.csv] [--sessions 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from common import ROOT, SHARED, machine_lines, markdown_table, verdict
+
+CHROMIUM = "/usr/bin/chromium"
+RUNNING = '[data-testid="stApp"][data-test-script-state="running"]'
+GOALS = {"page": 1.5, "compare": 1.0}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _prepare(home: Path, catalog: Path) -> Path:
+    """Import the catalog and store both pipelines' matches, as a user would from the CLI."""
+    env = {**os.environ, "SAMESAME_HOME": str(home)}
+    db = home / "catalogs" / "shopee.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "core", "--db", str(db), "import", str(catalog)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    code = (
+        "from core.store import Store; from core import matching\n"
+        f"with Store({str(db)!r}) as s:\n"
+        "    for p in ('baseline', 'ensemble'): matching.run_pipeline(s, p)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
+    (home / "app_state.json").write_text(f'{{"last_db": "{db}"}}', encoding="utf-8")
+    return db
+
+
+def _serve(home: Path, port: int) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "SAMESAME_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise SystemExit("streamlit did not start")
+
+
+def _run_ends(page) -> float:
+    """Seconds from now until the app's run (started by the caller's click) has finished."""
+    started = time.perf_counter()
+    try:
+        page.wait_for_selector(
+            '[data-testid="stApp"][data-test-script-state="running"]', timeout=3000
+        )
+    except Exception:  # a run shorter than the poll: already over
+        pass
+    page.wait_for_selector(
+        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=120_000
+    )
+    return time.perf_counter() - started
+
+
+def _open(page, title: str) -> float:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    return _run_ends(page)
+
+
+def _pick_posting(page, posting_id: str) -> float:
+    box = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').first
+    box.click()
+    page.keyboard.type(posting_id)
+    page.keyboard.press("Enter")
+    return _run_ends(page)
+
+
+def _compare_title(page, title: str) -> float:
+    page.get_by_label("Title").fill(title)
+    page.get_by_role("button", name="Find matches", exact=True).click()
+    return _run_ends(page)
+
+
+def _summary(times: list[float]) -> tuple[str, str, float]:
+    return f"{statistics.median(times):.2f}", f"{max(times):.2f}", statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", type=Path, default=SHARED / "data" / "shopee" / "train.csv")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sessions", type=int, default=4)
+    args = parser.parse_args()
+
+    import pandas as pd
+    from playwright.sync_api import sync_playwright
+
+    sample = pd.read_csv(args.catalog, usecols=["posting_id", "title"]).sample(
+        args.repeats * (args.sessions + 2), random_state=0
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        started = time.perf_counter()
+        _prepare(home, args.catalog)
+        prepared = time.perf_counter() - started
+        port = _free_port()
+        server = _serve(home, port)
+        rows = []
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=["--headless", "--no-sandbox"]
+                )
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.get_by_role("heading", name="Catalog", exact=True).wait_for(timeout=180_000)
+                _run_ends(page)
+                for title in ("Browse", "Evaluate", "Compare", "Catalog"):
+                    _open(page, title)  # warm-up: first loads fill the caches
+                for title in ("Catalog", "Browse", "Evaluate", "Compare"):
+                    times = []
+                    for _ in range(args.repeats):
+                        _open(page, "Settings")
+                        times.append(_open(page, title))
+                    median, worst, value = _summary(times)
+                    rows.append([f"open {title}", median, worst, verdict(value <= GOALS["page"])])
+                _open(page, "Browse")
+                ids = sample["posting_id"].tolist()
+                times = [_pick_posting(page, pid) for pid in ids[: args.repeats]]
+                median, worst, value = _summary(times)
+                rows.append(["Browse: pick a posting", median, worst, verdict(value <= 1.5)])
+                _open(page, "Compare")
+                titles = sample["title"].tolist()
+                times = [_compare_title(page, t) for t in titles[: args.repeats]]
+                median, worst, value = _summary(times)
+                rows.append(["Compare: a typed title", median, worst, verdict(value <= 1.0)])
+                browser.close()
+            concurrent = _concurrent_compare(port, titles[args.repeats :], args.sessions)
+            median, worst, value = _summary(concurrent)
+            p95 = sorted(concurrent)[max(0, int(len(concurrent) * 0.95) - 1)]
+            rows.append(
+                [
+                    f"Compare: {args.sessions} sessions at once (p95 {p95:.2f} s)",
+                    median,
+                    worst,
+                    verdict(p95 <= GOALS["compare"]),
+                ]
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print("\n".join(machine_lines()))
+    size = len(pd.read_csv(args.catalog, usecols=["posting_id"]))
+    print(f"catalog: {args.catalog} ({size:,} postings)")
+    print(f"import + baseline + ensemble matches: {prepared:.0f} s\n")
+    print(markdown_table(["step", "median s", "worst s", "goal"], rows))
+
+
+def _concurrent_compare(port: int, titles: list[str], sessions: int) -> list[float]:
+    """Each session in its own browser context types titles on Compare, all at once."""
+    from playwright.sync_api import sync_playwright
+
+    times: list[float] = []
+    lock = threading.Lock()
+    per_session = max(1, len(titles) // sessions)
+
+    def session(batch: list[str]) -> None:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--headless", "--no-sandbox"]
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/compare")
+            page.get_by_role("heading", name="Compare a new item").wait_for(timeout=120_000)
+            _run_ends(page)
+            barrier.wait()
+            for title in batch:
+                took = _compare_title(page, title)
+                with lock:
+                    times.append(took)
+            browser.close()
+
+    barrier = threading.Barrier(sessions)
+    workers = [
+        threading.Thread(target=session, args=(titles[i * per_session : (i + 1) * per_session],))
+        for i in range(sessions)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return times
+
+
+if __name__ == "__main__":
+    main()
