@@ -120,7 +120,7 @@ def _pick_posting(page, posting_id: str) -> float:
 
 
 def _compare_title(page, title: str) -> float:
-    page.get_by_label("Title").fill(title)
+    page.get_by_role("textbox", name="Title", exact=True).fill(title)
     page.get_by_role("button", name="Find matches", exact=True).click()
     return _run_ends(page)
 
