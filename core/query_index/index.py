@@ -18,8 +18,10 @@ from core.store import Store
 
 logger = logging.getLogger(__name__)
 
-#: From this many postings, `query_item` answers from the index instead of a full recompute.
-INDEXED_QUERY_FROM = 50_000
+#: From this many postings, `query_item` answers from the index instead of a full recompute:
+#: at 27k postings a recompute refits TF-IDF per query (0.86 s), the index answers in 13 ms
+#: (57 of 60 matched sets identical; the others differ in a tail posting or three).
+INDEXED_QUERY_FROM = 5_000
 #: Ensemble queries score SequenceMatcher on at most this many postings, best TF-IDF first.
 RATIO_CANDIDATES = 2_000
 FORMAT_VERSION = 1
