@@ -3,6 +3,7 @@ Compare and Evaluate."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from core import evaluation, matching, models
 from core.settings import MatchSettings
 from core.store import Store
-from tests.app.helpers import button, open_page, texts
+from tests.app.helpers import button, card_ids, open_page, texts
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +79,23 @@ def test_compare_scores_a_typed_title_with_the_trained_model(app, demo_with_best
 
     assert not app.exception
     assert not app.error, texts(app.error)
-    tables = [d.value for d in app.dataframe if "similarity" in d.value.columns]
-    assert len(tables) == 3
-    best = tables[2]
-    assert "probability" in best.columns
+    # A trained model makes best the most accurate ready pipeline: it leads.
+    assert any("says **Best" in s for s in texts(app.success))
+    cards = card_ids(app)
+    assert row["posting_id"] in cards
+    evidence = [c for c in texts(app.caption) if "matched on" in c or "no rule passed" in c]
+    sure = [int(re.search(r"model (\d+)% sure", c).group(1)) for c in evidence]
     # The posting whose title was typed is matched, with a high probability.
-    own = best[best["posting_id"] == row["posting_id"]].iloc[0]
-    assert own["matched"] and own["probability"] > 0.5
-    # The most probable matches are the same product (other sellers' postings of it may
-    # rank above the one whose title was typed).
+    own = sure[cards.index(row["posting_id"])]
+    assert own > 50 and "matched on learned model" in evidence[cards.index(row["posting_id"])]
+    # Cards run from the most probable down; the most probable are the same product (other
+    # sellers' postings of it may rank above the one whose title was typed).
+    assert sure == sorted(sure, reverse=True)
     with Store(demo_with_best) as store:
         groups = store.postings().set_index("posting_id")["label_group"]
-    assert (groups[best["posting_id"].head(3)] == row["label_group"]).all()
-    matched = best[best["matched"]]
-    assert matched["probability"].is_monotonic_decreasing
+    assert (groups[cards[:3]] == row["label_group"]).all()
+    table = next(d.value for d in app.dataframe if "best" in d.value.columns)
+    assert table.set_index("posting_id").at[row["posting_id"], "best"].startswith("✔")
 
 
 @pytest.mark.slow
