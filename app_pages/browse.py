@@ -70,11 +70,9 @@ def _matches(
             info.loc[others, "label_group"].to_numpy() == own_label if len(matches) else []
         )
     matches["verdict"] = [verdicts.get(p, "") for p in others]
-    threshold = None
-    if pipe.needs_model:
-        matcher = resources.best_matcher_of(store)
-        threshold = getattr(getattr(matcher, "config", None), "threshold", None)
-    return match_view.annotate(matches, pipe, result.settings, threshold)
+    return match_view.annotate(
+        matches, pipe, result.settings, resources.best_threshold(store, pipe)
+    )
 
 
 def _notes(store: Store, pipe: Pipeline) -> None:
@@ -100,20 +98,12 @@ def _lead(store: Store, pipe: Pipeline, matches: pd.DataFrame, pid: str) -> None
     match_view.match_cards(matches, key=f"browse_cards_{pid}", review=(str(store.path), pid))
 
 
-def _compare_pipelines(
-    store: Store,
-    answers: dict[str, pd.DataFrame],
-    info: pd.DataFrame,
-) -> None:
+def _compare_pipelines(store: Store, answers: dict[str, pd.DataFrame]) -> None:
     st.caption(
         "Each pipeline's verdict on the postings any of them matched. Pipelines without "
         "matches for this catalog can be run from here."
     )
-    match_view.pipelines_table(
-        answers,
-        dict(zip(info.index, info["title"], strict=True)),
-        dict(zip(info.index, info["image_path"], strict=True)),
-    )
+    match_view.pipelines_table(answers)
     for pipe in common.pipelines():
         if pipe.name not in answers:
             _run_button(store, pipe)
@@ -260,7 +250,6 @@ def main() -> None:
             _compare_pipelines(
                 store,
                 {p.name: answers[p.name] for p in common.pipelines() if p.name in answers},
-                info,
             )
         with cluster_tab:
             _groups(store, pid, postings)

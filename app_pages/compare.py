@@ -148,13 +148,6 @@ def _copies(
     return cache[key]
 
 
-def _threshold(pipe: Pipeline, store: Store) -> float | None:
-    if not pipe.needs_model:
-        return None
-    matcher = resources.best_matcher_of(store)
-    return getattr(getattr(matcher, "config", None), "threshold", None)
-
-
 def _lead(store: Store, pipe: Pipeline, frame: pd.DataFrame, notices: list[str], note) -> None:
     matched = int(frame["matched"].sum())
     if matched:
@@ -175,14 +168,6 @@ def _lead(store: Store, pipe: Pipeline, frame: pd.DataFrame, notices: list[str],
 
 def _not_ready(pipe: Pipeline, readiness) -> None:
     st.caption(f"**{pipe.name}**: {readiness.reason} {readiness.action or ''}".strip())
-
-
-def _column_of(annotated: dict, column: str) -> dict[str, object]:
-    """posting id -> ``column`` over every pipeline's answer."""
-    found: dict[str, object] = {}
-    for frame, _ in annotated.values():
-        found.update(zip(frame["posting_id"], frame[column], strict=True))
-    return found
 
 
 def _results(
@@ -209,7 +194,7 @@ def _results(
                 frame,
                 pipe,
                 settings,
-                _threshold(pipe, store),
+                resources.best_threshold(store, pipe),
                 without=() if item.title.strip() else TITLE_SCORES,
             ),
             notices,
@@ -230,9 +215,7 @@ def _results(
         )
     with pipelines_tab:
         match_view.pipelines_table(
-            {p.name: annotated[p.name][0] for p in pipes if p.name in annotated},
-            _column_of(annotated, "title"),
-            _column_of(annotated, "image_path"),
+            {p.name: annotated[p.name][0] for p in pipes if p.name in annotated}
         )
         for pipe in pipes:
             if not ready[pipe.name].ready:

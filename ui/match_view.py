@@ -55,21 +55,16 @@ def save_review(db_path: str, left: str, right: str, verdict: str) -> None:
 
 
 def _review_buttons(container, db_path: str, pid: str, other: str, place: str = "") -> None:
-    same, different = container.columns(2)
-    same.button(
-        "Same",
-        key=f"{place}same:{pid}:{other}",
-        on_click=save_review,
-        args=(db_path, pid, other, "same"),
-        width="stretch",
-    )
-    different.button(
-        "Different",
-        key=f"{place}different:{pid}:{other}",
-        on_click=save_review,
-        args=(db_path, pid, other, "different"),
-        width="stretch",
-    )
+    for column, (label, verdict) in zip(
+        container.columns(2), (("Same", "same"), ("Different", "different")), strict=True
+    ):
+        column.button(
+            label,
+            key=f"{place}{verdict}:{pid}:{other}",
+            on_click=save_review,
+            args=(db_path, pid, other, verdict),
+            width="stretch",
+        )
 
 
 def _badges(row: dict) -> str:
@@ -188,14 +183,17 @@ def side_by_side(
         _review_buttons(st, review[0], review[1], other, place="side-")
 
 
-def pipelines_table(
-    answers: dict[str, pd.DataFrame], titles: dict[str, str], images: dict[str, object]
-) -> None:
+def pipelines_table(answers: dict[str, pd.DataFrame]) -> None:
     """One row per posting any pipeline matched, one narrow column per pipeline ("✔ 0.91"
-    matched, "· 0.40" listed as a near miss, blank: not listed): fits 1400 px, no scrolling."""
+    matched, "· 0.40" listed as a near miss, blank: not listed): fits 1400 px, no scrolling.
+    Titles and photos come from the answers themselves (each has ``title``, ``image_path``)."""
     ids: list[str] = []
+    titles: dict[str, object] = {}
+    images: dict[str, object] = {}
     for frame in answers.values():
-        ids += [p for p in frame["posting_id"] if p not in ids]
+        ids += [p for p in frame["posting_id"] if p not in titles]
+        titles.update(zip(frame["posting_id"], frame["title"], strict=True))
+        images.update(zip(frame["posting_id"], frame["image_path"], strict=True))
     if not ids:
         st.caption("No pipeline lists a match.")
         return
