@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.matches import MatchResult
 from core.matching import run_pipeline
 from core.pipelines import Pipeline, most_accurate_first
+from core.settings import MatchSettings
 from core.store import Store
 from ui import common, match_view, resources
 
@@ -54,25 +54,25 @@ def _run_button(store: Store, pipe: Pipeline) -> None:
 def _matches(
     store: Store,
     pipe: Pipeline,
-    result: MatchResult,
+    settings: MatchSettings,
     pid: str,
     info: pd.DataFrame,
     verdicts: dict[str, str],
 ) -> pd.DataFrame:
-    """The posting's matches under one pipeline, with titles, photos, labels and words."""
-    matches = result.matches_of(pid)
+    """The posting's stored matches under one pipeline, with titles, photos, labels and words
+    (postings removed from the catalog since the run left out)."""
+    matches = store.matches_of(pipe.name, pid)
+    # get_indexer: a hash lookup of the few ids; Series.isin on Arrow strings walks the catalog.
+    known = info.index.get_indexer(matches["posting_id"]) >= 0
+    matches = matches[known].reset_index(drop=True)
     others = matches["posting_id"]
-    matches["title"] = info.loc[others, "title"].to_numpy() if len(matches) else []
-    matches["image_path"] = info.loc[others, "image_path"].to_numpy() if len(matches) else []
+    matches["title"] = info.loc[others, "title"].to_numpy()
+    matches["image_path"] = info.loc[others, "image_path"].to_numpy()
     own_label = info.at[pid, "label_group"]
     if isinstance(own_label, str):
-        matches["same_label"] = (
-            info.loc[others, "label_group"].to_numpy() == own_label if len(matches) else []
-        )
+        matches["same_label"] = info.loc[others, "label_group"].to_numpy() == own_label
     matches["verdict"] = [verdicts.get(p, "") for p in others]
-    return match_view.annotate(
-        matches, pipe, result.settings, resources.best_threshold(store, pipe)
-    )
+    return match_view.annotate(matches, pipe, settings, resources.best_threshold(store, pipe))
 
 
 def _notes(store: Store, pipe: Pipeline) -> None:
@@ -130,20 +130,18 @@ def _gallery(members: list[str], info: pd.DataFrame) -> None:
         st.caption(f"Showing {MAX_GALLERY} of {len(members)} postings.")
 
 
-def _groups(store: Store, pid: str, postings: pd.DataFrame) -> None:
+def _groups(store: Store, pid: str, postings: pd.DataFrame, info: pd.DataFrame) -> None:
     st.caption(
         "A cluster is the set of postings a pipeline takes for one product: postings join "
         "only when they match each other well on average, so one stray match never chains two "
         "products together."
     )
-    info = postings.set_index("posting_id")
     tabs: list[tuple[str, list[str], str]] = []
     for pipe in common.pipelines():
-        found = resources.clusters(store, pipe.name)
+        found = resources.cluster_of(store, pipe.name, pid)
         if found is not None:
-            cluster = found.cluster_of(pid)
-            members = found.members(cluster)
-            tabs.append((f"{pipe.name} cluster ({len(members)})", members, found.describe(cluster)))
+            members, how = found
+            tabs.append((f"{pipe.name} cluster ({len(members)})", members, how))
     label = info.at[pid, "label_group"]
     if isinstance(label, str):
         members = postings.loc[postings["label_group"] == label, "posting_id"].tolist()
@@ -200,7 +198,8 @@ def main() -> None:
         )
         if pid is None:
             return
-        row = postings.set_index("posting_id").loc[pid]
+        info = postings.set_index("posting_id")
+        row = info.loc[pid]
         picture, details = st.columns([1, 3])
         if row["image_status"] == "ok" and isinstance(row["image_path"], str):
             picture.image(row["image_path"], width="stretch")
@@ -213,16 +212,20 @@ def main() -> None:
             f"image {row['image_status']} · pHash `{row['image_phash'] or '—'}`"
         )
 
-        results = {p.name: resources.stored_result(store, p.name) for p in common.pipelines()}
-        ready = [p for p in most_accurate_first() if results.get(p.name) is not None]
+        runs = {p.name: store.match_run(p.name) for p in common.pipelines()}
+        ready = [p for p in most_accurate_first() if runs.get(p.name) is not None]
         if not ready:
             st.subheader("No matches yet")
             for pipe in common.pipelines():
                 _run_button(store, pipe)
             return
-        info = postings.set_index("posting_id")
         verdicts = _verdicts(store, pid)
-        answers = {p.name: _matches(store, p, results[p.name], pid, info, verdicts) for p in ready}
+        answers = {
+            p.name: _matches(
+                store, p, MatchSettings.from_dict(runs[p.name]["settings"]), pid, info, verdicts
+            )
+            for p in ready
+        }
         lead = ready[0]
         lead_matches = answers[lead.name]
         matches_tab, side_tab, pipelines_tab, cluster_tab = st.tabs(
@@ -252,7 +255,7 @@ def main() -> None:
                 {p.name: answers[p.name] for p in common.pipelines() if p.name in answers},
             )
         with cluster_tab:
-            _groups(store, pid, postings)
+            _groups(store, pid, postings, info)
 
 
 common.run_page(main)

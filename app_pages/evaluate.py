@@ -12,9 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import SameSameError
-from core.evaluation import evaluate_result, labels_of
-from core.matches import MatchResult
-from core.matching import run_pipeline
+from core.evaluation import evaluate_result
+from core.matching import run_pipeline, stored_result
 from core.pipelines import Pipeline, get_pipeline
 from core.settings import MatchSettings, SettingSpec, spec_of
 from core.store import Store
@@ -229,9 +228,9 @@ def _agreement(store: Store, pipeline: str, here: pd.Series) -> str:
     )
 
 
-def _worst(store: Store, results: dict[str, MatchResult | None]) -> None:
+def _worst(store: Store) -> None:
     st.subheader("Worst postings")
-    available = [p for p, r in results.items() if r is not None]
+    available = [p.name for p in common.pipelines() if store.match_run(p.name) is not None]
     if not available:
         st.caption("Run a pipeline to see which postings it gets most wrong.")
         return
@@ -239,9 +238,13 @@ def _worst(store: Store, results: dict[str, MatchResult | None]) -> None:
         "Pipeline", available, default=available[0], key="worst_pipeline", required=True
     )
     worst = resources.worst_postings(store, pipeline)
+    if worst.empty:
+        return
     postings = resources.postings_of(store).set_index("posting_id")
-    worst["title"] = postings.loc[worst["posting_id"], "title"].to_numpy()  # last: it stretches
-    worst.insert(0, "image_path", postings.loc[worst["posting_id"], "image_path"].to_numpy())
+    # Postings removed since the run have no title or photo any more.
+    known = postings.reindex(worst["posting_id"])
+    worst["title"] = known["title"].fillna("(removed from the catalog)").to_numpy()  # last
+    worst.insert(0, "image_path", known["image_path"].to_numpy())
     shown = resources.with_thumbnails(worst).drop(columns=["image_path"])
     number = st.column_config.NumberColumn
     st.dataframe(
@@ -269,23 +272,24 @@ def _worst(store: Store, results: dict[str, MatchResult | None]) -> None:
     )
 
 
-def _submission_csv(result: MatchResult) -> str:
-    return result.submission().to_csv(index=False)
+def _submission_csv(db_path: str, pipeline: str) -> str:
+    with Store(db_path) as store:
+        result = stored_result(store, pipeline)
+    return "" if result is None else result.submission().to_csv(index=False)
 
 
-def _downloads(store: Store, results: dict[str, MatchResult | None]) -> None:
+def _downloads(store: Store) -> None:
     st.subheader("Submission file")
     st.caption("posting_id,matches (space-separated ids), the competition's layout.")
     pipes = [pipe.name for pipe in common.pipelines()]
     for column, pipeline in zip(st.columns(len(pipes)), pipes, strict=True):
-        result = results[pipeline]
-        if result is None:
+        if store.match_run(pipeline) is None:
             continue
         stem = store.path.stem if store.path is not None else "catalog"
         column.download_button(
             f"Download {pipeline} submission.csv",
             # Built on click only: for a large catalog the CSV is megabytes.
-            data=functools.partial(_submission_csv, result),
+            data=functools.partial(_submission_csv, str(store.path), pipeline),
             file_name=f"{stem}-{pipeline}-submission.csv",
             mime="text/csv",
             key=f"download_{pipeline}",
@@ -298,17 +302,18 @@ def main() -> None:
     st.title("Evaluate")
     common.show_flashes()
     with common.open_store() as store:
-        results = {p.name: resources.stored_result(store, p.name) for p in common.pipelines()}
-        labels = labels_of(store)
-        if labels is None:
+        info = store.info()
+        if not info["label_groups"]:
             st.info(
                 "This catalog has no label_group column, so there is nothing to score against. "
                 "Import a labelled catalog (or use the demo) to evaluate."
             )
-            _downloads(store, results)
+            _downloads(store)
             return
-        groups = pd.Series(labels).nunique()
-        st.caption(f"{len(labels):,} labelled postings in {groups:,} label groups.")
+        st.caption(
+            f"{info['labelled_postings']:,} labelled postings in {info['label_groups']:,} "
+            "label groups."
+        )
         settings = common.load_settings(store)
         stored = _stored(store)
         st.divider()
@@ -319,9 +324,9 @@ def main() -> None:
         st.divider()
         _curve(store, settings)
         st.divider()
-        _worst(store, results)
+        _worst(store)
         st.divider()
-        _downloads(store, results)
+        _downloads(store)
 
 
 common.run_page(main)

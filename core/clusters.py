@@ -54,22 +54,26 @@ class Clustering:
     def describe(self, cluster: int) -> str:
         """How a cluster was formed, in words."""
         row = self.summary.loc[self.summary["cluster"] == cluster].iloc[0]
-        size = int(row["size"])
-        if size == 1:
-            return "No other posting is matched closely enough to share its cluster."
-        possible = size * (size - 1) // 2
-        text = (
-            f"{size} postings; {int(row['pairs'])} of their {possible} possible pairs are matches"
+        return describe_cluster(row.to_dict())
+
+
+def describe_cluster(summary: dict) -> str:
+    """How a cluster was formed, in words, from its `Clustering.summary` row."""
+    size = int(summary["size"])
+    if size == 1:
+        return "No other posting is matched closely enough to share its cluster."
+    possible = size * (size - 1) // 2
+    pairs = int(summary["pairs"])
+    text = f"{size} postings; {pairs} of their {possible} possible pairs are matches"
+    if pairs == possible:
+        text = f"{size} postings that all match each other"
+    text += f"; weakest join {summary['weakest_link']:.2f}"
+    if int(summary["component_size"]) > size:
+        text += (
+            f"; cut from a chain of {int(summary['component_size'])} postings linked by "
+            "matches, where weaker links were not followed"
         )
-        if int(row["pairs"]) == possible:
-            text = f"{size} postings that all match each other"
-        text += f"; weakest join {row['weakest_link']:.2f}"
-        if int(row["component_size"]) > size:
-            text += (
-                f"; cut from a chain of {int(row['component_size'])} postings linked by "
-                "matches, where weaker links were not followed"
-            )
-        return text + "."
+    return text + "."
 
 
 def _agglomerate(

@@ -1,6 +1,7 @@
 """Matching a catalog's database with a registered pipeline, as the CLI and the app do it:
 make what the pipeline reads exist (`ensure_ready`), run it (`run_pipeline`), store the
-result with what it reported, read it back (`stored_result`)."""
+result with what it reported and its clusters and figures (`run_summary`), read it back
+(`stored_result`, `summarised_run`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,7 +20,13 @@ from core.pipelines import get_pipeline, load_inputs
 from core.settings import MatchSettings
 from core.store import Store
 
+if TYPE_CHECKING:
+    from core.clusters import Clustering
+
 logger = logging.getLogger(__name__)
+
+#: Postings with the lowest F1 kept with each labelled run (the Evaluate page lists them).
+WORST_POSTINGS = 20
 
 Progress = Callable[[int, int], None]
 
@@ -160,14 +168,49 @@ def run_pipeline(
             "each and kept their best ones (Matches kept per posting, in Settings)."
         )
     if save:
+        clustering, figures = run_summary(store, result)
         store.save_matches(
             pipeline,
             result.pairs,
             settings,
             result.seconds,
-            {"notices": result.notices, "capped": result.capped, "stats": result.stats},
+            {
+                "notices": result.notices,
+                "capped": result.capped,
+                "stats": result.stats,
+                **figures,
+            },
+            clustering,
         )
     return result
+
+
+def run_summary(store: Store, result: MatchResult) -> tuple[Clustering, dict[str, Any]]:
+    """What pages show of a whole run, worked out once when it is stored (pages then read
+    one posting's share instead of every pair): its clusters and, for a labelled catalog, F1,
+    precision and recall, plain and as clusters, and the postings it gets most wrong."""
+    from core.evaluation import evaluate_result, worst_postings
+
+    clustering = result.clusters()
+    figures: dict[str, Any] = {"summarised": True}
+    if _has_labels(store):
+        plain = evaluate_result(store, result)
+        clustered = evaluate_result(store, result, clusters=True)
+        figures["metrics"] = {**plain, **{f"cluster_{k}": v for k, v in clustered.items()}}
+        figures["worst"] = worst_postings(store, result, n=WORST_POSTINGS).to_dict("records")
+    return clustering, figures
+
+
+def summarised_run(store: Store, pipeline: str) -> dict[str, Any] | None:
+    """The pipeline's stored run (`Store.match_run`) with its clusters and figures, which a
+    run stored by an older SameSame lacks: those are worked out here, once, and kept."""
+    run = store.match_run(pipeline)
+    if run is None or run["details"].get("summarised"):
+        return run
+    result = stored_result(store, pipeline)
+    clustering, figures = run_summary(store, result)
+    store.save_run_summary(pipeline, clustering, {**run["details"], **figures})
+    return store.match_run(pipeline)
 
 
 def stored_result(store: Store, pipeline: str) -> MatchResult | None:

@@ -305,7 +305,7 @@ def test_a_version_1_database_is_upgraded_with_its_matches_and_runs(tmp_path: Pa
         )
 
     with Store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         assert store.count_postings() == 3 and store.catalog_revision == 3
         pairs = store.load_match_pairs("baseline").sort_values("right").reset_index(drop=True)
         run = store.match_run("baseline")

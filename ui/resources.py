@@ -19,9 +19,8 @@ import streamlit as st
 
 from core import models
 from core.evaluation import evaluate_result
-from core.evaluation import worst_postings as _worst
 from core.matches import MatchResult
-from core.matching import run_pipeline
+from core.matching import run_pipeline, summarised_run
 from core.matching import stored_result as _stored
 from core.settings import MatchSettings
 from core.store import Store
@@ -190,19 +189,15 @@ def stored_result(store: Store, pipeline: str) -> MatchResult | None:
     return _stored_result(str(store.path), pipeline, run["computed_at"], store.catalog_revision)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _clusters(db_path: str, pipeline: str, computed_at: float, revision: int):
-    # The cached matches, not a second read of the stored pairs (1 s at 27k postings).
-    result = _stored_result(db_path, pipeline, computed_at, revision)
-    return None if result is None else result.clusters()
+def cluster_of(store: Store, pipeline: str, posting_id: str) -> tuple[list[str], str] | None:
+    """The posting's cluster under the pipeline's stored matches, and how it formed in words
+    (None while the pipeline has no stored matches)."""
+    from core.clusters import describe_cluster
 
-
-def clusters(store: Store, pipeline: str):
-    """Clusters of the pipeline's stored matches (cached until it runs again)."""
-    run = store.match_run(pipeline)
-    if run is None:
+    if summarised_run(store, pipeline) is None:
         return None
-    return _clusters(str(store.path), pipeline, run["computed_at"], store.catalog_revision)
+    members, summary = store.cluster_of(pipeline, posting_id)
+    return members, describe_cluster(summary)
 
 
 @st.cache_data(show_spinner=False, max_entries=20_000)
@@ -258,43 +253,17 @@ def with_thumbnails(frame: pd.DataFrame, path_column: str = "image_path") -> pd.
     return out
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _stored_metrics(
-    db_path: str, pipeline: str, computed_at: float, revision: int
-) -> dict[str, float] | None:
-    del computed_at, revision
-    with Store(db_path) as store:
-        result = _stored(store, pipeline)
-        if result is None:
-            return None
-        plain = evaluate_result(store, result)
-        clustered = evaluate_result(store, result, clusters=True)
-        return {**plain, **{f"cluster_{k}": v for k, v in clustered.items()}}
-
-
 def stored_metrics(store: Store, pipeline: str) -> dict[str, float] | None:
-    """F1/precision/recall of the pipeline's stored matches (needs labels), cached per run."""
-    run = store.match_run(pipeline)
-    if run is None:
-        return None
-    return _stored_metrics(str(store.path), pipeline, run["computed_at"], store.catalog_revision)
+    """F1/precision/recall of the pipeline's stored matches, plain and as clusters (kept with
+    the run; None when it never ran or the catalog has no labels)."""
+    run = summarised_run(store, pipeline)
+    return None if run is None else run["details"].get("metrics")
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _worst_postings(
-    db_path: str, pipeline: str, computed_at: float, revision: int, n: int
-) -> pd.DataFrame:
-    del computed_at, revision
-    with Store(db_path) as store:
-        return _worst(store, _stored(store, pipeline), n=n)
-
-
-def worst_postings(store: Store, pipeline: str, n: int = 20) -> pd.DataFrame:
-    """The ``n`` postings with the lowest F1 under the pipeline's stored matches (cached)."""
-    run = store.match_run(pipeline)
-    if run is None:
-        return pd.DataFrame()
-    return _worst_postings(str(store.path), pipeline, run["computed_at"], store.catalog_revision, n)
+def worst_postings(store: Store, pipeline: str) -> pd.DataFrame:
+    """The postings with the lowest F1 under the pipeline's stored matches (kept with the run)."""
+    run = summarised_run(store, pipeline)
+    return pd.DataFrame(run["details"].get("worst", []) if run else [])
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

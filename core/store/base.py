@@ -91,7 +91,9 @@ class StoreBase:
                 conn.execute("INSERT OR IGNORE INTO meta VALUES ('catalog_revision', '0')")
             else:
                 logger.info("upgrading %s from schema %d", self.path, version)
-                schema.upgrade_from_v1(conn)
+                if version < 2:
+                    schema.upgrade_from_v1(conn)
+                schema.upgrade_to_v3(conn)
             # The id names this catalog wherever the file is copied or moved (models record
             # which catalog they learnt from); given at creation so every copy shares it.
             conn.execute(

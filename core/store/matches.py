@@ -4,15 +4,20 @@ reviewer's verdicts."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from core.errors import SameSameError
+from core.matches import LISTED_LEFT, LISTED_RIGHT
 from core.settings import MatchSettings
 from core.store.schema import MATCH_SCORE_COLUMNS
+
+if TYPE_CHECKING:
+    from core.clusters import Clustering
 
 _PAIR_COLUMNS = ("posting_id", "match_id", "rule", "similarity", "listed", *MATCH_SCORE_COLUMNS)
 _BASE_COLUMNS = _PAIR_COLUMNS[:5]
@@ -72,12 +77,14 @@ class MatchesMixin:
         settings: MatchSettings,
         seconds: float = 0.0,
         details: dict[str, Any] | None = None,
+        clustering: Clustering | None = None,
     ) -> None:
-        """Replace the stored matches of one pipeline in one transaction.
+        """Replace the stored matches of one pipeline (and its clusters) in one transaction.
 
         Args:
             pairs: left, right, rule, similarity, listed and score columns (`MatchResult`).
             details: what the run reported (notices, postings at the cap, counts), as JSON.
+            clustering: the clusters of these pairs, stored for pages that show one posting's.
         """
         with self.transaction() as conn:
             conn.execute("DELETE FROM matches WHERE pipeline=?", (pipeline,))
@@ -94,6 +101,51 @@ class MatchesMixin:
                     json.dumps(details or {}, default=_json_default),
                 ),
             )
+            if clustering is not None:
+                self._save_clusters(conn, pipeline, clustering)
+
+    def save_run_summary(
+        self, pipeline: str, clustering: Clustering, details: dict[str, Any]
+    ) -> None:
+        """Add clusters and figures to a run stored without them (the pairs stay as they are)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE match_runs SET details=? WHERE pipeline=?",
+                (json.dumps(details, default=_json_default), pipeline),
+            )
+            self._save_clusters(conn, pipeline, clustering)
+
+    @staticmethod
+    def _save_clusters(conn: sqlite3.Connection, pipeline: str, clustering: Clustering) -> None:
+        conn.execute("DELETE FROM clusters WHERE pipeline=?", (pipeline,))
+        conn.execute("DELETE FROM cluster_summaries WHERE pipeline=?", (pipeline,))
+        summary = clustering.summary[clustering.summary["size"] > 1]
+        grouped = set(summary["cluster"].tolist())
+        conn.executemany(
+            "INSERT INTO clusters VALUES (?, ?, ?)",
+            (
+                (pipeline, pid, label)
+                for pid, label in zip(
+                    clustering.posting_ids, clustering.labels.tolist(), strict=True
+                )
+                if label in grouped
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO cluster_summaries VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    pipeline,
+                    int(row.cluster),
+                    int(row.size),
+                    int(row.pairs),
+                    float(row.density),
+                    None if row.weakest_link != row.weakest_link else float(row.weakest_link),
+                    int(row.component_size),
+                )
+                for row in summary.itertuples(index=False)
+            ),
+        )
 
     def load_match_pairs(self, pipeline: str) -> pd.DataFrame:
         """The stored pairs of one pipeline (columns as `MatchResult.pairs`)."""
@@ -103,6 +155,49 @@ class MatchesMixin:
         for name in ("similarity", *MATCH_SCORE_COLUMNS):
             frame[name] = frame[name].astype(np.float32)
         return frame
+
+    def matches_of(self, pipeline: str, posting_id: str) -> pd.DataFrame:
+        """The postings ``posting_id`` lists under a stored run, best first (columns as
+        `MatchResult.matches_of`): read through the indexes, whatever the catalog's size."""
+        scores = ", ".join(("rule", "similarity", "listed", *MATCH_SCORE_COLUMNS))
+        frame = pd.read_sql_query(
+            f"SELECT match_id AS posting_id, {scores} FROM matches "
+            f"WHERE pipeline=? AND posting_id=? AND (listed & {LISTED_LEFT}) > 0 "
+            f"UNION ALL SELECT posting_id, {scores} FROM matches "
+            f"WHERE pipeline=? AND match_id=? AND (listed & {LISTED_RIGHT}) > 0",
+            self.conn,
+            params=(pipeline, posting_id, pipeline, posting_id),
+        )
+        frame["listed"] = frame["listed"].astype(np.int8)
+        for name in ("similarity", *MATCH_SCORE_COLUMNS):
+            frame[name] = frame[name].astype(np.float32)
+        frame = frame.sort_values("similarity", ascending=False, kind="stable")
+        return frame.reset_index(drop=True)
+
+    def cluster_of(self, pipeline: str, posting_id: str) -> tuple[list[str], dict[str, Any]]:
+        """The members of the posting's stored cluster (catalog order) and how it formed
+        (`core.clusters.Clustering.summary`'s columns); a posting in no stored cluster is
+        alone."""
+        row = self.conn.execute(
+            "SELECT s.cluster, s.size, s.pairs, s.density, s.weakest_link, s.component_size "
+            "FROM clusters c JOIN cluster_summaries s "
+            "ON s.pipeline = c.pipeline AND s.cluster = c.cluster "
+            "WHERE c.pipeline=? AND c.posting_id=?",
+            (pipeline, posting_id),
+        ).fetchone()
+        if row is None:
+            alone = {"size": 1, "pairs": 0, "density": 1.0, "weakest_link": None}
+            return [posting_id], {**alone, "cluster": None, "component_size": 1}
+        members = [
+            pid
+            for (pid,) in self.conn.execute(
+                "SELECT c.posting_id FROM clusters c JOIN postings p USING (posting_id) "
+                "WHERE c.pipeline=? AND c.cluster=? ORDER BY p.rowid",
+                (pipeline, row[0]),
+            )
+        ]
+        names = ("cluster", "size", "pairs", "density", "weakest_link", "component_size")
+        return members, dict(zip(names, row, strict=True))
 
     def match_run(self, pipeline: str) -> dict[str, Any] | None:
         row = self.conn.execute(

@@ -9,7 +9,7 @@ import numpy as np
 
 from core.matches import SCORE_COLUMNS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Per-pair score columns of the matches table (NULL where a modality is absent).
 MATCH_SCORE_COLUMNS = SCORE_COLUMNS
@@ -64,6 +64,29 @@ CREATE TABLE IF NOT EXISTS settings (
 );
 """
 
+# What pages read one posting at a time (v3): a posting's pairs from either side, and the
+# clusters a run formed (postings in clusters of two or more; the others are alone).
+_V3 = """
+CREATE INDEX IF NOT EXISTS matches_by_match ON matches (pipeline, match_id);
+CREATE TABLE IF NOT EXISTS clusters (
+    pipeline TEXT NOT NULL,
+    posting_id TEXT NOT NULL,
+    cluster INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, posting_id)
+);
+CREATE INDEX IF NOT EXISTS clusters_by_number ON clusters (pipeline, cluster);
+CREATE TABLE IF NOT EXISTS cluster_summaries (
+    pipeline TEXT NOT NULL,
+    cluster INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    pairs INTEGER NOT NULL,
+    density REAL NOT NULL,
+    weakest_link REAL,
+    component_size INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, cluster)
+);
+"""
+
 # One row per unordered pair (left before right in catalog order); ``listed`` says which side
 # counts the other among its matches (1 left, 2 right, 3 both: see core.matches).
 _MATCHES = (
@@ -86,9 +109,10 @@ CREATE TABLE IF NOT EXISTS match_runs (
     settings TEXT NOT NULL,
     computed_at REAL NOT NULL,
     seconds REAL NOT NULL,
-    details TEXT NOT NULL DEFAULT '{}'  -- JSON: notices, postings at the cap, counts
+    details TEXT NOT NULL DEFAULT '{}'  -- JSON: notices, postings at the cap, counts, metrics
 );
 """
+    + _V3
 )
 
 
@@ -122,6 +146,13 @@ def _similarity(scores: dict) -> float:
     ]
     values = [float(v) for v in candidates if v is not None and np.isfinite(v)]
     return float(np.clip(max(values), 0.0, 1.0)) if values else 0.0
+
+
+def upgrade_to_v3(conn: sqlite3.Connection) -> None:
+    """v3 adds the clusters tables and an index; runs stored before have no clusters yet
+    (`core.matching.summarise_stored` adds them on first use)."""
+    for statement in _statements(_V3):
+        conn.execute(statement)
 
 
 def upgrade_from_v1(conn: sqlite3.Connection) -> None:
