@@ -8,6 +8,8 @@ multipage app and lists every file in it until ``st.navigation`` has run.)
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -132,7 +134,20 @@ def main() -> None:
     with st.sidebar:
         _catalog_switcher()
         _device_badge()
-    navigation.run()
+    started = time.perf_counter()
+    try:
+        navigation.run()
+    finally:
+        _log_run_time(navigation.title, time.perf_counter() - started)
+
+
+def _log_run_time(page: str, seconds: float) -> None:
+    """With SAMESAME_RUN_LOG set, one line per page run (page, seconds on the server): how
+    benchmarks/bench_pages.py tells the server's share of a click from the browser's."""
+    log = os.environ.get("SAMESAME_RUN_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"{page}\t{seconds:.4f}\n")
 
 
 main()

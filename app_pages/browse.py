@@ -130,7 +130,7 @@ def _gallery(members: list[str], info: pd.DataFrame) -> None:
         st.caption(f"Showing {MAX_GALLERY} of {len(members)} postings.")
 
 
-def _groups(store: Store, pid: str, postings: pd.DataFrame, info: pd.DataFrame) -> None:
+def _groups(store: Store, pid: str, view: resources.CatalogView) -> None:
     st.caption(
         "A cluster is the set of postings a pipeline takes for one product: postings join "
         "only when they match each other well on average, so one stray match never chains two "
@@ -142,9 +142,10 @@ def _groups(store: Store, pid: str, postings: pd.DataFrame, info: pd.DataFrame) 
         if found is not None:
             members, how = found
             tabs.append((f"{pipe.name} cluster ({len(members)})", members, how))
+    info = view.by_id
     label = info.at[pid, "label_group"]
     if isinstance(label, str):
-        members = postings.loc[postings["label_group"] == label, "posting_id"].tolist()
+        members = view.frame.loc[view.frame["label_group"] == label, "posting_id"].tolist()
         tabs.append(
             (f"labelled group {label} ({len(members)})", members, "From the catalog's labels.")
         )
@@ -157,22 +158,15 @@ def _groups(store: Store, pid: str, postings: pd.DataFrame, info: pd.DataFrame) 
             _gallery(members, info)
 
 
-def _options(postings: pd.DataFrame) -> list[str]:
+def _options(view: resources.CatalogView) -> list[str]:
     """Posting ids for the selectbox. A large catalog is narrowed by a search box first: every
     option travels to the browser on each rerun, and 30,000 of them make the page sluggish."""
-    ids = postings["posting_id"]
-    if len(postings) <= MAX_OPTIONS:
-        return ids.tolist()
+    if len(view) <= MAX_OPTIONS:
+        return view.frame["posting_id"].tolist()
     query = st.text_input(
         "Search postings", key="browse_search", placeholder="id or words of the title"
-    ).strip()
-    shown = postings
-    if query:
-        needle = query.lower()
-        shown = postings[
-            postings["title"].str.lower().str.contains(needle, regex=False)
-            | ids.str.lower().str.contains(needle, regex=False)
-        ]
+    )
+    shown = view.search(query)
     options = shown["posting_id"].head(MAX_OPTIONS).tolist()
     if len(shown) > MAX_OPTIONS:
         st.caption(f"{len(shown):,} postings match; the first {MAX_OPTIONS:,} are listed.")
@@ -185,20 +179,19 @@ def main() -> None:
     st.title("Browse matches")
     common.show_flashes()
     with common.open_store() as store:
-        postings = resources.postings_of(store)
-        if postings.empty:
+        view = resources.catalog_view(store)
+        if not len(view):
             st.info("This database is empty: import a catalog on the Catalog page.")
             return
-        titles = dict(zip(postings["posting_id"], postings["title"], strict=True))
         pid = st.selectbox(
             "Posting (type to search ids and titles)",
-            _options(postings),
-            format_func=lambda p: f"{p} · {titles[p][:90]}",
+            _options(view),
+            format_func=lambda p: f"{p} · {view.titles[p][:90]}",
             key="browse_posting",
         )
         if pid is None:
             return
-        info = postings.set_index("posting_id")
+        info = view.by_id
         row = info.loc[pid]
         picture, details = st.columns([1, 3])
         if row["image_status"] == "ok" and isinstance(row["image_path"], str):
@@ -228,34 +221,42 @@ def main() -> None:
         }
         lead = ready[0]
         lead_matches = answers[lead.name]
+        # Only the open tab is drawn (the others rerun when chosen): what every click costs
+        # the server and the browser is one tab's content, not four.
         matches_tab, side_tab, pipelines_tab, cluster_tab = st.tabs(
             [
                 f"Matches ({len(lead_matches)})",
                 "Side by side",
                 "Compare pipelines",
                 "Cluster",
-            ]
+            ],
+            key="browse_tab",
+            on_change="rerun",
         )
-        with matches_tab:
-            _lead(store, lead, lead_matches, pid)
-        with side_tab:
-            match_view.side_by_side(
-                {
-                    "label": f"`{pid}` (this posting)",
-                    "title": row["title"],
-                    "image": row["image_path"] if row["image_status"] == "ok" else None,
-                },
-                lead_matches,
-                key=f"browse_side_{pid}",
-                review=(str(store.path), pid),
-            )
-        with pipelines_tab:
-            _compare_pipelines(
-                store,
-                {p.name: answers[p.name] for p in common.pipelines() if p.name in answers},
-            )
-        with cluster_tab:
-            _groups(store, pid, postings, info)
+        if matches_tab.open:
+            with matches_tab:
+                _lead(store, lead, lead_matches, pid)
+        if side_tab.open:
+            with side_tab:
+                match_view.side_by_side(
+                    {
+                        "label": f"`{pid}` (this posting)",
+                        "title": row["title"],
+                        "image": row["image_path"] if row["image_status"] == "ok" else None,
+                    },
+                    lead_matches,
+                    key=f"browse_side_{pid}",
+                    review=(str(store.path), pid),
+                )
+        if pipelines_tab.open:
+            with pipelines_tab:
+                _compare_pipelines(
+                    store,
+                    {p.name: answers[p.name] for p in common.pipelines() if p.name in answers},
+                )
+        if cluster_tab.open:
+            with cluster_tab:
+                _groups(store, pid, view)
 
 
 common.run_page(main)

@@ -230,7 +230,7 @@ def _last_report(store: Store) -> None:
 
 def _postings_table(store: Store) -> None:
     st.subheader("Postings")
-    frame = resources.postings_of(store)
+    view = resources.catalog_view(store)
     search_col, status_col = st.columns([3, 1])
     query = search_col.text_input(
         "Search titles and ids", key="catalog_search", placeholder="e.g. shampoo"
@@ -238,13 +238,7 @@ def _postings_table(store: Store) -> None:
     status = status_col.selectbox(
         "Image status", ["all", "ok", "missing", "corrupt", "refused", "none"], key="catalog_status"
     )
-    shown = frame
-    if query.strip():
-        needle = query.strip().lower()
-        shown = shown[
-            shown["title"].str.lower().str.contains(needle, regex=False)
-            | shown["posting_id"].str.lower().str.contains(needle, regex=False)
-        ]
+    shown = view.search(query)
     if status != "all":
         shown = shown[shown["image_status"] == status]
     if shown.empty:

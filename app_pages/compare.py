@@ -57,7 +57,7 @@ def _image_models(
     found = {}
     for pipe in common.pipelines():
         model = pipe.image_model(store, settings)
-        has_vectors = model is not None and store.count_embeddings(model[0], model[1]) > 0
+        has_vectors = pipe.vector_count(store, settings) > 0
         if not has_vectors and pipe.needs_model and model is None:
             # Trained without image vectors (or not trained): hashes are its image evidence.
             found[pipe.name] = (None, None, None)
@@ -202,26 +202,32 @@ def _results(
     lead = order[0]
     frame, notices = annotated[lead.name]
     key = f"compare_{index}_{_item_key(item)[:12]}"
+    # Only the open tab is drawn; choosing another reruns (see Browse).
     matches_tab, side_tab, pipelines_tab = st.tabs(
-        [f"Matches ({int(frame['matched'].sum())})", "Side by side", "Compare pipelines"]
+        [f"Matches ({int(frame['matched'].sum())})", "Side by side", "Compare pipelines"],
+        key=f"compare_tab_{index}",
+        on_change="rerun",
     )
-    with matches_tab:
-        _lead(store, lead, frame, notices, image_models[lead.name][2])
-    with side_tab:
-        match_view.side_by_side(
-            {"label": item.name, "title": item.title, "image": item.image},
-            frame,
-            key=f"{key}_side",
-        )
-    with pipelines_tab:
-        match_view.pipelines_table(
-            {p.name: annotated[p.name][0] for p in pipes if p.name in annotated}
-        )
-        for pipe in pipes:
-            if not ready[pipe.name].ready:
-                _not_ready(pipe, ready[pipe.name])
-            elif image_models[pipe.name][2]:
-                st.caption(f"**{pipe.name}**: {image_models[pipe.name][2]}")
+    if matches_tab.open:
+        with matches_tab:
+            _lead(store, lead, frame, notices, image_models[lead.name][2])
+    if side_tab.open:
+        with side_tab:
+            match_view.side_by_side(
+                {"label": item.name, "title": item.title, "image": item.image},
+                frame,
+                key=f"{key}_side",
+            )
+    if pipelines_tab.open:
+        with pipelines_tab:
+            match_view.pipelines_table(
+                {p.name: annotated[p.name][0] for p in pipes if p.name in annotated}
+            )
+            for pipe in pipes:
+                if not ready[pipe.name].ready:
+                    _not_ready(pipe, ready[pipe.name])
+                elif image_models[pipe.name][2]:
+                    st.caption(f"**{pipe.name}**: {image_models[pipe.name][2]}")
 
 
 def _show_item(

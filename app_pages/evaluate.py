@@ -173,7 +173,7 @@ def _curve(store: Store, settings: MatchSettings) -> None:
         f"Runs the {pipeline} pipeline {len(values)} times with the catalog's stored vectors "
         "(nothing is saved)."
     )
-    if threshold in pipe.image_threshold_fields and not _has_vectors(store, pipe, settings):
+    if threshold in pipe.image_threshold_fields and not pipe.vector_count(store, settings):
         st.warning(
             f"This catalog has no image vectors for the {pipeline} pipeline, so "
             f"{spec.label.lower()} decides nothing here (perceptual hashes stand in for the "
@@ -210,11 +210,6 @@ def _curve(store: Store, settings: MatchSettings) -> None:
     )
 
 
-def _has_vectors(store: Store, pipe: Pipeline, settings: MatchSettings) -> bool:
-    model = pipe.image_model(store, settings)
-    return model is not None and store.count_embeddings(model[0], model[1]) > 0
-
-
 def _agreement(store: Store, pipeline: str, here: pd.Series) -> str:
     """Whether the curve's point at the current settings is the stored matches' F1."""
     stored = resources.stored_metrics(store, pipeline)
@@ -240,9 +235,8 @@ def _worst(store: Store) -> None:
     worst = resources.worst_postings(store, pipeline)
     if worst.empty:
         return
-    postings = resources.postings_of(store).set_index("posting_id")
     # Postings removed since the run have no title or photo any more.
-    known = postings.reindex(worst["posting_id"])
+    known = resources.catalog_view(store).by_id.reindex(worst["posting_id"])
     worst["title"] = known["title"].fillna("(removed from the catalog)").to_numpy()  # last
     worst.insert(0, "image_path", known["image_path"].to_numpy())
     shown = resources.with_thumbnails(worst).drop(columns=["image_path"])

@@ -51,5 +51,35 @@ def test_each_kind_of_row_problem_is_one_sentence_with_its_count(tmp_path: Path)
 
 
 def test_no_problems_no_groups() -> None:
-    empty = pd.DataFrame(columns=["row", "posting_id", "field", "problem"])
+    empty = pd.DataFrame(columns=["row", "posting_id", "field", "kind", "problem"])
     assert summarize_problems(empty) == []
+
+
+def test_problems_stored_before_kinds_were_kept_get_theirs(tmp_path: Path) -> None:
+    """A schema-2 database kept only each problem's wording: the upgrade works out its kind."""
+    with Store(tmp_path / "old.db") as store:
+        store.conn.execute("DROP TABLE import_problems")
+        store.conn.execute(
+            "CREATE TABLE import_problems (row INTEGER, posting_id TEXT, field TEXT NOT NULL, "
+            "problem TEXT NOT NULL)"
+        )
+        store.conn.executemany(
+            "INSERT INTO import_problems VALUES (?, ?, ?, ?)",
+            [
+                (2, "a", "title", "empty title: this posting is matched by its image only"),
+                (3, "b", "image", "image 'x.jpg' does not exist in the image folder"),
+                (4, "c", "image", "image 'http://x/y.jpg' is a URL; only files inside …"),
+                (5, "d", "image", "image 'z.jpg' is empty (0 bytes)"),
+                (6, "e", "row", "no usable title, image or hash"),
+            ],
+        )
+        store.conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    with Store(tmp_path / "old.db") as store:
+        kinds = store.import_problems().set_index("posting_id")["kind"].to_dict()
+    assert kinds == {
+        "a": "no_title",
+        "b": "image_missing",
+        "c": "image_refused",
+        "d": "image_unreadable",
+        "e": "nothing_to_match",
+    }

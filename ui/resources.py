@@ -157,19 +157,47 @@ def best_threshold(store: Store, pipe) -> float | None:
 
 
 # -- data -----------------------------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=8)
-def postings(db_path: str, revision: int) -> pd.DataFrame:
-    """All postings of a database, titles decoded for reading; ``revision`` (catalog_revision)
-    invalidates on import."""
-    del revision
+class CatalogView:
+    """A database's postings as pages read them, built once per catalog revision and shared
+    by every session (read-only: never modify its frames). At a million postings a copy per
+    rerun (what ``st.cache_data`` hands out) or an index built per rerun costs seconds.
+
+    Attributes:
+        frame: every posting in catalog order, titles decoded for reading.
+        by_id: the same, indexed by posting id (no posting_id column).
+        titles: posting id -> title (selectbox labels).
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.by_id = frame.set_index("posting_id")
+        self.titles = dict(zip(frame["posting_id"], frame["title"], strict=True))
+        self._haystack = (frame["title"].fillna("") + " " + frame["posting_id"]).str.lower()
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def search(self, query: str) -> pd.DataFrame:
+        """Postings whose title or id contains ``query`` (any case); all when it is blank."""
+        needle = query.strip().lower()
+        if not needle:
+            return self.frame
+        found = self._haystack.str.contains(needle, regex=False)
+        return self.frame[found.fillna(False).to_numpy(dtype=bool)]
+
+
+@st.cache_resource(show_spinner="Reading the catalog…", max_entries=4)
+def _catalog_view(db_path: str, revision: int) -> CatalogView:
+    del revision  # part of the cache key only: an import makes a new view
     with Store(db_path) as store:
         frame = store.postings()
     frame["title"] = frame["title"].map(display_title)
-    return frame
+    return CatalogView(frame)
 
 
-def postings_of(store: Store) -> pd.DataFrame:
-    return postings(str(store.path), store.catalog_revision)
+def catalog_view(store: Store) -> CatalogView:
+    """The database's postings for pages (see `CatalogView`), cached per catalog revision."""
+    return _catalog_view(str(store.path), store.catalog_revision)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -38,7 +38,9 @@ class ImportReport:
 
     @property
     def problems_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.problems, columns=["row", "posting_id", "field", "problem"])
+        return pd.DataFrame(
+            self.problems, columns=["row", "posting_id", "field", "kind", "problem"]
+        )
 
 
 def import_catalog(

@@ -37,17 +37,20 @@ def prepare_postings(
     for done, rec in enumerate(records, start=1):
         row, pid = rec["row"], rec["posting_id"]
 
-        def problem(field_name: str, text: str, row: int = row, pid: str = pid) -> None:
-            problems.append({"row": row, "posting_id": pid, "field": field_name, "problem": text})
+        def problem(field_name: str, kind: str, text: str, row: int = row, pid: str = pid) -> None:
+            problems.append(
+                {"row": row, "posting_id": pid, "field": field_name, "kind": kind, "problem": text}
+            )
 
         title = rec["title"]
         title_norm = normalize_title(title)
         if not title_norm:
-            problem("title", "empty title: this posting is matched by its image only")
+            problem("title", "no_title", "empty title: this posting is matched by its image only")
 
         given_hash = rec["image_phash"].strip().lower()
         if given_hash and not is_valid_phash(given_hash):
-            problem("image_phash", f"{rec['image_phash']!r} is not 16 hex digits; ignored")
+            text = f"{rec['image_phash']!r} is not 16 hex digits; ignored"
+            problem("image_phash", "bad_hash", text)
             given_hash = ""
 
         image_name = rec["image"].strip()
@@ -57,13 +60,14 @@ def prepare_postings(
                 resolved = resolve_image_path(root, image_name)
             except ImageError as exc:
                 status = "refused"
-                problem("image", str(exc))
+                problem("image", "image_refused", str(exc))
             else:
                 try:
                     picture = open_image(resolved)
                 except ImageError as exc:
                     status = "missing" if not resolved.exists() else "corrupt"
-                    problem("image", str(exc).replace(str(resolved), image_name))
+                    kind = "image_missing" if status == "missing" else "image_unreadable"
+                    problem("image", kind, str(exc).replace(str(resolved), image_name))
                 else:
                     status, image_path = "ok", str(resolved)
                     if not phash:
@@ -71,7 +75,8 @@ def prepare_postings(
         elif root is None and image_name:
             status = "none"
         if status != "ok" and not title_norm and not phash:
-            problem("row", "no usable title, image or hash: this posting can only match itself")
+            text = "no usable title, image or hash: this posting can only match itself"
+            problem("row", "nothing_to_match", text)
 
         label = rec["label_group"].strip() or None
         postings.append(

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-_REFUSED = ("is a URL", "absolute path", "leaves the image folder", "outside the image folder")
-
 #: kind -> (which postings, what follows for them, whether they can still match anything)
 KINDS: dict[str, tuple[str, str, bool]] = {
     "no_title": ("without a title", "matched by image only", True),
@@ -51,28 +49,13 @@ class ProblemGroup:
     examples: pd.DataFrame
 
 
-def problem_kind(field: str, text: str) -> str:
-    if field == "title":
-        return "no_title"
-    if field == "image_phash":
-        return "bad_hash"
-    if field == "row":
-        return "nothing_to_match"
-    if any(marker in text for marker in _REFUSED):
-        return "image_refused"
-    if "does not exist" in text or "no image file name" in text:
-        return "image_missing"
-    return "image_unreadable"
-
-
 def summarize_problems(problems: pd.DataFrame, examples: int = 3) -> list[ProblemGroup]:
-    """Groups of ``problems`` (columns row, posting_id, field, problem), each with a few example
-    rows: postings that can match nothing first, then the biggest groups."""
+    """Groups of ``problems`` (columns row, posting_id, field, kind — one of `KINDS` — and
+    problem), each with a few example rows: postings that can match nothing first, then the
+    biggest groups."""
     if problems.empty:
         return []
-    pairs = zip(problems["field"], problems["problem"], strict=True)
-    kinds = [problem_kind(field, str(text)) for field, text in pairs]
-    frame = problems.assign(kind=kinds)
+    frame = problems
     # A posting that can match nothing is told so once, not also under each missing piece.
     hopeless = set(frame.loc[frame["kind"] == "nothing_to_match", "posting_id"])
     frame = frame[(frame["kind"] == "nothing_to_match") | ~frame["posting_id"].isin(hopeless)]

@@ -103,6 +103,14 @@ class Pipeline(ABC):
         """(model name, version) of the stored vectors it compares, or None (hashes only)."""
         return None
 
+    def vector_count(
+        self, store: Store, settings: MatchSettings, model_dir: Path | None = None
+    ) -> int:
+        """How many postings have the image vectors it compares (0: perceptual hashes are its
+        only image evidence)."""
+        model = self.image_model(store, settings, model_dir)
+        return store.count_embeddings(model[0], model[1]) if model else 0
+
     def in_sample(self, store: Store, model_dir: Path | None = None) -> bool:
         """Whether its scores here come from a model trained on this catalog's own labels."""
         return False

@@ -38,14 +38,11 @@ def hash_similarity(hash_distance: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - hash_distance / 32.0, 0.0, 1.0)
 
 
-def image_readiness(
-    store: Store, model: tuple[str, str | None] | None, what: str
-) -> tuple[str, str | None]:
-    """How much of the catalog's images the pipeline's vectors cover, in words."""
+def image_readiness(store: Store, have: int, what: str) -> tuple[str, str | None]:
+    """How much of the catalog's images ``have`` vectors cover, in words."""
     images = int(store.info()["images"]["ok"])
     if images == 0:
         return "No posting has an image file: perceptual hashes are the image evidence.", None
-    have = store.count_embeddings(model[0], model[1]) if model else 0
     if have == 0:
         return (
             f"No {what} embeddings yet: perceptual hashes stand in for the photos.",
@@ -84,8 +81,8 @@ class BaselinePipeline(Pipeline):
     def readiness(
         self, store: Store, settings: MatchSettings, model_dir: Path | None = None
     ) -> Readiness:
-        model = self.image_model(store, settings, model_dir)
-        reason, action = image_readiness(store, model, model[0])
+        what = self.image_model(store, settings, model_dir)[0]
+        reason, action = image_readiness(store, self.vector_count(store, settings, model_dir), what)
         return Readiness(True, reason, action)
 
     def candidate_floors(self, settings: MatchSettings) -> dict[str, float]:

@@ -120,7 +120,8 @@ class EnsemblePipeline(Pipeline):
                 "No trained Siamese model: perceptual hashes stand in for the photos.",
                 "Train the Siamese model on labelled photos",
             )
-        reason, action = image_readiness(store, model, "the Siamese model")
+        have = self.vector_count(store, settings, model_dir)
+        reason, action = image_readiness(store, have, "the Siamese model")
         return Readiness(True, reason, action)
 
     def train(

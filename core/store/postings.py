@@ -9,6 +9,20 @@ from typing import Any
 
 import pandas as pd
 
+_INSERT_PROBLEM = (
+    "INSERT INTO import_problems (row, posting_id, field, kind, problem) VALUES (?, ?, ?, ?, ?)"
+)
+
+
+def _problem_row(problem: dict[str, Any]) -> tuple:
+    return (
+        problem.get("row"),
+        problem.get("posting_id"),
+        problem["field"],
+        problem["kind"],
+        problem["problem"],
+    )
+
 
 class PostingsMixin:
     _POSTING_FIELDS = (
@@ -89,13 +103,13 @@ class PostingsMixin:
     def replace_import_problems(self, problems: Sequence[dict[str, Any]]) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM import_problems")
-            conn.executemany(
-                "INSERT INTO import_problems VALUES (?, ?, ?, ?)",
-                [(p.get("row"), p.get("posting_id"), p["field"], p["problem"]) for p in problems],
-            )
+            conn.executemany(_INSERT_PROBLEM, [_problem_row(p) for p in problems])
 
     def import_problems(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM import_problems ORDER BY row", self.conn)
+        return pd.read_sql_query(
+            "SELECT row, posting_id, field, kind, problem FROM import_problems ORDER BY row",
+            self.conn,
+        )
 
     # A chunked catalog import clears the list with its first chunk and appends each chunk's
     # problems in that chunk's transaction, so a resumed import neither loses nor repeats any.
@@ -105,18 +119,16 @@ class PostingsMixin:
 
     def add_import_problems(self, problems: Sequence[dict[str, Any]]) -> None:
         with self.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO import_problems VALUES (?, ?, ?, ?)",
-                [(p.get("row"), p.get("posting_id"), p["field"], p["problem"]) for p in problems],
-            )
+            conn.executemany(_INSERT_PROBLEM, [_problem_row(p) for p in problems])
 
     def import_problem_records(self) -> list[dict[str, Any]]:
         """The stored import problems as dicts, in the order they were written."""
         rows = self.conn.execute(
-            "SELECT row, posting_id, field, problem FROM import_problems ORDER BY rowid"
+            "SELECT row, posting_id, field, kind, problem FROM import_problems ORDER BY rowid"
         )
         return [
-            {"row": r, "posting_id": pid, "field": f, "problem": text} for r, pid, f, text in rows
+            {"row": r, "posting_id": pid, "field": f, "kind": kind, "problem": text}
+            for r, pid, f, kind, text in rows
         ]
 
     #: meta key of the last catalog import's progress (JSON: file fingerprint, image folder,

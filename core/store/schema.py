@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS import_problems (
     row INTEGER,
     posting_id TEXT,
     field TEXT NOT NULL,
-    problem TEXT NOT NULL
+    problem TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'image_unreadable'  -- core.catalog.summary.KINDS (v3)
 );
 CREATE TABLE IF NOT EXISTS translations (
     source_text TEXT NOT NULL,
@@ -149,10 +150,38 @@ def _similarity(scores: dict) -> float:
 
 
 def upgrade_to_v3(conn: sqlite3.Connection) -> None:
-    """v3 adds the clusters tables and an index; runs stored before have no clusters yet
-    (`core.matching.summarise_stored` adds them on first use)."""
+    """v3 adds the clusters tables and an index (runs stored before get their clusters on
+    first use: `core.matching.summarised_run`) and the kind of each import problem, which
+    older versions left to be guessed from its wording."""
     for statement in _statements(_V3):
         conn.execute(statement)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(import_problems)")}
+    if "kind" in columns:
+        return
+    conn.execute(
+        "ALTER TABLE import_problems ADD COLUMN kind TEXT NOT NULL DEFAULT 'image_unreadable'"
+    )
+    rows = conn.execute("SELECT rowid, field, problem FROM import_problems").fetchall()
+    conn.executemany(
+        "UPDATE import_problems SET kind=? WHERE rowid=?",
+        [(_old_problem_kind(field, text), rowid) for rowid, field, text in rows],
+    )
+
+
+def _old_problem_kind(field: str, text: str) -> str:
+    """The kind of a problem stored before v3, from its field and the wording v2 used."""
+    if field == "title":
+        return "no_title"
+    if field == "image_phash":
+        return "bad_hash"
+    if field == "row":
+        return "nothing_to_match"
+    refused = ("is a URL", "absolute path", "leaves the image folder", "outside the image folder")
+    if any(marker in text for marker in refused):
+        return "image_refused"
+    if "does not exist" in text:
+        return "image_missing"
+    return "image_unreadable"
 
 
 def upgrade_from_v1(conn: sqlite3.Connection) -> None:

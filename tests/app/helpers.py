@@ -81,3 +81,13 @@ def button(at: AppTest, label: str):
 def card_ids(at: AppTest) -> list[str]:
     """Posting ids on the match cards, in rank order (a card reads "**1.** `id`  \ntitle")."""
     return [m.value.split("`")[1] for m in at.markdown if re.match(r"\*\*\d+\.\*\* `", m.value)]
+
+
+def open_tab(at: AppTest, key: str, label: str) -> AppTest:
+    """Choose the tab of ``st.tabs(key=key)`` whose label starts with ``label`` and rerun: a
+    page draws only its open tab."""
+    [chosen] = [t.label for t in at.tabs if t.label.startswith(label)][:1] or [label]
+    at.session_state[key] = chosen
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -12,7 +12,7 @@ import pytest
 from core import evaluation, matching, models
 from core.settings import MatchSettings
 from core.store import Store
-from tests.app.helpers import button, card_ids, open_page, texts
+from tests.app.helpers import button, card_ids, open_page, open_tab, texts
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,7 @@ def test_compare_scores_a_typed_title_with_the_trained_model(app, demo_with_best
     with Store(demo_with_best) as store:
         groups = store.postings().set_index("posting_id")["label_group"]
     assert (groups[cards[:3]] == row["label_group"]).all()
+    open_tab(app, "compare_tab_0", "Compare pipelines")
     table = next(d.value for d in app.dataframe if "best" in d.value.columns)
     assert table.set_index("posting_id").at[row["posting_id"], "best"].startswith("✔")
 

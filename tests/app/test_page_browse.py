@@ -6,7 +6,7 @@ from __future__ import annotations
 from core import matching
 from core.store import Store
 from core.text import display_title
-from tests.app.helpers import button, card_ids, open_page, run_pipelines, texts
+from tests.app.helpers import button, card_ids, open_page, open_tab, run_pipelines, texts
 
 
 def _posting_with_matches(db) -> tuple[str, dict[str, set[str]]]:
@@ -22,6 +22,7 @@ def _posting_with_matches(db) -> tuple[str, dict[str, set[str]]]:
 
 def _pipelines_table(at):
     """The "Compare pipelines" tab's table: one row per posting, one column per pipeline."""
+    open_tab(at, "browse_tab", "Compare pipelines")
     return next(d.value for d in at.dataframe if "baseline" in d.value.columns)
 
 
@@ -51,6 +52,7 @@ def test_selected_posting_leads_with_the_most_accurate_pipeline(app, demo_db):
         label = store.posting(pid)["label_group"]
     assert any(title in m.value for m in app.markdown)
     # Cluster tab: each pipeline's cluster (how it was formed, in words) plus the labels.
+    open_tab(app, "browse_tab", "Cluster")
     labels = [t.label for t in app.tabs]
     assert any(t.startswith("baseline cluster (") for t in labels)
     assert any("postings" in c or "No other posting" in c for c in texts(app.caption))
@@ -112,6 +114,7 @@ def test_side_by_side_highlights_the_shared_title_words(app, demo_db):
     pid, expected = _posting_with_matches(demo_db)
     open_page(app, "browse")
     app.selectbox(key="browse_posting").set_value(pid).run()
+    open_tab(app, "browse_tab", "Side by side")
     first = app.selectbox(key=f"browse_side_{pid}_pick").value
     assert first in expected["ensemble"]
     assert any(f"`{pid}` (this posting)" in m.value for m in app.markdown)

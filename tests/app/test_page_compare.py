@@ -8,11 +8,12 @@ from pathlib import Path
 from PIL import Image
 
 from core.store import Store
-from tests.app.helpers import button, card_ids, open_page, texts
+from tests.app.helpers import button, card_ids, open_page, open_tab, texts
 
 
 def _pipelines_table(at):
     """The "Compare pipelines" tab: one row per posting, a "✔ 0.93" column per pipeline."""
+    open_tab(at, "compare_tab_0", "Compare pipelines")
     [table] = [d.value for d in at.dataframe if "baseline" in d.value.columns]
     return table.set_index("posting_id")
 

@@ -10,7 +10,7 @@ import pytest
 
 from core import evaluation, matching, models
 from core.store import Store
-from tests.app.helpers import MOBILENET_025, WEIGHTS, button, card_ids, open_page, texts
+from tests.app.helpers import MOBILENET_025, WEIGHTS, button, card_ids, open_page, open_tab, texts
 from tests.conftest import require
 
 MODEL_025 = "mobilenet-a0.25-224"
@@ -132,6 +132,7 @@ def test_embedding_the_demo_with_real_mobilenet_025(app, demo_db):
     button(app, "Find matches").click().run(timeout=120)
     assert not app.exception
     assert card_ids(app)[0] == row["posting_id"]
+    open_tab(app, "compare_tab_0", "Compare pipelines")
     table = next(d.value for d in app.dataframe if "baseline" in d.value.columns)
     # The baseline compared the upload's MobileNet vector: similarity is its image cosine.
     assert table.set_index("posting_id").at[row["posting_id"], "baseline"] == "✔ 1.00"

@@ -8,14 +8,10 @@ screenshot of every page in test-artifacts/screenshots/ for a human to look at.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,48 +21,23 @@ from core import matching
 from core.store import Store
 from core.text import display_title
 from tests.conftest import require
+from tests.e2e.app_server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PROJECT,
+    AppDidNotStart,
+    start_app,
+    stop_app,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PROJECT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = PROJECT / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: First start draws ~600 demo photos and imports them before the first page shows.
 FIRST_START_MS = 240_000
 STEP_MS = 60_000
 MOBILENET_025 = PROJECT.parent / "shared" / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 PAGE_TITLES = ["Catalog", "Embed", "Browse", "Compare", "Evaluate", "Settings"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"streamlit did not become healthy in {seconds} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -77,44 +48,14 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
         "Debian Chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
     )
     home = tmp_path_factory.mktemp("e2e_home")
-    log = home.parent / "streamlit.log"
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=PROJECT,
-            env={**os.environ, "SAMESAME_HOME": str(home)},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process, log)
+        process, url = start_app(home, home.parent / "streamlit.log")
+    except AppDidNotStart as exc:
+        pytest.fail(str(exc))
+    try:
         yield url, home
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_app(process)
 
 
 @pytest.fixture(scope="module")
