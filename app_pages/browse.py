@@ -14,6 +14,7 @@ from core.matching import run_pipeline
 from core.pipelines import Pipeline, most_accurate_first
 from core.settings import MatchSettings
 from core.store import Store
+from core.verdicts import posting_matches_with_verdicts
 from ui import common, match_view, resources
 
 MAX_GALLERY = 36
@@ -59,9 +60,10 @@ def _matches(
     info: pd.DataFrame,
     verdicts: dict[str, str],
 ) -> pd.DataFrame:
-    """The posting's stored matches under one pipeline, with titles, photos, labels and words
-    (postings removed from the catalog since the run left out)."""
-    matches = store.matches_of(pipe.name, pid)
+    """The posting's stored matches under one pipeline and the reviewer's verdicts, with
+    titles, photos, labels and words (postings removed from the catalog since the run left
+    out)."""
+    matches = posting_matches_with_verdicts(store.matches_of(pipe.name, pid), verdicts)
     # get_indexer: a hash lookup of the few ids; Series.isin on Arrow strings walks the catalog.
     known = info.index.get_indexer(matches["posting_id"]) >= 0
     matches = matches[known].reset_index(drop=True)
@@ -93,8 +95,13 @@ def _lead(store: Store, pipe: Pipeline, matches: pd.DataFrame, pid: str) -> None
     if matches.empty:
         st.info(f"The {pipe.name} pipeline matched this posting with no other posting.")
         return
-    close = int(matches["close_call"].sum())
-    st.caption(f"{len(matches)} match(es)" + (f" · {close} close call(s)" if close else ""))
+    close = int((matches["close_call"] & matches["matched"]).sum())
+    rejected = int((~matches["matched"]).sum())
+    st.caption(
+        f"{int(matches['matched'].sum())} match(es)"
+        + (f" · {close} close call(s)" if close else "")
+        + (f" · {rejected} you said are different (not counted)" if rejected else "")
+    )
     match_view.match_cards(matches, key=f"browse_cards_{pid}", review=(str(store.path), pid))
 
 
@@ -152,10 +159,24 @@ def _groups(store: Store, pid: str, view: resources.CatalogView) -> None:
     if not tabs:
         st.caption("Run a pipeline to see the cluster this posting falls in.")
         return
+    _reviews_since_clustering(store)
     for tab, (_, members, how) in zip(st.tabs([t[0] for t in tabs]), tabs, strict=True):
         with tab:
             st.caption(how)
             _gallery(members, info)
+
+
+def _reviews_since_clustering(store: Store) -> None:
+    runs = [store.match_run(p.name) for p in common.pipelines()]
+    oldest = min((run["computed_at"] for run in runs if run is not None), default=None)
+    reviews = store.reviews()
+    since = int((reviews["reviewed_at"] > oldest).sum()) if oldest is not None else 0
+    if since:
+        st.caption(
+            f":material/info: {since} verdict(s) were given since these clusters were formed: "
+            "they count in the matches and exports now, and in the clusters once the pipeline "
+            "runs again."
+        )
 
 
 def _options(view: resources.CatalogView) -> list[str]:
@@ -225,7 +246,7 @@ def main() -> None:
         # the server and the browser is one tab's content, not four.
         matches_tab, side_tab, pipelines_tab, cluster_tab = st.tabs(
             [
-                f"Matches ({len(lead_matches)})",
+                f"Matches ({int(lead_matches['matched'].sum())})",
                 "Side by side",
                 "Compare pipelines",
                 "Cluster",

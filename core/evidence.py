@@ -18,6 +18,7 @@ RULE_WORDS = {
     "text": "title",
     "combined": "photo and title together",
     "model": "learned model",
+    "reviewed": "your review (you said same)",
 }
 
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -19,6 +19,7 @@ from core.matches import MatchResult
 from core.pipelines import get_pipeline, load_inputs
 from core.settings import MatchSettings
 from core.store import Store
+from core.verdicts import with_verdicts
 
 if TYPE_CHECKING:
     from core.clusters import Clustering
@@ -154,7 +155,8 @@ def run_pipeline(
         from core.pipelines.best.model import BestMatcher
 
         options["model"] = BestMatcher.load(models.best_dir(store, model_dir))
-    result = pipe.match(inputs, settings, progress, **options)
+    # The reviewer's verdicts overrule the scores before anything is stored or counted.
+    result = with_verdicts(pipe.match(inputs, settings, progress, **options), store.reviews())
     result.notices = notices + result.notices
     images = _images(store)
     if image_model is not None and 0 < inputs.vector_count < images:
@@ -226,7 +228,7 @@ def stored_result(store: Store, pipeline: str) -> MatchResult | None:
     present = (known.get_indexer(pairs["left"]) >= 0) & (known.get_indexer(pairs["right"]) >= 0)
     pairs = pairs[present].reset_index(drop=True)
     details = run["details"]
-    return MatchResult(
+    result = MatchResult(
         pipeline,
         ids,
         pairs,
@@ -236,3 +238,5 @@ def stored_result(store: Store, pipeline: str) -> MatchResult | None:
         capped=int(details.get("capped", 0)),
         stats=details.get("stats"),
     )
+    # Verdicts given since the run count too (exports, the CLI).
+    return with_verdicts(result, store.reviews())

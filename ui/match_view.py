@@ -24,7 +24,10 @@ from ui import resources
 CARD_COLUMNS = 4
 CARD_PIXELS = 320
 PAGE_SIZE = 12
-VERDICT_MARKS = {"same": ":green[✔ you said same]", "different": ":red[✘ you said different]"}
+VERDICT_MARKS = {
+    "same": ":green[✔ you said same]",
+    "different": ":red[✘ you said different: not counted as a match]",
+}
 _WORD = re.compile(r"(\w+)", re.UNICODE)
 
 
@@ -69,7 +72,7 @@ def _review_buttons(container, db_path: str, pid: str, other: str, place: str = 
 
 def _badges(row: dict) -> str:
     marks = []
-    if row.get("matched", True) is False:
+    if row.get("matched", True) is False and row.get("verdict") != "different":
         marks.append(":gray-badge[closest, not a match]")
     elif row.get("close_call"):
         marks.append(":orange-badge[:material/help: close call]")

@@ -107,6 +107,12 @@ def test_review_buttons_store_a_verdict(app, demo_db):
     with Store(demo_db) as store:
         assert store.reviews()["verdict"].tolist() == ["different"]
     assert any("you said different" in m.value for m in app.markdown)
+    # A verdict overrules the pipeline at once: no longer counted, its card last.
+    assert app.tabs[0].label == f"Matches ({len(expected['ensemble']) - 1})"
+    assert card_ids(app)[-1] == other
+    assert any("1 you said are different (not counted)" in c for c in texts(app.caption))
+    open_tab(app, "browse_tab", "Cluster")
+    assert any("1 verdict(s) were given since" in c for c in texts(app.caption))
 
 
 def test_side_by_side_highlights_the_shared_title_words(app, demo_db):

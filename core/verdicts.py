@@ -1,0 +1,122 @@
+"""The reviewer's verdicts as ground truth over every pipeline's matches: a pair said to be
+"different" is no match and a pair said to be the "same" product is one, whatever the scores
+say.
+
+Applied where matches leave a pipeline for good: when a run is stored (so its clusters and
+figures count them, and re-matching keeps them), when stored matches are read back (exports
+count the verdicts given since the run) and to one posting's matches on the pages. Verdicts
+are kept by posting id, so re-importing the same catalog keeps them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from core.matches import LISTED_BOTH, MatchResult
+
+#: The rule of a pair that is a match because the reviewer said so.
+REVIEWED = "reviewed"
+
+Pair = tuple[str, str]
+
+
+def _verdict_sets(reviews: pd.DataFrame) -> tuple[set[Pair], set[Pair]]:
+    """(same, different) unordered pairs; `Store.save_review` keeps each pair's ids sorted."""
+    same: set[Pair] = set()
+    different: set[Pair] = set()
+    for left, right, verdict in reviews[["left_id", "right_id", "verdict"]].itertuples(index=False):
+        (same if verdict == "same" else different).add((left, right))
+    return same, different
+
+
+def _key(left: str, right: str) -> Pair:
+    return (left, right) if left <= right else (right, left)
+
+
+def apply_verdicts(
+    pairs: pd.DataFrame, posting_ids: list[str], reviews: pd.DataFrame
+) -> pd.DataFrame:
+    """``pairs`` (a `MatchResult.pairs` frame) without the pairs said to be different, with
+    the pairs said to be the same listed by both sides, and with the same-pairs the pipeline
+    missed added (rule `REVIEWED`, similarity 1). The frame is returned as it is when no
+    verdict touches it; only the pairs between reviewed postings are looked at."""
+    if reviews.empty:
+        return pairs
+    same, different = _verdict_sets(reviews)
+    reviewed = pd.Index(pd.unique(reviews[["left_id", "right_id"]].to_numpy().ravel()))
+    touched = np.flatnonzero(
+        (reviewed.get_indexer(pairs["left"]) >= 0) & (reviewed.get_indexer(pairs["right"]) >= 0)
+    )
+    lefts, rights = pairs["left"].to_numpy()[touched], pairs["right"].to_numpy()[touched]
+    keys = [_key(a, b) for a, b in zip(lefts.tolist(), rights.tolist(), strict=True)]
+    drop = [i for i, k in zip(touched.tolist(), keys, strict=True) if k in different]
+    confirm = [i for i, k in zip(touched.tolist(), keys, strict=True) if k in same]
+    catalog = pd.Index(posting_ids)
+    missing = sorted(same - set(keys))
+    if missing:
+        ends = np.asarray(missing, dtype=object)
+        positions = np.stack([catalog.get_indexer(ends[:, 0]), catalog.get_indexer(ends[:, 1])])
+        known = (positions >= 0).all(axis=0)  # a reviewed posting may have left the catalog
+        missing = [
+            (a, b) if pa < pb else (b, a)  # left before right in catalog order
+            for (a, b), pa, pb, ok in zip(missing, positions[0], positions[1], known, strict=True)
+            if ok
+        ]
+    if not drop and not confirm and not missing:
+        return pairs
+    out = pairs.copy()
+    if confirm and "listed" in out:
+        out.iloc[confirm, out.columns.get_loc("listed")] = LISTED_BOTH
+    if drop:
+        keep = np.ones(len(out), bool)
+        keep[drop] = False
+        out = out[keep]
+    if missing:
+        added = pd.DataFrame(
+            {
+                "left": [a for a, _ in missing],
+                "right": [b for _, b in missing],
+                "rule": REVIEWED,
+                "similarity": np.float32(1.0),
+                "listed": np.int8(LISTED_BOTH),
+            }
+        )
+        out = pd.concat([out, added], ignore_index=True)
+    return out.reset_index(drop=True)
+
+
+def with_verdicts(result: MatchResult, reviews: pd.DataFrame) -> MatchResult:
+    """The result with `apply_verdicts` applied (itself when no verdict touches it)."""
+    pairs = apply_verdicts(result.pairs, result.posting_ids, reviews)
+    if pairs is result.pairs:
+        return result
+    return dataclasses.replace(result, pairs=pairs, positions=None, _clusters=None)
+
+
+def posting_matches_with_verdicts(matches: pd.DataFrame, verdicts: dict[str, str]) -> pd.DataFrame:
+    """One posting's matches (`MatchResult.matches_of` columns) under its verdicts
+    (other posting id -> "same" / "different"): a ``matched`` column, False for the postings
+    said to be different (kept, so the page can show what was reviewed), and a row for each
+    posting said to be the same that the pipeline did not match."""
+    out = matches.copy()
+    out["matched"] = [verdicts.get(p) != "different" for p in out["posting_id"]]
+    listed = set(out["posting_id"])
+    added = [p for p, verdict in verdicts.items() if verdict == "same" and p not in listed]
+    if added:
+        rows = pd.DataFrame(
+            {
+                "posting_id": added,
+                "rule": REVIEWED,
+                "similarity": np.float32(1.0),
+                "matched": True,
+            }
+        )
+        out = pd.concat([rows, out], ignore_index=True)
+    out["matched"] = out["matched"].astype(bool)
+    # Matches first (reviewed-same ones among them), best first; the rejected ones last.
+    return out.sort_values(
+        ["matched", "similarity"], ascending=[False, False], kind="stable"
+    ).reset_index(drop=True)
