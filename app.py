@@ -25,6 +25,7 @@ PAGES = [
     ("app_pages/catalog.py", "Catalog", ":material/inventory_2:"),
     ("app_pages/embed.py", "Embed", ":material/memory:"),
     ("app_pages/browse.py", "Browse", ":material/view_comfy:"),
+    ("app_pages/review.py", "Review", ":material/rule:"),
     ("app_pages/compare.py", "Compare", ":material/compare:"),
     ("app_pages/evaluate.py", "Evaluate", ":material/monitoring:"),
     ("app_pages/settings.py", "Settings", ":material/tune:"),

@@ -15,6 +15,7 @@ from core.errors import SameSameError
 from core.evaluation import evaluate_result
 from core.matching import run_pipeline, stored_result
 from core.pipelines import Pipeline, get_pipeline
+from core.review_estimates import review_estimates
 from core.settings import MatchSettings, SettingSpec, spec_of
 from core.store import Store
 from ui import common, resources
@@ -266,6 +267,42 @@ def _worst(store: Store) -> None:
     )
 
 
+def _from_reviews(store: Store) -> None:
+    st.subheader("Estimated from your verdicts")
+    st.page_link("app_pages/review.py", label="Review pairs", icon=":material/rule:")
+    pipes = [p for p in common.pipelines() if store.match_run(p.name) is not None]
+    if not pipes:
+        st.caption("Run a pipeline first (Browse or Embed page).")
+        return
+    rows = []
+    for pipe in pipes:
+        found = review_estimates(store, pipe.name)
+        for measure in ("precision", "recall"):
+            estimate = found[measure] if found else None
+            if estimate is None or not estimate.reviewed:
+                rows.append({"pipeline": pipe.name, "measure": measure, "estimate": "—"})
+                continue
+            rows.append(
+                {
+                    "pipeline": pipe.name,
+                    "measure": measure,
+                    "estimate": f"{estimate.value:.0%}",
+                    "95 % interval": f"{estimate.low:.0%}–{estimate.high:.0%}",
+                    "from": f"{estimate.reviewed} pair(s)",
+                    "for ±5 points": (
+                        f"{estimate.more_needed} more" if estimate.more_needed else "—"
+                    ),
+                    "note": "" if estimate.unbiased else "hard pairs only: pessimistic",
+                }
+            )
+    st.dataframe(pd.DataFrame(rows).fillna(""), hide_index=True, width="stretch")
+    st.caption(
+        "Precision: the share of a pipeline's matches you said are the same product (review "
+        "a random sample of matches for an unbiased figure). Recall: of the pairs you said "
+        "are the same, the share the pipeline found by itself."
+    )
+
+
 def _submission_csv(db_path: str, pipeline: str) -> str:
     with Store(db_path) as store:
         result = stored_result(store, pipeline)
@@ -299,9 +336,12 @@ def main() -> None:
         info = store.info()
         if not info["label_groups"]:
             st.info(
-                "This catalog has no label_group column, so there is nothing to score against. "
-                "Import a labelled catalog (or use the demo) to evaluate."
+                "This catalog has no label_group column, so there is nothing to score against "
+                "exactly: the figures below are estimated from your verdicts on the Review "
+                "page."
             )
+            _from_reviews(store)
+            st.divider()
             _downloads(store)
             return
         st.caption(

@@ -19,7 +19,7 @@ from core.matches import MatchResult
 from core.pipelines import get_pipeline, load_inputs
 from core.settings import MatchSettings
 from core.store import Store
-from core.verdicts import with_verdicts
+from core.verdicts import pipeline_decisions, with_verdicts
 
 if TYPE_CHECKING:
     from core.clusters import Clustering
@@ -155,8 +155,12 @@ def run_pipeline(
         from core.pipelines.best.model import BestMatcher
 
         options["model"] = BestMatcher.load(models.best_dir(store, model_dir))
-    # The reviewer's verdicts overrule the scores before anything is stored or counted.
-    result = with_verdicts(pipe.match(inputs, settings, progress, **options), store.reviews())
+    # The reviewer's verdicts overrule the scores before anything is stored or counted; what
+    # the rules said about the reviewed pairs is kept for the estimates of precision.
+    own = pipe.match(inputs, settings, progress, **options)
+    reviews = store.reviews()
+    decisions = pipeline_decisions(own.pairs, reviews)
+    result = with_verdicts(own, reviews)
     result.notices = notices + result.notices
     images = _images(store)
     if image_model is not None and 0 < inputs.vector_count < images:
@@ -180,6 +184,7 @@ def run_pipeline(
                 "notices": result.notices,
                 "capped": result.capped,
                 "stats": result.stats,
+                "decisions": decisions,
                 **figures,
             },
             clustering,

@@ -188,6 +188,20 @@ def best_model_info(model_dir: Path) -> dict | None:
         raise SameSameError(f"{config} is not a readable best model ({exc}); retrain it") from exc
 
 
+def best_threshold(model_dir: Path) -> float | None:
+    """The saved best matcher's decision threshold (None without a model), read without
+    loading LightGBM."""
+    from core.pipelines.best.model import CONFIG_FILE
+
+    config = Path(model_dir) / CONFIG_FILE
+    if not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text()).get("config", {}).get("threshold")
+    except ValueError as exc:
+        raise SameSameError(f"{config} is not a readable best model ({exc}); retrain it") from exc
+
+
 def best_is_current(store: Store, model_dir: Path) -> bool:
     """True when the model exists and was trained on this catalog as it is now."""
     info = best_model_info(model_dir)

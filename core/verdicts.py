@@ -88,6 +88,28 @@ def apply_verdicts(
     return out.reset_index(drop=True)
 
 
+def pipeline_decisions(pairs: pd.DataFrame, reviews: pd.DataFrame) -> list[list]:
+    """For each reviewed pair, whether the pipeline's own rules matched it, before any verdict
+    overruled them: [left_id, right_id, matched], what precision and recall are estimated
+    from (`core.review_estimates`)."""
+    if reviews.empty:
+        return []
+    reviewed = pd.Index(pd.unique(reviews[["left_id", "right_id"]].to_numpy().ravel()))
+    touched = (reviewed.get_indexer(pairs["left"]) >= 0) & (
+        reviewed.get_indexer(pairs["right"]) >= 0
+    )
+    present = {
+        _key(a, b)
+        for a, b in zip(
+            pairs["left"][touched].tolist(), pairs["right"][touched].tolist(), strict=True
+        )
+    }
+    return [
+        [left, right, (left, right) in present]
+        for left, right in zip(reviews["left_id"], reviews["right_id"], strict=True)
+    ]
+
+
 def with_verdicts(result: MatchResult, reviews: pd.DataFrame) -> MatchResult:
     """The result with `apply_verdicts` applied (itself when no verdict touches it)."""
     pairs = apply_verdicts(result.pairs, result.posting_ids, reviews)

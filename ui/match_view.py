@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.evidence import evidence_text, rule_text, shared_words
+from core.evidence import evidence_text, rule_text, shared_words, title_words
 from core.pipelines import Pipeline
 from core.settings import MatchSettings
 from core.store import Store
@@ -125,16 +126,28 @@ def match_cards(
         )
 
 
-def highlight_shared(title: str, shared: set[str]) -> str:
-    """Markdown of a title with the words the other title shares highlighted."""
+def _highlight(title: str, marked: Callable[[str], bool], colour: str, bold: bool = False) -> str:
+    """Markdown of a title with the words ``marked`` picks on a ``colour`` background."""
     pieces = []
     for piece in _WORD.split(display_title(title or "")):
         text = html.escape(piece).replace("[", "\\[").replace("]", "\\]")
-        if piece and piece.casefold() in shared:
-            pieces.append(f":green-background[{text}]")
+        if _WORD.fullmatch(piece) and marked(piece.casefold()):
+            pieces.append(f":{colour}-background[{f'**{text}**' if bold else text}]")
         else:
             pieces.append(text.replace("*", "\\*").replace("_", "\\_"))
     return "".join(pieces) or "(no title)"
+
+
+def highlight_shared(title: str, shared: set[str]) -> str:
+    """Markdown of a title with the words the other title shares highlighted."""
+    return _highlight(title, lambda word: word in shared, "green")
+
+
+def highlight_different(title: str, other: str) -> str:
+    """Markdown of a title with the words the other title lacks highlighted (the review
+    page: what tells two postings apart)."""
+    theirs = title_words(other)
+    return _highlight(title, lambda word: word not in theirs, "orange", bold=True)
 
 
 def side_by_side(

@@ -350,3 +350,47 @@ def grow_query_index(store: Store, posting_id: str) -> None:
     index = _query_indexes().get(str(store.path))
     if index is not None:
         add_to_index(store, index, posting_id)
+
+
+# -- review -----------------------------------------------------------------------------------
+def _runs_key(store: Store) -> tuple:
+    from core.pipelines import pipeline_names
+
+    return tuple(
+        (name, (store.match_run(name) or {}).get("computed_at")) for name in pipeline_names()
+    )
+
+
+@st.cache_data(show_spinner="Ordering the pairs to review…", max_entries=4)
+def _review_queue(db_path: str, runs: tuple) -> pd.DataFrame:
+    from core.review_queue import review_queue
+
+    del runs  # part of the cache key only: a new run reorders the queue
+    with Store(db_path) as store:
+        return review_queue(store)
+
+
+def review_queue(store: Store) -> pd.DataFrame:
+    """The most telling pairs to review (`core.review_queue`), kept until a pipeline runs
+    again; pairs reviewed since are still in it (pages leave them out)."""
+    return _review_queue(str(store.path), _runs_key(store))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _match_sample(db_path: str, pipeline: str, computed_at: float) -> pd.DataFrame:
+    from core.review_queue import match_sample as sample
+
+    del computed_at
+    with Store(db_path) as store:
+        return sample(store, pipeline)
+
+
+def match_sample(store: Store) -> pd.DataFrame:
+    """Matches of the most accurate pipeline with stored matches, in a random order."""
+    from core.pipelines import most_accurate_first
+
+    for pipe in most_accurate_first():
+        run = store.match_run(pipe.name)
+        if run is not None:
+            return _match_sample(str(store.path), pipe.name, run["computed_at"])
+    return pd.DataFrame(columns=["left", "right", "priority", "reason", "similarity"])

@@ -19,6 +19,9 @@ from core.store.schema import MATCH_SCORE_COLUMNS
 if TYPE_CHECKING:
     from core.clusters import Clustering
 
+#: How a reviewed pair was chosen (`MatchesMixin.save_review`).
+REVIEW_SOURCES = ("browse", "queue", "sample")
+
 _PAIR_COLUMNS = ("posting_id", "match_id", "rule", "similarity", "listed", *MATCH_SCORE_COLUMNS)
 _BASE_COLUMNS = _PAIR_COLUMNS[:5]
 
@@ -226,18 +229,42 @@ class MatchesMixin:
         return {p: int(n) for p, n in rows}
 
     # -- reviews ----------------------------------------------------------------------------
-    def save_review(self, left_id: str, right_id: str, verdict: str) -> None:
+    def save_review(
+        self, left_id: str, right_id: str, verdict: str, chosen: str = "browse"
+    ) -> None:
+        """Keep a verdict on a pair (the later one wins).
+
+        Args:
+            chosen: how the pair came to be reviewed: "browse" (a posting's matches), "queue"
+                (the review queue's most telling pairs) or "sample" (matches drawn at random,
+                which estimate precision without bias).
+        """
         if verdict not in ("same", "different"):
             raise SameSameError(f"A review verdict is 'same' or 'different', not {verdict!r}")
+        if chosen not in REVIEW_SOURCES:
+            raise SameSameError(f"A review is chosen by one of {REVIEW_SOURCES}, not {chosen!r}")
+        if left_id == right_id:
+            raise SameSameError(f"A posting is always the same as itself: {left_id!r}")
         left_id, right_id = sorted((left_id, right_id))
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?)",
-                (left_id, right_id, verdict, time.time()),
+                "INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?)",
+                (left_id, right_id, verdict, time.time(), chosen),
             )
 
+    def delete_review(self, left_id: str, right_id: str) -> None:
+        """Forget the verdict on a pair (undo)."""
+        left_id, right_id = sorted((left_id, right_id))
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM reviews WHERE left_id=? AND right_id=?", (left_id, right_id))
+
     def reviews(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM reviews ORDER BY reviewed_at", self.conn)
+        """Every verdict, oldest first: left_id, right_id (sorted), verdict, reviewed_at, chosen."""
+        return pd.read_sql_query(
+            "SELECT left_id, right_id, verdict, reviewed_at, chosen FROM reviews "
+            "ORDER BY reviewed_at",
+            self.conn,
+        )
 
 
 def _json_default(value: Any) -> Any:

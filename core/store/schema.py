@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS reviews (
     right_id TEXT NOT NULL,
     verdict TEXT NOT NULL CHECK (verdict IN ('same', 'different')),
     reviewed_at REAL NOT NULL,
+    chosen TEXT NOT NULL DEFAULT 'browse',  -- how the pair was picked (v3): browse|queue|sample
     PRIMARY KEY (left_id, right_id)
 );
 CREATE TABLE IF NOT EXISTS settings (
@@ -151,10 +152,13 @@ def _similarity(scores: dict) -> float:
 
 def upgrade_to_v3(conn: sqlite3.Connection) -> None:
     """v3 adds the clusters tables and an index (runs stored before get their clusters on
-    first use: `core.matching.summarised_run`) and the kind of each import problem, which
-    older versions left to be guessed from its wording."""
+    first use: `core.matching.summarised_run`), how each reviewed pair was chosen, and the
+    kind of each import problem, which older versions left to be guessed from its wording."""
     for statement in _statements(_V3):
         conn.execute(statement)
+    reviews = {row[1] for row in conn.execute("PRAGMA table_info(reviews)")}
+    if "chosen" not in reviews:
+        conn.execute("ALTER TABLE reviews ADD COLUMN chosen TEXT NOT NULL DEFAULT 'browse'")
     columns = {row[1] for row in conn.execute("PRAGMA table_info(import_problems)")}
     if "kind" in columns:
         return

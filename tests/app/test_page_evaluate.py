@@ -97,3 +97,37 @@ def test_catalog_without_labels_says_so(app, samesame_home):
     open_page(app, "evaluate")
     assert "no label_group column" in texts(app.info)[0]
     assert not app.metric
+
+
+def test_catalog_without_labels_is_estimated_from_verdicts(app, demo_db, samesame_home):
+    """The demo without its labels: a reviewer's verdicts on a random sample of the baseline's
+    matches give its precision, with an interval and how many more reviews narrow it."""
+    from core.catalog import import_catalog
+    from core.review_queue import match_sample
+    from tests.app.helpers import demo_rows, write_catalog
+
+    rows = demo_rows(samesame_home, 200)
+    labels = {row["posting_id"]: row["label_group"] for row in rows}
+    for row in rows:
+        row.pop("label_group")
+    csv = write_catalog(samesame_home / "unlabelled.csv", rows)
+    bare = samesame_home / "catalogs" / "unlabelled.db"
+    with Store(bare) as store:
+        import_catalog(store, csv, samesame_home / "demo" / "images")
+        matching.run_pipeline(store, "baseline")
+        sample = match_sample(store, "baseline", size=12)
+        for pair in sample.itertuples():
+            verdict = "same" if labels[pair.left] == labels[pair.right] else "different"
+            store.save_review(pair.left, pair.right, verdict, chosen="sample")
+        same = sum(labels[p.left] == labels[p.right] for p in sample.itertuples())
+    app.run()
+    app.sidebar.selectbox(key="sidebar_catalog").set_value(str(bare)).run()
+    open_page(app, "evaluate")
+
+    assert "estimated from your verdicts" in texts(app.info)[0]
+    [table] = [d.value for d in app.dataframe if "measure" in d.value.columns]
+    precision = table[(table["pipeline"] == "baseline") & (table["measure"] == "precision")]
+    assert precision["estimate"].iloc[0] == f"{same / 12:.0%}"
+    assert precision["from"].iloc[0] == "12 pair(s)"
+    assert precision["for ±5 points"].iloc[0].endswith(" more")
+    assert precision["note"].iloc[0] == ""

@@ -14,6 +14,7 @@ PAGES = {
     "catalog": "Catalog",
     "embed": "Embed and match",
     "browse": "Browse matches",
+    "review": "Review pairs",
     "compare": "Compare a new item",
     "evaluate": "Evaluate",
     "settings": "Settings",

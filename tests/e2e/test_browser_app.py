@@ -37,7 +37,7 @@ SCREENSHOTS = PROJECT / "test-artifacts" / "screenshots"
 FIRST_START_MS = 240_000
 STEP_MS = 60_000
 MOBILENET_025 = PROJECT.parent / "shared" / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
-PAGE_TITLES = ["Catalog", "Embed", "Browse", "Compare", "Evaluate", "Settings"]
+PAGE_TITLES = ["Catalog", "Embed", "Browse", "Review", "Compare", "Evaluate", "Settings"]
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +245,21 @@ def test_first_start_browse_and_compare(page, server, tmp_path):
     _settle(page)
     _no_sideways_scrolling(page)
     _screenshot(page, "browse-compare-pipelines")
+
+    # Review: the most telling pair, both photos; the S key says "same product".
+    _go(page, "Review", "Review pairs")
+    page.get_by_text("Why this pair:").wait_for()
+    assert page.get_by_test_id("stMain").get_by_test_id("stImage").count() == 2
+    _no_sideways_scrolling(page)
+    _screenshot(page, "review")
+    # Keys go to the page, not to a text box.
+    page.get_by_role("heading", name="Review pairs", exact=True).click()
+    page.keyboard.press("s")
+    page.get_by_text(re.compile(r"^1 verdict\(s\) so far")).wait_for()
+    _settle(page)
+    with Store(home / "demo.db") as store:
+        assert store.reviews()[["verdict", "chosen"]].values.tolist() == [["same", "queue"]]
+    _screenshot(page, "review-after-a-verdict")
 
     # Compare: a catalog photo under another name comes back first; a broken and an empty
     # file get errors naming them, above the results.

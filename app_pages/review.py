@@ -1,0 +1,166 @@
+"""Review page: one pair at a time, the pairs a verdict teaches the most first (or matches
+drawn at random, to estimate precision without bias): both photos large, the words the titles
+do not share highlighted, same / different / skip / undo with the keys S, D, N and U, how far
+the reviewing has come and what the verdicts say about each pipeline's precision."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.review_estimates import review_estimates
+from core.review_queue import QUEUE_LIMIT
+from core.store import Store
+from ui import common, match_view, resources
+
+MOST_TELLING = "Most telling first"
+RANDOM_SAMPLE = "Random sample of matches"
+HISTORY_KEY = "review_history"
+SKIPPED_KEY = "review_skipped"
+
+
+def _verdict(db_path: str, left: str, right: str, verdict: str, chosen: str) -> None:
+    with Store(db_path) as store:
+        store.save_review(left, right, verdict, chosen=chosen)
+    st.session_state.setdefault(HISTORY_KEY, []).append((left, right))
+
+
+def _skip(left: str, right: str) -> None:
+    st.session_state.setdefault(SKIPPED_KEY, set()).add(tuple(sorted((left, right))))
+
+
+def _undo(db_path: str) -> None:
+    history = st.session_state.get(HISTORY_KEY, [])
+    if history:
+        left, right = history.pop()
+        with Store(db_path) as store:
+            store.delete_review(left, right)
+        st.session_state.get(SKIPPED_KEY, set()).discard(tuple(sorted((left, right))))
+
+
+def _estimates(store: Store) -> None:
+    found = {p.name: review_estimates(store, p.name) for p in common.pipelines()}
+    found = {name: figures for name, figures in found.items() if figures}
+    if not found:
+        return
+    columns = st.columns(len(found))
+    for column, (name, figures) in zip(columns, found.items(), strict=True):
+        precision = figures["precision"]
+        if not precision.reviewed:
+            column.caption(f"**{name}**: none of its matches reviewed yet.")
+            continue
+        column.metric(
+            f"{name} precision",
+            f"{precision.value:.0%}",
+            help="Share of its matches you said are the same product, with a 95 % interval. "
+            "A random sample of its matches estimates it without bias; the most telling "
+            "pairs are the hard ones, so an estimate from those alone is pessimistic.",
+        )
+        column.caption(
+            f"{precision.low:.0%}–{precision.high:.0%} from {precision.reviewed} reviewed "
+            + ("matches" if precision.unbiased else "hard pairs (pessimistic)")
+            + (f" · {precision.more_needed} more for ±5 points" if precision.more_needed else "")
+        )
+
+
+def _pair(store: Store, row, chosen: str) -> None:
+    view = resources.catalog_view(store).by_id
+    left, right = row["left"], row["right"]
+    a, b = view.loc[left], view.loc[right]
+    st.markdown(f"**Why this pair:** {row['reason']}")
+    words = []
+    for pipe in common.pipelines():
+        column = f"{pipe.name}_similarity"
+        if column in row.index:
+            value = row[column]
+            words.append(
+                f"{pipe.name}: not a match" if value != value else f"{pipe.name}: {value:.2f}"
+            )
+    if words:
+        st.caption(" · ".join(words) + " (similarity, 0–1)")
+    first, second = st.columns(2)
+    for column, pid, posting, other in ((first, left, a, b), (second, right, b, a)):
+        with column.container(border=True):
+            path = posting["image_path"] if posting["image_status"] == "ok" else None
+            st.image(resources.thumbnail(path, 640), width="stretch")
+            st.markdown(
+                f"**`{pid}`**  \n"
+                + match_view.highlight_different(posting["title"], other["title"] or "")
+            )
+    st.caption(":orange-background[Highlighted]: words the other title does not have.")
+    db = str(store.path)
+    same, different, skip, undo = st.columns(4)
+    same.button(
+        "Same product",
+        key="review_same",
+        shortcut="S",
+        type="primary",
+        width="stretch",
+        on_click=_verdict,
+        args=(db, left, right, "same", chosen),
+    )
+    different.button(
+        "Different",
+        key="review_different",
+        shortcut="D",
+        width="stretch",
+        on_click=_verdict,
+        args=(db, left, right, "different", chosen),
+    )
+    skip.button(
+        "Skip", key="review_skip", shortcut="N", width="stretch", on_click=_skip, args=(left, right)
+    )
+    undo.button(
+        "Undo",
+        key="review_undo",
+        shortcut="U",
+        width="stretch",
+        disabled=not st.session_state.get(HISTORY_KEY),
+        on_click=_undo,
+        args=(db,),
+    )
+
+
+def main() -> None:
+    st.title("Review pairs")
+    st.caption(
+        "Say whether two postings are the same product. Each verdict overrules every "
+        "pipeline at once (matches, exports, and clusters when a pipeline runs again) and "
+        "estimates how precise each pipeline is. Keys: **S** same · **D** different · "
+        "**N** skip · **U** undo."
+    )
+    with common.open_store() as store:
+        ran = [p.name for p in common.pipelines() if store.match_run(p.name) is not None]
+        if not ran:
+            st.info("No pipeline has matched this catalog yet: there is nothing to review.")
+            st.page_link("app_pages/browse.py", label="Run one on the Browse page", icon="🔎")
+            return
+        mode = st.segmented_control(
+            "Which pairs",
+            [MOST_TELLING, RANDOM_SAMPLE],
+            default=MOST_TELLING,
+            key="review_mode",
+            required=True,
+            help="Most telling: where the pipelines disagree, close calls, matches that join "
+            "two clusters. Random sample: matches of the most accurate pipeline drawn at "
+            "random, which estimate its precision without bias.",
+        )
+        if mode == RANDOM_SAMPLE:
+            queue, chosen = resources.match_sample(store), "sample"
+        else:
+            queue, chosen = resources.review_queue(store), "queue"
+        reviews = store.reviews()
+        done = set(zip(reviews["left_id"], reviews["right_id"], strict=True))
+        done |= st.session_state.get(SKIPPED_KEY, set())
+        keys = zip(queue["left"], queue["right"], strict=True)
+        pending = queue[[(min(a, b), max(a, b)) not in done for a, b in keys]]
+        waiting = f"{len(pending):,}" + (" or more" if len(queue) >= QUEUE_LIMIT else "")
+        st.caption(f"{len(reviews):,} verdict(s) so far · {waiting} pair(s) waiting in this list")
+        _estimates(store)
+        st.divider()
+        if pending.empty:
+            st.success("Nothing left to review in this list.")
+            return
+        _pair(store, pending.iloc[0], chosen)
+
+
+common.run_page(main)

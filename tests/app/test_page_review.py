@@ -1,0 +1,68 @@
+"""Review page: the most telling pair first, verdicts with buttons (keys S/D/N/U), undo, a
+random sample of matches and the precision it estimates."""
+
+from __future__ import annotations
+
+from core.review_queue import review_queue
+from core.store import Store
+from tests.app.helpers import button, open_page, run_pipelines, texts
+
+
+def _shown_pair(app) -> tuple[str, str]:
+    ids = [m.value.split("`")[1] for m in app.markdown if m.value.startswith("**`")]
+    assert len(ids) == 2, [m.value for m in app.markdown]
+    return ids[0], ids[1]
+
+
+def test_without_matches_the_page_says_what_to_do(app, demo_db):
+    open_page(app, "review")
+    assert "nothing to review" in texts(app.info)[0]
+
+
+def test_verdicts_skip_and_undo_walk_the_queue(app, demo_db):
+    run_pipelines(demo_db)
+    with Store(demo_db) as store:
+        queue = review_queue(store)
+    first = tuple(queue.iloc[0][["left", "right"]])
+    second = tuple(queue.iloc[1][["left", "right"]])
+    open_page(app, "review")
+    assert _shown_pair(app) == first
+    assert any(m.value.startswith("**Why this pair:** ") for m in app.markdown)
+    assert [b.proto.shortcut.upper() for b in app.button if b.label == "Same product"] == ["S"]
+
+    button(app, "Different").click().run()
+    assert not app.exception
+    with Store(demo_db) as store:
+        reviews = store.reviews()
+    assert reviews[["left_id", "right_id", "verdict", "chosen"]].values.tolist() == [
+        [*sorted(first), "different", "queue"]
+    ]
+    assert _shown_pair(app) == second
+    assert any("1 verdict(s) so far" in c for c in texts(app.caption))
+
+    button(app, "Undo").click().run()
+    with Store(demo_db) as store:
+        assert store.reviews().empty
+    assert _shown_pair(app) == first
+
+    button(app, "Skip").click().run()
+    assert _shown_pair(app) == second
+    with Store(demo_db) as store:
+        assert store.reviews().empty
+
+
+def test_a_random_sample_estimates_precision(app, demo_db):
+    run_pipelines(demo_db)
+    open_page(app, "review")
+    app.segmented_control(key="review_mode").set_value("Random sample of matches").run()
+    with Store(demo_db) as store:
+        labels = store.postings().set_index("posting_id")["label_group"]
+    for _ in range(5):
+        left, right = _shown_pair(app)
+        verdict = "Same product" if labels[left] == labels[right] else "Different"
+        button(app, verdict).click().run()
+        assert not app.exception
+    with Store(demo_db) as store:
+        assert store.reviews()["chosen"].tolist() == ["sample"] * 5
+    assert any(m.label == "ensemble precision" for m in app.metric)
+    assert any("from 5 reviewed matches" in c for c in texts(app.caption))
