@@ -204,10 +204,12 @@ def main() -> None:
         if not len(view):
             st.info("This database is empty: import a catalog on the Catalog page.")
             return
+        options = _options(view)
+        titles = view.titles_of(options)
         pid = st.selectbox(
             "Posting (type to search ids and titles)",
-            _options(view),
-            format_func=lambda p: f"{p} · {view.titles[p][:90]}",
+            options,
+            format_func=lambda p: f"{p} · {titles[p][:90]}",
             key="browse_posting",
         )
         if pid is None:

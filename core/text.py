@@ -11,6 +11,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+import pandas as pd
+
 _BYTE_ESCAPE_RUN = re.compile(r"(?:\\x[0-9a-fA-F]{2})+")
 _NOISE = re.compile(r"[^\w\s]|_", re.UNICODE)
 _SPACES = re.compile(r"\s+")
@@ -32,6 +34,17 @@ def display_title(title: object) -> str:
     if title is None or (isinstance(title, float) and title != title):
         return ""
     return html.unescape(decode_byte_escapes(str(title)))
+
+
+def display_titles(titles: pd.Series) -> pd.Series:
+    """`display_title` of each title; only those with an escape or an entity are decoded
+    (a million titles in a fraction of a second rather than two)."""
+    out = titles.fillna("").astype(str)
+    encoded = out.str.contains("\\x", regex=False) | out.str.contains("&", regex=False)
+    if encoded.any():
+        out = out.copy()
+        out[encoded] = out[encoded].map(display_title)
+    return out
 
 
 def normalize_title(title: object) -> str:

@@ -318,3 +318,12 @@ def test_a_version_1_database_is_upgraded_with_its_matches_and_runs(tmp_path: Pa
     assert pairs["similarity"].tolist() == pytest.approx([0.75, 0.75])  # 1 - 8/32 for the hash
     assert pairs["tfidf_cosine"].iloc[0] == pytest.approx(0.75)
     assert run["seconds"] == 2.5 and not run["stale"] and run["notices"] == []
+
+
+def test_postings_can_be_read_a_few_columns_at_a_time(store: Store) -> None:
+    store.upsert_postings([posting("p1"), posting("p2", title="sepatu")])
+    frame = store.postings(["posting_id", "title"])
+    assert list(frame.columns) == ["posting_id", "title"]
+    assert frame["title"].tolist() == ["kaos polos", "sepatu"]
+    with pytest.raises(SameSameError, match=r"no column\(s\) \['price'\]"):
+        store.postings(["posting_id", "price"])

@@ -116,3 +116,15 @@ def test_a_frozen_vocabulary_gives_the_fitted_rows_again() -> None:
 
     np.testing.assert_allclose(again[:4].toarray(), model.matrix.toarray(), atol=1e-6)
     assert again[4].nnz == 1  # the unknown word is dropped
+
+
+def test_display_titles_decodes_like_display_title_on_real_titles(shopee_csv) -> None:
+    import pandas as pd
+
+    from core.text import display_title, display_titles
+
+    titles = pd.read_csv(shopee_csv, usecols=["title"])["title"]
+    titles = pd.concat([titles, pd.Series([None, "a &amp; b"])], ignore_index=True)
+    decoded = display_titles(titles)
+    assert decoded.tolist() == titles.map(display_title).tolist()
+    assert (decoded != titles.fillna("")).sum() > 100  # Shopee titles carry escapes

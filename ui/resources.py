@@ -24,7 +24,7 @@ from core.matching import run_pipeline, summarised_run
 from core.matching import stored_result as _stored
 from core.settings import MatchSettings
 from core.store import Store
-from core.text import display_title
+from core.text import display_titles
 from core.workspace import catalog_stamp
 
 if TYPE_CHECKING:
@@ -163,16 +163,29 @@ class CatalogView:
     rerun (what ``st.cache_data`` hands out) or an index built per rerun costs seconds.
 
     Attributes:
-        frame: every posting in catalog order, titles decoded for reading.
+        frame: every posting in catalog order (the columns pages show), titles decoded.
         by_id: the same, indexed by posting id (no posting_id column).
-        titles: posting id -> title (selectbox labels).
     """
+
+    COLUMNS = (
+        "posting_id",
+        "title",
+        "image",
+        "image_path",
+        "image_status",
+        "image_phash",
+        "label_group",
+    )
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
         self.by_id = frame.set_index("posting_id")
-        self.titles = dict(zip(frame["posting_id"], frame["title"], strict=True))
+        self._titles = self.by_id["title"]
         self._haystack = (frame["title"].fillna("") + " " + frame["posting_id"]).str.lower()
+
+    def titles_of(self, posting_ids: list[str]) -> dict[str, str]:
+        """Posting id -> title for these postings (one vectorised lookup)."""
+        return dict(zip(posting_ids, self._titles.loc[posting_ids].astype(str), strict=True))
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -190,8 +203,8 @@ class CatalogView:
 def _catalog_view(db_path: str, revision: int) -> CatalogView:
     del revision  # part of the cache key only: an import makes a new view
     with Store(db_path) as store:
-        frame = store.postings()
-    frame["title"] = frame["title"].map(display_title)
+        frame = store.postings(CatalogView.COLUMNS)
+    frame["title"] = display_titles(frame["title"])
     return CatalogView(frame)
 
 
