@@ -1,4 +1,5 @@
-"""``python -m core``: import, embed, train, match, evaluate, export, demo, info, spark-match.
+"""``python -m core``: import, embed, train, match, evaluate, link, export, demo, info,
+spark-match.
 
 Exit codes: 0 success, 2 bad input or a problem the user can fix (message on stderr), 130 when
 interrupted.
@@ -10,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from core.cli import catalog, matching, spark
+from core.cli import catalog, link, matching, spark
 from core.cli.common import EXIT_BAD_INPUT
 from core.errors import SameSameError
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     catalog.add_commands(sub)
     matching.add_commands(sub)
+    link.add_commands(sub)
     spark.add_commands(sub)
     for subparser in sub.choices.values():
         # `--db` is accepted after the command too (`import X.csv --db PATH`); SUPPRESS keeps
