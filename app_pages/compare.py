@@ -17,7 +17,7 @@ from core.pipelines import Pipeline, get_pipeline, most_accurate_first
 from core.query import NewItem, add_to_catalog, query_item
 from core.settings import MatchSettings, data_dir
 from core.store import Store
-from ui import common, match_view, resources
+from ui import common, link_view, match_view, resources
 
 ITEMS_KEY = "compare_items"
 RESULTS_KEY = "compare_results"
@@ -273,9 +273,21 @@ def main() -> None:
     st.title("Compare a new item")
     st.caption(
         "Upload one or more product photos and/or type a title: SameSame lists the catalog "
-        "postings each pipeline calls the same product."
+        "postings each pipeline calls the same product. Or link a whole other catalog."
     )
     common.show_flashes()
+    items_tab, catalog_tab = st.tabs(
+        ["New items", "Another catalog"], key="compare_mode", on_change="rerun"
+    )
+    if catalog_tab.open:
+        with catalog_tab:
+            link_view.link_section()
+        return
+    with items_tab:
+        _new_items()
+
+
+def _new_items() -> None:
     with st.form("compare_form"):
         files = st.file_uploader(
             "Product photos", type=IMAGE_TYPES, accept_multiple_files=True, key="compare_files"

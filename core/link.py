@@ -48,6 +48,7 @@ def link_catalogs(
     *,
     model_dir: Path | None = None,
     hash_only: bool = False,
+    embed: bool = True,
     hooks: Hooks | None = None,
 ) -> pd.DataFrame:
     """``posting_id,matches``: every posting of ``catalog`` in its order, with the
@@ -57,6 +58,8 @@ def link_catalogs(
         work_dir: an empty folder for the scratch database (removed by the caller).
         model_dir: the trained model (Siamese for the ensemble, the best matcher).
         hash_only: perceptual hashes are the only image evidence (no neural network).
+        embed: compute the image vectors the catalogs lack (as ``match`` does); without it,
+            perceptual hashes stand in for them (as the app's "Run now" buttons do).
 
     Raises:
         SameSameError: the pipeline cannot run (e.g. ``best`` without a trained model).
@@ -79,7 +82,7 @@ def link_catalogs(
             pipeline,
             settings,
             model_dir=model_dir,
-            hash_only=hash_only,
+            hash_only=hash_only or not embed,
             hooks=hooks,
             train=False,
         )

@@ -134,3 +134,41 @@ def test_a_new_photo_gets_no_copy_warning(app, demo_db):
     assert not app.exception
     assert card_ids(app)  # the query ran: the closest postings are listed
     assert not [w.value for w in app.warning if "already in the catalog" in w.value]
+
+
+def test_another_catalog_is_linked_posting_by_posting(app, demo_db, samesame_home):
+    """The demo linked with a second catalog made of 80 of its own postings: each of those
+    finds its copy, and the links come as a CSV with this catalog's ids."""
+    from core.catalog import import_catalog
+    from tests.app.helpers import demo_rows, open_tab, write_catalog
+
+    rows = demo_rows(samesame_home, 80)
+    for row in rows:
+        row["posting_id"] = "other_" + row["posting_id"]
+    csv = write_catalog(samesame_home / "other.csv", rows)
+    with Store(samesame_home / "catalogs" / "other.db") as other:
+        import_catalog(other, csv, samesame_home / "demo" / "images")
+    open_page(app, "compare")
+    open_tab(app, "compare_mode", "Another catalog")
+    assert app.selectbox(key="link_against").value == samesame_home / "catalogs" / "other.db"
+    app.selectbox(key="link_pipeline").set_value("baseline")
+    button(app, "Link the catalogs").click().run()
+
+    assert not app.exception
+    assert not app.error, texts(app.error)
+    [message] = [s for s in texts(app.success) if "have a match in other" in s]
+    assert int(message.split()[0].replace(",", "")) >= 80  # at least the 80 copies
+    [links] = [d.value for d in app.dataframe if "matches" in d.value.columns]
+    found = dict(zip(links["posting_id"], links["matches"], strict=True))
+    copies = [r["posting_id"].removeprefix("other_") for r in rows]
+    assert all(f"other_{pid}" in found.get(pid, "").split() for pid in copies[:40])
+    assert all(m.startswith("other_") for ms in found.values() for m in ms.split())
+    assert "Download links.csv" in [b.label for b in app.get("download_button")]
+
+
+def test_linking_needs_a_second_catalog(app, demo_db):
+    from tests.app.helpers import open_tab
+
+    open_page(app, "compare")
+    open_tab(app, "compare_mode", "Another catalog")
+    assert "Import a second catalog" in texts(app.info)[0]

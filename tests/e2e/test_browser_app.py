@@ -381,3 +381,15 @@ def test_import_from_a_path(page, server, tmp_path):
     assert (home / "catalogs" / "shop-export.db").is_file()
     _no_sideways_scrolling(page)
     _screenshot(page, "catalog-imported")
+
+    # Compare → Another catalog: the 20 imported postings linked with the demo they came from.
+    _go(page, "Compare", "Compare a new item")
+    page.get_by_role("tab", name="Another catalog").click()
+    _settle(page)
+    page.get_by_role("button", name="Link the catalogs", exact=True).click()
+    page.get_by_text(re.compile(r"^20 of 20 postings of shop-export have a match in")).wait_for()
+    _settle(page)
+    _no_exception(page)
+    assert page.get_by_role("button", name="Download links.csv").count() == 1
+    _no_sideways_scrolling(page)
+    _screenshot(page, "compare-link-catalogs")
