@@ -14,7 +14,7 @@ import streamlit as st
 
 from core import models
 from core.embedding import embed_catalog
-from core.errors import WeightsUnavailableError
+from core.errors import SameSameError, WeightsUnavailableError
 from core.evaluation import evaluate_result, labels_of
 from core.matching import ensure_ready, run_pipeline
 from core.pipelines import Pipeline
@@ -181,11 +181,12 @@ def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
             + ("" if current else " The catalog changed since: retrain to learn from it.")
         )
     common.in_sample_note(store, pipe)
-    labelled = labels_of(store) is not None
+    labelled = store.info()["label_groups"] > 0
     if not labelled:
-        st.caption("Training needs a labelled catalog (a label_group column).")
+        _best_from_verdicts(store, settings, model_dir)
+        return
     label = "Retrain best matcher" if info else "Train best matcher"
-    if st.button(label, key="train_best", disabled=not labelled):
+    if st.button(label, key="train_best"):
         started = time.perf_counter()
         report = pipe.train(
             store, settings, model_dir, progress=common.ProgressBar("Training stages")
@@ -198,6 +199,36 @@ def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
             place="best",
         )
         st.rerun()
+
+
+def _best_from_verdicts(store: Store, settings: MatchSettings, model_dir) -> None:
+    """Without labels the best matcher learns from the Review page's verdicts."""
+    from core.catalog.pairs import verdict_pairs
+    from core.pipelines.best.pair_training import MIN_EACH
+
+    pairs = verdict_pairs(store.reviews())
+    same, different = int(pairs["same"].sum()), int((pairs["same"] == 0).sum())
+    st.caption(
+        f"No labels here: the matcher learns from your verdicts ({same} same, {different} "
+        f"different so far; it needs at least {MIN_EACH} of each among its candidates)."
+    )
+    st.page_link("app_pages/review.py", label="Review pairs", icon=":material/rule:")
+    enough = same >= MIN_EACH and different >= MIN_EACH
+    if not st.button("Train from my verdicts", key="train_best_pairs", disabled=not enough):
+        return
+    try:
+        with st.spinner("Training the best matcher from your verdicts…"):
+            report = models.train_best_from_pairs(store, settings, model_dir, pairs)
+    except SameSameError as exc:
+        st.error(str(exc))
+        return
+    common.flash(
+        "success",
+        f"Trained the best matcher from {report['pairs_used']:,} of your verdicts; "
+        f"out-of-fold F1 {report['oof_f1']:.3f}.",
+        place="best",
+    )
+    st.rerun()
 
 
 class _PageHooks:

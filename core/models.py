@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from core.errors import SameSameError
 from core.settings import MatchSettings
 from core.store import Store
@@ -234,6 +236,47 @@ def train_best_model(
     inputs = MatchInputs.from_frame(labelled, vectors, image_model if use_images else None)
     started = time.perf_counter()
     matcher = BestMatcher.fit(inputs, labelled["label_group"].tolist(), settings, progress)
+    matcher.info["image_model"] = image_model if use_images else None
+    matcher.info["catalog"] = catalog_stamp(store)
+    matcher.save(Path(model_dir))
+    record_training(store, model_dir, BEST)
+    return {**matcher.info, "seconds": time.perf_counter() - started}
+
+
+def train_best_from_pairs(
+    store: Store, settings: MatchSettings, model_dir: Path, pairs: pd.DataFrame
+) -> dict:
+    """Train the best pipeline from labelled pairs of this catalog (``left_id``, ``right_id``,
+    ``same`` 1/0: a reviewer's verdicts or a pairs file) and save it in model_dir. The
+    catalog needs no labels; every posting's candidates count (see
+    `core.pipelines.best.pair_training`)."""
+    from core.pipelines.best.config import BestConfig
+    from core.pipelines.best.model import BestMatcher
+    from core.pipelines.best.pair_training import fit_from_pairs
+    from core.pipelines.inputs import MatchInputs
+
+    postings = store.postings()
+    image_model = image_model_name(settings)
+    ids, matrix = store.load_embeddings(image_model, IMAGENET)
+    with_image = set(postings.loc[postings["image_status"] == "ok", "posting_id"])
+    use_images = bool(with_image) and with_image <= set(ids)
+    vectors = dict(zip(ids, matrix, strict=True)) if use_images else None
+    inputs = MatchInputs.from_frame(postings, vectors, image_model if use_images else None)
+    position = pd.Index(postings["posting_id"])
+    triples = list(
+        zip(
+            position.get_indexer(pairs["left_id"]).tolist(),
+            position.get_indexer(pairs["right_id"]).tolist(),
+            pairs["same"].astype(int).tolist(),
+            strict=True,
+        )
+    )
+    if any(a < 0 or b < 0 for a, b, _ in triples):
+        raise SameSameError("Some labelled pairs name postings this catalog does not have")
+    started = time.perf_counter()
+    config = BestConfig.from_settings(settings)
+    booster, names, info = fit_from_pairs(inputs, triples, config, settings.to_dict())
+    matcher = BestMatcher(config, booster, None, names, [], None, info)
     matcher.info["image_model"] = image_model if use_images else None
     matcher.info["catalog"] = catalog_stamp(store)
     matcher.save(Path(model_dir))

@@ -42,6 +42,12 @@ def add_commands(sub) -> None:
     p.add_argument("--images", help="image folder of --catalog")
     p.add_argument("--model", required=True, help="folder to save the trained model(s) in")
     p.add_argument(
+        "--pairs",
+        metavar="CSV",
+        help="train best from labelled pairs (left_id,right_id,same with 1/0) instead of "
+        "label groups; the database's own verdicts count too; the catalog needs no labels",
+    )
+    p.add_argument(
         "--pipeline",
         choices=["auto", *trainable],
         default="auto",
@@ -104,9 +110,35 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_from_pairs(args: argparse.Namespace, store, settings) -> None:
+    import pandas as pd
+
+    from core import models
+    from core.catalog.pairs import read_pairs, verdict_pairs
+
+    if args.pipeline not in ("auto", "best"):
+        raise SameSameError("--pairs trains the best matcher only: leave out --pipeline")
+    given = read_pairs(Path(args.pairs), store.postings(["posting_id"])["posting_id"])
+    pairs = pd.concat([given.drop(columns=["row"]), verdict_pairs(store.reviews())])
+    # A verdict in the database wins over the file for the same pair.
+    keys = [tuple(sorted(p)) for p in zip(pairs["left_id"], pairs["right_id"], strict=True)]
+    pairs = pairs.assign(key=keys).drop_duplicates("key", keep="last").drop(columns=["key"])
+    report = models.train_best_from_pairs(store, settings, Path(args.model), pairs)
+    print(
+        f"best matcher: trained from {report['pairs_used']:,} of {report['pairs_given']:,} "
+        f"labelled pairs ({report['same_pairs']:,} same, {report['different_pairs']:,} "
+        f"different; {report['pairs_not_candidates']:,} never offered as candidates) in "
+        f"{report['seconds']:.0f}s, out-of-fold F1 {report['oof_f1']:.3f}, "
+        f"threshold {models.best_threshold(Path(args.model)):.3f}; saved to {args.model}"
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     with scratch_store(args) as store:
         settings = settings_from(args, store)
+        if args.pairs:
+            _train_from_pairs(args, store, settings)
+            return 0
         if store.info()["label_groups"] == 0:
             raise SameSameError(
                 "Training needs a labelled catalog: add a label_group column (postings of the "

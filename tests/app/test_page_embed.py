@@ -191,3 +191,33 @@ def test_training_then_embedding_the_siamese_model(app, demo_db):
     with Store(demo_db) as store:
         version = models.siamese_version(models.siamese_dir(store))
         assert len(store.embedded_ids(models.SIAMESE, version)) == total
+
+
+def test_without_labels_best_trains_from_the_verdicts(app, demo_db, samesame_home):
+    """An unlabelled copy of the demo with 60 verdicts on its ensemble matches: the best
+    matcher trains from them and says so."""
+    from core import matching, models
+    from core.catalog import import_catalog
+    from tests.app.helpers import demo_rows, write_catalog
+
+    rows = demo_rows(samesame_home, 300)
+    labels = {row["posting_id"]: row.pop("label_group") for row in rows}
+    csv = write_catalog(samesame_home / "unlabelled.csv", rows)
+    bare = samesame_home / "catalogs" / "unlabelled.db"
+    with Store(bare) as store:
+        import_catalog(store, csv, samesame_home / "demo" / "images")
+        pairs = matching.run_pipeline(store, "ensemble").pairs.head(60)
+        for a, b in zip(pairs["left"], pairs["right"], strict=True):
+            store.save_review(a, b, "same" if labels[a] == labels[b] else "different")
+    app.run()
+    app.sidebar.selectbox(key="sidebar_catalog").set_value(str(bare)).run()
+    open_page(app, "embed")
+    assert any("learns from your verdicts" in c for c in texts(app.caption))
+    button(app, "Train from my verdicts").click().run(timeout=300)
+
+    assert not app.exception
+    assert not app.error, texts(app.error)
+    assert any("Trained the best matcher from" in s for s in texts(app.success))
+    with Store(bare) as store:
+        info = models.best_model_info(models.best_dir(store))
+    assert info["trained_from"] == "pairs" and info["pairs_given"] == 60

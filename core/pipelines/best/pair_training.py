@@ -1,0 +1,181 @@
+"""Training the ``best`` pipeline from labelled pairs instead of label groups: a reviewer's
+verdicts, or a ``left_id,right_id,same`` file, on a catalog that may have no labels at all.
+
+The candidates and their features are those of the whole catalog the pairs come from (so the
+model learns at the size it will match at); a labelled pair that is a candidate becomes one
+training example, a labelled pair the candidate search never offers cannot be scored and is
+counted apart. Labelled pairs are rarely a fair sample of the candidates (a reviewer sees
+the hard ones), so a sample of the unlabelled candidates, nearly all different products,
+joins the training as "different". The decision threshold maximises per-posting F1 on
+out-of-fold probabilities (the folds keep every posting's pairs together), each sampled pair
+of a posting counting as the many unlabelled ones of the catalog.
+Without label groups there is no graph stage, no title encoder and no "nearest partner"
+rule: each of them needs to know every posting's product.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from core.errors import SameSameError
+from core.pipelines.best.config import BestConfig
+from core.pipelines.best.features import build_pair_table
+from core.pipelines.best.training import _out_of_fold, _train_booster
+from core.pipelines.inputs import MatchInputs
+
+#: Fewest same and different candidate pairs training from pairs accepts.
+MIN_EACH = 5
+FOLDS = 5
+#: Unlabelled candidates sampled as "different" per labelled pair (at least UNLABELLED_MIN).
+UNLABELLED_PER_PAIR = 10
+UNLABELLED_MIN = 2_000
+
+
+def _posting_folds(
+    n: int, left: np.ndarray, right: np.ndarray, y: np.ndarray, k: int, seed: int
+) -> tuple[np.ndarray, str]:
+    """Fold per pair such that pairs sharing a posting share a fold (connected components,
+    spread so every fold gets its share of same pairs), and how the folds were made. When
+    one component holds too many of the same pairs for that (every fold must leave both
+    kinds to learn from), pairs are spread at random instead, same and different apart."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    components, inverse = np.unique(component[left], return_inverse=True)
+    positives = np.bincount(inverse, weights=y, minlength=len(components))
+    sizes = np.bincount(inverse, minlength=len(components))
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(components)), -sizes, -positives))
+    fold_of = np.zeros(len(components), np.int64)
+    load = np.zeros((k, 2))
+    for c in order:
+        f = (
+            int(np.lexsort((load[:, 1], load[:, 0]))[0])
+            if positives[c]
+            else int(np.argmin(load[:, 1]))
+        )
+        fold_of[c] = f
+        load[f] += (positives[c], sizes[c])
+    fold = fold_of[inverse]
+    if all(len(np.unique(y[fold != f])) == 2 for f in range(k)):
+        return fold, "postings"
+    fold = np.zeros(len(y), np.int64)
+    for label in (0, 1):
+        members = np.flatnonzero(y == label)
+        fold[members] = rng.permutation(len(members)) % k
+    return fold, "pairs"
+
+
+def _best_threshold(
+    n: int,
+    left: np.ndarray,
+    right: np.ndarray,
+    y: np.ndarray,
+    prob: np.ndarray,
+    weight: np.ndarray,
+    judged: np.ndarray,
+) -> tuple[float, float]:
+    """(threshold, F1) maximising the mean per-posting F1 (itself included, as the
+    competition scores it) over the postings of labelled pairs (``judged``): a posting's
+    predicted and true matches are counted over its labelled pairs and the sampled unlabelled
+    ones, each of those standing for ``weight`` candidates."""
+    true = 1.0 + np.bincount(left, y, n) + np.bincount(right, y, n)
+    best = (0.5, -1.0)
+    for t in np.arange(0.05, 0.951, 0.025):
+        said = (prob >= t).astype(np.float64) * weight
+        predicted = 1.0 + np.bincount(left, said, n) + np.bincount(right, said, n)
+        hit = said * y
+        hits = 1.0 + np.bincount(left, hit, n) + np.bincount(right, hit, n)
+        f1 = float(np.mean((2 * hits / (predicted + true))[judged]))
+        if f1 > best[1]:
+            best = (float(round(t, 4)), f1)
+    return best
+
+
+def fit_from_pairs(
+    inputs: MatchInputs,
+    pairs: Sequence[tuple[int, int, int]],
+    config: BestConfig,
+    settings_record: dict[str, Any],
+) -> tuple[Any, list[str], dict[str, Any]]:
+    """Learn from labelled pairs (catalog positions ``i, j`` and 1 same / 0 different).
+
+    Sets the tuned threshold on ``config`` (and turns off what needs label groups).
+
+    Returns:
+        (stage 1 booster, its feature names, training record).
+
+    Raises:
+        SameSameError: fewer than `MIN_EACH` same or different pairs are candidates.
+    """
+    started = time.perf_counter()
+    config.graph_stage = False
+    config.title_model = False
+    config.min_one = False
+    n = inputs.size
+    table = build_pair_table(inputs, config)
+    given = np.asarray(pairs, dtype=np.int64).reshape(-1, 3)
+    low, high = np.minimum(given[:, 0], given[:, 1]), np.maximum(given[:, 0], given[:, 1])
+    candidate_keys = np.minimum(table.left, table.right) * n + np.maximum(table.left, table.right)
+    order = np.argsort(candidate_keys)
+    wanted = low * n + high
+    at = np.searchsorted(candidate_keys[order], wanted)
+    at = np.minimum(at, len(order) - 1) if len(order) else at
+    found = (candidate_keys[order][at] == wanted) if len(order) else np.zeros(len(wanted), bool)
+    rows = order[at[found]]
+    y = given[found, 2].astype(np.float32)
+    same, different = int(y.sum()), int(len(y) - y.sum())
+    if same < MIN_EACH or different < MIN_EACH:
+        raise SameSameError(
+            f"Training from pairs needs at least {MIN_EACH} 'same' and {MIN_EACH} 'different' "
+            f"pairs that the candidate search offers; {same} and {different} of the "
+            f"{len(given)} given are (review more pairs, or give more)"
+        )
+    # Unlabelled candidates, nearly all of them different products, are what the model will
+    # mostly decide on; labelled pairs rarely show them (a reviewer sees the hard ones). A
+    # sample of them joins as "different", weighed in the threshold's F1 as the many they
+    # stand for.
+    rng = np.random.default_rng(config.seed)
+    unlabelled = np.setdiff1d(np.arange(len(table.left)), rows)
+    sample_size = min(len(unlabelled), max(UNLABELLED_MIN, UNLABELLED_PER_PAIR * len(rows)))
+    sampled = rng.choice(unlabelled, sample_size, replace=False) if sample_size else unlabelled
+    every = np.concatenate([rows, sampled])
+    x = table.features[every]
+    y = np.concatenate([y, np.zeros(len(sampled), np.float32)])
+    weight = np.concatenate(
+        [np.ones(len(rows)), np.full(len(sampled), len(unlabelled) / max(1, len(sampled)))]
+    )
+    fold, folds_by = _posting_folds(n, table.left[every], table.right[every], y, FOLDS, config.seed)
+    oof = _out_of_fold(x, y, table.names, fold, config)
+    booster = _train_booster(x, y, table.names, config)
+    judged = np.zeros(n, bool)
+    judged[table.left[rows]] = judged[table.right[rows]] = True
+    threshold, oof_f1 = _best_threshold(
+        n, table.left[every], table.right[every], y, oof, weight, judged
+    )
+    config.threshold = config.threshold_low = threshold
+    config.stage1_threshold = config.stage1_threshold_low = threshold
+    info = {
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "training_seconds": round(time.perf_counter() - started, 2),
+        "trained_from": "pairs",
+        "postings": n,
+        "pairs_given": len(given),
+        "pairs_used": len(rows),
+        "pairs_not_candidates": int((~found).sum()),
+        "same_pairs": same,
+        "different_pairs": different,
+        "candidate_pairs": len(table.left),
+        "unlabelled_candidates_sampled": int(len(sampled)),
+        "folds_by": folds_by,
+        "oof_f1": round(oof_f1, 4),
+        "label_groups": 0,
+        "settings": settings_record,
+    }
+    return booster, table.names, info
