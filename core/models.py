@@ -275,7 +275,13 @@ def train_best_from_pairs(
         raise SameSameError("Some labelled pairs name postings this catalog does not have")
     started = time.perf_counter()
     config = BestConfig.from_settings(settings)
-    booster, names, info = fit_from_pairs(inputs, triples, config, settings.to_dict())
+    # Where the baseline has matched this catalog, its decisions are the unlabelled pairs'
+    # weak labels.
+    weak = None
+    if store.match_run("baseline") is not None:
+        found = store.load_match_pairs("baseline")
+        weak = (position.get_indexer(found["left"]), position.get_indexer(found["right"]))
+    booster, names, info = fit_from_pairs(inputs, triples, config, settings.to_dict(), weak)
     matcher = BestMatcher(config, booster, None, names, [], None, info)
     matcher.info["image_model"] = image_model if use_images else None
     matcher.info["catalog"] = catalog_stamp(store)

@@ -103,8 +103,14 @@ def fit_from_pairs(
     pairs: Sequence[tuple[int, int, int]],
     config: BestConfig,
     settings_record: dict[str, Any],
+    rule_matches: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Any, list[str], dict[str, Any]]:
     """Learn from labelled pairs (catalog positions ``i, j`` and 1 same / 0 different).
+
+    Args:
+        rule_matches: (left, right) positions of the pairs a rule pipeline matched in this
+            catalog: the sampled unlabelled candidates take its word for them (weak labels)
+            instead of all counting as different.
 
     Sets the tuned threshold on ``config`` (and turns off what needs label groups).
 
@@ -147,7 +153,12 @@ def fit_from_pairs(
     sampled = rng.choice(unlabelled, sample_size, replace=False) if sample_size else unlabelled
     every = np.concatenate([rows, sampled])
     x = table.features[every]
-    y = np.concatenate([y, np.zeros(len(sampled), np.float32)])
+    weak = np.zeros(len(sampled), np.float32)
+    if rule_matches is not None and len(rule_matches[0]):
+        a, b = np.asarray(rule_matches[0], np.int64), np.asarray(rule_matches[1], np.int64)
+        matched = np.minimum(a, b) * n + np.maximum(a, b)
+        weak = np.isin(candidate_keys[sampled], matched).astype(np.float32)
+    y = np.concatenate([y, weak])
     weight = np.concatenate(
         [np.ones(len(rows)), np.full(len(sampled), len(unlabelled) / max(1, len(sampled)))]
     )
@@ -173,6 +184,7 @@ def fit_from_pairs(
         "different_pairs": different,
         "candidate_pairs": len(table.left),
         "unlabelled_candidates_sampled": int(len(sampled)),
+        "weak_labels": rule_matches is not None,
         "folds_by": folds_by,
         "oof_f1": round(oof_f1, 4),
         "label_groups": 0,

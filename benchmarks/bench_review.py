@@ -1,0 +1,138 @@
+"""Learning from a reviewer (issue: learn from the person checking matches): a simulated
+reviewer — the labels as the oracle — answers pairs of a catalog of Shopee products nobody
+trained on, and `best` is trained from those verdicts alone.
+
+    python benchmarks/bench_review.py [--budgets 50,100,200,400] [--held-out 0.3]
+
+The labelled dev split is cut by label group: ``--held-out`` of the groups form the catalog
+that is reviewed and matched; the rest train the reference `best` (all labels). For each
+budget, verdicts come from the review queue's most telling pairs (`core.review_queue`) or from
+pairs drawn at random out of the same pool (every pair some pipeline matched). The F1 is the
+model's own on the whole held-out catalog (verdicts are not applied over its output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from common import SHARED, machine_lines, markdown_table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", type=Path, default=SHARED / "data" / "shopee" / "train.csv")
+    parser.add_argument("--budgets", default="50,100,200,400")
+    parser.add_argument("--held-out", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference", action="store_true", help="also train best on all labels")
+    args = parser.parse_args()
+
+    import numpy as np
+    import pandas as pd
+
+    from core import matching, models
+    from core.catalog import import_catalog
+    from core.errors import SameSameError
+    from core.evaluation import evaluate_result
+    from core.review_queue import QUEUE_LIMIT, review_queue
+    from core.settings import MatchSettings
+    from core.store import Store
+
+    frame = pd.read_csv(args.catalog, dtype=str)
+    groups = frame["label_group"].unique()
+    rng = np.random.default_rng(args.seed)
+    held = set(rng.permutation(groups)[: int(len(groups) * args.held_out)])
+    reviewed_part = frame[frame["label_group"].isin(held)]
+    training_part = frame[~frame["label_group"].isin(held)]
+    labels = dict(zip(reviewed_part["posting_id"], reviewed_part["label_group"], strict=True))
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        reviewed_part.to_csv(work / "held.csv", index=False)
+        with Store(work / "held.db") as store:
+            import_catalog(store, work / "held.csv", None)
+            for pipeline in ("baseline", "ensemble"):
+                result = matching.run_pipeline(store, pipeline)
+                rows.append(
+                    [
+                        f"{pipeline} (no training)",
+                        "—",
+                        f"{evaluate_result(store, result)['f1']:.3f}",
+                        "",
+                    ]
+                )
+            pool = review_queue(store, limit=QUEUE_LIMIT * 100)
+            random_order = pool.sample(frac=1.0, random_state=args.seed).reset_index(drop=True)
+            for budget in (int(b) for b in args.budgets.split(",")):
+                for how, chosen in (
+                    ("queue", pool.head(budget)),
+                    ("random", random_order.head(budget)),
+                ):
+                    pairs = pd.DataFrame(
+                        {
+                            "left_id": chosen["left"],
+                            "right_id": chosen["right"],
+                            "same": [
+                                int(labels[a] == labels[b])
+                                for a, b in zip(chosen["left"], chosen["right"], strict=True)
+                            ],
+                        }
+                    )
+                    model = work / f"best-{how}-{budget}"
+                    started = time.perf_counter()
+                    try:
+                        models.train_best_from_pairs(store, MatchSettings(), model, pairs)
+                    except SameSameError as exc:  # too few of one kind: say so in the table
+                        rows.append(
+                            [
+                                f"best from {budget} {how} verdicts",
+                                f"{pairs['same'].sum()}",
+                                "—",
+                                str(exc)[:60],
+                            ]
+                        )
+                        continue
+                    result = matching.run_pipeline(store, "best", model_dir=model, save=False)
+                    # The model's own decisions: no verdict is applied over them here.
+                    f1 = evaluate_result(store, result)["f1"]
+                    rows.append(
+                        [
+                            f"best from {budget} {how} verdicts",
+                            f"{int(pairs['same'].sum())}",
+                            f"{f1:.3f}",
+                            f"threshold {models.best_threshold(model):.2f}, "
+                            f"{time.perf_counter() - started:.0f} s",
+                        ]
+                    )
+                    print(rows[-1], flush=True)
+            if args.reference:
+                started = time.perf_counter()
+                training_part.to_csv(work / "train.csv", index=False)
+                with Store(work / "train.db") as training:
+                    import_catalog(training, work / "train.csv", None)
+                    models.train_best_model(training, MatchSettings(), work / "best-all")
+                result = matching.run_pipeline(
+                    store, "best", model_dir=work / "best-all", save=False
+                )
+                rows.append(
+                    [
+                        f"best trained on all labels of the other groups "
+                        f"({len(training_part):,} postings)",
+                        "—",
+                        f"{evaluate_result(store, result)['f1']:.3f}",
+                        f"{time.perf_counter() - started:.0f} s",
+                    ]
+                )
+    print("\n".join(machine_lines()))
+    print(
+        f"held-out catalog: {len(reviewed_part):,} postings of {len(held):,} label groups "
+        f"(seed {args.seed}); review pool {len(pool):,} pairs\n"
+    )
+    print(markdown_table(["matcher", "same verdicts", "F1 (held out)", "note"], rows))
+
+
+if __name__ == "__main__":
+    main()
