@@ -88,36 +88,23 @@ def _pair(store: Store, row, chosen: str) -> None:
             )
     st.caption(":orange-background[Highlighted]: words the other title does not have.")
     db = str(store.path)
-    same, different, skip, undo = st.columns(4)
-    same.button(
-        "Same product",
-        key="review_same",
-        shortcut="S",
-        type="primary",
-        width="stretch",
-        on_click=_verdict,
-        args=(db, left, right, "same", chosen),
-    )
-    different.button(
-        "Different",
-        key="review_different",
-        shortcut="D",
-        width="stretch",
-        on_click=_verdict,
-        args=(db, left, right, "different", chosen),
-    )
-    skip.button(
-        "Skip", key="review_skip", shortcut="N", width="stretch", on_click=_skip, args=(left, right)
-    )
-    undo.button(
-        "Undo",
-        key="review_undo",
-        shortcut="U",
-        width="stretch",
-        disabled=not st.session_state.get(HISTORY_KEY),
-        on_click=_undo,
-        args=(db,),
-    )
+    actions = [
+        ("Same product", "same", "S", _verdict, (db, left, right, "same", chosen)),
+        ("Different", "different", "D", _verdict, (db, left, right, "different", chosen)),
+        ("Skip", "skip", "N", _skip, (left, right)),
+        ("Undo", "undo", "U", _undo, (db,)),
+    ]
+    for column, (label, name, key, action, args) in zip(st.columns(4), actions, strict=True):
+        column.button(
+            label,
+            key=f"review_{name}",
+            shortcut=key,
+            type="primary" if name == "same" else "secondary",
+            width="stretch",
+            disabled=name == "undo" and not st.session_state.get(HISTORY_KEY),
+            on_click=action,
+            args=args,
+        )
 
 
 def main() -> None:

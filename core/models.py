@@ -210,6 +210,21 @@ def best_is_current(store: Store, model_dir: Path) -> bool:
     return info is not None and info.get("catalog") == catalog_stamp(store)
 
 
+def _training_inputs(store: Store, postings: pd.DataFrame, settings: MatchSettings):
+    """The postings as the best matcher learns from them, and the image model whose vectors
+    it uses: the baseline's, when every posting with an image file has one (else hashes are
+    the image evidence, None)."""
+    from core.pipelines.inputs import MatchInputs
+
+    image_model = image_model_name(settings)
+    ids, matrix = store.load_embeddings(image_model, IMAGENET)
+    with_image = set(postings.loc[postings["image_status"] == "ok", "posting_id"])
+    use_images = bool(with_image) and with_image <= set(ids)
+    vectors = dict(zip(ids, matrix, strict=True)) if use_images else None
+    inputs = MatchInputs.from_frame(postings, vectors, image_model if use_images else None)
+    return inputs, image_model if use_images else None
+
+
 def train_best_model(
     store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
 ) -> dict:
@@ -219,7 +234,6 @@ def train_best_model(
     one; otherwise hashes are the image evidence (the saved model remembers which).
     """
     from core.pipelines.best.model import BestMatcher
-    from core.pipelines.inputs import MatchInputs
 
     postings = store.postings()
     labelled = postings[postings["label_group"].notna()].reset_index(drop=True)
@@ -228,15 +242,10 @@ def train_best_model(
             "Training the best pipeline needs a labelled catalog (a label_group column where "
             "postings of the same product share a value); this catalog has none."
         )
-    image_model = image_model_name(settings)
-    ids, matrix = store.load_embeddings(image_model, IMAGENET)
-    with_image = set(labelled.loc[labelled["image_status"] == "ok", "posting_id"])
-    use_images = bool(with_image) and with_image <= set(ids)
-    vectors = dict(zip(ids, matrix, strict=True)) if use_images else None
-    inputs = MatchInputs.from_frame(labelled, vectors, image_model if use_images else None)
+    inputs, image_model = _training_inputs(store, labelled, settings)
     started = time.perf_counter()
     matcher = BestMatcher.fit(inputs, labelled["label_group"].tolist(), settings, progress)
-    matcher.info["image_model"] = image_model if use_images else None
+    matcher.info["image_model"] = image_model
     matcher.info["catalog"] = catalog_stamp(store)
     matcher.save(Path(model_dir))
     record_training(store, model_dir, BEST)
@@ -253,15 +262,9 @@ def train_best_from_pairs(
     from core.pipelines.best.config import BestConfig
     from core.pipelines.best.model import BestMatcher
     from core.pipelines.best.pair_training import fit_from_pairs
-    from core.pipelines.inputs import MatchInputs
 
     postings = store.postings()
-    image_model = image_model_name(settings)
-    ids, matrix = store.load_embeddings(image_model, IMAGENET)
-    with_image = set(postings.loc[postings["image_status"] == "ok", "posting_id"])
-    use_images = bool(with_image) and with_image <= set(ids)
-    vectors = dict(zip(ids, matrix, strict=True)) if use_images else None
-    inputs = MatchInputs.from_frame(postings, vectors, image_model if use_images else None)
+    inputs, image_model = _training_inputs(store, postings, settings)
     position = pd.Index(postings["posting_id"])
     triples = list(
         zip(
@@ -283,7 +286,7 @@ def train_best_from_pairs(
         weak = (position.get_indexer(found["left"]), position.get_indexer(found["right"]))
     booster, names, info = fit_from_pairs(inputs, triples, config, settings.to_dict(), weak)
     matcher = BestMatcher(config, booster, None, names, [], None, info)
-    matcher.info["image_model"] = image_model if use_images else None
+    matcher.info["image_model"] = image_model
     matcher.info["catalog"] = catalog_stamp(store)
     matcher.save(Path(model_dir))
     record_training(store, model_dir, BEST)
