@@ -24,7 +24,7 @@ import numpy as np
 from core.errors import SameSameError
 from core.pipelines.best.config import BestConfig
 from core.pipelines.best.features import build_pair_table
-from core.pipelines.best.training import _out_of_fold, _train_booster
+from core.pipelines.best.training import _lgb_params
 from core.pipelines.inputs import MatchInputs
 
 #: Fewest same and different candidate pairs training from pairs accepts.
@@ -33,6 +33,8 @@ FOLDS = 5
 #: Unlabelled candidates sampled as "different" per labelled pair (at least UNLABELLED_MIN).
 UNLABELLED_PER_PAIR = 10
 UNLABELLED_MIN = 2_000
+#: How much more a labelled pair counts in training than a weakly labelled one.
+VERDICT_WEIGHT = 1.0
 
 
 def _posting_folds(
@@ -70,6 +72,13 @@ def _posting_folds(
         members = np.flatnonzero(y == label)
         fold[members] = rng.permutation(len(members)) % k
     return fold, "pairs"
+
+
+def _booster(x: np.ndarray, y: np.ndarray, weight: np.ndarray, names: list[str], config):
+    import lightgbm as lgb
+
+    data = lgb.Dataset(x, label=y, weight=weight, feature_name=names, free_raw_data=True)
+    return lgb.train(_lgb_params(config), data, num_boost_round=config.n_estimators)
 
 
 def _best_threshold(
@@ -163,8 +172,19 @@ def fit_from_pairs(
         [np.ones(len(rows)), np.full(len(sampled), len(unlabelled) / max(1, len(sampled)))]
     )
     fold, folds_by = _posting_folds(n, table.left[every], table.right[every], y, FOLDS, config.seed)
-    oof = _out_of_fold(x, y, table.names, fold, config)
-    booster = _train_booster(x, y, table.names, config)
+    # A reviewer's verdict outweighs the rule's word on one unlabelled pair.
+    importance = np.concatenate([np.full(len(rows), VERDICT_WEIGHT), np.ones(len(sampled))]).astype(
+        np.float32
+    )
+    oof = np.zeros(len(y), np.float32)
+    for f in np.unique(fold):
+        held = fold == f
+        if len(np.unique(y[~held])) < 2:
+            raise SameSameError("Too few same or different pairs to hold a fold out: review more")
+        oof[held] = _booster(x[~held], y[~held], importance[~held], table.names, config).predict(
+            x[held]
+        )
+    booster = _booster(x, y, importance, table.names, config)
     judged = np.zeros(n, bool)
     judged[table.left[rows]] = judged[table.right[rows]] = True
     threshold, oof_f1 = _best_threshold(
