@@ -28,6 +28,13 @@ def main() -> None:
     parser.add_argument("--held-out", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reference", action="store_true", help="also train best on all labels")
+    parser.add_argument(
+        "--pairs-file",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also train best from a file of N labelled pairs of the other groups",
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -108,6 +115,50 @@ def main() -> None:
                         ]
                     )
                     print(rows[-1], flush=True)
+            if args.pairs_file:
+                # A labelled-pairs file of our own making: the other groups' catalog without
+                # its labels, pairs drawn from what its ensemble matched, half same, half not.
+                started = time.perf_counter()
+                other = training_part.drop(columns=["label_group"])
+                other.to_csv(work / "other.csv", index=False)
+                truth = dict(
+                    zip(training_part["posting_id"], training_part["label_group"], strict=True)
+                )
+                with Store(work / "other.db") as training:
+                    import_catalog(training, work / "other.csv", None)
+                    matching.run_pipeline(training, "baseline")
+                    found = matching.run_pipeline(training, "ensemble", save=False).pairs
+                    ends = zip(found["left"], found["right"], strict=True)
+                    same = np.array([truth[a] == truth[b] for a, b in ends])
+                    half = args.pairs_file // 2
+                    chosen = pd.concat(
+                        [
+                            found[same].sample(half, random_state=args.seed),
+                            found[~same].sample(half, random_state=args.seed),
+                        ]
+                    )
+                    file_pairs = pd.DataFrame(
+                        {
+                            "left_id": chosen["left"],
+                            "right_id": chosen["right"],
+                            "same": np.r_[np.ones(half, int), np.zeros(half, int)],
+                        }
+                    )
+                    models.train_best_from_pairs(
+                        training, MatchSettings(), work / "best-file", file_pairs
+                    )
+                result = matching.run_pipeline(
+                    store, "best", model_dir=work / "best-file", save=False
+                )
+                rows.append(
+                    [
+                        f"best from a pairs file of {args.pairs_file:,} pairs of the other "
+                        f"groups ({len(training_part):,} postings, no labels)",
+                        f"{half}",
+                        f"{evaluate_result(store, result)['f1']:.3f}",
+                        f"{time.perf_counter() - started:.0f} s",
+                    ]
+                )
             if args.reference:
                 started = time.perf_counter()
                 training_part.to_csv(work / "train.csv", index=False)
