@@ -43,9 +43,30 @@ def _a_match_and_a_miss(store: Store, pipeline: str) -> tuple[tuple[str, str], t
     raise AssertionError("every labelled pair is matched")
 
 
-@pytest.mark.parametrize("pipeline", ["baseline", "ensemble"])
+def _train_best_from_pairs(store: Store) -> None:
+    """A best matcher for the slice, trained from pairs its labels give (no label groups)."""
+    from core import models
+    from core.settings import MatchSettings
+
+    labels = store.postings().set_index("posting_id")["label_group"]
+    found = matching.run_pipeline(store, "ensemble", save=False).pairs.head(300)
+    pairs = pd.DataFrame(
+        {
+            "left_id": found["left"],
+            "right_id": found["right"],
+            "same": (
+                labels.loc[found["left"]].to_numpy() == labels.loc[found["right"]].to_numpy()
+            ).astype(int),
+        }
+    )
+    models.train_best_from_pairs(store, MatchSettings(), models.best_dir(store), pairs)
+
+
+@pytest.mark.parametrize("pipeline", ["baseline", "ensemble", "best"])
 def test_verdicts_overrule_a_pipeline_when_it_runs_again(shopee_db: Path, pipeline: str) -> None:
     with Store(shopee_db) as store:
+        if pipeline == "best":
+            _train_best_from_pairs(store)
         matching.run_pipeline(store, pipeline)
         (a, b), (c, d) = _a_match_and_a_miss(store, pipeline)
         before = matching.stored_result(store, pipeline).match_sets()
