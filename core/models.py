@@ -228,12 +228,14 @@ def _training_inputs(store: Store, postings: pd.DataFrame, settings: MatchSettin
 def train_best_model(
     store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
 ) -> dict:
-    """Train the best pipeline on this catalog's labelled postings and save it in model_dir.
+    """Train the best pipeline on this catalog's labelled postings, their labels corrected by
+    the reviewer's verdicts (`core.verdicts.labels_with_verdicts`), and save it in model_dir.
 
     Image vectors of the baseline model are used when every posting with an image file has
     one; otherwise hashes are the image evidence (the saved model remembers which).
     """
     from core.pipelines.best.model import BestMatcher
+    from core.verdicts import labels_with_verdicts
 
     postings = store.postings()
     labelled = postings[postings["label_group"].notna()].reset_index(drop=True)
@@ -243,9 +245,14 @@ def train_best_model(
             "postings of the same product share a value); this catalog has none."
         )
     inputs, image_model = _training_inputs(store, labelled, settings)
+    # Labels and verdicts combine: the reviewer's word corrects the labels it contradicts.
+    labels, corrected = labels_with_verdicts(
+        labelled["posting_id"].tolist(), labelled["label_group"].tolist(), store.reviews()
+    )
     started = time.perf_counter()
-    matcher = BestMatcher.fit(inputs, labelled["label_group"].tolist(), settings, progress)
+    matcher = BestMatcher.fit(inputs, labels, settings, progress)
     matcher.info["image_model"] = image_model
+    matcher.info["verdicts_applied"] = corrected
     matcher.info["catalog"] = catalog_stamp(store)
     matcher.save(Path(model_dir))
     record_training(store, model_dir, BEST)

@@ -142,3 +142,37 @@ def posting_matches_with_verdicts(matches: pd.DataFrame, verdicts: dict[str, str
     return out.sort_values(
         ["matched", "similarity"], ascending=[False, False], kind="stable"
     ).reset_index(drop=True)
+
+
+def labels_with_verdicts(
+    posting_ids: list[str], labels: list[str], reviews: pd.DataFrame
+) -> tuple[list[str], int]:
+    """The catalog's labels corrected by the verdicts, for training on both: postings said to
+    be the same product join one group (their groups merge), and a posting said to differ
+    from one of its group leaves that group for one of its own. Returns the labels and how
+    many verdicts changed them."""
+    if reviews.empty:
+        return list(labels), 0
+    label_of = dict(zip(posting_ids, labels, strict=True))
+    parent: dict[str, str] = {}
+
+    def root(label: str) -> str:
+        while parent.get(label, label) != label:
+            label = parent[label]
+        return label
+
+    changed = 0
+    same = reviews[reviews["verdict"] == "same"]
+    for a, b in zip(same["left_id"], same["right_id"], strict=True):
+        if a in label_of and b in label_of:
+            ra, rb = root(label_of[a]), root(label_of[b])
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+                changed += 1
+    merged = {pid: root(label) for pid, label in label_of.items()}
+    different = reviews[reviews["verdict"] == "different"]
+    for a, b in zip(different["left_id"], different["right_id"], strict=True):
+        if a in merged and b in merged and merged[a] == merged[b]:
+            merged[b] = f"{merged[b]}~{b}"
+            changed += 1
+    return [merged[pid] for pid in posting_ids], changed

@@ -135,3 +135,23 @@ def test_a_verdict_about_a_posting_no_longer_in_the_catalog_changes_nothing(
         store.save_review(result.posting_ids[0], "gone-posting", "same")
         pairs = apply_verdicts(result.pairs, result.posting_ids, store.reviews())
     assert pairs is result.pairs
+
+
+def test_verdicts_correct_the_labels_best_trains_on() -> None:
+    from core.verdicts import labels_with_verdicts
+
+    ids = ["a", "b", "c", "d", "e"]
+    labels = ["1", "1", "2", "3", "3"]
+    reviews = pd.DataFrame(
+        {
+            "left_id": ["a", "d", "x"],
+            "right_id": ["c", "e", "y"],
+            "verdict": ["same", "different", "same"],
+        }
+    )
+    corrected, changed = labels_with_verdicts(ids, labels, reviews)
+    # a and c are one product: groups 1 and 2 merge; e leaves d's group; x, y are unknown.
+    assert corrected[0] == corrected[1] == corrected[2]
+    assert corrected[3] != corrected[4] and corrected[3] == "3"
+    assert changed == 2
+    assert labels_with_verdicts(ids, labels, reviews.iloc[:0]) == (labels, 0)
