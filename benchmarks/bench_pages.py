@@ -178,11 +178,11 @@ def main() -> None:
                 page.goto(f"{url}/")
                 page.get_by_role("heading", name="Catalog", exact=True).wait_for(timeout=180_000)
                 _settled(page)
-                for title in ("Browse", "Evaluate", "Compare", "Catalog"):
+                for title in ("Browse", "Review", "Evaluate", "Compare", "Catalog"):
                     # The first open after the server starts reads the catalog into the caches.
                     first = _open(page, title)
                     rows.append([f"first open of {title} (cold)", f"{first:.2f}", "", ""])
-                for title in ("Catalog", "Browse", "Evaluate", "Compare"):
+                for title in ("Catalog", "Browse", "Review", "Evaluate", "Compare"):
                     times = []
                     for _ in range(args.repeats):
                         _open(page, "Settings")
