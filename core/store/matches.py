@@ -42,6 +42,17 @@ def _insert_pair(scores: tuple[str, ...]) -> str:
 _SELECT_PAIRS = "SELECT " + ", ".join(_PAIR_COLUMNS) + " FROM matches WHERE pipeline=?"
 
 
+_SCORE_LIST = ", ".join(("rule", "similarity", "listed", *MATCH_SCORE_COLUMNS))
+# One posting's pairs from either side, each side only where it lists the other.
+_SELECT_MATCHES_OF = (
+    "SELECT match_id AS posting_id, "
+    + _SCORE_LIST
+    + " FROM matches WHERE pipeline=? AND posting_id=? AND (listed & ?) > 0 "
+    + "UNION ALL SELECT posting_id, "
+    + _SCORE_LIST
+    + " FROM matches WHERE pipeline=? AND match_id=? AND (listed & ?) > 0"
+)
+
 #: Rows converted to Python values and inserted at a time (memory: one batch, not the run).
 _INSERT_BATCH = 50_000
 
@@ -162,14 +173,10 @@ class MatchesMixin:
     def matches_of(self, pipeline: str, posting_id: str) -> pd.DataFrame:
         """The postings ``posting_id`` lists under a stored run, best first (columns as
         `MatchResult.matches_of`): read through the indexes, whatever the catalog's size."""
-        scores = ", ".join(("rule", "similarity", "listed", *MATCH_SCORE_COLUMNS))
         frame = pd.read_sql_query(
-            f"SELECT match_id AS posting_id, {scores} FROM matches "
-            f"WHERE pipeline=? AND posting_id=? AND (listed & {LISTED_LEFT}) > 0 "
-            f"UNION ALL SELECT posting_id, {scores} FROM matches "
-            f"WHERE pipeline=? AND match_id=? AND (listed & {LISTED_RIGHT}) > 0",
+            _SELECT_MATCHES_OF,
             self.conn,
-            params=(pipeline, posting_id, pipeline, posting_id),
+            params=(pipeline, posting_id, LISTED_LEFT, pipeline, posting_id, LISTED_RIGHT),
         )
         frame["listed"] = frame["listed"].astype(np.int8)
         for name in ("similarity", *MATCH_SCORE_COLUMNS):
