@@ -317,3 +317,55 @@ def test_spark_scores_and_decides_every_pair_as_one_machine_does(
     np.testing.assert_allclose(
         on_spark["similarity"].to_numpy(), here["similarity"].to_numpy(), atol=1e-6, rtol=0
     )
+
+
+def test_verdicts_overrule_the_spark_job_as_they_do_one_machine(
+    spark, shopee_sample: Path, tmp_path
+) -> None:
+    """A matched pair said different and an unmatched same-label pair said same: the exact
+    Spark run with --verdicts equals the single machine's matches under the same verdicts; a
+    verdict naming a posting the catalog lacks is refused with its row."""
+    from core.verdicts import apply_verdicts
+
+    postings, _ = prepare_postings(read_catalog_csv(shopee_sample), None)
+    inputs = MatchInputs.from_frame(pd.DataFrame(postings))
+    result = get_pipeline("baseline").match(inputs, MatchSettings())
+    frame = pd.read_csv(shopee_sample, dtype=str, keep_default_na=False)
+    label = dict(zip(frame["posting_id"], frame["label_group"], strict=True))
+    matched = result.pairs.iloc[0]
+    sets = result.match_sets()
+    missed = next(
+        (a, b)
+        for a, b in zip(frame["posting_id"], frame["posting_id"].iloc[1:], strict=False)
+        if label[a] == label[b] and b not in sets[a]
+    )
+    verdicts = tmp_path / "verdicts.csv"
+    pd.DataFrame(
+        {
+            "left_id": [matched["left"], missed[0]],
+            "right_id": [matched["right"], missed[1]],
+            "same": [0, 1],
+        }
+    ).to_csv(verdicts, index=False)
+    reviews = pd.DataFrame(
+        {
+            "left_id": sorted((matched["left"], matched["right"]))[:1] + [min(missed)],
+            "right_id": sorted((matched["left"], matched["right"]))[1:] + [max(missed)],
+            "verdict": ["different", "same"],
+        }
+    )
+    result.pairs = apply_verdicts(result.pairs, result.posting_ids, reviews)
+    result.positions = None
+    want = pair_set(result.submission())
+
+    out = tmp_path / "verdicts_out.csv"
+    run_spark(spark, shopee_sample, out, "baseline", "exact", verdicts=verdicts)
+    got = read_pairs(out)[1]
+    assert got == want
+    assert tuple(sorted(missed)) in got
+    assert tuple(sorted((matched["left"], matched["right"]))) not in got
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"left_id,right_id,same\n{missed[0]},nobody,1\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"row 2 \('nobody'\)"):
+        run_spark(spark, shopee_sample, tmp_path / "x.csv", "baseline", "exact", verdicts=bad)

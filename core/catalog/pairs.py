@@ -20,8 +20,9 @@ def _fail(path: Path, problems: list[str]) -> None:
     raise CatalogError(f"{path}: " + "; ".join(problems[:SHOWN]) + more)
 
 
-def read_pairs(path: Path, posting_ids: Iterable[str]) -> pd.DataFrame:
-    """The pairs of ``path`` whose ids are all among ``posting_ids``.
+def read_pairs(path: Path, posting_ids: Iterable[str] | None) -> pd.DataFrame:
+    """The pairs of ``path`` whose ids are all among ``posting_ids`` (None: not checked here,
+    the Spark job checks them against a catalog it never collects).
 
     Returns:
         Columns left_id, right_id, same (int 0/1), row (the file's line number).
@@ -52,7 +53,7 @@ def read_pairs(path: Path, posting_ids: Iterable[str]) -> pd.DataFrame:
     for column in PAIR_COLUMNS:
         frame[column] = frame[column].str.strip()
     frame["row"] = range(2, len(frame) + 2)
-    known = set(posting_ids)
+    known = set(posting_ids) if posting_ids is not None else None
     problems = []
     for row in frame.itertuples(index=False):
         if row.same not in ("0", "1"):
@@ -61,7 +62,7 @@ def read_pairs(path: Path, posting_ids: Iterable[str]) -> pd.DataFrame:
             problems.append(f"row {row.row}: {row.left_id!r} is paired with itself")
         for side in ("left_id", "right_id"):
             value = getattr(row, side)
-            if value not in known:
+            if known is not None and value not in known:
                 problems.append(f"row {row.row}: {side} {value!r} is not in the catalog")
     keys = [tuple(sorted(p)) for p in zip(frame["left_id"], frame["right_id"], strict=True)]
     first: dict[tuple[str, ...], int] = {}

@@ -34,6 +34,11 @@ def _spark_match_args(parser: argparse.ArgumentParser) -> None:
         help="lsh: MinHash / random-projection LSH joins (scales); exact: all pairs (small)",
     )
     parser.add_argument("--hash-only", action="store_true", help="ignore images; use pHashes")
+    parser.add_argument(
+        "--verdicts",
+        metavar="CSV",
+        help="a reviewer's verdicts (left_id,right_id,same with 1/0) that overrule the pipeline",
+    )
     parser.add_argument("--shuffle-partitions", type=int, help="spark.sql.shuffle.partitions")
     parser.add_argument("--minhash-tables", type=int, default=20, help="title LSH tables")
     parser.add_argument("--image-tables", type=int, default=8, help="image LSH tables")
@@ -76,6 +81,7 @@ def cmd_spark_match(args: argparse.Namespace) -> int:
         images=args.images,
         model_dir=args.model,
         options=options,
+        verdicts=args.verdicts,
     )
     if report.row_problems:
         print(f"note: {report.row_problems} row problem(s) in {args.catalog}", file=sys.stderr)

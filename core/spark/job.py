@@ -256,6 +256,7 @@ def spark_match(
     model_dir: str | Path | None = None,
     options: SparkOptions | None = None,
     spark: SparkSession | None = None,
+    verdicts: str | Path | None = None,
 ) -> SparkMatchReport:
     """Match a catalog on Spark and write ``posting_id,matches``.
 
@@ -266,6 +267,8 @@ def spark_match(
         images: image folder, at the same path on every executor (a shared file system).
         model_dir: the trained Siamese model folder (same path on every executor).
         spark: an existing session to use (kept open); else one is started and stopped.
+        verdicts: a labelled pairs file (left_id,right_id,same): a reviewer's verdicts,
+            which overrule the pipeline as they do on one machine.
 
     Raises:
         SameSameError: bad input, a pipeline Spark cannot run, missing pyspark or Java.
@@ -318,6 +321,11 @@ def spark_match(
                 "stand in for them."
             )
         pairs = _held(match_pairs(postings, vectors, pipe, settings, options, held), held)
+        if verdicts is not None:
+            from core.spark.verdicts import apply_verdicts, verdict_frame
+
+            said = verdict_frame(session, postings, verdicts)
+            pairs = _held(apply_verdicts(pairs, said), held)
         pair_count = pairs.count()
         ranked = _held(capped_lists(pairs, settings.max_matches), held)
         capped = ranked.where(F.col("rank") > settings.max_matches).select("idx").distinct()
