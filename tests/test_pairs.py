@@ -165,3 +165,27 @@ def test_too_few_pairs_among_the_candidates_is_explained(shopee_parts, tmp_path,
     )
     assert code == 2
     assert "needs at least 5 'same' and 5 'different' pairs" in capsys.readouterr().err
+
+
+def test_verdicts_export_as_a_pairs_file_that_reads_back(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "v.db"
+    with Store(db) as store:
+        store.upsert_postings(
+            [
+                {
+                    "posting_id": p,
+                    "title": p,
+                    "title_norm": p,
+                    "image_status": "none",
+                    "source": "catalog",
+                }
+                for p in IDS
+            ]
+        )
+        store.save_review("b", "a", "same")
+        store.save_review("b", "c", "different")
+    out = tmp_path / "verdicts.csv"
+    assert cli(["--db", str(db), "verdicts", "--out", str(out)]) == 0
+    assert "wrote 2 verdict(s)" in capsys.readouterr().out
+    back = read_pairs(out, IDS)
+    assert back[["left_id", "right_id", "same"]].values.tolist() == [["a", "b", 1], ["b", "c", 0]]

@@ -41,6 +41,12 @@ def add_commands(sub) -> None:
     )
     p.set_defaults(run=cmd_export)
 
+    p = sub.add_parser(
+        "verdicts", help="write the database's verdicts as left_id,right_id,same (1/0) CSV"
+    )
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=cmd_verdicts)
+
     p = sub.add_parser("demo", help="generate the built-in demo catalog and import it")
     p.add_argument("--out", help="also copy the demo catalog folder here")
     p.set_defaults(run=cmd_demo)
@@ -100,6 +106,18 @@ def cmd_export(args: argparse.Namespace) -> int:
             )
         write_csv(result.submission(clusters=args.clusters), Path(args.out))
         print(f"wrote {len(result.posting_ids)} postings to {args.out}")
+    return 0
+
+
+def cmd_verdicts(args: argparse.Namespace) -> int:
+    """The Review page's verdicts in the pairs layout `train --pairs` and `spark-match
+    --verdicts` read."""
+    from core.catalog.pairs import verdict_pairs
+
+    with open_store(args) as store:
+        pairs = verdict_pairs(store.reviews())
+    write_csv(pairs, Path(args.out))
+    print(f"wrote {len(pairs)} verdict(s) to {args.out}")
     return 0
 
 
