@@ -57,7 +57,7 @@ def _estimates(store: Store) -> None:
         )
         column.caption(
             f"{precision.low:.0%}–{precision.high:.0%} from {precision.reviewed} reviewed "
-            + ("matches" if precision.unbiased else "hard pairs (pessimistic)")
+            + ("match(es)" if precision.unbiased else "hard pair(s) (pessimistic)")
             + (f" · {precision.more_needed} more for ±5 points" if precision.more_needed else "")
         )
 

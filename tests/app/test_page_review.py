@@ -65,4 +65,4 @@ def test_a_random_sample_estimates_precision(app, demo_db):
     with Store(demo_db) as store:
         assert store.reviews()["chosen"].tolist() == ["sample"] * 5
     assert any(m.label == "ensemble precision" for m in app.metric)
-    assert any("from 5 reviewed matches" in c for c in texts(app.caption))
+    assert any("from 5 reviewed match(es)" in c for c in texts(app.caption))
