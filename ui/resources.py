@@ -19,9 +19,7 @@ import streamlit as st
 
 from core import models
 from core.evaluation import evaluate_result
-from core.matches import MatchResult
 from core.matching import run_pipeline, summarised_run
-from core.matching import stored_result as _stored
 from core.settings import MatchSettings
 from core.store import Store
 from core.text import display_titles
@@ -211,23 +209,6 @@ def _catalog_view(db_path: str, revision: int) -> CatalogView:
 def catalog_view(store: Store) -> CatalogView:
     """The database's postings for pages (see `CatalogView`), cached per catalog revision."""
     return _catalog_view(str(store.path), store.catalog_revision)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _stored_result(
-    db_path: str, pipeline: str, computed_at: float, revision: int
-) -> MatchResult | None:
-    del computed_at, revision
-    with Store(db_path) as store:
-        return _stored(store, pipeline)
-
-
-def stored_result(store: Store, pipeline: str) -> MatchResult | None:
-    """The pipeline's last stored matches (cached until it runs again or the catalog changes)."""
-    run = store.match_run(pipeline)
-    if run is None:
-        return None
-    return _stored_result(str(store.path), pipeline, run["computed_at"], store.catalog_revision)
 
 
 def cluster_of(store: Store, pipeline: str, posting_id: str) -> tuple[list[str], str] | None:
