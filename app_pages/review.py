@@ -10,6 +10,7 @@ import streamlit as st
 from core.review_estimates import review_estimates
 from core.review_queue import QUEUE_LIMIT
 from core.store import Store
+from core.verdicts import pair_key, reviewed_pairs, without_pairs
 from ui import common, match_view, resources
 
 MOST_TELLING = "Most telling first"
@@ -25,7 +26,7 @@ def _verdict(db_path: str, left: str, right: str, verdict: str, chosen: str) -> 
 
 
 def _skip(left: str, right: str) -> None:
-    st.session_state.setdefault(SKIPPED_KEY, set()).add(tuple(sorted((left, right))))
+    st.session_state.setdefault(SKIPPED_KEY, set()).add(pair_key(left, right))
 
 
 def _undo(db_path: str) -> None:
@@ -34,7 +35,7 @@ def _undo(db_path: str) -> None:
         left, right = history.pop()
         with Store(db_path) as store:
             store.delete_review(left, right)
-        st.session_state.get(SKIPPED_KEY, set()).discard(tuple(sorted((left, right))))
+        st.session_state.get(SKIPPED_KEY, set()).discard(pair_key(left, right))
 
 
 def _estimates(store: Store) -> None:
@@ -136,10 +137,8 @@ def main() -> None:
         else:
             queue, chosen = resources.review_queue(store), "queue"
         reviews = store.reviews()
-        done = set(zip(reviews["left_id"], reviews["right_id"], strict=True))
-        done |= st.session_state.get(SKIPPED_KEY, set())
-        keys = zip(queue["left"], queue["right"], strict=True)
-        pending = queue[[(min(a, b), max(a, b)) not in done for a, b in keys]]
+        done = reviewed_pairs(reviews) | st.session_state.get(SKIPPED_KEY, set())
+        pending = without_pairs(queue, done)
         waiting = f"{len(pending):,}" + (" or more" if len(queue) >= QUEUE_LIMIT else "")
         st.caption(f"{len(reviews):,} verdict(s) so far · {waiting} pair(s) waiting in this list")
         _estimates(store)

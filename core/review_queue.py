@@ -21,7 +21,7 @@ import pandas as pd
 from core.pipelines import get_pipeline, pipeline_names
 from core.settings import MatchSettings
 from core.store import Store
-from core.verdicts import REVIEWED
+from core.verdicts import REVIEWED, reviewed_pairs, without_pairs
 
 #: Why a pair is in the queue, most telling first (the ``priority`` column counts down).
 REASONS = {
@@ -111,11 +111,7 @@ def review_queue(store: Store, limit: int = QUEUE_LIMIT) -> pd.DataFrame:
     )
     for name in ran:
         queue[f"{name}_similarity"] = similarity[f"{name}_similarity"].to_numpy()
-    reviews = store.reviews()
-    if len(reviews):
-        done = set(zip(reviews["left_id"], reviews["right_id"], strict=True))
-        keys = zip(queue["left"], queue["right"], strict=True)
-        queue = queue[[(min(a, b), max(a, b)) not in done for a, b in keys]]
+    queue = without_pairs(queue, reviewed_pairs(store.reviews()))
     queue = queue.sort_values(
         ["priority", "similarity", "left", "right"],
         ascending=[False, True, True, True],
@@ -143,10 +139,9 @@ def match_sample(store: Store, pipeline: str, size: int = 2_000, seed: int = 0) 
         "ORDER BY (rowid * 1103515245 + ?) % 2147483648 LIMIT ?",
         (pipeline, REVIEWED, seed, size * 2),
     ).fetchall()
-    reviews = store.reviews()
-    done = set(zip(reviews["left_id"], reviews["right_id"], strict=True))
-    kept = [row for row in rows if (min(row[0], row[1]), max(row[0], row[1])) not in done]
-    sample = pd.DataFrame(kept[:size], columns=["left", "right", f"{pipeline}_similarity"])
+    found = pd.DataFrame(rows, columns=["left", "right", f"{pipeline}_similarity"])
+    sample = without_pairs(found, reviewed_pairs(store.reviews())).head(size)
+    sample = sample.reset_index(drop=True)
     sample.insert(2, "priority", 0)
     sample.insert(3, "reason", f"drawn at random from the {pipeline} pipeline's matches")
     sample.insert(4, "similarity", sample[f"{pipeline}_similarity"])

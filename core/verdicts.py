@@ -32,8 +32,34 @@ def _verdict_sets(reviews: pd.DataFrame) -> tuple[set[Pair], set[Pair]]:
     return same, different
 
 
-def _key(left: str, right: str) -> Pair:
+def pair_key(left: str, right: str) -> Pair:
+    """An unordered pair as `Store.save_review` keeps it: the two ids sorted."""
     return (left, right) if left <= right else (right, left)
+
+
+def reviewed_pairs(reviews: pd.DataFrame) -> set[Pair]:
+    """Every pair a verdict was given on (`Store.reviews`, ids already sorted)."""
+    return set(zip(reviews["left_id"], reviews["right_id"], strict=True))
+
+
+def without_pairs(frame: pd.DataFrame, pairs: set[Pair]) -> pd.DataFrame:
+    """The rows of ``frame`` (columns left, right) whose unordered pair is not in ``pairs``."""
+    if not pairs:
+        return frame
+    ends = zip(frame["left"], frame["right"], strict=True)
+    return frame[[pair_key(a, b) not in pairs for a, b in ends]]
+
+
+def _touched(pairs: pd.DataFrame, reviews: pd.DataFrame) -> tuple[list[int], list[Pair]]:
+    """Rows of ``pairs`` between two reviewed postings, and their unordered keys: the only
+    rows a verdict can concern, found by hash lookups rather than a key per pair."""
+    reviewed = pd.Index(pd.unique(reviews[["left_id", "right_id"]].to_numpy().ravel()))
+    touched = np.flatnonzero(
+        (reviewed.get_indexer(pairs["left"]) >= 0) & (reviewed.get_indexer(pairs["right"]) >= 0)
+    )
+    lefts, rights = pairs["left"].to_numpy()[touched], pairs["right"].to_numpy()[touched]
+    keys = [pair_key(a, b) for a, b in zip(lefts.tolist(), rights.tolist(), strict=True)]
+    return touched.tolist(), keys
 
 
 def apply_verdicts(
@@ -46,14 +72,9 @@ def apply_verdicts(
     if reviews.empty:
         return pairs
     same, different = _verdict_sets(reviews)
-    reviewed = pd.Index(pd.unique(reviews[["left_id", "right_id"]].to_numpy().ravel()))
-    touched = np.flatnonzero(
-        (reviewed.get_indexer(pairs["left"]) >= 0) & (reviewed.get_indexer(pairs["right"]) >= 0)
-    )
-    lefts, rights = pairs["left"].to_numpy()[touched], pairs["right"].to_numpy()[touched]
-    keys = [_key(a, b) for a, b in zip(lefts.tolist(), rights.tolist(), strict=True)]
-    drop = [i for i, k in zip(touched.tolist(), keys, strict=True) if k in different]
-    confirm = [i for i, k in zip(touched.tolist(), keys, strict=True) if k in same]
+    touched, keys = _touched(pairs, reviews)
+    drop = [i for i, k in zip(touched, keys, strict=True) if k in different]
+    confirm = [i for i, k in zip(touched, keys, strict=True) if k in same]
     catalog = pd.Index(posting_ids)
     missing = sorted(same - set(keys))
     if missing:
@@ -94,16 +115,7 @@ def pipeline_decisions(pairs: pd.DataFrame, reviews: pd.DataFrame) -> list[list]
     from (`core.review_estimates`)."""
     if reviews.empty:
         return []
-    reviewed = pd.Index(pd.unique(reviews[["left_id", "right_id"]].to_numpy().ravel()))
-    touched = (reviewed.get_indexer(pairs["left"]) >= 0) & (
-        reviewed.get_indexer(pairs["right"]) >= 0
-    )
-    present = {
-        _key(a, b)
-        for a, b in zip(
-            pairs["left"][touched].tolist(), pairs["right"][touched].tolist(), strict=True
-        )
-    }
+    present = set(_touched(pairs, reviews)[1])
     return [
         [left, right, (left, right) in present]
         for left, right in zip(reviews["left_id"], reviews["right_id"], strict=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import CatalogError
+from core.verdicts import pair_key
 
 PAIR_COLUMNS = ("left_id", "right_id", "same")
 #: Problems listed in one error before "and N more".
@@ -64,7 +65,7 @@ def read_pairs(path: Path, posting_ids: Iterable[str] | None) -> pd.DataFrame:
             value = getattr(row, side)
             if known is not None and value not in known:
                 problems.append(f"row {row.row}: {side} {value!r} is not in the catalog")
-    keys = [tuple(sorted(p)) for p in zip(frame["left_id"], frame["right_id"], strict=True)]
+    keys = [pair_key(*p) for p in zip(frame["left_id"], frame["right_id"], strict=True)]
     first: dict[tuple[str, ...], int] = {}
     for key, row in zip(keys, frame["row"], strict=True):
         if key in first:

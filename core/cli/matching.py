@@ -115,13 +115,14 @@ def _train_from_pairs(args: argparse.Namespace, store, settings) -> None:
 
     from core import models
     from core.catalog.pairs import read_pairs, verdict_pairs
+    from core.verdicts import pair_key
 
     if args.pipeline not in ("auto", "best"):
         raise SameSameError("--pairs trains the best matcher only: leave out --pipeline")
     given = read_pairs(Path(args.pairs), store.postings(["posting_id"])["posting_id"])
     pairs = pd.concat([given.drop(columns=["row"]), verdict_pairs(store.reviews())])
     # A verdict in the database wins over the file for the same pair.
-    keys = [tuple(sorted(p)) for p in zip(pairs["left_id"], pairs["right_id"], strict=True)]
+    keys = [pair_key(*p) for p in zip(pairs["left_id"], pairs["right_id"], strict=True)]
     pairs = pairs.assign(key=keys).drop_duplicates("key", keep="last").drop(columns=["key"])
     report = models.train_best_from_pairs(store, settings, Path(args.model), pairs)
     print(

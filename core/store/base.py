@@ -166,7 +166,7 @@ class StoreBase:
         """Counts of what the database holds. Remembered, for every connection of this process,
         until the database's next write: pages ask several times per run (readiness of each
         pipeline, the sidebar) with a connection of their own, and the counts scan the
-        postings and matches tables (30 ms at 27k postings, a second at 1M)."""
+        postings and matches tables (30 ms at 27k postings, growing with the catalog)."""
         stamp = dict(
             self.conn.execute(
                 "SELECT key, value FROM meta WHERE key IN ('database_id', 'data_revision')"
