@@ -14,21 +14,12 @@ from core.matching import run_pipeline
 from core.pipelines import Pipeline, most_accurate_first
 from core.settings import MatchSettings
 from core.store import Store
-from core.verdicts import posting_matches_with_verdicts
+from core.verdicts import posting_matches_with_verdicts, verdicts_of
 from ui import common, match_view, resources
 
 MAX_GALLERY = 36
 MAX_OPTIONS = 2_000
 GALLERY_COLUMNS = 6
-
-
-def _verdicts(store: Store, pid: str) -> dict[str, str]:
-    reviews = store.reviews()
-    mine = reviews[(reviews["left_id"] == pid) | (reviews["right_id"] == pid)]
-    return {
-        (row.right_id if row.left_id == pid else row.left_id): row.verdict
-        for row in mine.itertuples(index=False)
-    }
 
 
 def _run_button(store: Store, pipe: Pipeline) -> None:
@@ -235,7 +226,7 @@ def main() -> None:
             for pipe in common.pipelines():
                 _run_button(store, pipe)
             return
-        verdicts = _verdicts(store, pid)
+        verdicts = verdicts_of(store.reviews(), pid)
         answers = {
             p.name: _matches(
                 store, p, MatchSettings.from_dict(runs[p.name]["settings"]), pid, info, verdicts

@@ -10,11 +10,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import models
 from core.copies import catalog_copies
 from core.errors import SameSameError
 from core.pipelines import Pipeline, get_pipeline, most_accurate_first
 from core.query import NewItem, add_to_catalog, query_item
+from core.query_models import ImageEvidence, image_evidence
 from core.settings import MatchSettings, data_dir
 from core.store import Store
 from ui import common, link_view, match_view, resources
@@ -51,46 +51,18 @@ def _add(db_path: str, item: NewItem) -> None:
 
 def _image_models(
     store: Store, settings: MatchSettings, need_images: bool
-) -> dict[str, tuple[object | None, tuple[str, str | None] | None, str | None]]:
-    """Per pipeline: (embedder, stored model, note). The model is loaded (TensorFlow) only when
-    an uploaded photo can be compared with vectors that exist for it."""
-    found = {}
-    for pipe in common.pipelines():
-        model = pipe.image_model(store, settings)
-        has_vectors = pipe.vector_count(store, settings) > 0
-        if not has_vectors and pipe.needs_model and model is None:
-            # Trained without image vectors (or not trained): hashes are its image evidence.
-            found[pipe.name] = (None, None, None)
-            continue
-        if not has_vectors:
-            name = model[0] if model else ("Siamese" if pipe.image_kind == "siamese" else "image")
-            note = (
-                f"No {name} embeddings in this catalog: the perceptual hash is the image "
-                "evidence (run embeddings on the Embed page to use the model)."
-            )
-            found[pipe.name] = (None, None, note if need_images else None)
-            continue
-        if not need_images:
-            found[pipe.name] = (None, model, None)
-            continue
-        try:
-            if pipe.image_kind == "siamese":
-                embedder = resources.siamese_embedder(
-                    str(models.siamese_dir(store)), model[1] or "", settings.batch_size
-                )
-            else:
-                # Pretrained-backbone vectors: the settings must choose the same model.
-                if model[0] != models.image_model_name(settings):
-                    raise SameSameError(
-                        f"The stored vectors are {model[0]}, the settings choose "
-                        f"{models.image_model_name(settings)}."
-                    )
-                embedder = resources.image_embedder_for(settings)
-        except SameSameError as exc:
-            found[pipe.name] = (None, None, f"{exc} The perceptual hash is used instead.")
-        else:
-            found[pipe.name] = (embedder, model, None)
-    return found
+) -> dict[str, ImageEvidence]:
+    """Per pipeline: (embedder, stored model, note), models from this process's caches."""
+
+    def siamese(folder, version: str, batch_size: int):
+        return resources.siamese_embedder(str(folder), version, batch_size)
+
+    return {
+        pipe.name: image_evidence(
+            store, settings, pipe, need_images, resources.image_embedder_for, siamese
+        )
+        for pipe in common.pipelines()
+    }
 
 
 def _query(

@@ -299,12 +299,7 @@ def _ranked(
 
 def _postings_by_id(store: Store, posting_ids: list[str]) -> dict[str, tuple[str, str | None]]:
     """(title, image_path) of a few postings, read by primary key (not the whole catalog)."""
-    found = {}
-    for posting_id in posting_ids:
-        row = store.posting(posting_id)
-        if row is not None:
-            found[posting_id] = (row.get("title") or "", row.get("image_path"))
-    return found
+    return store.titles_and_images(posting_ids)
 
 
 def _model_query(

@@ -130,6 +130,15 @@ def with_verdicts(result: MatchResult, reviews: pd.DataFrame) -> MatchResult:
     return dataclasses.replace(result, pairs=pairs, positions=None, _clusters=None)
 
 
+def verdicts_of(reviews: pd.DataFrame, posting_id: str) -> dict[str, str]:
+    """The reviewer's verdicts on one posting's pairs: other posting id -> "same"/"different"."""
+    mine = reviews[(reviews["left_id"] == posting_id) | (reviews["right_id"] == posting_id)]
+    return {
+        (row.right_id if row.left_id == posting_id else row.left_id): row.verdict
+        for row in mine.itertuples(index=False)
+    }
+
+
 def posting_matches_with_verdicts(matches: pd.DataFrame, verdicts: dict[str, str]) -> pd.DataFrame:
     """One posting's matches (`MatchResult.matches_of` columns) under its verdicts
     (other posting id -> "same" / "different"): a ``matched`` column, False for the postings

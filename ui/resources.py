@@ -23,7 +23,6 @@ from core.matching import run_pipeline, summarised_run
 from core.settings import MatchSettings
 from core.store import Store
 from core.text import display_titles
-from core.workspace import catalog_stamp
 
 if TYPE_CHECKING:
     from core.embedders.base import ImageEmbedder
@@ -314,36 +313,26 @@ def f1_curve(
 
 # -- query index (large catalogs) -----------------------------------------------------------
 @st.cache_resource(show_spinner=False)
-def _query_indexes() -> dict[str, object]:
-    """One `QueryIndex` per database path, shared by sessions: plain arrays, no connection."""
-    return {}
+def _query_indexes():
+    """One `QueryIndexCache` per process, shared by sessions: plain arrays, no connection."""
+    from core.query_index.cache import QueryIndexCache
+
+    return QueryIndexCache()
 
 
 def query_index_for(store: Store, image_model: tuple[str, str | None] | None):
     """The catalog's query index when it is large enough to need one (else None), kept in
     memory across reruns and sessions; loaded or rebuilt only when the catalog changed."""
-    from core.query_index import INDEXED_QUERY_FROM, open_query_index
-
-    if store.path is None or store.count_postings() < INDEXED_QUERY_FROM:
-        return None
     indexes = _query_indexes()
-    key = str(store.path)
-    index = indexes.get(key)
-    stale = index is None or index.stamp != catalog_stamp(store)
-    if stale or (image_model is not None and image_model[0] not in index.images):
+    if indexes.needs_building(store, image_model):
         with st.spinner("Indexing the catalog for uploads (once per catalog change)…"):
-            index = open_query_index(store, [image_model] if image_model else [])
-        indexes[key] = index
-    return index
+            return indexes.get(store, image_model)
+    return indexes.get(store, image_model)
 
 
 def grow_query_index(store: Store, posting_id: str) -> None:
     """An upload added to the catalog joins the in-memory index too (no rebuild)."""
-    from core.query_index import add_to_index
-
-    index = _query_indexes().get(str(store.path))
-    if index is not None:
-        add_to_index(store, index, posting_id)
+    _query_indexes().grow(store, posting_id)
 
 
 # -- review -----------------------------------------------------------------------------------

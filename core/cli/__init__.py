@@ -1,5 +1,5 @@
 """``python -m core``: import, embed, train, match, evaluate, link, export, demo, info,
-spark-match.
+spark-match, serve.
 
 Exit codes: 0 success, 2 bad input or a problem the user can fix (message on stderr), 130 when
 interrupted.
@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from core.cli import catalog, link, matching, spark
+from core.cli import catalog, link, matching, serve, spark
 from core.cli.common import EXIT_BAD_INPUT
 from core.errors import SameSameError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     matching.add_commands(sub)
     link.add_commands(sub)
     spark.add_commands(sub)
+    serve.add_commands(sub)
     for subparser in sub.choices.values():
         # `--db` is accepted after the command too (`import X.csv --db PATH`); SUPPRESS keeps
         # a value given before the command when it is not repeated after it.

@@ -100,6 +100,15 @@ class PostingsMixin:
             return None
         return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
+    def titles_and_images(self, posting_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """(title, image_path) of a few postings by id, in one query (unknown ids left out)."""
+        rows = self.conn.execute(
+            "SELECT posting_id, title, image_path FROM postings "
+            "WHERE posting_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(posting_ids)),),
+        )
+        return {row[0]: (row[1] or "", row[2]) for row in rows}
+
     def postings_with_phash(self, phash: str, limit: int = 5) -> list[str]:
         """Ids of postings whose stored perceptual hash is exactly ``phash`` (16 hex digits)."""
         rows = self.conn.execute(

@@ -1,0 +1,49 @@
+"""One process's query indexes, per database, kept in memory across requests and sessions and
+replaced only when the catalog changed: the Compare page and the HTTP API share this rule."""
+
+from __future__ import annotations
+
+import threading
+
+from core.query_index.files import add_to_index, open_query_index
+from core.query_index.index import INDEXED_QUERY_FROM, QueryIndex
+from core.store import Store
+
+
+class QueryIndexCache:
+    """Thread-safe: concurrent requests for a stale index wait for one rebuild."""
+
+    def __init__(self) -> None:
+        self._indexes: dict[str, QueryIndex] = {}
+        self._lock = threading.Lock()
+
+    def needs_building(self, store: Store, image_model: tuple[str, str | None] | None) -> bool:
+        """Whether `get` would open (or build) the index: slow, so callers can say so first."""
+        from core.workspace import catalog_stamp
+
+        if store.path is None or store.count_postings() < INDEXED_QUERY_FROM:
+            return False
+        index = self._indexes.get(str(store.path))
+        return (
+            index is None
+            or index.stamp != catalog_stamp(store)
+            or (image_model is not None and image_model[0] not in index.images)
+        )
+
+    def get(self, store: Store, image_model: tuple[str, str | None] | None) -> QueryIndex | None:
+        """The catalog's index when it is large enough to need one (else None)."""
+        if store.path is None or store.count_postings() < INDEXED_QUERY_FROM:
+            return None
+        with self._lock:
+            if self.needs_building(store, image_model):
+                self._indexes[str(store.path)] = open_query_index(
+                    store, [image_model] if image_model else []
+                )
+            return self._indexes[str(store.path)]
+
+    def grow(self, store: Store, posting_id: str) -> None:
+        """A posting added to the catalog joins the in-memory index too (no rebuild)."""
+        with self._lock:
+            index = self._indexes.get(str(store.path))
+            if index is not None:
+                add_to_index(store, index, posting_id)

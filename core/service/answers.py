@@ -1,0 +1,213 @@
+"""The service's answers, apart from HTTP: a new item's matches through the same query path as
+the Compare page (`core.query.query_item`, the persisted query index on large catalogs), a
+stored posting with its matches under the reviewer's verdicts, and the service's health.
+
+Bad input raises `RequestError` naming the field, with the HTTP status it deserves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from core.errors import ImageError, SameSameError
+from core.images import is_valid_phash
+from core.pipelines import PIPELINES, Pipeline, get_pipeline, most_accurate_first
+from core.query import NewItem, query_item
+from core.query_models import image_evidence
+from core.service.models import ServiceModels
+from core.settings import MatchSettings
+from core.store import Store
+from core.text import normalize_title
+
+#: Most matches one answer lists, and most items one batch request holds.
+MAX_LIMIT = 100
+MAX_BATCH = 100
+
+
+class RequestError(SameSameError):
+    """Input the service refuses: ``status`` (4xx), the ``field`` at fault, a message."""
+
+    def __init__(self, status: int, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+@dataclass
+class ItemRequest:
+    """One item to match: a title, a picture's bytes, or its 16-hex-digit perceptual hash."""
+
+    title: str | None = None
+    image: bytes | None = None
+    phash: str | None = None
+    #: Where the item sits in the request, for error messages ("items[3]."); "" for one item.
+    where: str = ""
+
+    def new_item(self) -> NewItem:
+        if self.image is not None and not self.image:
+            raise RequestError(400, f"{self.where}image", "the uploaded image file is empty")
+        if self.phash is not None and not is_valid_phash(self.phash.strip()):
+            raise RequestError(400, f"{self.where}phash", "phash must be 16 hex digits")
+        has_title = bool(normalize_title(self.title or ""))
+        if not has_title and self.image is None and not self.phash:
+            field = f"{self.where}title" if self.title else f"{self.where}image"
+            raise RequestError(
+                400, field, "give an image file or a title with at least one letter or digit"
+            )
+        item = NewItem(
+            self.title or "",
+            self.image,
+            name="upload",
+            phash=self.phash.strip().lower() if self.phash else None,
+        )
+        try:
+            item.validate()
+        except ImageError as exc:
+            raise RequestError(400, f"{self.where}image", str(exc).replace("upload: ", "")) from exc
+        return item
+
+
+def choose_pipeline(store: Store, settings: MatchSettings, name: str | None) -> Pipeline:
+    """The named pipeline, or by default the most accurate ready one that answers from the
+    query index (a pipeline with a trained model recomputes its features over the whole catalog
+    for each item: ask for it by name)."""
+    if name:
+        if name not in PIPELINES:
+            raise RequestError(
+                400, "pipeline", f"unknown pipeline {name!r}; choose one of {', '.join(PIPELINES)}"
+            )
+        pipe = get_pipeline(name)
+        readiness = pipe.readiness(store, settings)
+        if not readiness.ready:
+            action = f" {readiness.action}" if readiness.action else ""
+            raise RequestError(409, "pipeline", f"{name} is not ready: {readiness.reason}{action}")
+        return pipe
+    for pipe in most_accurate_first():
+        if not pipe.needs_model and pipe.readiness(store, settings).ready:
+            return pipe
+    raise RequestError(409, "pipeline", "no pipeline is ready for this catalog")
+
+
+def _number(value: Any) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    number = float(value)
+    return None if math.isnan(number) else round(number, 6)
+
+
+def match_item(
+    models: ServiceModels, request: ItemRequest, pipeline: str | None, limit: int
+) -> dict[str, Any]:
+    """The catalog postings most like the item, matches first, as the service answers."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise RequestError(422, "limit", f"limit must be between 1 and {MAX_LIMIT}")
+    store = models.store()
+    if store.count_postings() == 0:
+        raise RequestError(409, None, "the catalog is empty: import a catalog first")
+    item = request.new_item()
+    settings = store.load_settings()
+    pipe = choose_pipeline(store, settings, pipeline)
+    evidence = image_evidence(
+        store, settings, pipe, item.image is not None, models.pretrained, models.siamese
+    )
+    notices = [evidence.note] if evidence.note else []
+    frame = query_item(
+        store,
+        item,
+        pipe.name,
+        settings,
+        image_embedder=evidence.embedder,
+        image_model=evidence.model,
+        best_matcher=models.best_matcher(store) if pipe.needs_model else None,
+        top_n=limit,
+        index=None if pipe.needs_model else models.indexes.get(store, evidence.model),
+        notices=notices,
+    )
+    return {
+        "pipeline": pipe.name,
+        "catalog_revision": store.catalog_revision,
+        "matched": int(frame["matched"].sum()),
+        "results": _results(frame.head(limit), pipe),
+        "notices": notices,
+    }
+
+
+def _results(frame: pd.DataFrame, pipe: Pipeline) -> list[dict[str, Any]]:
+    scores = [c for c in pipe.score_columns if c in frame]
+    return [
+        {
+            "posting_id": row["posting_id"],
+            "title": row["title"],
+            "matched": bool(row["matched"]),
+            "rule": str(row["rule"]) if row["rule"] is not None else "",
+            "similarity": _number(row["similarity"]),
+            "scores": {name: _number(row[name]) for name in scores},
+        }
+        for row in frame.to_dict("records")
+    ]
+
+
+def posting_answer(models: ServiceModels, posting_id: str) -> dict[str, Any]:
+    """A stored posting and, per pipeline with a stored run, its matches under the verdicts."""
+    from core.verdicts import posting_matches_with_verdicts, verdicts_of
+
+    store = models.store()
+    row = store.posting(posting_id)
+    if row is None:
+        raise RequestError(404, "posting_id", f"no posting {posting_id!r} in this catalog")
+    verdicts = verdicts_of(store.reviews(), posting_id)
+    matches = {}
+    for name in PIPELINES:
+        if store.match_run(name) is None:
+            continue
+        found = posting_matches_with_verdicts(store.matches_of(name, posting_id), verdicts)
+        matches[name] = found.loc[found["matched"], "posting_id"].tolist()
+    return {
+        "posting_id": posting_id,
+        "title": row.get("title"),
+        "image_status": row.get("image_status"),
+        "image_phash": row.get("image_phash"),
+        "label_group": row.get("label_group"),
+        "matches": matches,
+        "verdicts": verdicts,
+    }
+
+
+def health(models: ServiceModels) -> dict[str, Any]:
+    """What a monitor needs: the catalog's size and revision, which pipelines can answer."""
+    from core import models as model_files
+
+    store = models.store()
+    settings = store.load_settings()
+    pipelines = {}
+    for pipe in most_accurate_first():
+        readiness = pipe.readiness(store, settings)
+        image = pipe.image_model(store, settings)
+        pipelines[pipe.name] = {
+            "ready": readiness.ready,
+            "reason": readiness.reason,
+            "image_model": {"name": image[0], "version": image[1]} if image else None,
+        }
+    best = model_files.best_model_info(model_files.best_dir(store))
+    if best is not None and "best" in pipelines:
+        pipelines["best"]["trained_at"] = best.get("trained_at")
+    return {
+        "status": "ok",
+        "catalog": {
+            "postings": store.count_postings(),
+            "revision": store.catalog_revision,
+        },
+        "default_pipeline": _default_name(store, settings),
+        "pipelines": pipelines,
+    }
+
+
+def _default_name(store: Store, settings: MatchSettings) -> str | None:
+    try:
+        return choose_pipeline(store, settings, None).name
+    except RequestError:
+        return None

@@ -1,0 +1,232 @@
+"""The HTTP routes (FastAPI): thin, as the app's pages are; the answers are `core.service.answers`.
+
+Answers are computed in worker threads, in two lanes (`QUICK_THREADS`, `SLOW_THREADS`), so a
+slow request (a photo to embed, the best matcher's features) does not hold up quick ones and
+the event loop keeps accepting requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+# FastAPI reads the routes' annotations from this module's names: its imports stay up here
+# (this module is imported only to serve).
+import anyio
+import anyio.to_thread
+from fastapi import FastAPI, File, Form, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from core.pipelines import PIPELINES, get_pipeline
+from core.service.answers import (
+    MAX_BATCH,
+    MAX_LIMIT,
+    ItemRequest,
+    RequestError,
+    health,
+    match_item,
+    posting_answer,
+)
+from core.service.limits import ApiKey, BodyLimit, error_body
+from core.service.models import ServiceModels
+
+logger = logging.getLogger("core.service")
+
+
+class BatchItem(BaseModel):
+    title: str | None = Field(None, description="the listing's title")
+    phash: str | None = Field(None, description="its photo's perceptual hash, 16 hex digits")
+
+
+class BatchRequest(BaseModel):
+    items: list[BatchItem] = Field(..., max_length=MAX_BATCH)
+    pipeline: str | None = None
+    limit: int = Field(10, ge=1, le=MAX_LIMIT)
+
+
+#: Threads answering quick requests (titles and hashes under rule pipelines, postings,
+#: health) and slow ones (photos to embed, a trained model's catalog-wide features). Python runs
+#: one thread at a time: measured on 2 cores, 8 concurrent title requests took p95 66 ms with
+#: one quick thread, 96 ms with two, 124 ms with four and 180 ms with 40 (BENCHMARKS.md). Slow
+#: requests have their own lane, so they never hold up the quick ones.
+QUICK_THREADS = 1
+SLOW_THREADS = 2
+
+#: Largest request body accepted (an image upload), unless `create_app` is told otherwise.
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 2**20
+
+
+def create_app(
+    db_path: Path,
+    *,
+    api_key: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    warm: bool = True,
+):
+    """The ASGI application serving one database (FastAPI inside the body-size and API-key
+    guards). ``warm`` loads the default pipeline's query index at start-up, so the first
+    request does not wait for it."""
+    models = ServiceModels(Path(db_path))
+    lanes: dict[str, anyio.CapacityLimiter] = {}
+
+    async def in_lane(lane: str, work, *args):
+        return await anyio.to_thread.run_sync(work, *args, limiter=lanes[lane])
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        lanes["quick"] = anyio.CapacityLimiter(QUICK_THREADS)
+        lanes["slow"] = anyio.CapacityLimiter(SLOW_THREADS)
+        if warm:  # before the port opens: a health check never meets a cold service
+            try:
+                warm_up(models)
+            except Exception:  # a cold first request is better than no service
+                logger.exception("warming up failed")
+        yield
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="SameSame",
+        summary="Which catalog postings are the same product as a new listing.",
+        version="1",
+    )
+
+    @app.exception_handler(RequestError)
+    async def _refused(_request, exc: RequestError) -> JSONResponse:
+        return JSONResponse(error_body(exc.field, str(exc)), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+        field = ".".join(location).replace(".[", "[") or None
+        return JSONResponse(error_body(field, first.get("msg", "invalid request")), 422)
+
+    @app.exception_handler(Exception)
+    async def _failed(_request, exc: Exception) -> JSONResponse:
+        # The traceback goes to the server's log, never to the client.
+        logger.exception("request failed", exc_info=exc)
+        if isinstance(exc, RequestError):  # pragma: no cover - handled above
+            raise exc
+        from core.errors import SameSameError
+
+        if isinstance(exc, SameSameError):
+            return JSONResponse(error_body(None, str(exc)), status_code=409)
+        return JSONResponse(
+            error_body(None, "internal error: the server's log has the details"), 500
+        )
+
+    @app.post("/v1/match", summary="Match one new listing (photo and/or title)")
+    async def match(
+        image: Annotated[UploadFile | None, File(description="the listing's photo")] = None,
+        title: Annotated[str | None, Form(description="the listing's title")] = None,
+        phash: Annotated[str | None, Form(description="or its photo's perceptual hash")] = None,
+        pipeline: Annotated[
+            str | None, Form(description="default: the most accurate ready")
+        ] = None,
+        limit: Annotated[int, Form(ge=1, le=MAX_LIMIT, description="most postings listed")] = 10,
+    ) -> dict[str, Any]:
+        data = await image.read() if image is not None else None
+        slow = data is not None or (pipeline in PIPELINES and get_pipeline(pipeline).needs_model)
+        request = ItemRequest(title, data, phash)
+        lane = "slow" if slow else "quick"
+        return await in_lane(lane, match_item, models, request, pipeline, limit)
+
+    @app.post("/v1/match/batch", summary="Match many listings given by title and/or hash")
+    async def match_batch(body: BatchRequest) -> dict[str, Any]:
+        requests = [
+            ItemRequest(item.title, None, item.phash, where=f"items[{i}].")
+            for i, item in enumerate(body.items)
+        ]
+        for request in requests:  # refuse the whole batch before any work
+            request.new_item()
+
+        def answers() -> list[dict[str, Any]]:
+            return [match_item(models, r, body.pipeline, body.limit) for r in requests]
+
+        slow = body.pipeline in PIPELINES and get_pipeline(body.pipeline).needs_model
+        return {"results": await in_lane("slow" if slow else "quick", answers)}
+
+    @app.get("/v1/postings/{posting_id}", summary="A catalog posting and its stored matches")
+    async def posting(posting_id: str) -> dict[str, Any]:
+        return await in_lane("quick", posting_answer, models, posting_id)
+
+    @app.get("/v1/health", summary="Catalog revision and which pipelines are ready")
+    async def healthy() -> dict[str, Any]:
+        return await in_lane("quick", health, models)
+
+    guarded = BodyLimit(app, max_upload_bytes)
+    return ApiKey(guarded, api_key) if api_key else guarded
+
+
+#: How `serve` tells its worker processes what to serve (they import `app_from_environment`).
+WORKER_CONFIG_ENV = "SAMESAME_SERVICE_CONFIG"
+
+
+def app_from_environment():
+    """The application a worker process serves, as `serve` described it (uvicorn factory)."""
+    import json
+
+    from core.cli.serve import read_api_key
+
+    options = json.loads(os.environ[WORKER_CONFIG_ENV])
+    key_file = options.get("api_key_file")
+    return create_app(
+        Path(options["db"]),
+        api_key=read_api_key(key_file) if key_file else None,
+        max_upload_bytes=int(options["max_upload_bytes"]),
+    )
+
+
+def warm_up(models: ServiceModels) -> None:
+    """Load what the first requests would wait for: each rule pipeline's image model (when the
+    catalog has its vectors) and the query index with those vectors."""
+    from core.pipelines import most_accurate_first
+    from core.query_models import image_evidence
+
+    store = models.store()
+    if not store.count_postings():
+        return
+    settings = store.load_settings()
+    for pipe in most_accurate_first():
+        if pipe.needs_model or not pipe.readiness(store, settings).ready:
+            continue
+        evidence = image_evidence(store, settings, pipe, True, models.pretrained, models.siamese)
+        models.indexes.get(store, evidence.model)
+
+
+def serve(
+    db_path: Path,
+    host: str = "127.0.0.1",
+    port: int = 8600,
+    api_key_file: Path | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    workers: int = 1,
+) -> None:
+    """Run the service until interrupted. One process serves requests from its threads, but
+    Python runs one of them at a time: ``workers`` processes (each with its own copy of the
+    models and index) use more cores."""
+    import json
+
+    import uvicorn
+
+    os.environ[WORKER_CONFIG_ENV] = json.dumps(
+        {
+            "db": str(db_path),
+            # The key file's path, not the key: the environment is readable by other tools.
+            "api_key_file": str(api_key_file) if api_key_file else None,
+            "max_upload_bytes": max_upload_bytes,
+        }
+    )
+    uvicorn.run(
+        "core.service.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
