@@ -40,34 +40,47 @@ def _learned_threshold(store: Store, pipeline: str) -> float | None:
     return models.best_threshold(models.best_dir(store))
 
 
-def _cluster_numbers(store: Store, pipeline: str) -> pd.Series:
+def _cluster_numbers(store: Store, pipeline: str, catalog: pd.Index) -> np.ndarray:
+    """Each catalog posting's stored cluster number (NaN: in no cluster, alone)."""
     rows = store.conn.execute(
         "SELECT posting_id, cluster FROM clusters WHERE pipeline=?", (pipeline,)
     ).fetchall()
-    return pd.Series(dict(rows), dtype="float64")
+    numbers = np.full(len(catalog), np.nan)
+    if rows:
+        ids, clusters = zip(*rows, strict=True)
+        at = catalog.get_indexer(list(ids))
+        numbers[at[at >= 0]] = np.asarray(clusters, np.float64)[at >= 0]
+    return numbers
 
 
-def _pipeline_pairs(store: Store, pipeline: str) -> pd.DataFrame:
-    """One pipeline's stored pairs with its similarity, close calls and cluster joins."""
+def _pipeline_pairs(store: Store, pipeline: str, catalog: pd.Index) -> dict[str, np.ndarray]:
+    """One pipeline's stored pairs as arrays: the pair's key (catalog positions, smaller
+    first), its similarity, whether it is a close call, whether it joins two clusters."""
     run = store.match_run(pipeline)
     pairs = store.load_match_pairs(pipeline)
     settings = MatchSettings.from_dict(run["settings"])
-    pipe = get_pipeline(pipeline)
-    close = pipe.close_calls(pairs, settings, _learned_threshold(store, pipeline))
-    clusters = _cluster_numbers(store, pipeline)
-    left = clusters.reindex(pairs["left"]).to_numpy()
-    right = clusters.reindex(pairs["right"]).to_numpy()
-    # A posting in no stored cluster is alone: any match of it joins two clusters.
-    joins = np.isnan(left) | np.isnan(right) | (left != right)
-    return pd.DataFrame(
-        {
-            "left": pairs["left"].astype(object),
-            "right": pairs["right"].astype(object),
-            f"{pipeline}_similarity": pairs["similarity"].to_numpy(np.float32),
-            f"{pipeline}_close": np.asarray(close, bool),
-            f"{pipeline}_joins": joins,
-        }
+    close = np.asarray(
+        get_pipeline(pipeline).close_calls(pairs, settings, _learned_threshold(store, pipeline)),
+        bool,
     )
+    left = catalog.get_indexer(pairs["left"]).astype(np.int64)
+    right = catalog.get_indexer(pairs["right"]).astype(np.int64)
+    similarity = pairs["similarity"].to_numpy(np.float32)
+    del pairs  # the strings are the bulk of it: gone before the next pipeline's are read
+    known = (left >= 0) & (right >= 0)  # postings removed since the run are left out
+    left, right, similarity, close = left[known], right[known], similarity[known], close[known]
+    clusters = _cluster_numbers(store, pipeline, catalog)
+    a, b = clusters[left], clusters[right]
+    # A posting in no stored cluster is alone: any match of it joins two clusters.
+    joins = np.isnan(a) | np.isnan(b) | (a != b)
+    keys = np.minimum(left, right) * len(catalog) + np.maximum(left, right)
+    keys, first = np.unique(keys, return_index=True)
+    return {
+        "keys": keys,
+        "similarity": similarity[first],
+        "close": close[first],
+        "joins": joins[first],
+    }
 
 
 #: Pairs `review_queue` returns at most (a reviewer never gets through more between runs).
@@ -77,6 +90,9 @@ QUEUE_LIMIT = 5_000
 def review_queue(store: Store, limit: int = QUEUE_LIMIT) -> pd.DataFrame:
     """The ``limit`` most telling unreviewed pairs, best first.
 
+    Pairs are handled as integer keys of catalog positions and only the ``limit`` kept are
+    turned back into ids and words, so memory is a few arrays of the stored pairs' size.
+
     Returns:
         Columns left, right, priority (3 … 0, see `REASONS`), reason (in words), similarity
         (the weakest pipeline's) and ``<pipeline>_similarity`` per pipeline that has stored
@@ -85,39 +101,46 @@ def review_queue(store: Store, limit: int = QUEUE_LIMIT) -> pd.DataFrame:
     ran = [name for name in pipeline_names() if store.match_run(name) is not None]
     if not ran:
         return pd.DataFrame(columns=["left", "right", "priority", "reason", "similarity"])
-    merged: pd.DataFrame | None = None
-    for name in ran:
-        frame = _pipeline_pairs(store, name)
-        merged = frame if merged is None else merged.merge(frame, on=["left", "right"], how="outer")
-    similarity = merged[[f"{name}_similarity" for name in ran]]
-    matched = similarity.notna()
+    catalog = pd.Index(store.postings(["posting_id"])["posting_id"])
+    n = len(catalog)
+    runs = {name: _pipeline_pairs(store, name, catalog) for name in ran}
+    keys = np.unique(np.concatenate([run["keys"] for run in runs.values()]))
+    similarity = np.full((len(keys), len(ran)), np.nan, np.float32)
+    close = np.zeros(len(keys), bool)
+    joins = np.zeros(len(keys), bool)
+    for column, run in enumerate(runs.values()):
+        at = np.searchsorted(keys, run["keys"])
+        similarity[at, column] = run["similarity"]
+        close[at] |= run["close"]
+        joins[at] |= run["joins"]
+    del runs
+    matched = ~np.isnan(similarity)
     disagree = matched.any(axis=1) & ~matched.all(axis=1)
-    close = np.zeros(len(merged), bool)
-    joins = np.zeros(len(merged), bool)
-    for name in ran:
-        close |= merged[f"{name}_close"].fillna(False).to_numpy(bool)
-        joins |= merged[f"{name}_joins"].fillna(False).to_numpy(bool)
-    priority = np.select([disagree.to_numpy(), close, joins], [3, 2, 1], default=0)
+    priority = np.select([disagree, close, joins], [3, 2, 1], default=0).astype(np.int8)
+    reviewed = [(a, b) for a, b in reviewed_pairs(store.reviews()) if a in catalog and b in catalog]
+    if reviewed:
+        ends = catalog.get_indexer([e for pair in reviewed for e in pair]).reshape(-1, 2)
+        done = np.minimum(ends[:, 0], ends[:, 1]) * n + np.maximum(ends[:, 0], ends[:, 1])
+        priority[np.isin(keys, done)] = -1
+    weakest = np.nanmin(similarity, axis=1)
+    # Most telling first, weakest first inside a priority, then by the pair itself (stable).
+    order = np.lexsort((keys, weakest, -priority.astype(np.int16)))
+    order = order[priority[order] >= 0][:limit]
+    left, right = catalog[keys[order] // n], catalog[keys[order] % n]
     queue = pd.DataFrame(
         {
-            "left": merged["left"],
-            "right": merged["right"],
-            "priority": priority,
+            "left": np.asarray(left, dtype=object),
+            "right": np.asarray(right, dtype=object),
+            "priority": priority[order].astype(np.int64),
             "reason": [
-                _reason(p, row, ran) for p, row in zip(priority, matched.to_numpy(), strict=True)
+                _reason(p, row, ran) for p, row in zip(priority[order], matched[order], strict=True)
             ],
-            "similarity": similarity.min(axis=1).to_numpy(np.float32),
+            "similarity": weakest[order],
         }
     )
-    for name in ran:
-        queue[f"{name}_similarity"] = similarity[f"{name}_similarity"].to_numpy()
-    queue = without_pairs(queue, reviewed_pairs(store.reviews()))
-    queue = queue.sort_values(
-        ["priority", "similarity", "left", "right"],
-        ascending=[False, True, True, True],
-        kind="stable",
-    )
-    return queue.head(limit).reset_index(drop=True)
+    for column, name in enumerate(ran):
+        queue[f"{name}_similarity"] = similarity[order, column]
+    return queue
 
 
 def _reason(priority: int, matched: np.ndarray, ran: list[str]) -> str:
