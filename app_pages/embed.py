@@ -171,11 +171,13 @@ def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
     if info is None:
         st.caption("No trained model yet.")
     else:
-        current = models.best_is_current(store, model_dir)
+        adopted = info.get("adopted_from")
+        current = adopted or models.best_is_current(store, model_dir)
         st.caption(
             f"Trained {info.get('trained_at', '?')} on {info.get('postings', 0):,} postings "
-            f"({info.get('label_groups', 0):,} groups) in "
-            f"{common.format_seconds(info.get('training_seconds', 0))}; out-of-fold F1 "
+            f"({info.get('label_groups', 0):,} groups)"
+            + (f" of the catalog **{adopted}**" if adopted else "")
+            + f" in {common.format_seconds(info.get('training_seconds', 0))}; out-of-fold F1 "
             f"{info.get('oof_f1', float('nan')):.3f}; image evidence: "
             f"{info.get('image_model') or 'perceptual hash'}."
             + ("" if current else " The catalog changed since: retrain to learn from it.")
@@ -183,6 +185,7 @@ def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
     common.in_sample_note(store, pipe)
     labelled = store.info()["label_groups"] > 0
     if not labelled:
+        _adopt_section(store, settings)
         _best_from_verdicts(store, settings, model_dir)
         return
     label = "Retrain best matcher" if info else "Train best matcher"
@@ -199,6 +202,46 @@ def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
             place="best",
         )
         st.rerun()
+
+
+def _adopt_section(store: Store, settings: MatchSettings) -> None:
+    """An unlabelled catalog can use a matcher trained on another, labelled one."""
+    others = models.other_best_models(store)
+    if not others:
+        st.caption(
+            "Tip: a matcher trained on a labelled catalog of similar products (import it, "
+            "train it here, switch back) usually beats one learnt from a few hundred verdicts."
+        )
+        return
+    st.markdown(
+        "**Use a matcher trained on another catalog.** One trained on the labels of similar "
+        "products usually beats one learnt from a few hundred verdicts (on Shopee products "
+        "it never saw: F1 0.86 against 0.81 from 200 verdicts, BENCHMARKS.md); your verdicts "
+        "still correct its matches."
+    )
+
+    def label(i: int) -> str:
+        name, _, info = others[i]
+        return (
+            f"{name}: {info.get('postings', 0):,} postings, {info.get('label_groups', 0):,} "
+            f"groups, trained {str(info.get('trained_at', '?'))[:10]}"
+        )
+
+    chosen = st.selectbox("Matcher", range(len(others)), format_func=label, key="adopt_best_from")
+    if not st.button("Use this matcher", key="adopt_best", icon=":material/download:"):
+        return
+    try:
+        models.adopt_best_model(store, settings, others[chosen][1])
+    except SameSameError as exc:
+        st.error(str(exc))
+        return
+    common.flash(
+        "success",
+        f"This catalog now uses the matcher trained on {others[chosen][0]}: **Match now: "
+        "best** below finds its matches.",
+        place="best",
+    )
+    st.rerun()
 
 
 def _best_from_verdicts(store: Store, settings: MatchSettings, model_dir) -> None:

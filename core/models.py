@@ -298,3 +298,51 @@ def train_best_from_pairs(
     matcher.save(Path(model_dir))
     record_training(store, model_dir, BEST)
     return {**matcher.info, "seconds": time.perf_counter() - started}
+
+
+def other_best_models(store: Store) -> list[tuple[str, Path, dict]]:
+    """Best matchers trained on the labels of other databases in this data folder, newest
+    first: (database name, model folder, training record)."""
+    mine = best_dir(store).resolve()
+    found = []
+    for folder in (models_folder(store).parent).glob(f"*/{BEST}"):
+        info = best_model_info(folder)
+        if folder.resolve() == mine or info is None or info.get("label_groups", 0) == 0:
+            continue  # this database's own, unreadable, or learnt from pairs only
+        found.append((folder.parent.name, folder, info))
+    return sorted(found, key=lambda entry: str(entry[2].get("trained_at", "")), reverse=True)
+
+
+def adopt_best_model(store: Store, settings: MatchSettings, source: Path) -> dict:
+    """Make a best matcher trained on another, labelled catalog this database's own (a copy,
+    so retraining the other does not change this one). Its figures here are not in-sample.
+
+    Raises:
+        SameSameError: the model compares photos by vectors this catalog does not have (or
+            the other way round).
+    """
+    import shutil
+
+    from core.pipelines.best.model import CONFIG_FILE
+
+    info = best_model_info(Path(source))
+    if info is None:
+        raise SameSameError(f"No trained best matcher in {source}")
+    _, image_model = _training_inputs(store, store.postings(), settings)
+    if (info.get("image_model") or None) != image_model:
+        raise SameSameError(
+            f"That model compares photos by {info.get('image_model') or 'perceptual hash'}, "
+            f"this catalog by {image_model or 'perceptual hash'}: embed the same image model "
+            "here (or there) first"
+        )
+    target = best_dir(store)
+    staging = target.with_name(f"{target.name}.adopting")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    config = staging / CONFIG_FILE
+    payload = json.loads(config.read_text())
+    payload["info"]["adopted_from"] = str(Path(source).parent.name)
+    config.write_text(json.dumps(payload, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    staging.replace(target)
+    return payload["info"]

@@ -303,3 +303,38 @@ def test_too_few_groups_to_hold_folds_out_is_an_error_not_an_in_sample_fallback(
     y = np.array([1, 1, 0, 0, 0, 0], np.float32)  # only fold 0 has a match
     with pytest.raises(SameSameError, match="Too few labelled groups"):
         _out_of_fold(np.zeros((6, 2), np.float32), y, ["a", "b"], fold, BestConfig())
+
+
+def test_adopting_another_catalogs_matcher_checks_its_image_evidence(demo_catalog, tmp_path):
+    """A labelled catalog's matcher is offered to the others and copied on adoption; one that
+    compares photos differently from the catalog is refused with the reason."""
+    from core import models
+    from core.catalog import import_catalog
+    from core.store import Store
+
+    images = demo_catalog.parent / "images"
+    with Store(tmp_path / "labelled.db") as labelled:
+        import_catalog(labelled, demo_catalog, None)
+        models.train_best_model(labelled, MatchSettings(), models.best_dir(labelled))
+        source = models.best_dir(labelled)
+    frame = pd.read_csv(demo_catalog, dtype=str).drop(columns=["label_group"])
+    frame.to_csv(tmp_path / "shop.csv", index=False)
+    with Store(tmp_path / "shop.db") as shop:
+        import_catalog(shop, tmp_path / "shop.csv", None)
+        offered = models.other_best_models(shop)
+        assert [(name, folder) for name, folder, _ in offered] == [("labelled", source)]
+        info = models.adopt_best_model(shop, MatchSettings(), source)
+        assert info["adopted_from"] == "labelled"
+        assert models.best_dir(shop).is_dir() and source.is_dir()  # a copy
+        # Its own model is not offered back to it.
+        assert models.other_best_models(shop) == offered
+    with Store(tmp_path / "photos.db") as photos:
+        import_catalog(photos, tmp_path / "shop.csv", images)
+        ids = photos.postings()["posting_id"].tolist()
+        vectors = np.eye(len(ids), 8, dtype=np.float32) + 0.01
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        name = models.image_model_name(MatchSettings())
+        photos.save_embeddings(name, models.IMAGENET, ids, vectors)
+        with pytest.raises(SameSameError, match=f"perceptual hash, this catalog by {name}"):
+            models.adopt_best_model(photos, MatchSettings(), source)
+        assert not models.best_dir(photos).exists()

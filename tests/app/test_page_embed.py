@@ -221,3 +221,36 @@ def test_without_labels_best_trains_from_the_verdicts(app, demo_db, samesame_hom
     with Store(bare) as store:
         info = models.best_model_info(models.best_dir(store))
     assert info["trained_from"] == "pairs" and info["pairs_given"] == 60
+
+
+def test_an_unlabelled_catalog_adopts_the_matcher_of_a_labelled_one(app, demo_db, samesame_home):
+    """The labelled demo's trained matcher is offered to an unlabelled catalog, copied into
+    its own model folder, and matches there (figures not in-sample)."""
+    from core.catalog import import_catalog
+    from core.settings import MatchSettings
+    from tests.app.helpers import demo_rows, write_catalog
+
+    with Store(demo_db) as store:
+        models.train_best_model(store, MatchSettings(), models.best_dir(store))
+    rows = demo_rows(samesame_home, 200)
+    for row in rows:
+        row.pop("label_group")
+    bare = samesame_home / "catalogs" / "shop.db"
+    with Store(bare) as store:
+        import_catalog(store, write_catalog(samesame_home / "shop.csv", rows), None)
+    app.run()
+    app.sidebar.selectbox(key="sidebar_catalog").set_value(str(bare)).run()
+    open_page(app, "embed")
+    choice = app.selectbox(key="adopt_best_from")
+    assert choice.options and choice.options[0].startswith(demo_db.stem)
+    button(app, "Use this matcher").click().run(timeout=120)
+
+    assert not app.exception and not app.error, texts(app.error)
+    assert any(f"trained on {demo_db.stem}" in s for s in texts(app.success))
+    assert any(f"of the catalog **{demo_db.stem}**" in c for c in texts(app.caption))
+    with Store(bare) as store:
+        info = models.best_model_info(models.best_dir(store))
+        assert info["adopted_from"] == demo_db.stem
+        result = matching.run_pipeline(store, "best")
+        assert result.pairs.shape[0] > 50
+        assert not models.in_sample(store, models.best_dir(store), models.BEST)
