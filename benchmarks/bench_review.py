@@ -3,9 +3,13 @@ reviewer — the labels as the oracle — answers pairs of a catalog of Shopee p
 trained on, and `best` is trained from those verdicts alone.
 
     python benchmarks/bench_review.py [--budgets 50,100,200,400] [--held-out 0.3]
+        [--split selection|confirmation] [--reference] [--pairs-file N]
 
 The labelled dev split is cut by label group: ``--held-out`` of the groups form the catalog
-that is reviewed and matched; the rest train the reference `best` (all labels). For each
+that is reviewed and matched; the rest train the reference `best` (all labels). ``--split
+selection`` (the default) is the cut every choice of pair training was looked at on;
+``--split confirmation`` cuts the held-out catalog from the other groups instead (a second
+seed), so neither the reference model nor any choice has seen it. For each
 budget, verdicts come from the review queue's most telling pairs (`core.review_queue`) or from
 pairs drawn at random out of the same pool (every pair some pipeline matched). The F1 is the
 model's own on the whole held-out catalog (verdicts are not applied over its output).
@@ -27,6 +31,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="50,100,200,400")
     parser.add_argument("--held-out", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=["selection", "confirmation"], default="selection")
     parser.add_argument("--reference", action="store_true", help="also train best on all labels")
     parser.add_argument(
         "--pairs-file",
@@ -47,6 +52,7 @@ def main() -> None:
     from core.review_queue import QUEUE_LIMIT, review_queue
     from core.settings import MatchSettings
     from core.store import Store
+    from core.verdicts import pair_key, with_verdicts
 
     frame = pd.read_csv(args.catalog, dtype=str)
     groups = frame["label_group"].unique()
@@ -54,8 +60,15 @@ def main() -> None:
     held = set(rng.permutation(groups)[: int(len(groups) * args.held_out)])
     reviewed_part = frame[frame["label_group"].isin(held)]
     training_part = frame[~frame["label_group"].isin(held)]
+    if args.split == "confirmation":
+        rest = training_part["label_group"].unique()
+        cut = np.random.default_rng(args.seed + 1).permutation(rest)
+        held = set(cut[: int(len(rest) * args.held_out)])
+        reviewed_part = training_part[training_part["label_group"].isin(held)]
+        training_part = training_part[~training_part["label_group"].isin(held)]
     labels = dict(zip(reviewed_part["posting_id"], reviewed_part["label_group"], strict=True))
     rows = []
+    verdicts: dict[str, pd.DataFrame] = {}
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         reviewed_part.to_csv(work / "held.csv", index=False)
@@ -88,6 +101,7 @@ def main() -> None:
                             ],
                         }
                     )
+                    verdicts[f"{budget} {how}"] = pairs
                     model = work / f"best-{how}-{budget}"
                     started = time.perf_counter()
                     try:
@@ -177,10 +191,31 @@ def main() -> None:
                         f"{time.perf_counter() - started:.0f} s",
                     ]
                 )
+                # That model used on this catalog with the verdicts given so far applied over
+                # its matches, as every page and export does.
+                for name, pairs in verdicts.items():
+                    ends = zip(pairs["left_id"], pairs["right_id"], strict=True)
+                    keys = [pair_key(a, b) for a, b in ends]
+                    reviews = pd.DataFrame(
+                        {
+                            "left_id": [k[0] for k in keys],
+                            "right_id": [k[1] for k in keys],
+                            "verdict": np.where(pairs["same"] == 1, "same", "different"),
+                        }
+                    )
+                    applied = evaluate_result(store, with_verdicts(result, reviews))["f1"]
+                    rows.append(
+                        [
+                            f"the same with {name} verdicts applied",
+                            f"{int(pairs['same'].sum())}",
+                            f"{applied:.3f}",
+                            "",
+                        ]
+                    )
     print("\n".join(machine_lines()))
     print(
-        f"held-out catalog: {len(reviewed_part):,} postings of {len(held):,} label groups "
-        f"(seed {args.seed}); review pool {len(pool):,} pairs\n"
+        f"held-out catalog ({args.split} split): {len(reviewed_part):,} postings of "
+        f"{len(held):,} label groups (seed {args.seed}); review pool {len(pool):,} pairs\n"
     )
     print(markdown_table(["matcher", "same verdicts", "F1 (held out)", "note"], rows))
 
