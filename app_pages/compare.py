@@ -54,8 +54,10 @@ def _image_models(
 ) -> dict[str, ImageEvidence]:
     """Per pipeline: (embedder, stored model, note), models from this process's caches."""
 
-    def siamese(folder, version: str, batch_size: int):
-        return resources.siamese_embedder(str(folder), version, batch_size)
+    def siamese(folder, version: str, settings: MatchSettings):
+        return resources.siamese_embedder(
+            str(folder), version, settings.batch_size, settings.inference_backend
+        )
 
     return {
         pipe.name: image_evidence(

@@ -31,12 +31,26 @@ LOSS_NAMES = {
 }
 
 
-def _device() -> None:
+def _device(settings: MatchSettings) -> None:
     probe = resources.device_probe()
     if not probe.done:
         st.caption("Compute device: detecting (TensorFlow is loading in the background)…")
-    else:
-        st.caption(f"Compute device: **{probe.result or probe.error}**")
+        return
+    if probe.error:
+        st.caption(f"Compute device: **{probe.error}**")
+        return
+    from core.embedders.inference import resolve_backend
+
+    try:
+        engine = {"openvino": "OpenVINO", "tensorflow": "TensorFlow"}[
+            resolve_backend(settings.inference_backend)
+        ]
+    except SameSameError as exc:
+        engine = f"TensorFlow ({exc})"
+    st.caption(
+        f"Compute device: **{probe.result}**; image networks run on **{engine}** (Settings: "
+        "Inference engine)."
+    )
 
 
 def _embedded_status(done: int, total: int) -> None:
@@ -138,7 +152,9 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
             key="embed_siamese",
             disabled=not version or done >= images,
         ):
-            embedder = resources.siamese_embedder(str(model_dir), version, settings.batch_size)
+            embedder = resources.siamese_embedder(
+                str(model_dir), version, settings.batch_size, settings.inference_backend
+            )
             started = time.perf_counter()
             added = embed_catalog(
                 store, embedder, progress=common.ProgressBar("Siamese embedding", already=done)
@@ -344,10 +360,10 @@ def _match_now(store: Store, settings: MatchSettings) -> None:
 
 def main() -> None:
     st.title("Embed and match")
-    _device()
     common.show_flashes()
     with common.open_store() as store:
         settings = common.load_settings(store)
+        _device(settings)
         images = int(store.info()["images"]["ok"])
         _mobilenet(store, settings, images)
         st.divider()

@@ -7,6 +7,12 @@ random weights: the arithmetic, and so the speed, is the same; their vectors are
 
     python benchmarks/bench_backbones.py                    # 192 demo images, batch 32
     python benchmarks/bench_backbones.py --images 602 --repeats 3
+    python benchmarks/bench_backbones.py --backends tensorflow,openvino --photos 2000
+
+``--backends``: each backbone's forward pass run by each inference engine
+(`core.embedders.inference`), the OpenVINO model converted once beforehand (not timed).
+``--photos N``: also the whole ``embed`` of N real photos (the grocery catalog's, repeated)
+with MobileNet 0.25 through the database, per engine, end to end.
 """
 
 from __future__ import annotations
@@ -47,12 +53,10 @@ class _Backbone(ImageEmbedder):
     def __init__(self, backbone: str, model, image_size: int, batch_size: int) -> None:
         self.backbone, self.model = backbone, model
         self.image_size, self.batch_size = image_size, batch_size
+        self.name, self.version = f"bench-{model.name}-{image_size}", "bench"
 
     def _prepare(self, pixels: np.ndarray) -> np.ndarray:
         return preprocess(self.backbone, pixels)
-
-    def _embed_batch(self, prepared: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(prepared))
 
 
 def build(backbone: str, alpha: float, size: int, weights_dir: Path):
@@ -76,6 +80,36 @@ def build(backbone: str, alpha: float, size: int, weights_dir: Path):
         return model, "random (not offline; same speed)"
 
 
+def _whole_embed(shared: Path, folder: Path, count: int, backends: str) -> list[list[str]]:
+    """``models.embed_images`` of ``count`` real photos per engine, import excluded."""
+    import pandas as pd
+
+    from core import models
+    from core.catalog import import_catalog
+    from core.settings import MatchSettings
+    from core.store import Store
+
+    grocery = shared / "data" / "grocery"
+    photos = pd.read_csv(grocery / "catalog.csv", dtype=str)
+    rows = pd.concat([photos] * (count // len(photos) + 1)).head(count).reset_index(drop=True)
+    rows["posting_id"] = [f"p{i}" for i in range(len(rows))]
+    rows.to_csv(folder / "photos.csv", index=False)
+    table = []
+    for backend in backends.split(","):
+        settings = MatchSettings(
+            image_alpha=0.25, weights_dir=str(shared / "weights"), inference_backend=backend
+        )
+        with Store(folder / f"photos-{backend}.db") as store:
+            import_catalog(store, folder / "photos.csv", grocery / "images")
+            models.load_image_embedder(settings)  # the conversion, once, is not timed
+            started = time.perf_counter()
+            done = models.embed_images(store, settings)
+            seconds = time.perf_counter() - started
+        table.append([backend, f"{done:,}", f"{seconds:.1f}", f"{done / seconds:.1f}"])
+        print(f"  whole embed {backend}: {done} photos in {seconds:.1f} s", flush=True)
+    return table
+
+
 def images_per_second(run, n: int, repeats: int) -> tuple[float, float, float]:
     run()  # warm-up: traces every batch shape
     rates = []
@@ -92,6 +126,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=192, help="demo images embedded per pass")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="timed passes per path (median)")
+    parser.add_argument(
+        "--backends", default="tensorflow", help="inference engines, comma-separated"
+    )
+    parser.add_argument("--photos", type=int, default=0, help="end-to-end embed of N real photos")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -115,32 +153,41 @@ def main() -> None:
         rows = []
         for backbone, alpha, size in BACKBONES:
             model, weights = build(backbone, alpha, size, weights_dir)
-            embedder = _Backbone(backbone, model, size, args.batch_size)
             inputs = preprocess(backbone, np.stack([load_for_model(p, size) for p in paths]))
-
-            def bare(model=model, inputs=inputs) -> None:
-                for i in range(0, len(inputs), args.batch_size):
-                    model.predict_on_batch(inputs[i : i + args.batch_size])
-
-            bare_rate, bare_lo, bare_hi = images_per_second(bare, n, args.repeats)
-            pipe_rate, pipe_lo, pipe_hi = images_per_second(
-                lambda embedder=embedder: embedder.embed(paths), n, args.repeats
-            )
             label = f"{backbone} a{alpha:g}" if backbone != "vgg16" else backbone
-            rows.append(
-                [
-                    label,
-                    f"{size}",
-                    f"{model.count_params() / 1e6:.1f}M",
-                    weights,
-                    f"{bare_rate:.1f} ({bare_lo:.1f}–{bare_hi:.1f})",
-                    f"{pipe_rate:.1f} ({pipe_lo:.1f}–{pipe_hi:.1f})",
-                    f"{pipe_rate / bare_rate:.0%}",
-                ]
-            )
-            print(f"  {label} {size}px: bare {bare_rate:.1f} img/s, pipeline {pipe_rate:.1f}")
-            del model, embedder
+            for backend in args.backends.split(","):
+                embedder = _Backbone(backbone, model, size, args.batch_size).serve_with(backend)
+
+                def bare(embedder=embedder, inputs=inputs) -> None:
+                    for i in range(0, len(inputs), args.batch_size):
+                        embedder._embed_batch(inputs[i : i + args.batch_size])
+
+                bare_rate, bare_lo, bare_hi = images_per_second(bare, n, args.repeats)
+                pipe_rate, pipe_lo, pipe_hi = images_per_second(
+                    lambda embedder=embedder: embedder.embed(paths), n, args.repeats
+                )
+                rows.append(
+                    [
+                        label,
+                        f"{size}",
+                        f"{model.count_params() / 1e6:.1f}M",
+                        weights,
+                        embedder.backend,
+                        f"{bare_rate:.1f} ({bare_lo:.1f}–{bare_hi:.1f})",
+                        f"{pipe_rate:.1f} ({pipe_lo:.1f}–{pipe_hi:.1f})",
+                        f"{pipe_rate / bare_rate:.0%}",
+                    ]
+                )
+                print(
+                    f"  {label} {size}px {embedder.backend}: bare {bare_rate:.1f} img/s, "
+                    f"pipeline {pipe_rate:.1f}",
+                    flush=True,
+                )
+                del embedder
+            del model
             tf.keras.backend.clear_session()
+        if args.photos:
+            end_to_end = _whole_embed(args.shared, Path(tmp), args.photos, args.backends)
     print()
     print(
         markdown_table(
@@ -149,6 +196,7 @@ def main() -> None:
                 "px",
                 "parameters",
                 "weights",
+                "engine",
                 "bare model img/s",
                 "pipeline img/s",
                 "pipeline / bare",
@@ -156,6 +204,13 @@ def main() -> None:
             rows,
         )
     )
+    if args.photos:
+        print()
+        print(
+            markdown_table(
+                ["whole embed, MobileNet 0.25", "photos", "seconds", "img/s"], end_to_end
+            )
+        )
     print()
     print(load_line())
     print(f"- benchmark wall time: {time.perf_counter() - started_all:.0f} s")

@@ -59,7 +59,8 @@ def image_model_name(settings: MatchSettings) -> str:
 
 
 def load_image_embedder(settings: MatchSettings):
-    """The baseline's pretrained embedder (loads TensorFlow and the weights)."""
+    """The baseline's pretrained embedder (loads TensorFlow and the weights), run by the
+    settings' inference engine."""
     from core.embedders.mobilenet import PretrainedEmbedder
 
     return PretrainedEmbedder(
@@ -68,7 +69,7 @@ def load_image_embedder(settings: MatchSettings):
         settings.image_size,
         settings.resolved_weights_dir(),
         settings.batch_size,
-    )
+    ).serve_with(settings.inference_backend)
 
 
 def embed_images(store: Store, settings: MatchSettings, progress: Progress | None = None) -> int:
@@ -163,6 +164,7 @@ def embed_siamese(
     from core.embedding import embed_catalog
 
     embedder = SiameseEmbedder.load(model_dir, settings.batch_size)
+    embedder.serve_with(settings.inference_backend)
     return embed_catalog(store, embedder, progress=progress)
 
 

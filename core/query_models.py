@@ -18,8 +18,8 @@ from core.store import Store
 
 #: Loads the settings' pretrained embedder.
 PretrainedLoader = Callable[[MatchSettings], ImageEmbedder]
-#: Loads a trained Siamese model: (model folder, version, batch size).
-SiameseLoader = Callable[[Path, str, int], ImageEmbedder]
+#: Loads a trained Siamese model: (model folder, version, the settings it runs by).
+SiameseLoader = Callable[[Path, str, MatchSettings], ImageEmbedder]
 
 
 class ImageEvidence(NamedTuple):
@@ -58,7 +58,7 @@ def image_evidence(
         return ImageEvidence(None, model, None)
     try:
         if pipe.image_kind == "siamese":
-            embedder = siamese(models.siamese_dir(store), model[1] or "", settings.batch_size)
+            embedder = siamese(models.siamese_dir(store), model[1] or "", settings)
         else:
             # Pretrained-backbone vectors: the settings must choose the same model.
             if model[0] != models.image_model_name(settings):

@@ -84,9 +84,14 @@ def tensorflow_ready() -> None:
 
 
 # -- models (TensorFlow is imported only when one of these is called) ------------------------
-@st.cache_resource(show_spinner="Loading the image model (TensorFlow)…", max_entries=4)
+@st.cache_resource(show_spinner="Loading the image model…", max_entries=4)
 def image_embedder(
-    backbone: str, alpha: float, image_size: int, weights_dir: str, batch_size: int
+    backbone: str,
+    alpha: float,
+    image_size: int,
+    weights_dir: str,
+    batch_size: int,
+    backend: str = "auto",
 ) -> ImageEmbedder:
     """The baseline's pretrained embedder, once per process for each configuration.
 
@@ -100,6 +105,7 @@ def image_embedder(
         image_size=image_size,
         weights_dir=weights_dir,
         batch_size=batch_size,
+        inference_backend=backend,
     )
     return models.load_image_embedder(settings)
 
@@ -111,17 +117,20 @@ def image_embedder_for(settings: MatchSettings) -> ImageEmbedder:
         settings.image_size,
         settings.weights_dir,
         settings.batch_size,
+        settings.inference_backend,
     )
 
 
-@st.cache_resource(show_spinner="Loading the Siamese model (TensorFlow)…", max_entries=2)
-def siamese_embedder(model_dir: str, version: str, batch_size: int) -> ImageEmbedder:
+@st.cache_resource(show_spinner="Loading the Siamese model…", max_entries=2)
+def siamese_embedder(
+    model_dir: str, version: str, batch_size: int, backend: str = "auto"
+) -> ImageEmbedder:
     """A trained Siamese model; ``version`` (the file digest) makes a retrained model reload."""
     from core.embedders.siamese import SiameseEmbedder
 
     del version  # part of the cache key only
     tensorflow_ready()
-    return SiameseEmbedder.load(Path(model_dir), batch_size)
+    return SiameseEmbedder.load(Path(model_dir), batch_size).serve_with(backend)
 
 
 @st.cache_resource(show_spinner="Loading the best matcher…", max_entries=2)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,12 +68,34 @@ class ImageEmbedder:
     version: str = "0"
     image_size: int = 224
     batch_size: int = 32
+    #: The Keras model, for embedders that have one (`serve_with` runs it on another engine).
+    model: Any = None
+    #: The engine that runs the forward pass (`core.embedders.inference`).
+    backend: str = "tensorflow"
+    _runner: Any = None
 
     def _prepare(self, pixels: np.ndarray) -> np.ndarray:
         return pixels
 
-    def _embed_batch(self, prepared: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
+    def _embed_batch(self, prepared: np.ndarray) -> np.ndarray:
+        if self._runner is not None:
+            return self._runner(prepared)
+        if self.model is None:  # pragma: no cover - interface
+            raise NotImplementedError
+        return np.asarray(self.model.predict_on_batch(prepared))
+
+    def serve_with(self, choice: str) -> ImageEmbedder:
+        """Run the forward pass on the engine ``choice`` names (auto, tensorflow, openvino).
+
+        Raises:
+            SameSameError: ``openvino`` without OpenVINO installed.
+        """
+        from core.embedders.inference import runner_for
+
+        if self.model is not None:
+            key = f"{self.name}-{self.version}"
+            self.backend, self._runner = runner_for(self.model, choice, key)
+        return self
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Vectors for already-decoded (b, s, s, 3) uint8 pictures."""

@@ -39,9 +39,6 @@ class PretrainedEmbedder(ImageEmbedder):
     def _prepare(self, pixels: np.ndarray) -> np.ndarray:
         return preprocess(self.backbone, pixels)
 
-    def _embed_batch(self, prepared: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(prepared))
-
 
 def embedder_name(backbone: str, alpha: float, image_size: int) -> str:
     """The name `PretrainedEmbedder` stores its vectors under, without loading the model."""

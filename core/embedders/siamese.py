@@ -224,9 +224,6 @@ class SiameseEmbedder(ImageEmbedder):
     def _prepare(self, pixels: np.ndarray) -> np.ndarray:
         return preprocess(self.config.backbone, pixels)
 
-    def _embed_batch(self, prepared: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(prepared))
-
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         tmp_model = folder / (MODEL_FILE + ".tmp.keras")

@@ -64,14 +64,20 @@ class ServiceModels:
             settings.image_size,
             settings.weights_dir,
             settings.batch_size,
+            settings.inference_backend,
         )
         return self._embedder(key, lambda: models.load_image_embedder(settings))
 
-    def siamese(self, folder: Path, version: str, batch_size: int) -> ImageEmbedder:
+    def siamese(self, folder: Path, version: str, settings: MatchSettings) -> ImageEmbedder:
         from core.embedders.siamese import SiameseEmbedder
 
-        key = ("siamese", str(folder), version, batch_size)
-        return self._embedder(key, lambda: SiameseEmbedder.load(Path(folder), batch_size))
+        key = ("siamese", str(folder), version, settings.batch_size, settings.inference_backend)
+        return self._embedder(
+            key,
+            lambda: SiameseEmbedder.load(Path(folder), settings.batch_size).serve_with(
+                settings.inference_backend
+            ),
+        )
 
     def _embedder(self, key: tuple, load) -> ImageEmbedder:
         with self._lock:
