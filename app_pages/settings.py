@@ -75,8 +75,8 @@ def main() -> None:
     db = common.current_db()
     st.caption(
         f"Thresholds and matching options are saved with {common.catalog_label(db)} (`{db}`). "
-        "The image models, the batch size and the weights folder belong to this computer: "
-        "set once, they apply to every catalog."
+        "The image models, the batch size, the inference engine and the weights folder belong "
+        "to this computer: set once, they apply to every catalog."
     )
     common.show_flashes()
     with common.open_store() as store:
