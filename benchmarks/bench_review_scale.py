@@ -85,7 +85,7 @@ def run_step(name: str, db: Path) -> None:
         print(json.dumps({"pairs_used": report["pairs_used"]}))
 
 
-def loop_rows(catalog: Path, work: Path, with_training: bool) -> list[list[str]]:
+def loop_rows(catalog: Path, work: Path, with_training: bool, link: bool = True) -> list[list[str]]:
     import pandas as pd
 
     db = work / f"{catalog.stem}.db"
@@ -101,6 +101,8 @@ def loop_rows(catalog: Path, work: Path, with_training: bool) -> list[list[str]]
     for pipeline in ("baseline", "ensemble"):
         add(f"match {pipeline}", measured(cli(db, "match", "--pipeline", pipeline)))
     add("review queue (first open)", measured(step("queue", db)))
+    if not with_training and not link:
+        return rows
     if not with_training:
         add("random sample of the baseline's matches", measured(step("sample", db)))
         frame = pd.read_csv(catalog, dtype=str, keep_default_na=False)
@@ -128,6 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postings", type=int, default=200_000)
     parser.add_argument("--pair-postings", type=int, default=50_000, help="0: no training")
+    parser.add_argument("--no-link", action="store_true", help="leave out the sample and link")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -146,7 +149,7 @@ def main() -> None:
             generate(SHARED / "data" / "shopee" / "train.csv", postings, catalog, 0, shape="dense")
             part = work / f"part-{postings}"
             part.mkdir()
-            rows += loop_rows(catalog, part, training)
+            rows += loop_rows(catalog, part, training, link=not args.no_link)
     print("\n".join(machine_lines()))
     header = ["step (one process each)", "postings", "wall s", "peak RSS GiB", "output"]
     print(markdown_table(header, rows))

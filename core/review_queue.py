@@ -57,16 +57,24 @@ def _pipeline_pairs(store: Store, pipeline: str, catalog: pd.Index) -> dict[str,
     """One pipeline's stored pairs as arrays: the pair's key (catalog positions, smaller
     first), its similarity, whether it is a close call, whether it joins two clusters."""
     run = store.match_run(pipeline)
-    pairs = store.load_match_pairs(pipeline)
     settings = MatchSettings.from_dict(run["settings"])
-    close = np.asarray(
-        get_pipeline(pipeline).close_calls(pairs, settings, _learned_threshold(store, pipeline)),
-        bool,
+    pipe, threshold = get_pipeline(pipeline), _learned_threshold(store, pipeline)
+    parts: dict[str, list[np.ndarray]] = {"left": [], "right": [], "similarity": [], "close": []}
+    # In chunks: the strings of millions of stored pairs never exist all at once.
+    for pairs in store.iter_match_pairs(pipeline):
+        parts["close"].append(np.asarray(pipe.close_calls(pairs, settings, threshold), bool))
+        parts["left"].append(catalog.get_indexer(pairs["left"]).astype(np.int64))
+        parts["right"].append(catalog.get_indexer(pairs["right"]).astype(np.int64))
+        parts["similarity"].append(pairs["similarity"].to_numpy(np.float32))
+    left, right, similarity, close = (
+        np.concatenate(parts[name]) if parts[name] else np.zeros(0, dtype)
+        for name, dtype in (
+            ("left", np.int64),
+            ("right", np.int64),
+            ("similarity", np.float32),
+            ("close", bool),
+        )
     )
-    left = catalog.get_indexer(pairs["left"]).astype(np.int64)
-    right = catalog.get_indexer(pairs["right"]).astype(np.int64)
-    similarity = pairs["similarity"].to_numpy(np.float32)
-    del pairs  # the strings are the bulk of it: gone before the next pipeline's are read
     known = (left >= 0) & (right >= 0)  # postings removed since the run are left out
     left, right, similarity, close = left[known], right[known], similarity[known], close[known]
     clusters = _cluster_numbers(store, pipeline, catalog)

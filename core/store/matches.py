@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -164,11 +165,16 @@ class MatchesMixin:
     def load_match_pairs(self, pipeline: str) -> pd.DataFrame:
         """The stored pairs of one pipeline (columns as `MatchResult.pairs`)."""
         frame = pd.read_sql_query(_SELECT_PAIRS, self.conn, params=(pipeline,))
-        frame = frame.rename(columns={"posting_id": "left", "match_id": "right"})
-        frame["listed"] = frame["listed"].astype(np.int8)
-        for name in ("similarity", *MATCH_SCORE_COLUMNS):
-            frame[name] = frame[name].astype(np.float32)
-        return frame
+        return _typed_pairs(frame)
+
+    def iter_match_pairs(self, pipeline: str, chunk_rows: int = 200_000) -> Iterator[pd.DataFrame]:
+        """The stored pairs of one pipeline in chunks (columns as `load_match_pairs`): for
+        readers that keep a few numbers per pair, so the rows' Python objects never exist all
+        at once (millions of pairs at 200k postings)."""
+        for frame in pd.read_sql_query(
+            _SELECT_PAIRS, self.conn, params=(pipeline,), chunksize=chunk_rows
+        ):
+            yield _typed_pairs(frame)
 
     def matches_of(self, pipeline: str, posting_id: str) -> pd.DataFrame:
         """The postings ``posting_id`` lists under a stored run, best first (columns as
@@ -282,3 +288,11 @@ def _json_default(value: Any) -> Any:
 
         return asdict(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _typed_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.rename(columns={"posting_id": "left", "match_id": "right"})
+    frame["listed"] = frame["listed"].astype(np.int8)
+    for name in ("similarity", *MATCH_SCORE_COLUMNS):
+        frame[name] = frame[name].astype(np.float32)
+    return frame
