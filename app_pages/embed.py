@@ -232,8 +232,8 @@ def _adopt_section(store: Store, settings: MatchSettings) -> None:
     st.markdown(
         "**Use a matcher trained on another catalog.** One trained on the labels of similar "
         "products usually beats one learnt from a few hundred verdicts (on Shopee products "
-        "it never saw: F1 0.86 against 0.81 from 200 verdicts, BENCHMARKS.md); your verdicts "
-        "still correct its matches."
+        "it never saw: F1 0.86–0.88 against 0.81–0.85 from 200 verdicts, BENCHMARKS.md); your "
+        "verdicts still correct its matches."
     )
 
     def label(i: int) -> str:

@@ -1,7 +1,7 @@
 """Which engine runs an image model's forward pass: TensorFlow (Keras) or OpenVINO.
 
-Measured on 2 CPU cores, OpenVINO runs the same network 2x faster than TensorFlow with the
-same vectors (cosine ≥ 0.99999 per image: BENCHMARKS.md, "Inference backends"); TensorFlow
+Measured on 2 CPU cores, OpenVINO runs MobileNet 2–3x as fast as TensorFlow (VGG16 no faster)
+with the same vectors (cosine ≥ 0.99999 per image: BENCHMARKS.md, "Inference backends"); TensorFlow
 stays the engine on a GPU and for training. ``auto`` picks OpenVINO on a CPU when it is
 installed. A Keras model is converted once (``openvino.convert_model``) and the result kept in
 the data folder's ``openvino/``, named by the model and a digest of its weights, so a retrained

@@ -280,8 +280,8 @@ class MatchSettings(BestTrainingSettings):
     inference_backend: str = setting(
         "auto",
         "Inference engine",
-        "What runs the image networks: openvino (about twice as fast on a CPU, the same "
-        "vectors), tensorflow, or auto (OpenVINO on a CPU when it is installed, TensorFlow "
+        "What runs the image networks: openvino (MobileNet 2–3x as fast on a CPU, the "
+        "same vectors), tensorflow, or auto (OpenVINO on a CPU when it is installed, TensorFlow "
         "on a GPU). Training always uses TensorFlow.",
         MACHINE,
         choices=INFERENCE_BACKENDS,
