@@ -308,9 +308,17 @@ def other_best_models(store: Store) -> list[tuple[str, Path, dict]]:
     mine = best_dir(store).resolve()
     found = []
     for folder in (models_folder(store).parent).glob(f"*/{BEST}"):
-        info = best_model_info(folder)
-        if folder.resolve() == mine or info is None or info.get("label_groups", 0) == 0:
-            continue  # this database's own, unreadable, or learnt from pairs only
+        try:
+            info = best_model_info(folder)
+        except SameSameError:
+            continue  # unreadable: not offered
+        if (
+            folder.resolve() == mine
+            or info is None
+            or info.get("label_groups", 0) == 0
+            or info.get("adopted_from")
+        ):
+            continue  # this database's own, learnt from pairs only, or a copy of another
         found.append((folder.parent.name, folder, info))
     return sorted(found, key=lambda entry: str(entry[2].get("trained_at", "")), reverse=True)
 
@@ -343,7 +351,7 @@ def adopt_best_model(store: Store, settings: MatchSettings, source: Path) -> dic
     shutil.copytree(source, staging)
     config = staging / CONFIG_FILE
     payload = json.loads(config.read_text())
-    payload["info"]["adopted_from"] = str(Path(source).parent.name)
+    payload.setdefault("info", {})["adopted_from"] = str(Path(source).parent.name)
     config.write_text(json.dumps(payload, indent=2))
     shutil.rmtree(target, ignore_errors=True)
     staging.replace(target)

@@ -319,6 +319,12 @@ def test_adopting_another_catalogs_matcher_checks_its_image_evidence(demo_catalo
         source = models.best_dir(labelled)
     frame = pd.read_csv(demo_catalog, dtype=str).drop(columns=["label_group"])
     frame.to_csv(tmp_path / "shop.csv", index=False)
+    from core.pipelines.best.model import CONFIG_FILE
+
+    with Store(tmp_path / "broken.db") as other:
+        broken = models.best_dir(other)
+    broken.mkdir(parents=True)
+    (broken / CONFIG_FILE).write_text("{not json")  # a damaged model elsewhere is skipped
     with Store(tmp_path / "shop.db") as shop:
         import_catalog(shop, tmp_path / "shop.csv", None)
         offered = models.other_best_models(shop)

@@ -219,6 +219,11 @@ def test_batch_errors_name_the_item(shopee_api):
     too_many = requests.post(url, json={"items": [{"title": "a"}] * 101}, timeout=30)
     assert too_many.status_code == 422
     assert too_many.json()["error"]["field"] == "items"
+    wrong_type = requests.post(url, json={"items": [{"title": "a"}, {"title": 5}]}, timeout=30)
+    assert wrong_type.status_code == 422
+    assert wrong_type.json()["error"]["field"] == "items[1].title"
+    empty_hash = requests.post(url, json={"items": [{"title": "sabun", "phash": ""}]}, timeout=30)
+    assert empty_hash.status_code == 200
     not_json = requests.post(
         url, data=b"{", headers={"content-type": "application/json"}, timeout=30
     )
@@ -258,7 +263,7 @@ def test_oversize_upload_is_refused_before_its_body_is_read(shopee_db):
 
 
 def test_api_key_is_required_when_set(shopee_db):
-    server = Server(shopee_db, api_key=KEY, warm=False)
+    server = Server(shopee_db, api_key=KEY, max_upload_bytes=100, warm=False)
     try:
         url = f"{server.url}/v1/health"
         assert requests.get(url, timeout=30).status_code == 401
@@ -271,6 +276,9 @@ def test_api_key_is_required_when_set(shopee_db):
         # Without the key even an oversize upload gets 401, not 413: nothing is read.
         big = requests.post(f"{server.url}/v1/match", data=b"x" * 200, timeout=30)
         assert big.status_code == 401
+        keyed = {"X-API-Key": KEY}
+        too_big = requests.post(f"{server.url}/v1/match", data=b"x" * 200, headers=keyed)
+        assert too_big.status_code == 413
         assert requests.get(f"{server.url}/docs", timeout=30).status_code == 200
     finally:
         server.stop()

@@ -51,7 +51,8 @@ def alive_workers(ui_port: int) -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """spark://127.0.0.1:PORT with one worker of 2 cores; both stopped afterwards."""
+    """(spark://127.0.0.1:PORT, the master's web UI port) with one worker of 2 cores; both
+    stopped afterwards."""
     launcher = spark_class()
     folder = tmp_path_factory.mktemp("spark-cluster")
     port, ui, worker_ui = free_port(), free_port(), free_port()
@@ -88,7 +89,7 @@ def cluster(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail("no Spark worker registered within 2 minutes")
             time.sleep(1)
-        yield url
+        yield url, ui
     finally:
         for process in (worker, master):
             process.terminate()
@@ -117,10 +118,14 @@ def spark_match(*args: object) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("pipeline", ["baseline", "ensemble"])
 def test_a_standalone_cluster_matches_as_local_mode(cluster, demo_catalog, tmp_path, pipeline):
     common = ["--catalog", demo_catalog, "--pipeline", pipeline, "--hash-only"]
-    on_cluster = spark_match(*common, "--master", cluster, "--out", tmp_path / "cluster.csv")
+    url = cluster[0]
+    on_cluster = spark_match(*common, "--master", url, "--out", tmp_path / "cluster.csv")
     assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
     local = spark_match(*common, "--master", "local[2]", "--out", tmp_path / "local.csv")
     assert local.returncode == 0, local.stderr[-3000:]
+    # The job ran on the cluster: the master lists it as a completed application.
+    state = json.load(urllib.request.urlopen(f"http://127.0.0.1:{cluster[1]}/json/", timeout=5))
+    assert any(app.get("name") == "samesame" for app in state.get("completedapps", []))
     ids, pairs = read_pairs(tmp_path / "cluster.csv")
     assert (ids, pairs) == read_pairs(tmp_path / "local.csv")
     assert len(pairs) > 100  # the demo's products are found, not an empty answer

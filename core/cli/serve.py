@@ -44,6 +44,8 @@ def read_api_key(path: str | Path) -> str:
         raise SameSameError(f"cannot read the API key file {file}: {exc.strerror}") from exc
     if len(key) < 16:
         raise SameSameError(f"the API key in {file} is shorter than 16 characters")
+    if not key.isascii() or not key.isprintable():
+        raise SameSameError(f"the API key in {file} must be printable ASCII (HTTP headers are)")
     return key
 
 

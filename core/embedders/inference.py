@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,14 +113,17 @@ def _convert(model: Any, xml: Path) -> Any:
         warnings.filterwarnings("ignore", message="The structure of `inputs`")
         converted = ov.convert_model(model)
     xml.parent.mkdir(parents=True, exist_ok=True)
-    staging = xml.with_name(f"{xml.stem}.partial.xml")
+    # Per process: server workers may convert the same model at once.
+    staging = xml.with_name(f"{xml.stem}.{os.getpid()}.partial.xml")
     # Saved weights stay 32-bit: OpenVINO would halve them to float16 by default, which moves
     # the vectors (cosine about 0.9999 instead of 0.9999999).
     ov.save_model(converted, str(staging), compress_to_fp16=False)
     for suffix in (".xml", ".bin"):
         staging.with_suffix(suffix).replace(xml.with_suffix(suffix))
     stamp = {suffix: _file_digest(xml.with_suffix(suffix)) for suffix in (".xml", ".bin")}
-    xml.with_suffix(".json").write_text(json.dumps(stamp))
+    stamp_file = xml.with_name(f"{xml.stem}.{os.getpid()}.partial.json")
+    stamp_file.write_text(json.dumps(stamp))
+    stamp_file.replace(xml.with_suffix(".json"))
     return converted
 
 
@@ -133,9 +138,13 @@ def openvino_runner(model: Any, name: str) -> Runner:
     if converted is None:
         converted = _convert(model, xml)
     compiled = core.compile_model(converted, "CPU", OPENVINO_CONFIG)
+    # Calling a compiled model reuses one inference request: sessions sharing the embedder
+    # (the app's resource cache) take turns.
+    lock = threading.Lock()
 
     def run(batch: np.ndarray) -> np.ndarray:
-        return np.asarray(compiled(np.ascontiguousarray(batch, np.float32))[0])
+        with lock:
+            return np.array(compiled(np.ascontiguousarray(batch, np.float32))[0])
 
     return run
 

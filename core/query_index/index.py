@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -204,7 +205,8 @@ class QueryIndex:
         from scipy.sparse import save_npz
 
         folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = folder.with_name(folder.name + ".tmp")
+        # One staging folder per process: server workers may build the same index at once.
+        staging = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir()
@@ -229,8 +231,11 @@ class QueryIndex:
         (staging / "index.json").write_text(json.dumps(meta), encoding="utf-8")
         # The base now holds every added posting, so the new folder starts without a delta.
         if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            staging.rename(folder)
+        except OSError:  # another process put its (equal) index there first
+            shutil.rmtree(staging, ignore_errors=True)
 
     @classmethod
     def load(cls, folder: Path) -> QueryIndex:

@@ -48,6 +48,8 @@ class ItemRequest:
     where: str = ""
 
     def new_item(self) -> NewItem:
+        if self.phash is not None and not self.phash.strip():
+            self.phash = None  # an empty form field is no hash
         if self.image is not None and not self.image:
             raise RequestError(400, f"{self.where}image", "the uploaded image file is empty")
         if self.phash is not None and not is_valid_phash(self.phash.strip()):

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from core.errors import SameSameError
 from core.pipelines import PIPELINES, get_pipeline
 from core.service.answers import (
     MAX_BATCH,
@@ -56,6 +57,8 @@ class BatchRequest(BaseModel):
 #: requests have their own lane, so they never hold up the quick ones.
 QUICK_THREADS = 1
 SLOW_THREADS = 2
+#: Batches of more items than this take the slow lane.
+QUICK_BATCH = 10
 
 #: Largest request body accepted (an image upload), unless `create_app` is told otherwise.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 2**20
@@ -81,6 +84,7 @@ def create_app(
     async def lifespan(_app):
         lanes["quick"] = anyio.CapacityLimiter(QUICK_THREADS)
         lanes["slow"] = anyio.CapacityLimiter(SLOW_THREADS)
+        lanes["health"] = anyio.CapacityLimiter(1)
         if warm:  # before the port opens: a health check never meets a cold service
             try:
                 warm_up(models)
@@ -102,20 +106,22 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
-        field = ".".join(location).replace(".[", "[") or None
+        field = ""
+        for part in first.get("loc", ()):
+            if part in ("body", "query"):
+                continue
+            field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else str(part)
+        field = field or None
         return JSONResponse(error_body(field, first.get("msg", "invalid request")), 422)
+
+    @app.exception_handler(SameSameError)
+    async def _cannot(_request, exc: SameSameError) -> JSONResponse:
+        # A problem the user can act on (a model to train, weights to put in place).
+        return JSONResponse(error_body(None, str(exc)), status_code=409)
 
     @app.exception_handler(Exception)
     async def _failed(_request, exc: Exception) -> JSONResponse:
-        # The traceback goes to the server's log, never to the client.
-        logger.exception("request failed", exc_info=exc)
-        if isinstance(exc, RequestError):  # pragma: no cover - handled above
-            raise exc
-        from core.errors import SameSameError
-
-        if isinstance(exc, SameSameError):
-            return JSONResponse(error_body(None, str(exc)), status_code=409)
+        # The traceback goes to the server's log (Starlette logs it), never to the client.
         return JSONResponse(
             error_body(None, "internal error: the server's log has the details"), 500
         )
@@ -148,7 +154,9 @@ def create_app(
         def answers() -> list[dict[str, Any]]:
             return [match_item(models, r, body.pipeline, body.limit) for r in requests]
 
-        slow = body.pipeline in PIPELINES and get_pipeline(body.pipeline).needs_model
+        slow = len(requests) > QUICK_BATCH or (
+            body.pipeline in PIPELINES and get_pipeline(body.pipeline).needs_model
+        )
         return {"results": await in_lane("slow" if slow else "quick", answers)}
 
     @app.get("/v1/postings/{posting_id}", summary="A catalog posting and its stored matches")
@@ -157,7 +165,8 @@ def create_app(
 
     @app.get("/v1/health", summary="Catalog revision and which pipelines are ready")
     async def healthy() -> dict[str, Any]:
-        return await in_lane("quick", health, models)
+        # Its own lane: a monitor's probe never waits behind a long batch or an index build.
+        return await in_lane("health", health, models)
 
     guarded = BodyLimit(app, max_upload_bytes)
     return ApiKey(guarded, api_key) if api_key else guarded
