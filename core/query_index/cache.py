@@ -17,29 +17,38 @@ class QueryIndexCache:
         self._indexes: dict[str, QueryIndex] = {}
         self._lock = threading.Lock()
 
-    def needs_building(self, store: Store, image_model: tuple[str, str | None] | None) -> bool:
-        """Whether `get` would open (or build) the index: slow, so callers can say so first."""
+    def _current(
+        self, store: Store, image_model: tuple[str, str | None] | None
+    ) -> QueryIndex | None:
+        """The kept index when it is of the catalog as it is now (a stamp read: no count of
+        the postings, which costs milliseconds per request at a million)."""
         from core.workspace import catalog_stamp
 
-        if store.path is None or store.count_postings() < INDEXED_QUERY_FROM:
-            return False
         index = self._indexes.get(str(store.path))
-        return (
-            index is None
-            or index.stamp != catalog_stamp(store)
-            or (image_model is not None and image_model[0] not in index.images)
-        )
+        if index is None or index.stamp != catalog_stamp(store):
+            return None
+        if image_model is not None and image_model[0] not in index.images:
+            return None
+        return index
+
+    def _wanted(self, store: Store) -> bool:
+        return store.path is not None and store.count_postings() >= INDEXED_QUERY_FROM
+
+    def needs_building(self, store: Store, image_model: tuple[str, str | None] | None) -> bool:
+        """Whether `get` would open (or build) the index: slow, so callers can say so first."""
+        return self._current(store, image_model) is None and self._wanted(store)
 
     def get(self, store: Store, image_model: tuple[str, str | None] | None) -> QueryIndex | None:
         """The catalog's index when it is large enough to need one (else None)."""
-        if store.path is None or store.count_postings() < INDEXED_QUERY_FROM:
-            return None
+        index = self._current(store, image_model)
+        if index is not None or not self._wanted(store):
+            return index
         with self._lock:
-            if self.needs_building(store, image_model):
-                self._indexes[str(store.path)] = open_query_index(
-                    store, [image_model] if image_model else []
-                )
-            return self._indexes[str(store.path)]
+            index = self._current(store, image_model)  # another request may have built it
+            if index is None:
+                index = open_query_index(store, [image_model] if image_model else [])
+                self._indexes[str(store.path)] = index
+            return index
 
     def grow(self, store: Store, posting_id: str) -> None:
         """A posting added to the catalog joins the in-memory index too (no rebuild)."""
