@@ -58,6 +58,22 @@ def image_model_name(settings: MatchSettings) -> str:
     return embedder_name(settings.image_backbone, settings.image_alpha, settings.image_size)
 
 
+#: The settings that make one pretrained embedder: equal values load the same model, run the
+#: same way (what processes that keep loaded embedders key them by).
+PRETRAINED_FIELDS = (
+    "image_backbone",
+    "image_alpha",
+    "image_size",
+    "weights_dir",
+    "batch_size",
+    "inference_backend",
+)
+
+
+def pretrained_identity(settings: MatchSettings) -> tuple:
+    return tuple(getattr(settings, name) for name in PRETRAINED_FIELDS)
+
+
 def load_image_embedder(settings: MatchSettings):
     """The baseline's pretrained embedder (loads TensorFlow and the weights), run by the
     settings' inference engine."""

@@ -280,7 +280,7 @@ def _ranked(
     similarity = scored["similarity"].to_numpy(np.float32)
     order = np.lexsort((-similarity, ~matched))[: max(top_n, int(matched.sum()))]
     shown = [ids[i] for i in order.tolist()]
-    details = _postings_by_id(store, shown)
+    details = store.titles_and_images(shown)  # by primary key, not the whole catalog
     frame = pd.DataFrame(
         {
             "posting_id": shown,
@@ -295,11 +295,6 @@ def _ranked(
     frame["rule"] = scored["rule"].to_numpy(object)[order]
     frame["similarity"] = similarity[order]
     return frame
-
-
-def _postings_by_id(store: Store, posting_ids: list[str]) -> dict[str, tuple[str, str | None]]:
-    """(title, image_path) of a few postings, read by primary key (not the whole catalog)."""
-    return store.titles_and_images(posting_ids)
 
 
 def _model_query(

@@ -85,40 +85,20 @@ def tensorflow_ready() -> None:
 
 # -- models (TensorFlow is imported only when one of these is called) ------------------------
 @st.cache_resource(show_spinner="Loading the image model…", max_entries=4)
-def image_embedder(
-    backbone: str,
-    alpha: float,
-    image_size: int,
-    weights_dir: str,
-    batch_size: int,
-    backend: str = "auto",
-) -> ImageEmbedder:
-    """The baseline's pretrained embedder, once per process for each configuration.
+def image_embedder(identity: tuple) -> ImageEmbedder:
+    """The baseline's pretrained embedder, once per process for each configuration
+    (`models.pretrained_identity`).
 
     Raises:
         WeightsUnavailableError: the weights file is neither local nor downloadable.
     """
     tensorflow_ready()
-    settings = MatchSettings(
-        image_backbone=backbone,
-        image_alpha=alpha,
-        image_size=image_size,
-        weights_dir=weights_dir,
-        batch_size=batch_size,
-        inference_backend=backend,
-    )
+    settings = MatchSettings(**dict(zip(models.PRETRAINED_FIELDS, identity, strict=True)))
     return models.load_image_embedder(settings)
 
 
 def image_embedder_for(settings: MatchSettings) -> ImageEmbedder:
-    return image_embedder(
-        settings.image_backbone,
-        settings.image_alpha,
-        settings.image_size,
-        settings.weights_dir,
-        settings.batch_size,
-        settings.inference_backend,
-    )
+    return image_embedder(models.pretrained_identity(settings))
 
 
 @st.cache_resource(show_spinner="Loading the Siamese model…", max_entries=2)

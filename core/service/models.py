@@ -57,15 +57,7 @@ class ServiceModels:
     def pretrained(self, settings: MatchSettings) -> ImageEmbedder:
         from core import models
 
-        key = (
-            "pretrained",
-            settings.image_backbone,
-            settings.image_alpha,
-            settings.image_size,
-            settings.weights_dir,
-            settings.batch_size,
-            settings.inference_backend,
-        )
+        key = ("pretrained", *models.pretrained_identity(settings))
         return self._embedder(key, lambda: models.load_image_embedder(settings))
 
     def siamese(self, folder: Path, version: str, settings: MatchSettings) -> ImageEmbedder:
