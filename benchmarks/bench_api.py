@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,11 +23,7 @@ from pathlib import Path
 
 from common import ROOT, SHARED, machine_lines, markdown_table
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.e2e.app_server import free_port
 
 
 def start_server(db: Path, home: Path, workers: int) -> tuple[subprocess.Popen, str]:

@@ -16,28 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import ROOT, SHARED, machine_lines, markdown_table
+from common import ROOT, SHARED, child_usage, machine_lines, markdown_table
 from make_scale_catalog import generate
 
 
 def measured(command: list[str]) -> tuple[float, float, str]:
     """(seconds, peak RSS in GiB, stdout) of one child process."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{' '.join(command)} failed:\n{err.read()[-2000:]}")
-        return seconds, usage.ru_maxrss / 2**20, out.read()
+    return child_usage(command, " ".join(command))
 
 
 def cli(db: Path, *args: object) -> list[str]:

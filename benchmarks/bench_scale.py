@@ -22,36 +22,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 try:
-    from benchmarks.common import ROOT, SHARED, load_line, machine_lines, markdown_table
+    from benchmarks.common import (
+        SHARED,
+        child_usage,
+        load_line,
+        machine_lines,
+        markdown_table,
+    )
     from benchmarks.make_scale_catalog import generate
 except ImportError:  # run as a file: benchmarks/ itself is first on sys.path
-    from common import ROOT, SHARED, load_line, machine_lines, markdown_table
+    from common import SHARED, child_usage, load_line, machine_lines, markdown_table
     from make_scale_catalog import generate
 
 
 def run_step(*args: object) -> tuple[float, float, str]:
     """(seconds, peak RSS in GiB, stdout) of one ``python -m core`` process."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, stdout=out, stderr=err
-        )
-        # wait4 instead of wait: the child's own resource usage, peak RSS included.
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if process.returncode != 0:
-            raise SystemExit(f"step {' '.join(map(str, args))} failed:\n{err.read()[-2000:]}")
-        return seconds, usage.ru_maxrss / 2**20, out.read()
+    command = [sys.executable, "-m", "core", *map(str, args)]
+    return child_usage(command, f"step {' '.join(map(str, args))}")
 
 
 def query_worker(db: Path, catalog: Path, queries: int) -> None:
@@ -234,18 +227,7 @@ def recall_report(catalog: Path, sample_rows: int = 2_000) -> list[list[str]]:
 def run_script(*args: object, env_home: Path) -> tuple[float, float, str]:
     """(seconds, peak RSS in GiB, stdout) of this script run as a child process."""
     env = {**os.environ, "SAMESAME_HOME": str(env_home)}
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, __file__, *map(str, args)], cwd=ROOT, stdout=out, stderr=err, env=env
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"query worker failed:\n{err.read()[-2000:]}")
-        return seconds, usage.ru_maxrss / 2**20, out.read()
+    return child_usage([sys.executable, __file__, *map(str, args)], "query worker", env)
 
 
 def main() -> None:

@@ -86,3 +86,24 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+def child_usage(
+    command: Sequence[str], name: str, env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
+    """(seconds, peak RSS in GiB, stdout) of one child process run from the project folder;
+    exits naming ``name`` with the end of its stderr when it fails."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(list(command), cwd=ROOT, stdout=out, stderr=err, env=env)
+        # wait4 instead of wait: the child's own resource usage, peak RSS included.
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{name} failed:\n{err.read()[-2000:]}")
+        return seconds, usage.ru_maxrss / 2**20, out.read()

@@ -9,7 +9,6 @@ import csv
 import http.client
 import io
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -28,14 +27,9 @@ from core.query import NewItem, add_to_catalog, query_item
 from core.query_index import INDEXED_QUERY_FROM
 from core.settings import MatchSettings
 from core.store import Store
+from tests.e2e.app_server import free_port
 
 KEY = "k" * 24
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -395,20 +389,16 @@ def test_photo_uploads_are_embedded_like_the_compare_page(demo_images_db: Path, 
         server.stop()
 
 
+def serve_command(db: Path, *args: object) -> list[str]:
+    """``python -m core --db DB serve ARGS`` as a user types it."""
+    return [sys.executable, "-m", "core", "--db", str(db), "serve", *map(str, args)]
+
+
 def test_serve_command_checks_its_key_file_and_serves(shopee_db, tmp_path):
     short = tmp_path / "short.key"
     short.write_text("abc")
     refused = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "core",
-            "--db",
-            str(shopee_db),
-            "serve",
-            "--api-key-file",
-            str(short),
-        ],
+        serve_command(shopee_db, "--api-key-file", short),
         capture_output=True,
         text=True,
         timeout=120,
@@ -419,18 +409,7 @@ def test_serve_command_checks_its_key_file_and_serves(shopee_db, tmp_path):
     key.write_text(KEY + "\n")
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "core",
-            "--db",
-            str(shopee_db),
-            "serve",
-            "--port",
-            str(port),
-            "--api-key-file",
-            str(key),
-        ],
+        serve_command(shopee_db, "--port", port, "--api-key-file", key),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

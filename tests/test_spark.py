@@ -30,14 +30,16 @@ PROJECT = Path(__file__).resolve().parents[1]
 LSH_AGREEMENT_FLOOR = 0.99
 
 
-def _spark_cli(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _spark_cli(
+    *args: object, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """``python -m core spark-match ARGS`` as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "core", "spark-match", *map(str, args)],
         cwd=PROJECT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env=env,
     )
 

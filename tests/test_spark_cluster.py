@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.test_spark import read_pairs
+from tests.e2e.app_server import free_port
+from tests.test_spark import _spark_cli, read_pairs
 
-PROJECT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def spark_class() -> Path:
@@ -105,14 +98,7 @@ def cluster(tmp_path_factory):
 def spark_match(*args: object) -> subprocess.CompletedProcess:
     # Executors run this interpreter (PYSPARK_PYTHON), which has the job's dependencies.
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
-    return subprocess.run(
-        [sys.executable, "-m", "core", "spark-match", *map(str, args)],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    return _spark_cli(*args, env=env, timeout=600)
 
 
 @pytest.mark.parametrize("pipeline", ["baseline", "ensemble"])
