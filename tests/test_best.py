@@ -16,7 +16,7 @@ from core.metrics import evaluate, true_match_sets
 from core.pipelines import MatchInputs, get_pipeline
 from core.pipelines.best import BestConfig, BestMatcher, select_pairs, tune_thresholds
 from core.pipelines.best.features import title_matrices
-from core.pipelines.best.text_features import text_pair_features, title_facts
+from core.pipelines.best.text_features import model_codes, text_pair_features, title_facts
 from core.pipelines.best.training import pair_f1
 from core.settings import MatchSettings
 from core.text import normalize_title
@@ -53,6 +53,38 @@ def test_mismatched_amounts_are_a_conflict_and_shared_ones_are_not():
     assert feats["quantity_shared"].tolist() == [0, 1, 0]
     # The strings alone look alike, which is why the amounts need a feature of their own.
     assert feats["fuzz_ratio"][0] > 90
+
+
+def test_model_numbers_glue_short_prefixes_but_not_words_or_amounts():
+    assert model_codes(normalize_title("Samsung Galaxy SM-G950F 64GB black").split()) == {
+        "g950f",
+        "smg950f",
+    }
+    assert model_codes("vga rx 580 8gb".split()) == {"rx580"}
+    # Amounts are quantities, not models; plain words never glue.
+    assert model_codes("nivea cream 100ml twin pack".split()) == set()
+
+
+def test_a_different_model_number_and_a_rare_unshared_word_are_features():
+    titles = [
+        normalize_title(t)
+        for t in (
+            "Elite Screens R85WH1 fixed frame screen",
+            "Elite Screens R100WH1 fixed frame screen",
+            "elite screens r85wh1 fixed frame",
+            "fixed frame screen",
+            "elite screens fixed frame screen",
+        )
+    ]
+    left, right = np.array([0, 0, 3]), np.array([1, 2, 4])
+    feats = text_pair_features(titles, left, right)
+    assert feats["codes_conflict"][0] == 1 and feats["codes_conflict"][1] == 0
+    assert np.isnan(feats["codes_conflict"][2])  # neither side names a model: no evidence
+    assert feats["codes_shared"].tolist() == [0, 1, 0]
+    # Within these titles "r100wh1" is rarer than "screen", which pair 1 lacks on one side.
+    assert feats["rarity_only_one_max"][0] > feats["rarity_only_one_max"][1]
+    assert feats["rarity_containment"][1] == pytest.approx(1.0)
+    assert feats["first_token_same"].tolist() == [1, 1, 0]
 
 
 def test_sparse_neighbours_exclude_self_and_empty_titles():

@@ -74,8 +74,12 @@ def _modality_features(
         gap_a, gap_b = top1[left] - score, top1[right] - score
         margin_a, margin_b = score - kth[left], score - kth[right]
         density_a, density_b = last[left], last[right]
+        # The catalog's typical nearest-neighbour similarity: long noisy titles score lower
+        # cosines everywhere, so "how far above the usual nearest" carries across catalogs.
+        typical = float(np.nanmedian(top1)) if np.isfinite(top1).any() else np.nan
         return {
             f"{name}_sim": sim.astype(np.float32),
+            f"{name}_sim_rel": (score - typical).astype(np.float32),
             f"{name}_rank_min": np.minimum(rank_a, rank_b),
             f"{name}_rank_max": np.maximum(rank_a, rank_b),
             f"{name}_gap_min": np.fmin(gap_a, gap_b),

@@ -1,6 +1,9 @@
 """String, token and number/unit features of title pairs for the ``best`` classifier.
 
-Every feature is symmetric in (i, j), so the pair's order never matters.
+Every feature is symmetric in (i, j), so the pair's order never matters. Token rarity is
+counted within the catalog being matched (not the training catalog), so "a rare word both
+titles share" means the same in a catalog of shoes and one of shampoo; model-number-like
+tokens (letters and digits) decide between products of one brand in any domain.
 """
 
 from __future__ import annotations
@@ -70,6 +73,39 @@ _UNIT_ALT = "|".join(sorted(_UNITS, key=len, reverse=True))
 # "0 5 l" is a decimal that lost its point; otherwise a number glued to or followed by a unit.
 _QUANTITY = re.compile(rf"\b(?:(0) (\d+)|(\d+)) ?({_UNIT_ALT})\b")
 _NUMBER = re.compile(r"\d+")
+_HAS_DIGIT = re.compile(r"\d")
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+_QUANTITY_TOKEN = re.compile(rf"^\d+(?:{_UNIT_ALT})$")
+
+
+def _is_code(token: str) -> bool:
+    """A model-number-like token: letters and digits together, not an amount ("150ml")."""
+    return (
+        len(token) >= 3
+        and bool(_HAS_DIGIT.search(token))
+        and bool(_HAS_LETTER.search(token))
+        and not _QUANTITY_TOKEN.match(token)
+    )
+
+
+def model_codes(tokens: Sequence[str]) -> frozenset[str]:
+    """Model-number-like tokens of a title, and each one glued to its neighbours: titles
+    write one model as "sm g950f", "smg950f" or "sm-g950f" (normalised to "sm g950f")."""
+    codes = {t for t in tokens if _is_code(t)}
+    for a, b in zip(tokens, tokens[1:], strict=False):
+        # Only a short letter prefix or suffix ("sm" g950f, rx "580", g950 "f") or digits
+        # glue on: "64gb black" is two words, not one model.
+        short_a, short_b = _short_letters(a), _short_letters(b)
+        if (
+            (short_a and _HAS_DIGIT.search(b))
+            or (_HAS_DIGIT.search(a) and (short_b or b.isdigit()))
+        ) and _is_code(a + b):
+            codes.add(a + b)
+    return frozenset(codes)
+
+
+def _short_letters(token: str) -> bool:
+    return len(token) <= 3 and token.isalpha()
 
 
 @dataclass(frozen=True)
@@ -81,6 +117,8 @@ class TitleFacts:
     quantities: frozenset[tuple[str, float]]
     units: frozenset[str]
     chars: int
+    codes: frozenset[str]
+    first: str
 
 
 def title_facts(title: str) -> TitleFacts:
@@ -89,13 +127,25 @@ def title_facts(title: str) -> TitleFacts:
         value = float(f"0.{frac}") if zero else float(whole)
         base, factor = _UNITS[unit]
         quantities.add((base, round(value * factor, 6)))
+    words = title.split()
     return TitleFacts(
-        tokens=frozenset(title.split()),
+        tokens=frozenset(words),
         numbers=frozenset(n.lstrip("0") or "0" for n in _NUMBER.findall(title)),
         quantities=frozenset(quantities),
         units=frozenset(u for u, _ in quantities),
         chars=len(title),
+        codes=model_codes(words),
+        first=words[0] if words else "",
     )
+
+
+def token_rarity(facts: Sequence[TitleFacts]) -> dict[str, float]:
+    """Inverse document frequency of each token within these titles (smoothed, >= 1)."""
+    from collections import Counter
+
+    counts = Counter(token for fact in facts for token in fact.tokens)
+    n = len(facts)
+    return {token: float(np.log((1 + n) / (1 + c)) + 1.0) for token, c in counts.items()}
 
 
 def text_pair_features(
@@ -105,6 +155,8 @@ def text_pair_features(
     from rapidfuzz import fuzz
 
     facts = [title_facts(t) for t in titles]
+    rarity = token_rarity(facts)
+    weight = [sum(rarity[t] for t in fact.tokens) for fact in facts]
     m = len(left)
     names = (
         "fuzz_ratio",
@@ -122,6 +174,14 @@ def text_pair_features(
         "numbers_jaccard",
         "quantity_shared",
         "quantity_conflict",
+        "rarity_jaccard",
+        "rarity_containment",
+        "rarity_only_one_max",
+        "rarity_only_one_min",
+        "codes_shared",
+        "codes_conflict",
+        "first_token_same",
+        "first_token_rarity",
     )
     out = {name: np.zeros(m, np.float32) for name in names}
     if difflib_ratio:
@@ -163,6 +223,24 @@ def text_pair_features(
             & {q for q in fb.quantities if q[0] == unit}
         )
         out["quantity_conflict"][p] = conflict
+        shared_weight = sum(rarity[t] for t in fa.tokens & fb.tokens)
+        union_weight = weight[a] + weight[b] - shared_weight
+        out["rarity_jaccard"][p] = shared_weight / union_weight if union_weight else 0.0
+        smaller = min(weight[a], weight[b])
+        out["rarity_containment"][p] = shared_weight / smaller if smaller else 0.0
+        # The rarest word only one title has: a rare word the other lacks (a model, a
+        # flavour, a colour) is what tells two near-identical titles apart.
+        only_a = max((rarity[t] for t in fa.tokens - fb.tokens), default=0.0)
+        only_b = max((rarity[t] for t in fb.tokens - fa.tokens), default=0.0)
+        out["rarity_only_one_max"][p] = max(only_a, only_b)
+        out["rarity_only_one_min"][p] = min(only_a, only_b)
+        codes_shared = len(fa.codes & fb.codes)
+        out["codes_shared"][p] = codes_shared
+        # NaN when a side has no model number: absence says nothing.
+        out["codes_conflict"][p] = float(codes_shared == 0) if fa.codes and fb.codes else np.nan
+        same_first = bool(fa.first) and fa.first == fb.first
+        out["first_token_same"][p] = same_first
+        out["first_token_rarity"][p] = rarity[fa.first] if same_first else 0.0
         if difflib_ratio:
             from core.candidates.ratio import sequence_ratio
 
