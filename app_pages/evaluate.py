@@ -349,6 +349,9 @@ def main() -> None:
             "label groups."
         )
         settings = common.load_settings(store)
+        for pipe in _tuned_pipelines():
+            # What the sliders and the curve vary is the number each rule applies here.
+            settings, _ = pipe.settings_for(store, settings, pin=True)
         stored = _stored(store)
         st.divider()
         try:

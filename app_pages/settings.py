@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import models
 from core.errors import SameSameError
 from core.settings import SETTING_SPECS, MatchSettings, SettingSpec, default_weights_dir
 from ui import common
@@ -81,6 +82,7 @@ def main() -> None:
     common.show_flashes()
     with common.open_store() as store:
         current = common.load_settings(store)
+        st.caption(models.calibration_summary(models.siamese_dir(store)))
         values = _form(current)
         if values is not None:
             weights = str(values["weights_dir"]).strip()

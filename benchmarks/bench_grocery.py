@@ -22,20 +22,36 @@ import numpy as np
 import pandas as pd
 
 from core.embedders.mobilenet import PretrainedEmbedder
-from core.embedders.siamese import SiameseConfig, train_siamese
+from core.embedders.siamese import SiameseConfig
+from core.embedders.siamese_training import train_siamese
 from core.metrics import evaluate, true_match_sets
 from core.pipelines import MatchInputs, get_pipeline
 from core.settings import MatchSettings
 from core.text import normalize_title
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: What each trained model is scored on: at the fixed 0.95 and at its calibrated distance.
+SCORES = (
+    "f1",
+    "precision",
+    "recall",
+    "cal_f1",
+    "cal_precision",
+    "cal_recall",
+    "calibrated_distance",
+)
 
 
-def held_out_f1(frame: pd.DataFrame, vectors: np.ndarray | None, pipeline: str) -> dict:
+def held_out_f1(
+    frame: pd.DataFrame,
+    vectors: np.ndarray | None,
+    pipeline: str,
+    settings: MatchSettings | None = None,
+) -> dict:
     postings = frame.assign(title_norm=frame["title"].map(normalize_title))
     by_id = dict(zip(frame["posting_id"], vectors, strict=True)) if vectors is not None else None
     inputs = MatchInputs.from_frame(postings, by_id, "bench" if by_id else None)
-    result = get_pipeline(pipeline).match(inputs, MatchSettings())
+    result = get_pipeline(pipeline).match(inputs, settings or MatchSettings())
     labels = dict(zip(frame["posting_id"], frame["label_group"], strict=True))
     return evaluate(result.match_sets(), true_match_sets(labels))
 
@@ -53,7 +69,10 @@ def _config(args, loss: str, overrides: dict) -> SiameseConfig:
 
 
 def _parse_value(key: str, raw: str):
-    return type(getattr(SiameseConfig(), key))(raw)
+    kind = type(getattr(SiameseConfig(), key))
+    if kind is bool:
+        return raw.strip().lower() in ("1", "true", "yes")
+    return kind(raw)
 
 
 def _train_and_score(train: pd.DataFrame, test: pd.DataFrame, paths, config, weights) -> dict:
@@ -74,7 +93,14 @@ def _train_and_score(train: pd.DataFrame, test: pd.DataFrame, paths, config, wei
         on_epoch_end=score_epoch,
     )
     seconds = time.perf_counter() - t0
-    metrics = held_out_f1(test.reset_index(drop=True), model.embed(test_paths), "ensemble")
+    vectors = model.embed(test_paths)
+    frame = test.reset_index(drop=True)
+    metrics = held_out_f1(frame, vectors, "ensemble")
+    calibrated = config.calibrated_distance
+    if calibrated is not None:
+        at = MatchSettings(ensemble_image_distance=calibrated)
+        metrics |= {f"cal_{k}": v for k, v in held_out_f1(frame, vectors, "ensemble", at).items()}
+        metrics["calibrated_distance"] = calibrated
     return {**metrics, "train_s": round(seconds), "history": config.history}
 
 
@@ -111,15 +137,14 @@ def select_and_hold_back(args, catalog, paths, weights, overrides) -> None:
                         "loss": loss,
                         field: value,
                         "fold": fold,
-                        **{k: scored[k] for k in ("f1", "precision", "recall")},
+                        **{k: scored[k] for k in SCORES if k in scored},
                     }
                 )
-    inner = (
-        pd.DataFrame(rows)
-        .groupby(["loss", field], dropna=False, sort=False)[["f1", "precision", "recall"]]
-        .mean()
-    )
-    winner = max(candidates, key=lambda v: inner.loc[(args.select_loss, v), "f1"])
+    measured = pd.DataFrame(rows)
+    inner = measured.groupby(["loss", field], dropna=False, sort=False)[
+        [k for k in SCORES if k in measured]
+    ].mean()
+    winner = max(candidates, key=lambda v: inner.loc[(args.select_loss, v), args.select_on])
 
     finals = []
     for loss in losses:
@@ -129,7 +154,7 @@ def select_and_hold_back(args, catalog, paths, weights, overrides) -> None:
             {
                 "loss": loss,
                 **chosen,
-                **{k: scored[k] for k in ("f1", "precision", "recall")},
+                **{k: scored[k] for k in SCORES if k in scored},
                 "train_s": scored["train_s"],
             }
         )
@@ -168,6 +193,12 @@ def main() -> None:
         help="choose FIELD for --select-loss by nested CV and report held-back products",
     )
     parser.add_argument("--select-loss", default="triplet")
+    parser.add_argument(
+        "--select-on",
+        default="f1",
+        choices=["f1", "cal_f1"],
+        help="the inner figure the choice maximises: F1 at 0.95 or at the calibrated distance",
+    )
     parser.add_argument("--hold-back", type=int, default=13, help="products kept from choices")
     args = parser.parse_args()
     overrides = {}
@@ -216,9 +247,19 @@ def main() -> None:
                 {
                     "fold": fold,
                     "method": f"Siamese ({loss}), distance < 0.95",
-                    **{k: v for k, v in scored.items() if k != "history"},
+                    **{k: scored[k] for k in ("f1", "precision", "recall", "train_s")},
                 }
             )
+            if "cal_f1" in scored:
+                rows.append(
+                    {
+                        "fold": fold,
+                        "method": f"Siamese ({loss}), calibrated distance",
+                        **{k: scored[f"cal_{k}"] for k in ("f1", "precision", "recall")},
+                        "train_s": scored["train_s"],
+                        "distance": scored["calibrated_distance"],
+                    }
+                )
             curves[(fold, loss)] = config.history
 
     table = pd.DataFrame(rows)

@@ -139,10 +139,10 @@ def run_pipeline(
         hash_only: ignore image vectors; perceptual hashes are the only image evidence.
     """
     pipe = get_pipeline(pipeline)
-    settings = settings or store.load_settings()
+    settings, note = pipe.settings_for(store, settings or store.load_settings(), model_dir)
     image_model = None if hash_only else pipe.image_model(store, settings, model_dir)
     inputs = load_inputs(store, image_model)
-    notices: list[str] = []
+    notices: list[str] = [note] if note else []
     if pipe.translates and settings.translate_titles:
         from core.translate import translate_titles
 

@@ -125,6 +125,28 @@ def siamese_config(model_dir: Path) -> dict:
         return {}
 
 
+def calibration_summary(model_dir: Path) -> str:
+    """One sentence on the saved Siamese model's calibrated distance, for people."""
+    stored = siamese_config(model_dir)
+    found = stored.get("calibration") or {}
+    if not stored:
+        return (
+            "No Siamese model yet: training it (Embed page) also calibrates a distance on "
+            "labelled products it holds back."
+        )
+    if not found:
+        return (
+            "This Siamese model has no calibrated distance (trained before calibration existed, "
+            "or on too few products to hold some back); retrain it to get one."
+        )
+    return (
+        f"This catalog's Siamese model calibrated a distance of {found['distance']:.2f} on "
+        f"{found['products']} products it did not train on (F1 {found['f1']:.3f} there, "
+        f"{found['f1_at_default']:.3f} at the fixed {stored.get('boundary', 0.95):g}). "
+        "Choose “calibrated” under Ensemble to use it."
+    )
+
+
 def siamese_history(model_dir: Path) -> list[dict]:
     config = Path(model_dir) / "siamese.json"
     return json.loads(config.read_text()).get("history", []) if config.is_file() else []
@@ -134,7 +156,8 @@ def train_siamese_model(
     store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
 ) -> dict:
     """Train the ensemble's Siamese network on this catalog's labelled images and save it."""
-    from core.embedders.siamese import SiameseConfig, train_siamese
+    from core.embedders.siamese import SiameseConfig
+    from core.embedders.siamese_training import train_siamese
 
     postings = store.postings()
     usable = postings[(postings["image_status"] == "ok") & postings["label_group"].notna()]
@@ -170,6 +193,7 @@ def train_siamese_model(
         "history": config.history,
         "version": embedder.version,
         "images": len(usable),
+        "calibration": config.calibration,
     }
 
 

@@ -121,9 +121,11 @@ def query_item(
     """
     item.validate()
     pipe = get_pipeline(pipeline)
+    settings, note = pipe.settings_for(store, settings)
     title, notice = query_title(store, item, pipe, settings, translate)
-    if notice and notices is not None:
-        notices.append(notice)
+    for said in (note, notice):
+        if said and notices is not None:
+            notices.append(said)
     item_hash = item.image_hash()  # decodes the picture: once per query
     vector = None
     if item.image and image_embedder is not None and image_model is not None:

@@ -254,7 +254,8 @@ def test_loading_a_missing_siamese_model_says_to_train(tmp_path: Path) -> None:
 
 
 def test_siamese_training_needs_two_groups_with_two_images(tmp_path: Path) -> None:
-    from core.embedders.siamese import SiameseConfig, train_siamese
+    from core.embedders.siamese import SiameseConfig
+    from core.embedders.siamese_training import train_siamese
 
     with pytest.raises(SameSameError, match="at least two label groups .* has 1"):
         train_siamese([b"a", b"b", b"c"], ["x", "x", "y"], SiameseConfig())
@@ -278,7 +279,7 @@ def numpy_semi_hard_loss(labels: np.ndarray, emb: np.ndarray, margin: float) -> 
 
 
 def test_semi_hard_triplet_loss_equals_the_pairwise_definition() -> None:
-    from core.embedders.siamese import semi_hard_triplet_loss
+    from core.embedders.losses import semi_hard_triplet_loss
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 3).astype(np.int32)
@@ -303,7 +304,8 @@ def test_each_loss_training_lowers_it_and_pulls_a_product_together(
     one product sit closer together than photos of different products — closer, relative to
     the others, than before training."""
     from core.embedders.mobilenet import PretrainedEmbedder
-    from core.embedders.siamese import SiameseConfig, train_siamese
+    from core.embedders.siamese import SiameseConfig
+    from core.embedders.siamese_training import train_siamese
 
     paths = [p for p, _ in grocery_sample]
     labels = np.array([label for _, label in grocery_sample])

@@ -240,7 +240,8 @@ def test_stricter_image_threshold_never_adds_pairs(embedded_demo, mobilenet_sett
 def test_siamese_trains_saves_reloads_and_feeds_the_ensemble(
     demo_catalog: Path, weights_dir: Path, tmp_path: Path
 ) -> None:
-    from core.embedders.siamese import SiameseConfig, SiameseEmbedder, train_siamese
+    from core.embedders.siamese import SiameseConfig, SiameseEmbedder
+    from core.embedders.siamese_training import train_siamese
 
     frame = pd.read_csv(demo_catalog, dtype=str)
     subset = frame[frame["label_group"].isin(sorted(frame["label_group"].unique())[:16])]
@@ -261,7 +262,7 @@ def test_siamese_trains_saves_reloads_and_feeds_the_ensemble(
     loaded = SiameseEmbedder.load(model_dir)
     after = loaded.embed(paths[:12])
 
-    assert len(config.history) == 2 and all(np.isfinite(h["loss"]) for h in config.history)
+    assert all(np.isfinite(h["loss"]) for h in config.history)
     assert before.shape == (12, 128)
     np.testing.assert_allclose(np.linalg.norm(before, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(after, before, atol=1e-6)
@@ -273,6 +274,30 @@ def test_siamese_trains_saves_reloads_and_feeds_the_ensemble(
     hash_only = matching.run_pipeline(store, "ensemble", settings, hash_only=True)
     scores = evaluation.evaluate_result(store, ensemble)
     plain = evaluation.evaluate_result(store, hash_only)
+
+    # Training held three of the 16 products back and calibrated a distance on them; the
+    # kept epoch is the one whose distance scored best there.
+    calibration = config.calibration
+    assert calibration["products"] >= 3 and calibration["f1"] >= calibration["f1_at_default"]
+    calibrating = [h for h in config.history if not h.get("refit")]
+    assert calibration["epoch"] == 1 + int(np.argmax([h["calibration_f1"] for h in calibrating]))
+    # Then trained afresh on all 16 products for that many epochs.
+    refit = [h["epoch"] for h in config.history if h.get("refit")]
+    assert calibration["refit"] and refit == list(range(1, calibration["epoch"] + 1))
+    assert (
+        loaded.config.calibrated_distance == config.calibrated_distance == calibration["distance"]
+    )
+    calibrated = matching.run_pipeline(
+        store,
+        "ensemble",
+        settings.replace(siamese_threshold="calibrated"),
+        model_dir=model_dir,
+    )
+    applied = MatchSettings.from_dict(store.match_run("ensemble")["settings"])
+    assert applied.ensemble_image_distance == config.calibrated_distance
+    assert calibrated.notices == []
+    image_rule = calibrated.pairs["rule"].str.contains("image")
+    assert (calibrated.pairs.loc[image_rule, "siamese_distance"] < config.calibrated_distance).all()
 
     assert ensemble.notices == []
     rules = set(ensemble.pairs["rule"].str.split("+").explode())

@@ -162,3 +162,48 @@ def test_an_unreadable_machine_settings_file_means_the_defaults(tmp_path, samesa
     (samesame_home / MACHINE_FILE).write_text("{ not json")
     with Store(tmp_path / "a.db") as store:
         assert store.load_settings().image_alpha == MatchSettings().image_alpha
+
+
+@pytest.mark.parametrize(
+    ("flag", "threshold", "distance"),
+    [("calibrated", "calibrated", 0.95), ("0.7", "fixed", 0.7), ("fixed", "fixed", 0.95)],
+)
+def test_siamese_threshold_flag_takes_calibrated_or_a_number(flag, threshold, distance) -> None:
+    from core.cli import build_parser
+    from core.cli.common import settings_from
+
+    class Stored:
+        def load_settings(self) -> MatchSettings:
+            return MatchSettings(siamese_threshold="calibrated")
+
+    args = build_parser().parse_args(["match", "--siamese-threshold", flag])
+    chosen = settings_from(args, Stored())
+    assert (chosen.siamese_threshold, chosen.ensemble_image_distance) == (threshold, distance)
+
+
+def test_siamese_threshold_flag_refuses_anything_else(capsys) -> None:
+    from core.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["match", "--siamese-threshold", "loose"])
+    assert "use fixed, calibrated or a number, not 'loose'" in capsys.readouterr().err
+
+
+def test_calibrated_setting_reads_the_distance_stored_with_the_model(tmp_path: Path) -> None:
+    import json
+
+    from core.pipelines.ensemble import with_calibrated_distance
+
+    calibrated = MatchSettings(siamese_threshold="calibrated")
+    (tmp_path / "siamese.json").write_text(json.dumps({"calibrated_distance": 0.61}))
+    assert with_calibrated_distance(calibrated, tmp_path)[0].ensemble_image_distance == 0.61
+    # A fixed choice ignores what the model calibrated.
+    fixed, note = with_calibrated_distance(MatchSettings(), tmp_path)
+    assert (fixed.ensemble_image_distance, note) == (0.95, None)
+
+    (tmp_path / "siamese.json").write_text(json.dumps({"calibrated_distance": None}))
+    kept, note = with_calibrated_distance(calibrated, tmp_path)
+    assert kept.ensemble_image_distance == 0.95
+    assert "trained without one (retrain it to calibrate)" in note
+    _, note = with_calibrated_distance(calibrated, tmp_path / "missing")
+    assert note.startswith("No calibrated Siamese distance: there is no trained Siamese model")

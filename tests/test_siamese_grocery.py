@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from core.embedders.mobilenet import PretrainedEmbedder
-from core.embedders.siamese import SiameseConfig, SiameseEmbedder, train_siamese
+from core.embedders.siamese import SiameseConfig, SiameseEmbedder
+from core.embedders.siamese_training import train_siamese
 from core.metrics import evaluate, true_match_sets
 from core.pipelines import MatchInputs, get_pipeline
 from core.settings import MatchSettings
@@ -38,19 +39,23 @@ def test_training_on_some_products_beats_untrained_backbone_on_unseen_products(
     untrained = PretrainedEmbedder("mobilenet", 0.25, 224, weights_dir).embed(image(test))
     untrained_f1 = _held_out_f1(test, untrained, "baseline")
 
-    config = SiameseConfig(
-        backbone="mobilenet", alpha=0.25, image_size=200, epochs=4, augment_copies=2
-    )
+    # The training defaults (6 epochs, 4 augmented copies, a fifth of the products held back
+    # to calibrate, then trained afresh on all): what a user gets.
+    config = SiameseConfig(backbone="mobilenet", alpha=0.25, image_size=200)
     model = train_siamese(
         image(train), train["label_group"].tolist(), config, weights_dir=weights_dir
     )
     trained_f1 = _held_out_f1(test, model.embed(image(test)), "ensemble")
 
     assert trained_f1 > untrained_f1 + 0.05, (trained_f1, untrained_f1)
-    assert [h["epoch"] for h in config.history] == [1, 2, 3, 4]
+    calibrating = [h["epoch"] for h in config.history if not h.get("refit")]
+    assert calibrating == [1, 2, 3, 4, 5, 6]
+    # 32 products: six held back to calibrate; the distance travels with the saved model.
+    assert config.calibration["products"] == 6 and config.calibrated_distance is not None
 
     model.save(tmp_path / "model")
     reloaded = SiameseEmbedder.load(tmp_path / "model")
     sample = image(test)[:8]
     np.testing.assert_allclose(reloaded.embed(sample), model.embed(sample), atol=1e-6)
+    assert reloaded.config.calibrated_distance == config.calibrated_distance
     assert not list((tmp_path / "model").glob("*.pkl"))

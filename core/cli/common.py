@@ -81,12 +81,31 @@ def settings_args(parser: argparse.ArgumentParser) -> None:
         options: dict = {"dest": spec.name, "help": text, "default": None}
         if spec.kind is bool:
             options["action"] = argparse.BooleanOptionalAction
+        elif spec.number_sets is not None:
+            options["type"] = _choice_or_number(spec)
+            options["metavar"] = "|".join(spec.choices) + "|NUMBER"
         else:
             options["type"] = spec.kind
             options["metavar"] = spec.name.split("_")[-1].upper()
             if spec.choices is not None:
                 options["choices"] = list(spec.choices)
         group.add_argument(flag_of(spec), **options)
+
+
+def _choice_or_number(spec):
+    """argparse type of a flag that takes one of the spec's choices or a number."""
+
+    def parse(raw: str):
+        if raw in spec.choices:
+            return raw
+        try:
+            return float(raw)
+        except ValueError:
+            shown = ", ".join(spec.choices)
+            raise argparse.ArgumentTypeError(f"use {shown} or a number, not {raw!r}") from None
+
+    parse.__name__ = spec.name
+    return parse
 
 
 def settings_from(args: argparse.Namespace, store) -> MatchSettings:
@@ -97,6 +116,12 @@ def settings_from(args: argparse.Namespace, store) -> MatchSettings:
         for spec in SETTING_SPECS
         if getattr(args, spec.name, None) is not None
     }
+    for spec in SETTING_SPECS:
+        value = overrides.get(spec.name)
+        if spec.number_sets is not None and isinstance(value, float):
+            # A number means "this fixed value": the first choice, with the number set.
+            overrides[spec.name] = spec.choices[0]
+            overrides[spec.number_sets] = value
     return settings.replace(**overrides) if overrides else settings
 
 

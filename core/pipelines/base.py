@@ -115,6 +115,18 @@ class Pipeline(ABC):
         """Whether its scores here come from a model trained on this catalog's own labels."""
         return False
 
+    def settings_for(
+        self,
+        store: Store,
+        settings: MatchSettings,
+        model_dir: Path | None = None,
+        pin: bool = False,
+    ) -> tuple[MatchSettings, str | None]:
+        """The settings it applies to this catalog, and a note when one of them could not be
+        had: ``settings`` as given, unless one refers to a value stored with its model. With
+        ``pin`` that value is written in as a fixed one (for a page that varies it)."""
+        return settings, None
+
     @abstractmethod
     def readiness(
         self, store: Store, settings: MatchSettings, model_dir: Path | None = None

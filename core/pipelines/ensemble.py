@@ -73,6 +73,31 @@ def title_ratios(
     return ratio
 
 
+def with_calibrated_distance(
+    settings: MatchSettings, model_dir: Path | None
+) -> tuple[MatchSettings, str | None]:
+    """``settings`` with the Siamese distance the model in ``model_dir`` calibrated on held-back
+    products, when ``siamese_threshold`` asks for it; else as given. The note says why the
+    fixed distance stays where no calibrated one exists."""
+    if settings.siamese_threshold != "calibrated":
+        return settings, None
+    from core.models import siamese_config
+
+    stored = siamese_config(model_dir) if model_dir is not None else {}
+    calibrated = stored.get("calibrated_distance")
+    if isinstance(calibrated, int | float):
+        return settings.replace(ensemble_image_distance=float(calibrated)), None
+    why = (
+        "there is no trained Siamese model"
+        if not stored
+        else "the Siamese model was trained without one (retrain it to calibrate)"
+    )
+    return settings, (
+        f"No calibrated Siamese distance: {why}; the fixed distance "
+        f"{settings.ensemble_image_distance:g} applies."
+    )
+
+
 class EnsemblePipeline(Pipeline):
     name = "ensemble"
     accuracy_rank = 1
@@ -110,6 +135,18 @@ class EnsemblePipeline(Pipeline):
 
         return in_sample(store, siamese_dir(store, model_dir), SIAMESE)
 
+    def settings_for(
+        self,
+        store: Store,
+        settings: MatchSettings,
+        model_dir: Path | None = None,
+        pin: bool = False,
+    ) -> tuple[MatchSettings, str | None]:
+        from core.models import siamese_dir
+
+        resolved, note = with_calibrated_distance(settings, siamese_dir(store, model_dir))
+        return (resolved.replace(siamese_threshold="fixed") if pin else resolved), note
+
     def readiness(
         self, store: Store, settings: MatchSettings, model_dir: Path | None = None
     ) -> Readiness:
@@ -135,9 +172,17 @@ class EnsemblePipeline(Pipeline):
 
         report = train_siamese_model(store, settings, model_dir, progress)
         last = report["history"][-1]["loss"] if report["history"] else float("nan")
+        calibration = report["calibration"]
+        calibrated = (
+            f"; calibrated distance {calibration['distance']:.2f} on {calibration['products']} "
+            f"held-back products (F1 {calibration['f1']:.3f}, "
+            f"{calibration['f1_at_default']:.3f} at {settings.ensemble_image_distance:g})"
+            if calibration
+            else "; too few labelled products to hold some back and calibrate a distance"
+        )
         report["summary"] = (
             f"siamese ({settings.siamese_loss} loss): trained on {report['images']} images in "
-            f"{report['seconds']:.0f}s, final loss {last:.4f}; saved to {model_dir}"
+            f"{report['seconds']:.0f}s, final loss {last:.4f}{calibrated}; saved to {model_dir}"
         )
         return report
 

@@ -29,6 +29,8 @@ class SettingSpec:
     #: A threshold the Evaluate page can sweep and try.
     tunable: bool = False
     advanced: bool = False
+    #: The CLI flag also takes a number, which sets this other (numeric) setting instead.
+    number_sets: str | None = None
 
     @property
     def kind(self) -> type:

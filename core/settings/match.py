@@ -83,6 +83,18 @@ class MatchSettings(BestTrainingSettings):
         flag="--siamese-distance",
         tunable=True,
     )
+    siamese_threshold: str = setting(
+        "fixed",
+        "Siamese threshold from",
+        "fixed: the Siamese distance above (0.95 in the original write-up). calibrated: the "
+        "distance training chose on labelled products it held back, stored with the model; it "
+        "suits products the network never saw, where 0.95 tends to be too loose. On the "
+        "command line a number sets the fixed distance.",
+        ENSEMBLE,
+        choices=("fixed", "calibrated"),
+        flag="--siamese-threshold",
+        number_sets="ensemble_image_distance",
+    )
     ensemble_text_ratio: float = setting(
         0.55,
         "Title ratio >",

@@ -292,6 +292,11 @@ def spark_match(
     if image_root is not None and not image_root.is_dir():
         raise CatalogError(f"image folder {images} does not exist or is not a folder")
     model_path = Path(model_dir) if model_dir else None
+    calibration_note = None
+    if pipe.image_kind == "siamese":
+        from core.pipelines.ensemble import with_calibrated_distance
+
+        settings, calibration_note = with_calibrated_distance(settings, model_path)
     use_images = image_root is not None and not options.hash_only
     spec = embedder_spec(pipe, settings, model_path) if use_images else None
 
@@ -306,7 +311,7 @@ def spark_match(
         stats = postings.agg(F.count("*"), F.sum("problems"), F.count("image_path")).first()
         total, problems, with_images = int(stats[0]), int(stats[1] or 0), int(stats[2])
         vectors = None
-        notices = []
+        notices = [calibration_note] if calibration_note else []
         if use_images and with_images:
             vectors = _held(embed_frame(postings, spec), held)
         vector_count = vectors.count() if vectors is not None else 0
