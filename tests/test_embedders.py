@@ -309,8 +309,16 @@ def test_each_loss_training_lowers_it_and_pulls_a_product_together(
 
     paths = [p for p, _ in grocery_sample]
     labels = np.array([label for _, label in grocery_sample])
+    # Every product trains for all four epochs: this is about the loss, not about early
+    # stopping on held-back products (tests/test_pipelines.py covers calibration).
     config = SiameseConfig(
-        backbone="mobilenet", alpha=0.25, image_size=96, epochs=4, augment_copies=1, loss=loss
+        backbone="mobilenet",
+        alpha=0.25,
+        image_size=96,
+        epochs=4,
+        augment_copies=1,
+        loss=loss,
+        calibration_share=0.0,
     )
     model = train_siamese(paths, labels.tolist(), config, weights_dir=weights_dir)
 
