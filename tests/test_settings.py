@@ -192,11 +192,16 @@ def test_siamese_threshold_flag_refuses_anything_else(capsys) -> None:
 def test_calibrated_setting_reads_the_distance_stored_with_the_model(tmp_path: Path) -> None:
     import json
 
+    from core.pipelines import get_pipeline
     from core.pipelines.ensemble import with_calibrated_distance
 
     calibrated = MatchSettings(siamese_threshold="calibrated")
     (tmp_path / "siamese.json").write_text(json.dumps({"calibrated_distance": 0.61}))
     assert with_calibrated_distance(calibrated, tmp_path)[0].ensemble_image_distance == 0.61
+    # The Spark job has a model folder and no store; the Evaluate page pins the number.
+    ensemble = get_pipeline("ensemble")
+    pinned, _ = ensemble.settings_for(None, calibrated, tmp_path, pin=True)
+    assert (pinned.ensemble_image_distance, pinned.siamese_threshold) == (0.61, "fixed")
     # A fixed choice ignores what the model calibrated.
     fixed, note = with_calibrated_distance(MatchSettings(), tmp_path)
     assert (fixed.ensemble_image_distance, note) == (0.95, None)

@@ -188,6 +188,8 @@ def train_siamese(
         return max(1, sum(len(g) for g in chosen_groups) * copies // per_batch)
 
     phases = [(fitted, True)] + ([(trainable, False)] if held and config.calibration_refit else [])
+    # Without a refit the best calibrating epoch's weights are the ones kept.
+    restore_best = len(phases) == 1
     total = sum(steps_for(chosen) * config.epochs for chosen, _ in phases)
     done = 0
     history: list[dict] = []
@@ -239,13 +241,14 @@ def train_siamese(
                 entry["calibration_f1"] = found.f1
                 if chosen_calibration is None or found.f1 > chosen_calibration[1].f1:
                     chosen_calibration = (epoch, found)
-                    kept_weights = network.trained.get_weights()
+                    if restore_best:
+                        kept_weights = network.trained.get_weights()
             if on_epoch_end is not None:
                 current = SiameseEmbedder(network.model, config, "unsaved", batch_size)
                 entry.update(on_epoch_end(epoch, current))
             history.append(entry)
             logger.info("siamese epoch %d: %s", epoch, entry)
-        if kept_weights is not None and len(phases) == 1:
+        if kept_weights is not None:
             network.trained.set_weights(kept_weights)
     if progress is not None:
         progress(total, total)
@@ -253,7 +256,7 @@ def train_siamese(
     if chosen_calibration is not None:
         epoch, found = chosen_calibration
         config.calibrated_distance = found.distance
-        config.calibration = {**found.to_dict(), "epoch": epoch, "refit": len(phases) > 1}
+        config.calibration = {**found.to_dict(), "epoch": epoch, "refit": not restore_best}
     else:
         config.calibrated_distance = None
         config.calibration = {}

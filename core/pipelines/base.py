@@ -117,14 +117,16 @@ class Pipeline(ABC):
 
     def settings_for(
         self,
-        store: Store,
+        store: Store | None,
         settings: MatchSettings,
         model_dir: Path | None = None,
         pin: bool = False,
     ) -> tuple[MatchSettings, str | None]:
         """The settings it applies to this catalog, and a note when one of them could not be
-        had: ``settings`` as given, unless one refers to a value stored with its model. With
-        ``pin`` that value is written in as a fixed one (for a page that varies it)."""
+        had: ``settings`` as given, unless one refers to a value stored with its model (the
+        store's own model, or ``model_dir``; without a store, only ``model_dir``, as the Spark
+        job has it). With ``pin`` that value is written in as a fixed one (for a page that
+        varies it)."""
         return settings, None
 
     @abstractmethod

@@ -137,14 +137,17 @@ class EnsemblePipeline(Pipeline):
 
     def settings_for(
         self,
-        store: Store,
+        store: Store | None,
         settings: MatchSettings,
         model_dir: Path | None = None,
         pin: bool = False,
     ) -> tuple[MatchSettings, str | None]:
+        if settings.siamese_threshold != "calibrated":
+            return settings, None  # no model folder to look up (a query answers faster)
         from core.models import siamese_dir
 
-        resolved, note = with_calibrated_distance(settings, siamese_dir(store, model_dir))
+        folder = siamese_dir(store, model_dir) if store is not None else model_dir
+        resolved, note = with_calibrated_distance(settings, folder)
         return (resolved.replace(siamese_threshold="fixed") if pin else resolved), note
 
     def readiness(

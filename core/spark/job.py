@@ -292,11 +292,7 @@ def spark_match(
     if image_root is not None and not image_root.is_dir():
         raise CatalogError(f"image folder {images} does not exist or is not a folder")
     model_path = Path(model_dir) if model_dir else None
-    calibration_note = None
-    if pipe.image_kind == "siamese":
-        from core.pipelines.ensemble import with_calibrated_distance
-
-        settings, calibration_note = with_calibrated_distance(settings, model_path)
+    settings, calibration_note = pipe.settings_for(None, settings, model_path)
     use_images = image_root is not None and not options.hash_only
     spec = embedder_spec(pipe, settings, model_path) if use_images else None
 
