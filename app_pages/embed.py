@@ -344,7 +344,7 @@ def _match_now(store: Store, settings: MatchSettings) -> None:
                     st.error(str(exc))
                     return
                 with st.spinner(f"Matching with the {pipe.name} pipeline…"):
-                    result = run_pipeline(store, pipe.name, settings)
+                    result = run_pipeline(store, pipe.name, settings, stages=_PageHooks().progress)
                 text = f"{pipe.name}: {len(result.pairs):,} pairs in {result.seconds:.1f} s"
                 if labels_of(store) is not None:
                     metrics = evaluate_result(store, result)

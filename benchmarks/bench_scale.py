@@ -3,6 +3,8 @@ catalog, through the CLI as a user runs it, with wall time and peak RSS of each 
 
     python benchmarks/bench_scale.py --postings 100000 --recall
     python benchmarks/bench_scale.py --catalog /tmp/scale/1m.csv --recall
+    python benchmarks/bench_scale.py --catalog /tmp/scale/dense200k.csv --pipelines best \
+        --model /tmp/best-model --queries 0
 
 The catalog comes from ``make_scale_catalog.py`` (built into a temporary folder unless
 ``--catalog`` names one). Each step is its own process (``python -m core`` for import and
@@ -244,6 +246,7 @@ def main() -> None:
         "--db", type=Path, help="keep the database here (and reuse it when it exists: no import)"
     )
     parser.add_argument("--recall", action="store_true", help="measure candidate recall")
+    parser.add_argument("--model", type=Path, help="a trained best model folder (--pipelines best)")
     parser.add_argument("--shape", choices=["dev", "dense"], default="dev", help="see generator")
     args = parser.parse_args()
 
@@ -271,8 +274,9 @@ def main() -> None:
             seconds, rss, out = run_step("import", catalog, "--db", db)
             rows.append(["import", f"{seconds:.1f}", f"{rss:.2f}", out.strip().splitlines()[0]])
         for pipeline in filter(None, args.pipelines.split(",")):
+            model = ["--model", args.model] if pipeline == "best" and args.model else []
             seconds, rss, out = run_step(
-                "evaluate", "--db", db, "--pipeline", pipeline, "--hash-only", "--json"
+                "evaluate", "--db", db, "--pipeline", pipeline, "--hash-only", "--json", *model
             )
             figures = json.loads(out)[pipeline]
             stages = ", ".join(f"{k} {v:.0f} s" for k, v in figures.get("stages", {}).items())

@@ -1,19 +1,18 @@
-"""The Spark job (``core.spark_match``) against the single-machine pipelines on real Shopee rows.
+"""The Spark job (``core.spark_match``) against the single-machine pipelines, per catalog size.
 
-A sample of whole label groups of ``../shared/data/shopee/train.csv`` (titles + pHashes, no
-pixels) is matched by the single-machine baseline and ensemble and by Spark with ``exact`` and
-``lsh`` candidates. Prints, as Markdown: whether exact Spark equals the single machine, the
-pairs LSH finds (agreement = share of single-machine pairs), its extras (must be 0), times.
+For each size, a sample of whole label groups of ``../shared/data/shopee/train.csv`` (titles +
+pHashes, no pixels; the whole file when the size reaches it) or a catalog file is matched by the
+single-machine pipeline and by Spark. Prints, as Markdown: seconds per Spark stage, the total,
+the per-posting F1 of both, and how many of the single machine's pairs Spark makes (and adds).
 
-    python benchmarks/bench_spark.py                        # 2,000 rows, local[2]
-    python benchmarks/bench_spark.py --rows 27328 --skip-exact --master 'local[*]'
-    python benchmarks/bench_spark.py --out /tmp/spark_results.md
+    python benchmarks/bench_spark.py                                  # 7,000 and 27,328 rows
+    python benchmarks/bench_spark.py --rows 2000 --exact              # also every-pair Spark
+    python benchmarks/bench_spark.py --catalog /tmp/scale/100k.csv    # a make_scale_catalog file
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -24,18 +23,22 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import SHARED, machine_lines  # noqa: E402
 from core.catalog import prepare_postings, read_catalog_csv  # noqa: E402
 from core.matches import read_submission  # noqa: E402
+from core.metrics import evaluate, true_match_sets  # noqa: E402
 from core.pipelines import MatchInputs, get_pipeline  # noqa: E402
 from core.settings import MatchSettings  # noqa: E402
 from core.spark import SparkOptions, spark_match, spark_session  # noqa: E402
 
-SHOPEE = Path(__file__).resolve().parents[2] / "shared" / "data" / "shopee" / "train.csv"
+SHOPEE = SHARED / "data" / "shopee" / "train.csv"
 
 
 def sample_groups(csv_path: Path, rows: int, seed: int = 0) -> pd.DataFrame:
     """Whole label groups in random order until about ``rows`` postings."""
     frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    if rows >= len(frame):
+        return frame
     groups = frame["label_group"].drop_duplicates().to_numpy()
     np.random.default_rng(seed).shuffle(groups)
     sizes = frame.groupby("label_group").size()
@@ -44,74 +47,93 @@ def sample_groups(csv_path: Path, rows: int, seed: int = 0) -> pd.DataFrame:
     return frame[frame["label_group"].isin(keep)].reset_index(drop=True)
 
 
-def single_machine(csv_path: Path, pipeline: str, settings: MatchSettings) -> set[tuple[str, str]]:
-    """Pairs of ``python -m core match --catalog`` (same import and pipeline code)."""
+def single_machine(csv_path: Path, pipeline: str, settings: MatchSettings) -> pd.DataFrame:
+    """The submission of ``python -m core match --catalog`` (same import and pipeline code)."""
     postings, _ = prepare_postings(read_catalog_csv(csv_path), None)
     inputs = MatchInputs.from_frame(pd.DataFrame(postings))
-    result = get_pipeline(pipeline).match(inputs, settings)
-    return pair_set(result.submission())
+    return get_pipeline(pipeline).match(inputs, settings).submission()
 
 
 def pair_set(submission: pd.DataFrame) -> set[tuple[str, str]]:
     return {(a, b) for a, matches in read_submission(submission).items() for b in matches if a < b}
 
 
+def f1_of(submission: pd.DataFrame, truth: dict[str, set[str]]) -> float:
+    return evaluate(read_submission(submission), truth)["f1"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--rows", default="7000,27328", help="sample sizes, comma-separated")
+    parser.add_argument("--catalog", type=Path, help="a labelled catalog file instead of samples")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--pipelines", default="baseline,ensemble")
-    parser.add_argument("--skip-exact", action="store_true", help="large samples: LSH only")
+    parser.add_argument("--exact", action="store_true", help="also every-pair candidates")
     parser.add_argument("--out", help="also write the Markdown here")
     args = parser.parse_args()
     settings = MatchSettings()
-    lines = []
+    lines = [*machine_lines()]
+    started = time.perf_counter()
+    spark = spark_session(SparkOptions(master=args.master))
+    lines += [
+        f"- Spark {spark.version}, {args.master}, "
+        f"{spark.conf.get('spark.sql.shuffle.partitions')} shuffle partitions; JVM start "
+        f"{time.perf_counter() - started:.0f} s (not in the times below)",
+        "- titles + pHash, no pixels; candidates `blocked` unless said",
+        "",
+        "| catalog | postings | pipeline | one machine s | Spark s | Spark stages: read, "
+        "candidates + scores (found), cap + write (kept) s "
+        "| F1 one machine | F1 Spark | pairs one machine | Spark has | Spark adds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
-        sample = sample_groups(SHOPEE, args.rows)
-        csv_path = Path(tmp) / "sample.csv"
-        sample.to_csv(csv_path, index=False)
-        started = time.perf_counter()
-        spark = spark_session(SparkOptions(master=args.master, shuffle_partitions=8))
-        startup = time.perf_counter() - started
-        lines += [
-            f"Shopee sample: {len(sample):,} postings in {sample['label_group'].nunique():,} "
-            f"whole label groups (seed 0), titles + pHash; Spark {spark.version} "
-            f"{args.master} on {os.cpu_count()} cores (JVM start {startup:.0f}s, not in the "
-            "times below).",
-            "",
-            "| pipeline | single-machine pairs (s) | Spark exact: equal? (s) | Spark LSH pairs "
-            "| LSH agreement | LSH extras | LSH (s) |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for pipeline in args.pipelines.split(","):
-            t0 = time.perf_counter()
-            truth = single_machine(csv_path, pipeline, settings)
-            single_s = time.perf_counter() - t0
-
-            def spark_pairs(candidates: str, pipeline: str = pipeline):
-                """(pairs, report) of one spark_match run with these candidates."""
-                out = Path(tmp) / f"{pipeline}_{candidates}.csv"
-                report = spark_match(
-                    csv_path,
-                    out,
-                    pipeline,
-                    settings,
-                    options=SparkOptions(candidates=candidates),
-                    spark=spark,
-                )
-                return pair_set(pd.read_csv(out, dtype=str, keep_default_na=False)), report
-
-            exact_cell = "skipped"
-            if not args.skip_exact:
-                got, report = spark_pairs("exact")
-                exact_cell = f"{'yes' if got == truth else 'NO'} ({report.seconds:.0f})"
-            got, report = spark_pairs("lsh")
-            agreement = len(got & truth) / max(1, len(truth))
-            lines.append(
-                f"| {pipeline} | {len(truth):,} ({single_s:.1f}) | {exact_cell} | {len(got):,} "
-                f"| {agreement:.2%} | {len(got - truth)} | {report.seconds:.0f} |"
+        if args.catalog:
+            catalogs = [(args.catalog.name, args.catalog)]
+        else:
+            catalogs = []
+            for rows in (int(r) for r in args.rows.split(",")):
+                sample = sample_groups(SHOPEE, rows)
+                path = Path(tmp) / f"sample-{rows}.csv"
+                sample.to_csv(path, index=False)
+                catalogs.append((f"Shopee {rows:,}", path))
+        for name, csv_path in catalogs:
+            labels = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+            truth = true_match_sets(
+                dict(zip(labels["posting_id"], labels["label_group"], strict=True))
             )
-        spark.stop()
+            for pipeline in args.pipelines.split(","):
+                t0 = time.perf_counter()
+                want_frame = single_machine(csv_path, pipeline, settings)
+                single_s = time.perf_counter() - t0
+                want = pair_set(want_frame)
+                modes = ["blocked", "exact"] if args.exact else ["blocked"]
+                for mode in modes:
+                    out = Path(tmp) / f"{pipeline}_{mode}.csv"
+                    report = spark_match(
+                        csv_path,
+                        out,
+                        pipeline,
+                        settings,
+                        options=SparkOptions(candidates=mode),
+                        spark=spark,
+                        on_stage=lambda d, s: print(f"  {d} ({s:.1f}s)", file=sys.stderr),
+                    )
+                    got_frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+                    got = pair_set(got_frame)
+                    # "read and checked 7,000 postings" -> "read 7"
+                    stage_text = ", ".join(
+                        f"{d.split()[0]} {s:.0f}" for d, s in report.stages.items()
+                    )
+                    label = pipeline if mode == "blocked" else f"{pipeline} (exact)"
+                    lines.append(
+                        f"| {name} | {len(labels):,} | {label} | {single_s:.1f} "
+                        f"| {report.seconds:.0f} | {stage_text} | {f1_of(want_frame, truth):.4f} "
+                        f"| {f1_of(got_frame, truth):.4f} | {len(want):,} "
+                        f"| {len(got & want) / max(1, len(want)):.2%} | {len(got - want):,} |"
+                    )
+                    print(lines[-1], file=sys.stderr, flush=True)
+    spark.stop()
+    lines.append(f"\n- benchmark wall time: {time.perf_counter() - started:.0f} s")
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -131,12 +131,16 @@ def run_pipeline(
     save: bool = True,
     hash_only: bool = False,
     progress: Progress | None = None,
+    stages: Callable[[str], Progress | None] | None = None,
 ) -> MatchResult:
     """Match the whole catalog with one pipeline and (by default) store the matches.
 
     Args:
         translate: a translator for the titles (tests); else Google through deep-translator.
         hash_only: ignore image vectors; perceptual hashes are the only image evidence.
+        progress: the matching's (done, total), for pipelines that match in one pass.
+        stages: a progress bar per named stage (`Hooks.progress`), for pipelines with
+            stages of their own (``best``: candidates, pair features, scoring).
     """
     pipe = get_pipeline(pipeline)
     settings, note = pipe.settings_for(store, settings or store.load_settings(), model_dir)
@@ -155,6 +159,7 @@ def run_pipeline(
         from core.pipelines.best.model import BestMatcher
 
         options["model"] = BestMatcher.load(models.best_dir(store, model_dir))
+        options["stages"] = stages
     # The reviewer's verdicts overrule the scores before anything is stored or counted; what
     # the rules said about the reviewed pairs is kept for the estimates of precision.
     own = pipe.match(inputs, settings, progress, **options)

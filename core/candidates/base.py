@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,13 +116,20 @@ def drop_self(
 
 
 def all_rows(
-    index: NeighbourIndex, n: int, k: int, min_score: float | None = None, chunk: int = 8192
+    index: NeighbourIndex,
+    n: int,
+    k: int,
+    min_score: float | None = None,
+    chunk: int = 8192,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Neighbours:
-    """Lists for every catalog posting, searched ``chunk`` postings at a time."""
-    parts = [
-        index.search_rows(np.arange(start, min(n, start + chunk)), k, min_score)
-        for start in range(0, n, chunk)
-    ]
+    """Lists for every catalog posting, searched ``chunk`` postings at a time; ``progress``
+    hears (postings done, n) after each chunk."""
+    parts = []
+    for start in range(0, n, chunk):
+        parts.append(index.search_rows(np.arange(start, min(n, start + chunk)), k, min_score))
+        if progress is not None:
+            progress(min(n, start + chunk), n)
     if not parts:
         return empty_neighbours(index.name, 0, k, np.zeros(0, np.int64))
     return Neighbours(

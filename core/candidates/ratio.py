@@ -43,6 +43,46 @@ def sequence_ratio(a: str, b: str) -> float:
     return SequenceMatcher(None, a, b).ratio()
 
 
+def passing_pairs(
+    titles: Sequence[str],
+    present: np.ndarray,
+    block: np.ndarray,
+    first: int,
+    upper: bool,
+    min_ratio: float,
+    workers: int = -1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (position in ``block``'s rows, title from ``first`` on; later titles only when
+    ``upper``) whose SequenceMatcher ratio exceeds ``min_ratio``: rapidfuzz's bound first, then
+    difflib's ratio on the survivors. One machine's `RatioIndex` and the Spark job's blocks
+    both call this."""
+    from rapidfuzz import fuzz, process
+
+    # A hair under the cutoff so float rounding in rapidfuzz can never drop a true pair.
+    cutoff = max(0.0, min_ratio * 100 - 1e-3)
+    bound = process.cdist(
+        [titles[r] for r in block.tolist()],
+        titles[first:],
+        scorer=fuzz.ratio,
+        score_cutoff=cutoff,
+        dtype=np.float32,
+        workers=workers,
+    )
+    r, c = np.nonzero(bound)
+    i, j = block[r], c + first
+    keep = (j > i if upper else j != i) & present[i] & present[j]
+    i, j = i[keep], j[keep]
+    # ratio(earlier title, later title), whichever side asked.
+    a, b = np.minimum(i, j), np.maximum(i, j)
+    ratios = np.fromiter(
+        (sequence_ratio(titles[x], titles[y]) for x, y in zip(a, b, strict=True)),
+        np.float32,
+        len(a),
+    )
+    passed = ratios > min_ratio
+    return i[passed], j[passed], ratios[passed]
+
+
 def _keep_top(
     index: np.ndarray, score: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray
 ) -> None:
@@ -94,8 +134,6 @@ class RatioIndex:
         self.index = np.full((n, k), -1, np.int64)
         self.score = np.full((n, k), np.nan, np.float32)
         self.present = np.fromiter((bool(t) for t in self.titles), bool, n)
-        # A hair under the cutoff so float rounding in rapidfuzz can never drop a true pair.
-        self.cutoff = max(0.0, min_ratio * 100 - 1e-3)
         self.min_ratio = min_ratio
         asked = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
         rows_per_block = max(1, BLOCK_CELLS // max(1, n))
@@ -113,31 +151,7 @@ class RatioIndex:
     def _block(
         self, block: np.ndarray, first: int, upper: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Pairs (row of ``block``, posting from ``first`` on; later postings only when
-        ``upper``) whose ratio passes."""
-        from rapidfuzz import fuzz, process
-
-        bound = process.cdist(
-            [self.titles[r] for r in block.tolist()],
-            self.titles[first:],
-            scorer=fuzz.ratio,
-            score_cutoff=self.cutoff,
-            dtype=np.float32,
-            workers=-1,
-        )
-        r, c = np.nonzero(bound)
-        i, j = block[r], c + first
-        keep = (j > i if upper else j != i) & self.present[i] & self.present[j]
-        i, j = i[keep], j[keep]
-        # ratio(earlier title, later title), whichever side asked.
-        a, b = np.minimum(i, j), np.maximum(i, j)
-        ratios = np.fromiter(
-            (sequence_ratio(self.titles[x], self.titles[y]) for x, y in zip(a, b, strict=True)),
-            np.float32,
-            len(a),
-        )
-        passed = ratios > self.min_ratio
-        return i[passed], j[passed], ratios[passed]
+        return passing_pairs(self.titles, self.present, block, first, upper, self.min_ratio)
 
     @property
     def size(self) -> int:

@@ -185,6 +185,7 @@ def _run(store, pipeline: str, settings, args):
             model_dir=model_dir,
             hash_only=args.hash_only,
             progress=update,
+            stages=terminal.progress,
         )
     finally:
         terminal.close()

@@ -29,9 +29,9 @@ def _spark_match_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", help="Spark master (default local[*], or spark-submit's)")
     parser.add_argument(
         "--candidates",
-        choices=["lsh", "exact"],
-        default="lsh",
-        help="lsh: MinHash / random-projection LSH joins (scales); exact: all pairs (small)",
+        choices=["blocked", "exact"],
+        default="blocked",
+        help="blocked: titles by shared rarer words, images by LSH (scales); exact: all pairs",
     )
     parser.add_argument("--hash-only", action="store_true", help="ignore images; use pHashes")
     parser.add_argument(
@@ -40,7 +40,6 @@ def _spark_match_args(parser: argparse.ArgumentParser) -> None:
         help="a reviewer's verdicts (left_id,right_id,same with 1/0) that overrule the pipeline",
     )
     parser.add_argument("--shuffle-partitions", type=int, help="spark.sql.shuffle.partitions")
-    parser.add_argument("--minhash-tables", type=int, default=20, help="title LSH tables")
     parser.add_argument("--image-tables", type=int, default=8, help="image LSH tables")
     parser.add_argument("--bucket-length", type=float, help="image LSH bucket width")
     parser.add_argument(
@@ -67,7 +66,6 @@ def cmd_spark_match(args: argparse.Namespace) -> int:
         master=args.master,
         candidates=args.candidates,
         shuffle_partitions=args.shuffle_partitions,
-        minhash_tables=args.minhash_tables,
         image_tables=args.image_tables,
         bucket_length=args.bucket_length,
         conf=tuple(conf),
@@ -82,6 +80,9 @@ def cmd_spark_match(args: argparse.Namespace) -> int:
         model_dir=args.model,
         options=options,
         verdicts=args.verdicts,
+        on_stage=lambda description, seconds: print(
+            f"{description} ({seconds:.1f}s)", file=sys.stderr, flush=True
+        ),
     )
     if report.row_problems:
         print(f"note: {report.row_problems} row problem(s) in {args.catalog}", file=sys.stderr)

@@ -1,11 +1,17 @@
-"""Candidate pairs on Spark: MinHash LSH on title shingles, random-projection LSH on image
-vectors, pigeonhole bands of the 64-bit hashes; or every pair (``exact``), for small catalogs
-and to show that LSH is the only source of difference from the single machine."""
+"""Candidate pairs on Spark, each source bounded by the catalog, not by how alike titles are:
+
+- titles and hashes: the single machine's own indexes searched in blocks of rows, with the
+  catalog's titles or hashes broadcast (`core.spark.neighbours`); past what one machine holds,
+  TF-IDF titles by a join on their rarer words (prefix filtering, exact for a cosine
+  threshold: `shared_token_pairs`);
+- image vectors: random-projection LSH;
+
+or every pair (``exact``), for small catalogs and to show the sources lose nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,43 +20,26 @@ from core.candidates.tfidf import WORD_TOKENS
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-Shingles = Literal["words", "chars"]
-
 #: The token pattern of `core.candidates.tfidf` (word unigrams, single characters included).
 TOKEN_PATTERN = WORD_TOKENS
-#: Character shingle length for the ensemble's MinHash: on 2,208 Shopee postings the pairs with
-#: SequenceMatcher ratio > 0.55 have 3-gram Jaccard >= 0.06 (1% quantile 0.15), so 20 MinHash
-#: tables are expected to find 99.8% of them.
-CHAR_SHINGLE = 3
-#: Feature space of the hashed shingle sets MinHash reads (collisions only add candidates).
-SHINGLE_FEATURES = 1 << 20
+#: Slack under a cosine threshold for the prefix filter (float rounding must not drop a pair).
+PREFIX_SLACK = 1e-4
 #: Scores within this of a threshold count as reaching it, as in `core.pipelines`.
 TOLERANCE = 1e-6
 
 
-def tokeniser(kind: Shingles) -> Callable[[str], list[str]]:
-    """Word tokens (scikit-learn's analyzer with `TOKEN_PATTERN`, as
-    `core.candidates.tfidf.fit_tfidf` tokenises) or character shingles of a normalised title;
-    [] for an empty title."""
-    if kind == "chars":
-        return shingles
+def tokeniser() -> Callable[[str], list[str]]:
+    """Word tokens of a normalised title, as `core.candidates.tfidf.fit_tfidf` tokenises
+    (scikit-learn's analyzer with `TOKEN_PATTERN`); [] for an empty title."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     analyze = TfidfVectorizer(token_pattern=TOKEN_PATTERN).build_analyzer()
     return lambda title: analyze(title) if title else []
 
 
-def shingles(title: str, n: int = CHAR_SHINGLE) -> list[str]:
-    if not title:
-        return []
-    if len(title) <= n:
-        return [title]
-    return sorted({title[i : i + n] for i in range(len(title) - n + 1)})
-
-
-def tfidf_frame(postings: DataFrame, tokens: DataFrame) -> DataFrame:
-    """idx, tfidf (map token → weight): the rows of `core.candidates.tfidf.fit_tfidf`, computed
-    here.
+def token_weights(tokens: DataFrame, n: int) -> DataFrame:
+    """idx, token, df, w: each title's TF-IDF row of `core.candidates.tfidf.fit_tfidf`, one
+    row per word, computed here.
 
     Why not fit scikit-learn on the driver and broadcast it: that needs every title on one
     machine, and a vocabulary of the whole catalog in every executor. scikit-learn's TF-IDF
@@ -60,9 +49,9 @@ def tfidf_frame(postings: DataFrame, tokens: DataFrame) -> DataFrame:
     to unit L2 norm. The only difference is float64 here vs float32 there (about 1e-7), which
     the rules' 1e-6 tolerance absorbs.
     """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    n = postings.count()
     counts = (
         tokens.select("idx", F.explode("tokens").alias("token")).groupBy("idx", "token").count()
     )
@@ -70,19 +59,50 @@ def tfidf_frame(postings: DataFrame, tokens: DataFrame) -> DataFrame:
     weighted = counts.join(document_frequency, "token").select(
         "idx",
         "token",
+        "df",
         (F.col("count") * (F.log((1.0 + n) / (1.0 + F.col("df"))) + 1.0)).alias("w"),
     )
-    return (
-        weighted.groupBy("idx")
-        .agg(
-            F.map_from_entries(F.collect_list(F.struct("token", "w"))).alias("tfidf"),
-            F.sqrt(F.sum(F.col("w") * F.col("w"))).alias("norm"),
-        )
-        .select(
-            "idx",
-            F.transform_values("tfidf", lambda _, v: v / F.col("norm")).alias("tfidf"),
-        )
+    norm = F.sqrt(F.sum(F.col("w") * F.col("w")).over(Window.partitionBy("idx")))
+    return weighted.withColumn("w", F.col("w") / norm)
+
+
+def tfidf_frame(weights: DataFrame) -> DataFrame:
+    """idx, tfidf (map token → weight) of `token_weights` rows."""
+    from pyspark.sql import functions as F
+
+    return weights.groupBy("idx").agg(
+        F.map_from_entries(F.collect_list(F.struct("token", "w"))).alias("tfidf")
     )
+
+
+def shared_token_pairs(weights: DataFrame, min_cosine: float) -> DataFrame:
+    """(l, r) of every pair whose TF-IDF cosine can reach ``min_cosine``, and more: the
+    candidates past what one machine holds (`core.spark.neighbours.BROADCAST_UP_TO`).
+
+    Prefix filtering (Bayardo et al., "Scaling up all pairs similarity search"): order every
+    title's words one way, from the most common in the catalog to the rarest, and call
+    *common* the longest run from the start whose weights have an L2 norm under the threshold
+    t. Two titles that share only common words of x have cosine <= |x_common| · |y| < t, so a
+    pair at or over t shares a word among x's rarer words — and so does its rarest shared
+    word, which is then among the rarer words of both titles. Joining the rarer words alone
+    therefore finds every such pair, and the frequent words, which make a word join explode,
+    are mostly left out of it.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    bound = max(0.0, min_cosine - TOLERANCE - PREFIX_SLACK)
+    common_first = (
+        Window.partitionBy("idx")
+        .orderBy(F.desc("df"), "token")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    mass = F.sum(F.col("w") * F.col("w")).over(common_first)
+    rare = weights.withColumn("mass", mass).where(F.col("mass") >= bound * bound)
+    pairs = rare.select(F.col("idx").alias("a"), "token").join(
+        rare.select(F.col("idx").alias("b"), "token"), "token"
+    )
+    return ordered_pairs(pairs.where(F.col("a") < F.col("b")))
 
 
 def tfidf_dot(left: str, right: str) -> Column:
@@ -106,7 +126,7 @@ def vector_dot(left: str, right: str) -> Column:
     )
 
 
-def _ordered(pairs: DataFrame, a: str = "a", b: str = "b") -> DataFrame:
+def ordered_pairs(pairs: DataFrame, a: str = "a", b: str = "b") -> DataFrame:
     """Distinct (l, r) with l < r in catalog order."""
     from pyspark.sql import functions as F
 
@@ -124,29 +144,6 @@ def all_pairs(frame: DataFrame, columns: list[str]) -> DataFrame:
     left = frame.select(F.col("idx").alias("l"), *[F.col(c).alias(f"l_{c}") for c in columns])
     right = frame.select(F.col("idx").alias("r"), *[F.col(c).alias(f"r_{c}") for c in columns])
     return left.crossJoin(right).where(F.col("l") < F.col("r"))
-
-
-def minhash_pairs(shingled: DataFrame, tables: int, seed: int = 7) -> DataFrame:
-    """(l, r) of titles sharing a MinHash bucket in at least one of ``tables`` tables.
-
-    A pair with shingle Jaccard similarity J collides with probability 1 - (1 - J)^tables; the
-    exact score decides afterwards, so a missed pair is the only error LSH can make.
-    """
-    from pyspark.ml.feature import HashingTF, MinHashLSH
-    from pyspark.sql import functions as F
-
-    usable = shingled.where(F.size("tokens") > 0)
-    featurised = HashingTF(
-        inputCol="tokens", outputCol="features", numFeatures=SHINGLE_FEATURES, binary=True
-    ).transform(usable)
-    model = MinHashLSH(
-        inputCol="features", outputCol="hashes", numHashTables=tables, seed=seed
-    ).fit(featurised)
-    # Distance < 1 keeps every colliding pair (a shared shingle); the real score filters next.
-    joined = model.approxSimilarityJoin(featurised, featurised, 1.0, distCol="jaccard")
-    return _ordered(
-        joined.select(F.col("datasetA.idx").alias("a"), F.col("datasetB.idx").alias("b"))
-    )
 
 
 def image_pairs(
@@ -197,52 +194,28 @@ def image_pairs(
         close.select(F.col("r").alias("a"), F.col("l").alias("b"), "cosine")
     )
     rank = F.row_number().over(Window.partitionBy("a").orderBy(F.desc("cosine"), "b"))
-    return _ordered(directed.withColumn("rank", rank).where(F.col("rank") <= top_k))
+    return ordered_pairs(directed.withColumn("rank", rank).where(F.col("rank") <= top_k))
 
 
-def hash_bands(max_distance: int) -> list[tuple[int, int]]:
-    """(shift, width) of ``max_distance + 1`` disjoint bit chunks covering all 64 bits.
+def hash_pairs(
+    hashed: DataFrame, max_distance: int, top_k: int, exact: bool, partitions: int
+) -> DataFrame:
+    """(l, r) of postings whose perceptual hashes are at most ``max_distance`` bits apart:
+    with ``exact`` every such pair, else each posting's ``top_k`` nearest, as one machine's
+    candidates (`core.candidates.HashIndex`: identical hashes searched once, FAISS's binary
+    indexes), one block of rows per task against every hash.
 
-    Pigeonhole: two hashes at most d bits apart differ in at most d chunks, so with d + 1
-    chunks at least one is identical; joining on (chunk number, chunk value) finds every pair
-    within distance d, and the exact Hamming distance then removes the rest.
+    Why not join bit chunks by equality (pigeonhole): for 8 bits that needs 9 chunks of 7
+    bits, which take only 128 values each, so a chunk's bucket holds n/128 postings and the
+    join n²/128 rows per chunk — 765 million at 100,000 postings. The hashes themselves are 8
+    bytes a posting, small enough to send to every executor.
     """
-    count = max_distance + 1
-    widths = [64 // count + (1 if i < 64 % count else 0) for i in range(count)]
-    bands, shift = [], 0
-    for width in widths:
-        bands.append((shift, width))
-        shift += width
-    return bands
-
-
-def hash_pairs(hashed: DataFrame, max_distance: int, exact: bool) -> DataFrame:
-    """(l, r) of postings whose perceptual hashes are at most ``max_distance`` bits apart."""
     from pyspark.sql import functions as F
 
-    if exact or max_distance >= 63:
-        pairs = all_pairs(hashed, ["phash"]).select("l", "r", "l_phash", "r_phash")
-    else:
-        bands = []
-        for number, (shift, width) in enumerate(hash_bands(max_distance)):
-            value = F.shiftrightunsigned("phash", shift)
-            if width < 64:
-                value = value.bitwiseAND(F.lit((1 << width) - 1).cast("long"))
-            bands.append(F.struct(F.lit(number).alias("band"), value.alias("value")))
-        exploded = hashed.select("idx", "phash", F.explode(F.array(*bands)).alias("b")).select(
-            "idx", "phash", "b.band", "b.value"
-        )
-        left = exploded.select(
-            F.col("idx").alias("l"), F.col("phash").alias("l_phash"), "band", "value"
-        )
-        right = exploded.select(
-            F.col("idx").alias("r"), F.col("phash").alias("r_phash"), "band", "value"
-        )
-        pairs = (
-            left.join(right, ["band", "value"])
-            .where(F.col("l") < F.col("r"))
-            .select("l", "r", "l_phash", "r_phash")
-            .distinct()
-        )
+    if not exact and max_distance < 64:
+        from core.spark.neighbours import nearest_hash_pairs
+
+        return nearest_hash_pairs(hashed, max_distance, top_k, partitions)
+    pairs = all_pairs(hashed, ["phash"]).select("l", "r", "l_phash", "r_phash")
     distance = F.bit_count(F.col("l_phash").bitwiseXOR(F.col("r_phash")))
     return pairs.where(distance <= max_distance).select("l", "r")

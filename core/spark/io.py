@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import CatalogError, first_line
-from core.spark.candidates import Shingles, tokeniser
+from core.spark.candidates import tokeniser
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -137,18 +137,13 @@ def _checked_frame(raw: DataFrame, label: str) -> DataFrame:
     return frame
 
 
-def prepare_frame(
-    catalog: DataFrame, image_root: Path | None, shingles: Shingles = "words"
-) -> DataFrame:
+def prepare_frame(catalog: DataFrame, image_root: Path | None) -> DataFrame:
     """Per row, exactly what the single-machine import stores (via `prepare_postings`).
-
-    Args:
-        shingles: what the title's ``tokens`` are: "words" (the TF-IDF analyzer's tokens) or
-            "chars" (character 3-grams); made in this same Python pass to save a UDF stage.
 
     Returns:
         idx, posting_id, title (normalised), phash (signed 64-bit or null), image_path (null
-        unless the image opened), problems (row problems found), tokens.
+        unless the image opened), problems (row problems found), tokens (the title's words, made
+        in this same Python pass to save a UDF stage).
     """
     root = str(image_root) if image_root is not None else None
 
@@ -156,7 +151,7 @@ def prepare_frame(
         from core.catalog import prepare_postings
 
         folder = Path(root) if root is not None else None
-        tokenise = tokeniser(shingles)
+        tokenise = tokeniser()
         for batch in batches:
             frame = batch.rename(columns={"idx": "row"})
             postings, problems = prepare_postings(frame, folder)

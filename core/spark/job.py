@@ -6,7 +6,8 @@ Same input (the catalog layout, CSV or Parquet), same settings (`MatchSettings`)
 1. **Rows** are checked by the single-machine import's own function (`core.spark.io`).
 2. **Image vectors** come from the single-machine embedders in ``mapInPandas``
    (`core.spark.vectors`).
-3. **Candidates** (`core.spark.candidates`): LSH joins or, with ``exact``, every pair.
+3. **Candidates** (`core.spark.candidates`): titles by shared rarer words or bounded
+   SequenceMatcher blocks, image LSH, hash bands; or, with ``exact``, every pair.
 4. **Scores and rules**: each candidate pair's columns are joined from both sides and the
    pipeline's own `Pipeline.score` runs in ``mapInPandas`` over batches of pairs, after the
    per-modality scores are computed by the same `core.pipelines.inputs` functions as on one
@@ -17,15 +18,17 @@ Same input (the catalog layout, CSV or Parquet), same settings (`MatchSettings`)
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from core.candidates.ratio import EXACT_RATIO_UP_TO
 from core.errors import CatalogError, SameSameError
 from core.pipelines import PIPELINES, Pipeline, get_pipeline
+from core.pipelines.ensemble import RATIO_CANDIDATE_COSINE
 from core.pipelines.inputs import hash_distances, vector_cosines
 from core.settings import MatchSettings
 from core.spark.candidates import (
@@ -33,11 +36,13 @@ from core.spark.candidates import (
     all_pairs,
     hash_pairs,
     image_pairs,
-    minhash_pairs,
+    shared_token_pairs,
     tfidf_dot,
     tfidf_frame,
+    token_weights,
 )
 from core.spark.io import local_catalog, prepare_frame, read_catalog, write_matches
+from core.spark.neighbours import BROADCAST_UP_TO, nearest_title_pairs, ratio_pairs
 from core.spark.session import SparkMatchReport, SparkOptions, require_spark, spark_session
 from core.spark.vectors import embed_frame, embedder_spec
 
@@ -129,8 +134,7 @@ def match_pairs(
     """Matched pairs (l, r, rule, similarity, scores) of one pipeline over prepared postings.
 
     Args:
-        postings: `prepare_frame` output, its ``tokens`` words for TF-IDF pipelines and
-            characters for ratio pipelines.
+        postings: `prepare_frame` output.
         vectors: `embed_frame` output, or None (the hash is the only image evidence).
         held: frames cached here are appended, for the caller to unpersist when done.
     """
@@ -148,10 +152,13 @@ def match_pairs(
         base = base.withColumn("vec", F.lit(None).cast("array<float>"))
     base = _held(base, held)
 
-    tokens = postings.select("idx", "tokens")
     side_columns = ["title", "phash", "vec"]
+    weights = None
+    if pipe.text_evidence == "tfidf" or not exact:
+        total = postings.count()
+        weights = _held(token_weights(postings.select("idx", "tokens"), total), held)
     if pipe.text_evidence == "tfidf":
-        tfidf = _held(tfidf_frame(base, tokens), held)
+        tfidf = _held(tfidf_frame(weights), held)
         base = base.join(tfidf, "idx", "left")
         side_columns.append("tfidf")
         if exact:
@@ -160,17 +167,20 @@ def match_pairs(
                 F.arrays_overlap(F.map_keys("l_tfidf"), F.map_keys("r_tfidf"))
             )
         else:
-            found = minhash_pairs(tokens, options.minhash_tables)
+            found = _title_candidates(base, weights, floors["text"], settings, total)
             text = found.join(
                 tfidf.select(F.col("idx").alias("l"), F.col("tfidf").alias("l_tfidf")), "l"
             ).join(tfidf.select(F.col("idx").alias("r"), F.col("tfidf").alias("r_tfidf")), "r")
         text = text.where(tfidf_dot("l_tfidf", "r_tfidf") >= floors["text"] - TOLERANCE)
     else:
+        titled = base.where(F.length("title") > 0).select("idx", "title")
         if exact:
-            text = all_pairs(base.where(F.length("title") > 0).select("idx"), [])
+            text = all_pairs(titled.select("idx"), [])
+        elif titled.count() <= EXACT_RATIO_UP_TO:
+            text = ratio_pairs(titled, floors["text"], _partitions(postings))
         else:
-            titled = postings.where(F.length("title") > 0).select("idx", "tokens")
-            text = minhash_pairs(titled, options.minhash_tables)
+            # Past one machine's exact comparison, the candidates one machine uses there.
+            text = _title_candidates(base, weights, RATIO_CANDIDATE_COSINE, settings, total)
     sources = [text.select("l", "r")]
     if vectors is not None:
         sources.append(
@@ -187,7 +197,9 @@ def match_pairs(
         hash_pairs(
             base.where(F.col("phash").isNotNull()).select("idx", "phash"),
             int(floors["hash"]),
+            settings.top_k,
             exact,
+            _partitions(postings),
         )
     )
     union = sources[0]
@@ -202,6 +214,24 @@ def match_pairs(
             "tfidf_cosine", F.least(tfidf_dot("l_tfidf", "r_tfidf"), F.lit(1.0)).cast("float")
         ).drop("l_tfidf", "r_tfidf")
     return score_pairs(joined, pipe, settings)
+
+
+def _title_candidates(
+    base: DataFrame, weights: DataFrame, min_cosine: float, settings: MatchSettings, total: int
+) -> DataFrame:
+    """Each posting's top-k titles by TF-IDF cosine (one machine's index, broadcast) up to
+    `BROADCAST_UP_TO` postings; past that every pair sharing a rarer word."""
+    from pyspark.sql import functions as F
+
+    if total > BROADCAST_UP_TO:
+        return shared_token_pairs(weights, min_cosine)
+    titled = base.where(F.length("title") > 0).select("idx", "title")
+    return nearest_title_pairs(titled, min_cosine, settings.top_k, _partitions(base))
+
+
+def _partitions(frame: DataFrame) -> int:
+    """Tasks for work spread by hand: a few per core, so uneven blocks even out."""
+    return 4 * frame.sparkSession.sparkContext.defaultParallelism
 
 
 def _held(frame: DataFrame, held: list[DataFrame]) -> DataFrame:
@@ -257,6 +287,7 @@ def spark_match(
     options: SparkOptions | None = None,
     spark: SparkSession | None = None,
     verdicts: str | Path | None = None,
+    on_stage: Callable[[str, float], None] | None = None,
 ) -> SparkMatchReport:
     """Match a catalog on Spark and write ``posting_id,matches``.
 
@@ -269,6 +300,7 @@ def spark_match(
         spark: an existing session to use (kept open); else one is started and stopped.
         verdicts: a labelled pairs file (left_id,right_id,same): a reviewer's verdicts,
             which overrule the pipeline as they do on one machine.
+        on_stage: called with each stage's description and seconds as it ends.
 
     Raises:
         SameSameError: bad input, a pipeline Spark cannot run, missing pyspark or Java.
@@ -300,17 +332,29 @@ def spark_match(
     own = spark is None
     session = spark or spark_session(options)
     held: list[DataFrame] = []
+    stages: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def stage(description: str) -> None:
+        now = time.perf_counter()
+        stages[description] = now - clock[0]
+        clock[0] = now
+        if on_stage is not None:
+            on_stage(description, stages[description])
+
     try:
         frame = read_catalog(session, str(catalog), local)
-        shingles = "words" if pipe.text_evidence == "tfidf" else "chars"
-        postings = _held(prepare_frame(frame, image_root, shingles), held)
+        postings = _held(prepare_frame(frame, image_root), held)
         stats = postings.agg(F.count("*"), F.sum("problems"), F.count("image_path")).first()
         total, problems, with_images = int(stats[0]), int(stats[1] or 0), int(stats[2])
+        stage(f"read and checked {total:,} postings")
         vectors = None
         notices = [calibration_note] if calibration_note else []
         if use_images and with_images:
             vectors = _held(embed_frame(postings, spec), held)
         vector_count = vectors.count() if vectors is not None else 0
+        if vectors is not None:
+            stage(f"embedded {vector_count:,} images")
         if vector_count == 0:
             kind = "Siamese" if pipe.image_kind == "siamese" else "image"
             notices.append(
@@ -328,6 +372,7 @@ def spark_match(
             said = verdict_frame(session, postings, verdicts)
             pairs = _held(apply_verdicts(pairs, said), held)
         pair_count = pairs.count()
+        stage(f"found and scored candidates: {pair_count:,} matched pairs")
         ranked = _held(capped_lists(pairs, settings.max_matches), held)
         capped = ranked.where(F.col("rank") > settings.max_matches).select("idx").distinct()
         capped_count = capped.count()
@@ -337,6 +382,7 @@ def spark_match(
                 "kept its best."
             )
         write_matches(submission(postings, ranked, settings.max_matches), str(out))
+        stage(f"kept each posting's best {settings.max_matches} and wrote {out}")
         return SparkMatchReport(
             pipeline=pipeline,
             postings=total,
@@ -347,6 +393,7 @@ def spark_match(
             row_problems=problems,
             notices=notices,
             capped=capped_count,
+            stages=stages,
         )
     finally:
         for frame in held:

@@ -19,7 +19,7 @@ from core.errors import SameSameError, first_line
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-Candidates = Literal["lsh", "exact"]
+Candidates = Literal["blocked", "exact"]
 
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
 
@@ -30,12 +30,13 @@ class SparkOptions:
 
     Args:
         master: Spark master URL; None = the one spark-submit gave, else ``local[*]``.
-        candidates: ``lsh`` (approximate, scales) or ``exact`` (all pairs, small catalogs).
+        candidates: ``blocked`` (titles by shared rarer words or bounded SequenceMatcher
+            blocks, images by LSH, hashes by bands: scales) or ``exact`` (all pairs, small
+            catalogs).
         shuffle_partitions: ``spark.sql.shuffle.partitions``; None = 2 per core in local mode,
             Spark's default elsewhere.
-        minhash_tables: MinHash hash tables; more find more low-overlap title pairs, and cost
-            more candidate pairs to score.
-        image_tables: random-projection hash tables for image vectors (same trade).
+        image_tables: random-projection hash tables for image vectors: more find more
+            far-apart pairs, and cost more candidate pairs to score.
         bucket_length: random-projection bucket width; None = twice the search radius. Wider
             buckets find more true pairs and put more unrelated pairs in one bucket.
         conf: extra Spark settings (``spark.executor.memory`` …).
@@ -43,18 +44,17 @@ class SparkOptions:
     """
 
     master: str | None = None
-    candidates: Candidates = "lsh"
+    candidates: Candidates = "blocked"
     shuffle_partitions: int | None = None
-    minhash_tables: int = 20
     image_tables: int = 8
     bucket_length: float | None = None
     conf: tuple[tuple[str, str], ...] = ()
     hash_only: bool = False
 
     def __post_init__(self) -> None:
-        if self.candidates not in ("lsh", "exact"):
-            raise SameSameError(f"candidates must be lsh or exact, not {self.candidates!r}")
-        if self.minhash_tables < 1 or self.image_tables < 1:
+        if self.candidates not in ("blocked", "exact"):
+            raise SameSameError(f"candidates must be blocked or exact, not {self.candidates!r}")
+        if self.image_tables < 1:
             raise SameSameError("the number of LSH hash tables must be at least 1")
         if self.bucket_length is not None and self.bucket_length <= 0:
             raise SameSameError("bucket_length must be positive")
@@ -76,6 +76,8 @@ class SparkMatchReport:
     notices: list[str] = field(default_factory=list)
     #: Postings that had more than max_matches matches (each kept its best).
     capped: int = 0
+    #: Seconds per stage, in order (Spark computes lazily: each stage ends at an action).
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 # -- session ---------------------------------------------------------------------------------

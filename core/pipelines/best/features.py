@@ -11,7 +11,7 @@ list, how the pair compares with each side's neighbourhood, and the title featur
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +31,16 @@ from core.candidates import (
 from core.pipelines.best.config import BestConfig
 from core.pipelines.best.text_features import text_pair_features
 from core.pipelines.inputs import MatchInputs, hash_distances, vector_cosines
+
+Progress = Callable[[int, int], None]
+#: A progress bar per named stage (`core.matching.Hooks.progress`); None draws nothing.
+Stages = Callable[[str], Progress | None]
+
+
+def stage_bar(stages: Stages | None, name: str) -> Progress:
+    """The stage's (done, total) callback, or one that draws nothing."""
+    bar = stages(name) if stages is not None else None
+    return bar if bar is not None else (lambda done, total: None)
 
 
 @dataclass
@@ -95,19 +105,19 @@ def build_pair_table(
     inputs: MatchInputs,
     config: BestConfig,
     title_vectors: np.ndarray | None = None,
+    stages: Stages | None = None,
 ) -> PairTable:
-    """Candidates and stage 1 features of one catalog."""
+    """Candidates and stage 1 features of one catalog, with a progress bar per stage."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     n = inputs.size
     titles = list(inputs.titles)
     word, char = title_matrices(titles, config)
-    lists = [
-        all_rows(SparseIndex("word", word), n, config.k_word),
-        all_rows(SparseIndex("char", char), n, config.k_char),
-        all_rows(
+    indexes = [
+        (SparseIndex("word", word), config.k_word),
+        (SparseIndex("char", char), config.k_char),
+        (
             HashIndex("hash", inputs.hashes, inputs.has_hash, config.hash_max_distance),
-            n,
             config.k_hash,
         ),
     ]
@@ -118,7 +128,19 @@ def build_pair_table(
         dense["title_model"] = (title_vectors, np.array([bool(t) for t in titles]))
     for name, (vectors, present) in dense.items():
         k = config.k_image if name == "image" else config.k_title_model
-        lists.append(all_rows(DenseIndex(name, vectors, present, "sklearn"), n, k))
+        indexes.append((DenseIndex(name, vectors, present, "sklearn"), k))
+    searching = stage_bar(stages, "best: finding candidates (postings × modalities)")
+    lists = []
+    for number, (index, k) in enumerate(indexes):
+        offset = number * n
+        lists.append(
+            all_rows(
+                index,
+                n,
+                k,
+                progress=lambda done, _, offset=offset: searching(offset + done, len(indexes) * n),
+            )
+        )
     timings["neighbours"] = time.perf_counter() - started
 
     left, right = union_directed(lists)
@@ -147,7 +169,15 @@ def build_pair_table(
                 columns["image" + key[4:]] = np.full(len(left), np.nan, np.float32)
     timings["modality_features"] = time.perf_counter() - started
     started = time.perf_counter()
-    columns.update(text_pair_features(titles, left, right, difflib_ratio=config.difflib_ratio))
+    columns.update(
+        text_pair_features(
+            titles,
+            left,
+            right,
+            difflib_ratio=config.difflib_ratio,
+            progress=stage_bar(stages, "best: pair features (candidate pairs)"),
+        )
+    )
     # Ranks and densities mean different things in a catalog of 500 and of 50,000 postings.
     columns["catalog_log_size"] = np.full(len(left), np.log(max(1, n)), np.float32)
     timings["text_features"] = time.perf_counter() - started

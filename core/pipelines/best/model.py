@@ -24,7 +24,7 @@ from core.candidates.ratio import sequence_ratio
 from core.errors import ModelNotTrainedError, SameSameError
 from core.matches import MatchResult
 from core.pipelines.best.config import BestConfig
-from core.pipelines.best.features import PairTable, build_pair_table
+from core.pipelines.best.features import PairTable, Stages, build_pair_table, stage_bar
 from core.pipelines.best.graph import graph_features
 from core.pipelines.best.training import fit_stages, select_pairs
 from core.pipelines.inputs import MatchInputs
@@ -80,12 +80,14 @@ class BestMatcher:
         return cls(config, stage1, stage2, names1, names2, encoder, info)
 
     # -- scoring -------------------------------------------------------------------------------
-    def probabilities(self, inputs: MatchInputs) -> tuple[PairTable, np.ndarray, np.ndarray]:
+    def probabilities(
+        self, inputs: MatchInputs, stages: Stages | None = None
+    ) -> tuple[PairTable, np.ndarray, np.ndarray]:
         """Candidate pairs with stage 1 and final probabilities (no labels needed)."""
         title_vectors = (
             self.title_encoder.encode(inputs.titles) if self.title_encoder is not None else None
         )
-        table = build_pair_table(inputs, self.config, title_vectors)
+        table = build_pair_table(inputs, self.config, title_vectors, stages)
         if table.names != self.names1:
             raise SameSameError(
                 "This catalog's features differ from the trained model's; retrain the best model"
@@ -93,11 +95,14 @@ class BestMatcher:
         empty = np.zeros(0, np.float32)
         if len(table.left) == 0:
             return table, empty, empty
-        prob1 = self.stage1.predict(table.features).astype(np.float32)
+        m = len(table.left)
+        passes = 1 if self.stage2 is None else 2
+        scoring = stage_bar(stages, "best: scoring (candidate pairs × stages)")
+        prob1 = _predict(self.stage1, table.features, None, scoring, 0, passes * m)
         if self.stage2 is None:
             return table, prob1, prob1
         graph, _ = graph_features(table, prob1, inputs.size)
-        prob2 = self.stage2.predict(np.hstack([table.features, graph])).astype(np.float32)
+        prob2 = _predict(self.stage2, table.features, graph, scoring, m, passes * m)
         return table, prob1, prob2
 
     def decide(
@@ -147,15 +152,25 @@ class BestMatcher:
         inputs: MatchInputs,
         settings: MatchSettings | None = None,
         threshold: float | None = None,
+        stages: Stages | None = None,
     ) -> MatchResult:
-        """Match a catalog (labels are not needed; the catalog may hold unseen products)."""
+        """Match a catalog (labels are not needed; the catalog may hold unseen products),
+        drawing a progress bar per stage through ``stages``."""
         from core.engine import EngineStats, finish, kept_from_pairs
 
         settings = settings or MatchSettings()
         started = time.perf_counter()
-        table, prob1, prob = self.probabilities(inputs)
+        table, prob1, prob = self.probabilities(inputs, stages)
+        scored = time.perf_counter()
         decided = self.decide(inputs, table, prob1, prob, threshold)
         stats = EngineStats(candidates=len(table.left), matched=len(decided), chunks=1)
+        stats.seconds = {
+            "candidates": table.timings.get("neighbours", 0.0),
+            "features": table.timings.get("modality_features", 0.0)
+            + table.timings.get("text_features", 0.0),
+            "scoring": scored - started - sum(table.timings.values()),
+            "decide": time.perf_counter() - scored,
+        }
         stats.peak_pairs = len(table.left)
         kept = kept_from_pairs(decided)
         return finish(BEST_NAME, "imagenet", inputs, settings, kept, stats, started)
@@ -219,6 +234,30 @@ class BestMatcher:
                 "from another version); retrain it"
             ) from exc
         return cls(config, stage1, stage2, names1, names2, encoder, payload.get("info", {}))
+
+
+#: Rows LightGBM scores at a time: bounds the stage 2 matrix (features + graph) to a chunk.
+PREDICT_CHUNK = 250_000
+
+
+def _predict(
+    booster: Any,
+    features: np.ndarray,
+    extra: np.ndarray | None,
+    progress: Callable[[int, int], None],
+    done_before: int,
+    total: int,
+) -> np.ndarray:
+    """``booster``'s probabilities of every row of ``features`` (+ ``extra`` columns)."""
+    out = np.empty(len(features), np.float32)
+    for start in range(0, len(features), PREDICT_CHUNK):
+        end = min(len(features), start + PREDICT_CHUNK)
+        rows = features[start:end]
+        if extra is not None:
+            rows = np.hstack([rows, extra[start:end]])
+        out[start:end] = booster.predict(rows)
+        progress(done_before + end, total)
+    return out
 
 
 def _json_default(value: Any) -> Any:

@@ -155,7 +155,7 @@ class BestPipeline(Pipeline):
             raise ModelNotTrainedError(
                 "The best pipeline needs a trained model: train it on a labelled catalog first."
             )
-        return model.match(inputs, settings)
+        return model.match(inputs, settings, stages=options.get("stages"))
 
 
 BEST = register(BestPipeline())

@@ -9,7 +9,7 @@ tokens (letters and digits) decide between products of one brand in any domain.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,10 +148,19 @@ def token_rarity(facts: Sequence[TitleFacts]) -> dict[str, float]:
     return {token: float(np.log((1 + n) / (1 + c)) + 1.0) for token, c in counts.items()}
 
 
+#: Pairs between two progress reports of `text_pair_features`.
+REPORT_EVERY = 50_000
+
+
 def text_pair_features(
-    titles: Sequence[str], left: np.ndarray, right: np.ndarray, difflib_ratio: bool = False
+    titles: Sequence[str],
+    left: np.ndarray,
+    right: np.ndarray,
+    difflib_ratio: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """String-similarity, token and number features of each pair (symmetric in the pair)."""
+    """String-similarity, token and number features of each pair (symmetric in the pair);
+    ``progress`` hears (pairs done, pairs) as it goes."""
     from rapidfuzz import fuzz
 
     facts = [title_facts(t) for t in titles]
@@ -193,6 +202,8 @@ def text_pair_features(
         fuzz.partial_ratio,
     )
     for p, (a, b) in enumerate(zip(left.tolist(), right.tolist(), strict=True)):
+        if progress is not None and p % REPORT_EVERY == 0:
+            progress(p, m)
         ta, tb = titles[a], titles[b]
         fa, fb = facts[a], facts[b]
         out["fuzz_ratio"][p] = ratio(ta, tb)
@@ -245,4 +256,6 @@ def text_pair_features(
             from core.candidates.ratio import sequence_ratio
 
             out["difflib_ratio"][p] = sequence_ratio(ta, tb)
+    if progress is not None:
+        progress(m, m)
     return out
