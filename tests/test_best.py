@@ -101,6 +101,21 @@ def test_sparse_neighbours_exclude_self_and_empty_titles():
     assert rank_a[1] == ABSENT_RANK
 
 
+def test_shared_neighbour_sums_are_the_same_in_chunks():
+    """The graph stage's pair dot products, computed a chunk of pairs at a time (bounded
+    memory), equal the product of the whole matrix."""
+    from scipy.sparse import random as sparse_random
+
+    from core.pipelines.best.graph import _row_dot
+
+    p = sparse_random(300, 300, density=0.05, format="csr", random_state=1, dtype=np.float32)
+    rng = np.random.default_rng(2)
+    left, right = rng.integers(0, 300, 5000), rng.integers(0, 300, 5000)
+    whole = (p @ p.T).toarray()[left, right]
+    assert np.count_nonzero(whole) > 500
+    np.testing.assert_allclose(_row_dot(p, left, right, chunk=777), whole, rtol=1e-5)
+
+
 def test_neighbour_ranks_are_positions_in_each_list():
     nb = Neighbours("x", np.array([[1, 2], [2, 0], [0, -1]]), np.ones((3, 2), np.float32))
     a, b = nb.ranks(np.array([0, 1]), np.array([2, 2]))
@@ -218,6 +233,36 @@ def test_match_needs_no_labels_and_reports_scores(shopee_split, trained):
     assert result.pairs["probability"].between(0, 1).all()
     position = {pid: i for i, pid in enumerate(result.posting_ids)}
     assert (result.pairs["left"].map(position) < result.pairs["right"].map(position)).all()
+
+
+@pytest.mark.slow
+def test_match_reports_each_stage_until_it_is_done(shopee_split, trained):
+    """A progress bar per stage (candidates, pair features, scoring), each reaching its total,
+    in that order, through the registry's match as the CLI and the Match page call it; and
+    the stage seconds in the result's stats."""
+    _, held = shopee_split
+    inputs = MatchInputs.from_frame(held.head(600))
+    heard: dict[str, list[tuple[int, int]]] = {}
+
+    def stages(name: str):
+        heard[name] = []
+        return lambda done, total: heard[name].append((done, total))
+
+    result = get_pipeline("best").match(inputs, MatchSettings(), model=trained, stages=stages)
+    names = list(heard)
+    assert [n.split(" (")[0] for n in names] == [
+        "best: finding candidates",
+        "best: pair features",
+        "best: scoring",
+    ]
+    for name in names:
+        done = [d for d, _ in heard[name]]
+        assert done == sorted(done) and heard[name][-1][0] == heard[name][-1][1] > 0, name
+    # Three modalities without image vectors: every posting searched in each.
+    assert heard[names[0]][-1][1] == 3 * inputs.size
+    assert heard[names[1]][-1][1] == result.stats.candidates
+    assert set(result.stats.seconds) == {"candidates", "features", "scoring", "decide"}
+    assert all(v >= 0 for v in result.stats.seconds.values())
 
 
 def _group_vectors(frame: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:

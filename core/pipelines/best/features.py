@@ -182,9 +182,8 @@ def build_pair_table(
     columns["catalog_log_size"] = np.full(len(left), np.log(max(1, n)), np.float32)
     timings["text_features"] = time.perf_counter() - started
     names = sorted(columns)
-    matrix = (
-        np.column_stack([columns[name] for name in names]).astype(np.float32)
-        if len(left)
-        else np.zeros((0, len(names)), np.float32)
-    )
+    # Column by column, each freed once copied: the dict and the matrix never both whole.
+    matrix = np.empty((len(left), len(names)), np.float32)
+    for number, name in enumerate(names):
+        matrix[:, number] = columns.pop(name)
     return PairTable(left, right, matrix, names, word, char, timings)

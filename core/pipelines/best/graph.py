@@ -18,8 +18,16 @@ def _prob_matrix(n: int, left: np.ndarray, right: np.ndarray, prob: np.ndarray) 
     return csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 
-def _row_dot(a: csr_matrix, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    return np.asarray(a[left].multiply(a[right]).sum(axis=1)).ravel().astype(np.float32)
+def _row_dot(
+    a: csr_matrix, left: np.ndarray, right: np.ndarray, chunk: int = 200_000
+) -> np.ndarray:
+    """Dot product of each (left, right) row pair, ``chunk`` pairs at a time: the rows of
+    every pair at once would hold pairs × row length entries (GBs on a dense catalog)."""
+    out = np.empty(len(left), np.float32)
+    for start in range(0, len(left), chunk):
+        a_rows, b_rows = a[left[start : start + chunk]], a[right[start : start + chunk]]
+        out[start : start + chunk] = np.asarray(a_rows.multiply(b_rows).sum(axis=1)).ravel()
+    return out
 
 
 def _blend(matrix: csr_matrix, weights: csr_matrix) -> csr_matrix:
