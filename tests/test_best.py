@@ -236,6 +236,28 @@ def test_match_needs_no_labels_and_reports_scores(shopee_split, trained):
 
 
 @pytest.mark.slow
+def test_pairs_scored_in_chunks_get_the_probabilities_of_one_pass(
+    shopee_split, trained, monkeypatch
+):
+    """Features computed and scored a chunk of pairs at a time (stage 1 features spilled to
+    disk for stage 2) give exactly the probabilities and matches of one pass."""
+    import core.pipelines.best.model as model_module
+
+    _, held = shopee_split
+    inputs = MatchInputs.from_frame(held.head(800))
+    table, prob1, prob = trained.probabilities(inputs)
+    whole = trained.match(inputs)
+    monkeypatch.setattr(model_module, "FEATURE_CHUNK", 997)
+    assert len(table.left) > 3 * 997  # several chunks
+    chunked_table, chunked1, chunked = trained.probabilities(inputs)
+    np.testing.assert_array_equal(chunked_table.left, table.left)
+    np.testing.assert_array_equal(chunked1, prob1)
+    np.testing.assert_array_equal(chunked, prob)
+    np.testing.assert_array_equal(chunked_table.features, table.features)
+    pd.testing.assert_frame_equal(trained.match(inputs).pairs, whole.pairs)
+
+
+@pytest.mark.slow
 def test_match_reports_each_stage_until_it_is_done(shopee_split, trained):
     """A progress bar per stage (candidates, pair features, scoring), each reaching its total,
     in that order, through the registry's match as the CLI and the Match page call it; and

@@ -290,17 +290,21 @@ def test_demo_images_exact_equals_single_machine(
 @pytest.mark.slow
 def test_shopee_sample_exact_and_blocked(spark, shopee_sample: Path, tmp_path) -> None:
     """Real titles + hashes: exact and blocked candidates both give the single machine's
-    matches."""
-    ids, want = single_machine(shopee_sample, "baseline")
+    matches — with a few empty titles too, which count in the IDF on both."""
+    frame = pd.read_csv(shopee_sample, dtype=str, keep_default_na=False)
+    frame.loc[frame.index[::50], "title"] = ""
+    catalog = tmp_path / "with_empty_titles.csv"
+    frame.to_csv(catalog, index=False)
+    ids, want = single_machine(catalog, "baseline")
     out = tmp_path / "exact.csv"
-    run_spark(spark, shopee_sample, out, "baseline", "exact")
+    run_spark(spark, catalog, out, "baseline", "exact")
     got_ids, got = read_pairs(out)
     assert got_ids == ids and got == want
 
     for pipeline in ("baseline", "ensemble"):
-        _, want = single_machine(shopee_sample, pipeline) if pipeline != "baseline" else (ids, want)
+        _, want = single_machine(catalog, pipeline) if pipeline != "baseline" else (ids, want)
         out = tmp_path / f"{pipeline}_blocked.csv"
-        run_spark(spark, shopee_sample, out, pipeline, "blocked")
+        run_spark(spark, catalog, out, pipeline, "blocked")
         got = read_pairs(out)[1]
         assert len(want) > 1000
         assert got == want, f"{pipeline}: missed {len(want - got)}, added {len(got - want)}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -26,6 +26,11 @@ class Neighbours:
     index: np.ndarray
     score: np.ndarray
     rows: np.ndarray | None = None
+    #: Sorted (row · n + neighbour) keys and their ranks, built on the first `ranks` call
+    #: (a catalog's pairs are looked up in many chunks).
+    _ranked: tuple[np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def k(self) -> int:
@@ -50,13 +55,15 @@ class Neighbours:
         Needs lists for every catalog posting (``rows`` None or all positions in order).
         """
         n = len(self.index)
-        rows = np.repeat(np.arange(n, dtype=np.int64), self.k)
-        cols = self.index.ravel().astype(np.int64)
-        pos = np.tile(np.arange(self.k, dtype=np.int64), n)
-        keep = cols >= 0
-        keys = rows[keep] * n + cols[keep]
-        order = np.argsort(keys)
-        keys, pos = keys[order], pos[keep][order]
+        if self._ranked is None:
+            rows = np.repeat(np.arange(n, dtype=np.int64), self.k)
+            cols = self.index.ravel().astype(np.int64)
+            pos = np.tile(np.arange(self.k, dtype=np.int64), n)
+            keep = cols >= 0
+            keys = rows[keep] * n + cols[keep]
+            order = np.argsort(keys)
+            self._ranked = (keys[order], pos[keep][order])
+        keys, pos = self._ranked
 
         def lookup(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             if len(keys) == 0:

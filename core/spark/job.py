@@ -221,12 +221,12 @@ def _title_candidates(
 ) -> DataFrame:
     """Each posting's top-k titles by TF-IDF cosine (one machine's index, broadcast) up to
     `BROADCAST_UP_TO` postings; past that every pair sharing a rarer word."""
-    from pyspark.sql import functions as F
-
     if total > BROADCAST_UP_TO:
         return shared_token_pairs(weights, min_cosine)
-    titled = base.where(F.length("title") > 0).select("idx", "title")
-    return nearest_title_pairs(titled, min_cosine, settings.top_k, _partitions(base))
+    # Every posting, empty titles too: they count in the IDF as on one machine.
+    return nearest_title_pairs(
+        base.select("idx", "title"), min_cosine, settings.top_k, _partitions(base)
+    )
 
 
 def _partitions(frame: DataFrame) -> int:

@@ -102,10 +102,12 @@ def nearest_title_pairs(
     titled: DataFrame, min_cosine: float, top_k: int, partitions: int
 ) -> DataFrame:
     """(l, r) of each posting's ``top_k`` nearest titles by TF-IDF cosine at least
-    ``min_cosine`` (`fit_tfidf` on the driver, the single machine's `SparseIndex`)."""
+    ``min_cosine`` (`fit_tfidf` on the driver, the single machine's `SparseIndex`).
+    ``titled`` holds every posting, empty titles too: they count in the IDF, and find and
+    are found by nobody."""
     from core.candidates import fit_tfidf
 
-    titles = titled.select("idx", "title").orderBy("idx").toPandas()["title"].astype(str)
+    titles = titled.select("idx", "title").orderBy("idx").toPandas()["title"].fillna("")
     matrix = fit_tfidf(titles.tolist()).matrix.tocsr()
     payload = (matrix.data, matrix.indices, matrix.indptr, matrix.shape)
     return _nearest_pairs(titled, payload, _tfidf_index, top_k, min_cosine, partitions)

@@ -29,7 +29,7 @@ from core.candidates import (
     union_directed,
 )
 from core.pipelines.best.config import BestConfig
-from core.pipelines.best.text_features import text_pair_features
+from core.pipelines.best.text_features import TitleContext, text_pair_features, title_context
 from core.pipelines.inputs import MatchInputs, hash_distances, vector_cosines
 
 Progress = Callable[[int, int], None]
@@ -101,14 +101,29 @@ def _modality_features(
         }
 
 
-def build_pair_table(
+@dataclass
+class Candidates:
+    """A catalog's neighbour lists per modality and its distinct candidate pairs (i < j):
+    everything pair features are computed from, a chunk of pairs at a time if need be."""
+
+    inputs: MatchInputs
+    lists: list[Neighbours]
+    dense: dict[str, tuple[np.ndarray, np.ndarray]]
+    word: csr_matrix
+    char: csr_matrix
+    left: np.ndarray
+    right: np.ndarray
+    context: TitleContext
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def find_candidates(
     inputs: MatchInputs,
     config: BestConfig,
     title_vectors: np.ndarray | None = None,
     stages: Stages | None = None,
-) -> PairTable:
-    """Candidates and stage 1 features of one catalog, with a progress bar per stage."""
-    timings: dict[str, float] = {}
+) -> Candidates:
+    """Each posting's top-k neighbours in every modality (a progress bar across them)."""
     started = time.perf_counter()
     n = inputs.size
     titles = list(inputs.titles)
@@ -141,49 +156,84 @@ def build_pair_table(
                 progress=lambda done, _, offset=offset: searching(offset + done, len(indexes) * n),
             )
         )
-    timings["neighbours"] = time.perf_counter() - started
-
     left, right = union_directed(lists)
+    context = title_context(titles)
+    timings = {"neighbours": time.perf_counter() - started}
+    return Candidates(inputs, lists, dense, word, char, left, right, context, timings)
+
+
+def pair_features(
+    found: Candidates,
+    config: BestConfig,
+    start: int = 0,
+    end: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Stage 1 features (matrix, sorted names) of candidate pairs ``start:end``; ``progress``
+    hears (pairs done within them, their count)."""
+    inputs = found.inputs
+    left, right = found.left[start:end], found.right[start:end]
+    timings = found.timings
     started = time.perf_counter()
     columns: dict[str, np.ndarray] = {}
-    for nb in lists:
+    for nb in found.lists:
         if nb.name == "word":
-            sim = row_cosine(word, left, right)
+            sim = row_cosine(found.word, left, right)
         elif nb.name == "char":
-            sim = row_cosine(char, left, right)
+            sim = row_cosine(found.char, left, right)
         elif nb.name == "hash":
             # "hash_sim" holds the Hamming distance in bits (lower is closer; NaN = no hash).
             sim = np.full(len(left), np.nan, np.float32)
             both = inputs.has_hash[left] & inputs.has_hash[right]
             sim[both] = hash_distances(inputs.hashes[left[both]], inputs.hashes[right[both]])
         else:
-            vectors, present = dense[nb.name]
+            vectors, present = found.dense[nb.name]
             sim = np.full(len(left), np.nan, np.float32)
             both = present[left] & present[right]
             sim[both] = vector_cosines(vectors[left[both]], vectors[right[both]])
         columns.update(_modality_features(nb.name, nb, sim, left, right, nb.name != "hash"))
-    if "image" not in dense:
+    if "image" not in found.dense:
         # The classifier always sees the same columns; NaN says "no image vectors here".
         for key in list(columns):
             if key.startswith("word_"):
                 columns["image" + key[4:]] = np.full(len(left), np.nan, np.float32)
-    timings["modality_features"] = time.perf_counter() - started
+    timings["modality_features"] = timings.get("modality_features", 0.0) + (
+        time.perf_counter() - started
+    )
     started = time.perf_counter()
     columns.update(
         text_pair_features(
-            titles,
+            list(inputs.titles),
             left,
             right,
             difflib_ratio=config.difflib_ratio,
-            progress=stage_bar(stages, "best: pair features (candidate pairs)"),
+            progress=progress,
+            context=found.context,
         )
     )
     # Ranks and densities mean different things in a catalog of 500 and of 50,000 postings.
-    columns["catalog_log_size"] = np.full(len(left), np.log(max(1, n)), np.float32)
-    timings["text_features"] = time.perf_counter() - started
+    columns["catalog_log_size"] = np.full(len(left), np.log(max(1, inputs.size)), np.float32)
+    timings["text_features"] = timings.get("text_features", 0.0) + (time.perf_counter() - started)
     names = sorted(columns)
     # Column by column, each freed once copied: the dict and the matrix never both whole.
     matrix = np.empty((len(left), len(names)), np.float32)
     for number, name in enumerate(names):
         matrix[:, number] = columns.pop(name)
-    return PairTable(left, right, matrix, names, word, char, timings)
+    return matrix, names
+
+
+def build_pair_table(
+    inputs: MatchInputs,
+    config: BestConfig,
+    title_vectors: np.ndarray | None = None,
+    stages: Stages | None = None,
+) -> PairTable:
+    """Candidates and stage 1 features of one catalog, every pair at once (training, and
+    catalogs small enough to hold them)."""
+    found = find_candidates(inputs, config, title_vectors, stages)
+    features, names = pair_features(
+        found, config, progress=stage_bar(stages, "best: pair features (candidate pairs)")
+    )
+    return PairTable(
+        found.left, found.right, features, names, found.word, found.char, found.timings
+    )

@@ -152,20 +152,37 @@ def token_rarity(facts: Sequence[TitleFacts]) -> dict[str, float]:
 REPORT_EVERY = 50_000
 
 
+@dataclass(frozen=True)
+class TitleContext:
+    """What pair features need of the whole catalog: each title's facts, each token's
+    rarity within the catalog, each title's summed rarity."""
+
+    facts: list[TitleFacts]
+    rarity: dict[str, float]
+    weight: list[float]
+
+
+def title_context(titles: Sequence[str]) -> TitleContext:
+    facts = [title_facts(t) for t in titles]
+    rarity = token_rarity(facts)
+    return TitleContext(facts, rarity, [sum(rarity[t] for t in f.tokens) for f in facts])
+
+
 def text_pair_features(
     titles: Sequence[str],
     left: np.ndarray,
     right: np.ndarray,
     difflib_ratio: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    context: TitleContext | None = None,
 ) -> dict[str, np.ndarray]:
     """String-similarity, token and number features of each pair (symmetric in the pair);
-    ``progress`` hears (pairs done, pairs) as it goes."""
+    ``progress`` hears (pairs done, pairs) as it goes. ``context`` (`title_context` of
+    ``titles``) is worked out here when not given."""
     from rapidfuzz import fuzz
 
-    facts = [title_facts(t) for t in titles]
-    rarity = token_rarity(facts)
-    weight = [sum(rarity[t] for t in fact.tokens) for fact in facts]
+    context = context or title_context(titles)
+    facts, rarity, weight = context.facts, context.rarity, context.weight
     m = len(left)
     names = (
         "fuzz_ratio",
