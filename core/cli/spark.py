@@ -31,7 +31,7 @@ def _spark_match_args(parser: argparse.ArgumentParser) -> None:
         "--candidates",
         choices=["blocked", "exact"],
         default="blocked",
-        help="blocked: titles by shared rarer words, images by LSH (scales); exact: all pairs",
+        help="blocked: one machine's indexes in blocks, images by LSH (scales); exact: all pairs",
     )
     parser.add_argument("--hash-only", action="store_true", help="ignore images; use pHashes")
     parser.add_argument(
