@@ -6,8 +6,9 @@ Same input (the catalog layout, CSV or Parquet), same settings (`MatchSettings`)
 1. **Rows** are checked by the single-machine import's own function (`core.spark.io`).
 2. **Image vectors** come from the single-machine embedders in ``mapInPandas``
    (`core.spark.vectors`).
-3. **Candidates** (`core.spark.candidates`): titles by shared rarer words or bounded
-   SequenceMatcher blocks, image LSH, hash bands; or, with ``exact``, every pair.
+3. **Candidates** (`core.spark.neighbours`, `core.spark.candidates`): the single machine's
+   title and hash indexes searched in blocks of rows, image LSH; or, with ``exact``, every
+   pair.
 4. **Scores and rules**: each candidate pair's columns are joined from both sides and the
    pipeline's own `Pipeline.score` runs in ``mapInPandas`` over batches of pairs, after the
    per-modality scores are computed by the same `core.pipelines.inputs` functions as on one

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
 #: Postings up to which titles are broadcast for the TF-IDF search (the driver fits TF-IDF on
 #: them as one machine does: a few hundred MB at this size).
@@ -51,8 +51,16 @@ def _tfidf_index(payload: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, i
     return SparseIndex("text", csr_matrix((data, indices, indptr), shape=shape))
 
 
+def _block_starts(spark: SparkSession, n: int, block: int, partitions: int) -> DataFrame:
+    """One row per block of ``block`` positions out of ``n``: what the tasks share out."""
+    return spark.createDataFrame(
+        [(start,) for start in range(0, n, block)], "start long"
+    ).repartition(max(1, partitions))
+
+
 def _nearest_pairs(
-    frame: DataFrame,
+    spark: SparkSession,
+    ids: np.ndarray,
     payload: Any,
     build: Callable[[Any], Any],
     k: int,
@@ -60,17 +68,13 @@ def _nearest_pairs(
     partitions: int,
 ) -> DataFrame:
     """(l, r) of each row's ``k`` neighbours (at least ``min_score``) by the index ``build``
-    makes of ``payload``; ``frame`` gives the rows' ids in the payload's order."""
+    makes of ``payload``, whose rows are the postings ``ids`` in that order."""
     from core.spark.candidates import ordered_pairs
 
-    spark = frame.sparkSession
-    ids = frame.select("idx").orderBy("idx").toPandas()["idx"].to_numpy(np.int64)
     shared = spark.sparkContext.broadcast((ids, payload))
     n = len(ids)
     key = uuid.uuid4().hex
-    starts = spark.createDataFrame(
-        [(start,) for start in range(0, n, SEARCH_BLOCK)], "start long"
-    ).repartition(max(1, partitions))
+    starts = _block_starts(spark, n, SEARCH_BLOCK, partitions)
 
     def search(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         ids, payload = shared.value
@@ -94,8 +98,9 @@ def nearest_hash_pairs(
     """(l, r) of each posting's ``top_k`` nearest hashes within ``max_distance`` bits (the
     single machine's `HashIndex`: identical hashes searched once)."""
     rows = hashed.select("idx", "phash").orderBy("idx").toPandas()
+    ids = rows["idx"].to_numpy(np.int64)
     payload = (rows["phash"].to_numpy(np.int64), int(max_distance))
-    return _nearest_pairs(hashed, payload, _hash_index, top_k, None, partitions)
+    return _nearest_pairs(hashed.sparkSession, ids, payload, _hash_index, top_k, None, partitions)
 
 
 def nearest_title_pairs(
@@ -107,10 +112,14 @@ def nearest_title_pairs(
     are found by nobody."""
     from core.candidates import fit_tfidf
 
-    titles = titled.select("idx", "title").orderBy("idx").toPandas()["title"].fillna("")
-    matrix = fit_tfidf(titles.tolist()).matrix.tocsr()
-    payload = (matrix.data, matrix.indices, matrix.indptr, matrix.shape)
-    return _nearest_pairs(titled, payload, _tfidf_index, top_k, min_cosine, partitions)
+    rows = titled.select("idx", "title").orderBy("idx").toPandas()
+    matrix = fit_tfidf(rows["title"].fillna("").tolist()).matrix.tocsr()
+    ids, payload = (
+        rows["idx"].to_numpy(np.int64),
+        (matrix.data, matrix.indices, matrix.indptr, matrix.shape),
+    )
+    spark = titled.sparkSession
+    return _nearest_pairs(spark, ids, payload, _tfidf_index, top_k, min_cosine, partitions)
 
 
 def ratio_pairs(titled: DataFrame, min_ratio: float, partitions: int) -> DataFrame:
@@ -129,9 +138,7 @@ def ratio_pairs(titled: DataFrame, min_ratio: float, partitions: int) -> DataFra
         (rows["idx"].to_numpy(np.int64), rows["title"].astype(str).tolist())
     )
     rows_per_block = max(1, BLOCK_CELLS // max(1, n))
-    starts = spark.createDataFrame(
-        [(start,) for start in range(0, n, rows_per_block)], "start long"
-    ).repartition(max(1, partitions))
+    starts = _block_starts(spark, n, rows_per_block, partitions)
 
     def compare(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from core.candidates.ratio import passing_pairs

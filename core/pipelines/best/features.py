@@ -203,7 +203,7 @@ def pair_features(
     started = time.perf_counter()
     columns.update(
         text_pair_features(
-            list(inputs.titles),
+            inputs.titles,
             left,
             right,
             difflib_ratio=config.difflib_ratio,
