@@ -116,6 +116,24 @@ def test_shared_neighbour_sums_are_the_same_in_chunks():
     np.testing.assert_allclose(_row_dot(p, left, right, chunk=777), whole, rtol=1e-5)
 
 
+def test_blended_rows_in_blocks_equal_the_whole_product(shopee_csv):
+    """Query expansion a block of rows at a time (bounding the product's temporaries) gives
+    the very rows of the whole product: real titles' character TF-IDF, neighbours weighted by
+    made-up probabilities."""
+    from scipy.sparse import random as sparse_random
+    from sklearn.preprocessing import normalize
+
+    from core.pipelines.best.graph import _blend
+
+    titles = pd.read_csv(shopee_csv, nrows=600)["title"].map(normalize_title).tolist()
+    char = title_matrices(titles, BestConfig())[1]
+    weights = sparse_random(600, 600, density=0.02, format="csr", random_state=3, dtype=np.float32)
+    whole = normalize(char + weights @ char).astype(np.float32).tocsr()
+    blocked = _blend(char, weights, block=97)
+    assert blocked.shape == whole.shape and whole.nnz > char.nnz
+    assert (blocked != whole).nnz == 0
+
+
 def test_neighbour_ranks_are_positions_in_each_list():
     nb = Neighbours("x", np.array([[1, 2], [2, 0], [0, -1]]), np.ones((3, 2), np.float32))
     a, b = nb.ranks(np.array([0, 1]), np.array([2, 2]))
@@ -241,19 +259,21 @@ def test_pairs_scored_in_chunks_get_the_probabilities_of_one_pass(
 ):
     """Features computed and scored a chunk of pairs at a time (stage 1 features spilled to
     disk for stage 2) give exactly the probabilities and matches of one pass."""
-    import core.pipelines.best.model as model_module
+    import core.pipelines.best.scoring as scoring
 
     _, held = shopee_split
     inputs = MatchInputs.from_frame(held.head(800))
     table, prob1, prob = trained.probabilities(inputs)
     whole = trained.match(inputs)
-    monkeypatch.setattr(model_module, "FEATURE_CHUNK", 997)
     assert len(table.left) > 3 * 997  # several chunks
-    chunked_table, chunked1, chunked = trained.probabilities(inputs)
+    chunked_table, chunked1, chunked = trained.probabilities(
+        inputs, runner=scoring.LocalRunner(chunk=997)
+    )
     np.testing.assert_array_equal(chunked_table.left, table.left)
     np.testing.assert_array_equal(chunked1, prob1)
     np.testing.assert_array_equal(chunked, prob)
     np.testing.assert_array_equal(chunked_table.features, table.features)
+    monkeypatch.setattr(scoring, "FEATURE_CHUNK", 997)
     pd.testing.assert_frame_equal(trained.match(inputs).pairs, whole.pairs)
 
 

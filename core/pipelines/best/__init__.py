@@ -11,6 +11,9 @@ the catalog's own labels, and a second, graph-aware classifier on top.
 3. Stage 2 (`graph`): LightGBM on stage 1's features plus graph features of stage 1's
    probabilities.
 4. Decisions (`model`): thresholds tuned on out-of-fold probabilities (`training`).
+
+A catalog's pairs are scored a chunk at a time (`scoring`), on this machine or as Spark tasks
+(`core.spark.best`), by the same code.
 """
 
 from __future__ import annotations

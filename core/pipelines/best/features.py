@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -20,6 +21,7 @@ from scipy.sparse import csr_matrix
 from core.candidates import (
     DenseIndex,
     HashIndex,
+    NeighbourIndex,
     Neighbours,
     SparseIndex,
     TfidfSpec,
@@ -35,6 +37,15 @@ from core.pipelines.inputs import MatchInputs, hash_distances, vector_cosines
 Progress = Callable[[int, int], None]
 #: A progress bar per named stage (`core.matching.Hooks.progress`); None draws nothing.
 Stages = Callable[[str], Progress | None]
+#: Builds one modality's index (picklable: a Spark job ships it to its workers).
+IndexBuilder = Callable[[], NeighbourIndex]
+#: Every posting's top-k list of one index: (builder, n, k, progress) → lists.
+Search = Callable[[IndexBuilder, int, int, Progress], Neighbours]
+
+
+def search_here(build: IndexBuilder, n: int, k: int, progress: Progress) -> Neighbours:
+    """Every posting's top-k list, searched on this machine."""
+    return all_rows(build(), n, k, progress=progress)
 
 
 def stage_bar(stages: Stages | None, name: str) -> Progress:
@@ -68,6 +79,10 @@ def title_matrices(titles: Sequence[str], config: BestConfig) -> tuple[csr_matri
         titles,
         TfidfSpec("char_wb", config.char_ngram_min, config.char_ngram_max, sublinear=True),
     ).matrix
+    # Sorted here, not by whichever index gets the matrix first: sums over a row's entries
+    # in another order differ in the last bit, which a split at cosine 1.0 can tell apart.
+    word.sort_indices()
+    char.sort_indices()
     return word, char
 
 
@@ -122,17 +137,19 @@ def find_candidates(
     config: BestConfig,
     title_vectors: np.ndarray | None = None,
     stages: Stages | None = None,
+    search: Search = search_here,
 ) -> Candidates:
-    """Each posting's top-k neighbours in every modality (a progress bar across them)."""
+    """Each posting's top-k neighbours in every modality (a progress bar across them),
+    each index searched by ``search`` (on this machine, or in blocks on Spark)."""
     started = time.perf_counter()
     n = inputs.size
     titles = list(inputs.titles)
     word, char = title_matrices(titles, config)
-    indexes = [
-        (SparseIndex("word", word), config.k_word),
-        (SparseIndex("char", char), config.k_char),
+    builders: list[tuple[IndexBuilder, int]] = [
+        (partial(SparseIndex, "word", word), config.k_word),
+        (partial(SparseIndex, "char", char), config.k_char),
         (
-            HashIndex("hash", inputs.hashes, inputs.has_hash, config.hash_max_distance),
+            partial(HashIndex, "hash", inputs.hashes, inputs.has_hash, config.hash_max_distance),
             config.k_hash,
         ),
     ]
@@ -143,17 +160,17 @@ def find_candidates(
         dense["title_model"] = (title_vectors, np.array([bool(t) for t in titles]))
     for name, (vectors, present) in dense.items():
         k = config.k_image if name == "image" else config.k_title_model
-        indexes.append((DenseIndex(name, vectors, present, "sklearn"), k))
+        builders.append((partial(DenseIndex, name, vectors, present, "sklearn"), k))
     searching = stage_bar(stages, "best: finding candidates (postings × modalities)")
     lists = []
-    for number, (index, k) in enumerate(indexes):
+    for number, (build, k) in enumerate(builders):
         offset = number * n
         lists.append(
-            all_rows(
-                index,
+            search(
+                build,
                 n,
                 k,
-                progress=lambda done, _, offset=offset: searching(offset + done, len(indexes) * n),
+                lambda done, _, offset=offset: searching(offset + done, len(builders) * n),
             )
         )
     left, right = union_directed(lists)

@@ -30,50 +30,102 @@ def _row_dot(
     return out
 
 
-def _blend(matrix: csr_matrix, weights: csr_matrix) -> csr_matrix:
-    """Each row averaged with its confident neighbours' rows, weighted by probability."""
+def _blend(matrix: csr_matrix, weights: csr_matrix, block: int = 50_000) -> csr_matrix:
+    """Each row averaged with its confident neighbours' rows, weighted by probability.
+
+    ``block`` rows at a time, twice: once to count each block's entries, once to write them
+    into arrays of the final size. The blended rows grow with each posting's confident
+    neighbours, so holding the blocks and their concatenation at once (or the whole
+    product's temporaries) would double the largest thing the graph stage holds; a block's
+    product costs far less than that memory.
+    """
     from sklearn.preprocessing import normalize
 
-    blended = matrix + weights @ matrix
-    return normalize(blended).astype(np.float32).tocsr()
+    n = matrix.shape[0]
+
+    def blended(start: int) -> csr_matrix:
+        rows = slice(start, start + block)
+        return normalize(matrix[rows] + weights[rows] @ matrix).astype(np.float32).tocsr()
+
+    starts = range(0, n, block)
+    total = sum(blended(start).nnz for start in starts)
+    data = np.empty(total, np.float32)
+    indices = np.empty(total, np.int32 if total < 2**31 else np.int64)
+    indptr = np.zeros(n + 1, np.int64)
+    at = 0
+    for start in starts:
+        part = blended(start)
+        data[at : at + part.nnz] = part.data
+        indices[at : at + part.nnz] = part.indices
+        indptr[start + 1 : start + 1 + part.shape[0]] = at + part.indptr[1:]
+        at += part.nnz
+    return csr_matrix((data, indices, indptr), shape=matrix.shape)
+
+
+#: Stage 2's graph columns, in the order `graph_features` returns them.
+GRAPH_FEATURES = (
+    "g_prob",
+    "g_rank_min",
+    "g_rank_max",
+    "g_best_min",
+    "g_best_max",
+    "g_degree_min",
+    "g_degree_max",
+    "g_shared",
+    "g_shared_confident",
+    "g_shared_rel",
+    "g_word_blend",
+    "g_char_blend",
+)
+
+
+def _pair_ranks(left: np.ndarray, right: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """Rank of each pair among each side's candidates by probability (0 = that side's best):
+    (2 × pairs), the left sides' ranks then the right sides'."""
+    ends = np.concatenate([left, right])
+    order = np.lexsort((-np.concatenate([prob, prob]), ends))
+    ends = ends[order]
+    starts = np.searchsorted(ends, ends, side="left")
+    rank = np.empty(len(ends), np.float32)
+    rank[order] = np.arange(len(ends)) - starts
+    return rank
 
 
 def graph_features(table: PairTable, prob: np.ndarray, n: int) -> tuple[np.ndarray, list[str]]:
-    """Features of each pair's place in the graph of stage 1 probabilities."""
+    """Features of each pair's place in the graph of stage 1 probabilities, written column
+    by column into one (pairs × 12) float32 matrix, each temporary let go once used."""
     left, right = table.left, table.right
-    if len(left) == 0:
+    m = len(left)
+    if m == 0:
         return np.zeros((0, 0), np.float32), []
+    out = np.empty((m, len(GRAPH_FEATURES)), np.float32)
+    column = {name: number for number, name in enumerate(GRAPH_FEATURES)}
+
+    def put(name: str, values: np.ndarray) -> None:
+        out[:, column[name]] = values
+
+    put("g_prob", prob)
+    rank = _pair_ranks(left, right, prob)
+    put("g_rank_min", np.minimum(rank[:m], rank[m:]))
+    put("g_rank_max", np.maximum(rank[:m], rank[m:]))
+    del rank
     p = _prob_matrix(n, left, right, prob)
+    best = np.asarray(p.max(axis=1).todense()).ravel().astype(np.float32)
+    put("g_best_min", np.minimum(best[left], best[right]))
+    put("g_best_max", np.maximum(best[left], best[right]))
+    # Shared neighbours: sum over k of p(i,k)·p(k,j), and the count of confident ones.
+    put("g_shared", _row_dot(p, left, right))
     confident = p.multiply(p >= 0.5).tocsr()
+    del p
     confident.eliminate_zeros()
     degree = np.asarray(confident.sum(axis=1)).ravel().astype(np.float32)
-    best = np.asarray(p.max(axis=1).todense()).ravel().astype(np.float32)
-    # Rank of the pair among each side's candidates by probability (0 = that side's best).
-    order = np.lexsort((-np.concatenate([prob, prob]), np.concatenate([left, right])))
-    ends = np.concatenate([left, right])[order]
-    starts = np.searchsorted(ends, ends, side="left")
-    rank = np.empty(2 * len(left), np.float32)
-    rank[order] = np.arange(2 * len(left)) - starts
-    rank_a, rank_b = rank[: len(left)], rank[len(left) :]
-    # Shared neighbours: sum over k of p(i,k)·p(k,j), and the count of confident ones.
-    shared = _row_dot(p, left, right)
+    put("g_degree_min", np.minimum(degree[left], degree[right]))
+    put("g_degree_max", np.maximum(degree[left], degree[right]))
     shared_conf = _row_dot((confident > 0).astype(np.float32), left, right)
-    word_q = _blend(table.word, confident)
-    char_q = _blend(table.char, confident)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cols = {
-            "g_prob": prob.astype(np.float32),
-            "g_rank_min": np.minimum(rank_a, rank_b),
-            "g_rank_max": np.maximum(rank_a, rank_b),
-            "g_best_min": np.minimum(best[left], best[right]),
-            "g_best_max": np.maximum(best[left], best[right]),
-            "g_degree_min": np.minimum(degree[left], degree[right]),
-            "g_degree_max": np.maximum(degree[left], degree[right]),
-            "g_shared": shared,
-            "g_shared_confident": shared_conf,
-            "g_shared_rel": shared_conf / np.maximum(1.0, np.minimum(degree[left], degree[right])),
-            "g_word_blend": row_cosine(word_q, left, right),
-            "g_char_blend": row_cosine(char_q, left, right),
-        }
-    names = list(cols)
-    return np.column_stack([cols[k] for k in names]).astype(np.float32), names
+    put("g_shared_confident", shared_conf)
+    put("g_shared_rel", shared_conf / np.maximum(1.0, np.minimum(degree[left], degree[right])))
+    del shared_conf
+    # Small chunks of pairs: each pair's two blended rows are long on a dense catalog.
+    put("g_word_blend", row_cosine(_blend(table.word, confident), left, right, 50_000))
+    put("g_char_blend", row_cosine(_blend(table.char, confident), left, right, 50_000))
+    return out, list(GRAPH_FEATURES)

@@ -11,7 +11,6 @@ loaded in safe mode: nothing in the folder can execute code when loaded.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -25,14 +24,8 @@ from core.candidates.ratio import sequence_ratio
 from core.errors import ModelNotTrainedError, SameSameError
 from core.matches import MatchResult
 from core.pipelines.best.config import BestConfig
-from core.pipelines.best.features import (
-    PairTable,
-    Stages,
-    find_candidates,
-    pair_features,
-    stage_bar,
-)
-from core.pipelines.best.graph import graph_features
+from core.pipelines.best.features import PairTable, Stages
+from core.pipelines.best.scoring import Runner, score_candidates
 from core.pipelines.best.training import fit_stages, select_pairs
 from core.pipelines.inputs import MatchInputs
 from core.settings import MatchSettings
@@ -88,72 +81,11 @@ class BestMatcher:
 
     # -- scoring -------------------------------------------------------------------------------
     def probabilities(
-        self, inputs: MatchInputs, stages: Stages | None = None
+        self, inputs: MatchInputs, stages: Stages | None = None, runner: Runner | None = None
     ) -> tuple[PairTable, np.ndarray, np.ndarray]:
-        """Candidate pairs with stage 1 and final probabilities (no labels needed).
-
-        Pair features are computed and scored `FEATURE_CHUNK` pairs at a time, so memory
-        holds one chunk's features (and every pair's few scores), not pairs × features; with
-        more than one chunk, stage 2 reads each chunk's features back from a temporary file
-        written in stage 1 instead of computing them again.
-        """
-        title_vectors = (
-            self.title_encoder.encode(inputs.titles) if self.title_encoder is not None else None
-        )
-        found = find_candidates(inputs, self.config, title_vectors, stages)
-        m = len(found.left)
-        featuring = stage_bar(stages, "best: pair features (candidate pairs)")
-        scoring = stage_bar(stages, "best: scoring (candidate pairs × stages)")
-        passes = 1 if self.stage2 is None else 2
-        prob1 = np.zeros(m, np.float32)
-        kept: dict[str, list[np.ndarray]] = {name: [] for name in REPORTED_FEATURES}
-        chunks = [(start, min(m, start + FEATURE_CHUNK)) for start in range(0, m, FEATURE_CHUNK)]
-        with tempfile.TemporaryDirectory(prefix="samesame-best-") as spill:
-            held: list[np.ndarray] = []
-            for number, (start, end) in enumerate(chunks):
-                features, names = pair_features(
-                    found,
-                    self.config,
-                    start,
-                    end,
-                    lambda done, _, start=start: featuring(start + done, m),
-                )
-                if names != self.names1:
-                    raise SameSameError(
-                        "This catalog's features differ from the trained model's; retrain the "
-                        "best model"
-                    )
-                prob1[start:end] = _predict(self.stage1, features, None, scoring, start, passes * m)
-                for name in REPORTED_FEATURES:
-                    kept[name].append(features[:, names.index(name)].copy())
-                if self.stage2 is not None:
-                    if len(chunks) == 1:
-                        held.append(features)
-                    else:
-                        np.save(Path(spill) / f"{number}.npy", features)
-                del features
-            reported = sorted(REPORTED_FEATURES)
-            table = PairTable(
-                found.left,
-                found.right,
-                np.column_stack([np.concatenate(kept[name]) for name in reported])
-                if m
-                else np.zeros((0, len(reported)), np.float32),
-                reported,
-                found.word,
-                found.char,
-                found.timings,
-            )
-            if m == 0 or self.stage2 is None:
-                return table, prob1, prob1
-            graph, _ = graph_features(table, prob1, inputs.size)
-            prob2 = np.zeros(m, np.float32)
-            for number, (start, end) in enumerate(chunks):
-                features = held[0] if held else np.load(Path(spill) / f"{number}.npy")
-                prob2[start:end] = _predict(
-                    self.stage2, features, graph[start:end], scoring, m + start, passes * m
-                )
-        return table, prob1, prob2
+        """Candidate pairs with stage 1 and final probabilities (no labels needed), scored a
+        chunk of pairs at a time by ``runner`` (here unless told: `core.pipelines.best.scoring`)."""
+        return score_candidates(self, inputs, stages, runner)
 
     def decide(
         self,
@@ -284,34 +216,6 @@ class BestMatcher:
                 "from another version); retrain it"
             ) from exc
         return cls(config, stage1, stage2, names1, names2, encoder, payload.get("info", {}))
-
-
-#: Rows LightGBM scores at a time: bounds the stage 2 matrix (features + graph) to a chunk.
-PREDICT_CHUNK = 250_000
-#: Candidate pairs whose features are held at once (about 450 MB at ~110 features).
-FEATURE_CHUNK = 1_000_000
-#: Stage 1 features every pair keeps past scoring: what `decide` and queries report.
-REPORTED_FEATURES = ("word_sim", "char_sim", "hash_sim", "image_sim")
-
-
-def _predict(
-    booster: Any,
-    features: np.ndarray,
-    extra: np.ndarray | None,
-    progress: Callable[[int, int], None],
-    done_before: int,
-    total: int,
-) -> np.ndarray:
-    """``booster``'s probabilities of every row of ``features`` (+ ``extra`` columns)."""
-    out = np.empty(len(features), np.float32)
-    for start in range(0, len(features), PREDICT_CHUNK):
-        end = min(len(features), start + PREDICT_CHUNK)
-        rows = features[start:end]
-        if extra is not None:
-            rows = np.hstack([rows, extra[start:end]])
-        out[start:end] = booster.predict(rows)
-        progress(done_before + end, total)
-    return out
 
 
 def _json_default(value: Any) -> Any:
