@@ -8,6 +8,7 @@ the per-posting F1 of both, and how many of the single machine's pairs Spark mak
     python benchmarks/bench_spark.py                                  # 7,000 and 27,328 rows
     python benchmarks/bench_spark.py --rows 2000 --exact              # also every-pair Spark
     python benchmarks/bench_spark.py --catalog /tmp/scale/100k.csv    # a make_scale_catalog file
+    python benchmarks/bench_spark.py --pipelines best --model DIR     # a trained best model
 """
 
 from __future__ import annotations
@@ -47,10 +48,16 @@ def sample_groups(csv_path: Path, rows: int, seed: int = 0) -> pd.DataFrame:
     return frame[frame["label_group"].isin(keep)].reset_index(drop=True)
 
 
-def single_machine(csv_path: Path, pipeline: str, settings: MatchSettings) -> pd.DataFrame:
+def single_machine(
+    csv_path: Path, pipeline: str, settings: MatchSettings, model: Path | None = None
+) -> pd.DataFrame:
     """The submission of ``python -m core match --catalog`` (same import and pipeline code)."""
     postings, _ = prepare_postings(read_catalog_csv(csv_path), None)
     inputs = MatchInputs.from_frame(pd.DataFrame(postings))
+    if pipeline == "best":
+        from core.pipelines.best import BestMatcher
+
+        return BestMatcher.load(model).match(inputs, settings).submission()
     return get_pipeline(pipeline).match(inputs, settings).submission()
 
 
@@ -69,8 +76,11 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--pipelines", default="baseline,ensemble")
     parser.add_argument("--exact", action="store_true", help="also every-pair candidates")
+    parser.add_argument("--model", type=Path, help="the trained model folder, for best")
     parser.add_argument("--out", help="also write the Markdown here")
     args = parser.parse_args()
+    if "best" in args.pipelines.split(",") and args.model is None:
+        parser.error("--pipelines best needs --model (a trained best model folder)")
     settings = MatchSettings()
     lines = [*machine_lines()]
     started = time.perf_counter()
@@ -103,7 +113,7 @@ def main() -> None:
             )
             for pipeline in args.pipelines.split(","):
                 t0 = time.perf_counter()
-                want_frame = single_machine(csv_path, pipeline, settings)
+                want_frame = single_machine(csv_path, pipeline, settings, args.model)
                 single_s = time.perf_counter() - t0
                 want = pair_set(want_frame)
                 modes = ["blocked", "exact"] if args.exact else ["blocked"]
@@ -114,6 +124,7 @@ def main() -> None:
                         out,
                         pipeline,
                         settings,
+                        model_dir=args.model if pipeline == "best" else None,
                         options=SparkOptions(candidates=mode),
                         spark=spark,
                         on_stage=lambda d, s: print(f"  {d} ({s:.1f}s)", file=sys.stderr),

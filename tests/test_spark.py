@@ -425,3 +425,65 @@ def test_verdicts_overrule_the_spark_job_as_they_do_one_machine(
     bad.write_text(f"left_id,right_id,same\n{missed[0]},nobody,1\n", encoding="utf-8")
     with pytest.raises(CatalogError, match=r"row 2 \('nobody'\)"):
         run_spark(spark, shopee_sample, tmp_path / "x.csv", "baseline", "exact", verdicts=bad)
+
+
+@pytest.fixture(scope="module")
+def best_model(shopee_csv: Path, shopee_sample: Path, tmp_path_factory) -> Path:
+    """A best model trained on ~1,500 real postings of other label groups than the sample's."""
+    from core.pipelines.best import BestConfig, BestMatcher
+    from core.text import normalize_title
+
+    frame = pd.read_csv(shopee_csv, dtype={"label_group": str, "image_phash": str})
+    seen = set(pd.read_csv(shopee_sample, dtype=str)["label_group"])
+    groups = frame.loc[~frame["label_group"].isin(seen), "label_group"].drop_duplicates()
+    train = frame[frame["label_group"].isin(set(groups.sample(n=500, random_state=3)))]
+    train = train.reset_index(drop=True)
+    train["title_norm"] = [normalize_title(t) for t in train["title"]]
+    matcher = BestMatcher.fit(
+        MatchInputs.from_frame(train),
+        train["label_group"].tolist(),
+        config=BestConfig(n_estimators=60, num_leaves=31),
+    )
+    folder = tmp_path_factory.mktemp("best_model")
+    matcher.save(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_best_on_spark_decides_one_machines_matches(
+    spark, shopee_sample: Path, best_model: Path, tmp_path, monkeypatch
+) -> None:
+    """The trained best model on Spark (searches in blocks, pair features and both stages'
+    scores in tasks over chunks of pairs) writes exactly the single machine's matches, with
+    a few empty titles and missing hashes too."""
+    import core.spark.best as spark_best
+    from core.pipelines.best import BestMatcher
+
+    frame = pd.read_csv(shopee_sample, dtype=str, keep_default_na=False)
+    frame.loc[frame.index[::40], "title"] = ""
+    frame.loc[frame.index[7::60], "image_phash"] = ""
+    catalog = tmp_path / "catalog.csv"
+    frame.to_csv(catalog, index=False)
+    postings, _ = prepare_postings(read_catalog_csv(catalog), None)
+    inputs = MatchInputs.from_frame(pd.DataFrame(postings))
+    result = BestMatcher.load(best_model).match(inputs, MatchSettings())
+    want = pair_set(result.submission())
+    assert len(want) > 1000 and result.capped == 0
+
+    # Several search blocks and many chunks of pairs, so the pieces must be put back in order.
+    monkeypatch.setattr(spark_best, "SEARCH_BLOCK", 500)
+    monkeypatch.setattr(spark_best, "SPARK_MIN_CHUNK", 3000)
+    out = tmp_path / "best.csv"
+    report = run_spark(spark, catalog, out, "best", "blocked", model_dir=best_model)
+    got_ids, got = read_pairs(out)
+    assert got_ids == inputs.posting_ids
+    assert got == want, f"missed {len(want - got)}, added {len(got - want)}"
+    assert report.pipeline == "best" and report.pairs == len(result.pairs)
+
+
+def test_best_on_spark_without_a_model_says_what_to_give(tmp_path: Path, demo_catalog) -> None:
+    done = _spark_cli(
+        "--catalog", demo_catalog, "--pipeline", "best", "--out", tmp_path / "out.csv"
+    )
+    assert done.returncode == 2, done.stderr
+    assert "needs --model" in done.stderr and "Traceback" not in done.stderr

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import require
 from tests.e2e.app_server import free_port
-from tests.test_spark import _spark_cli, read_pairs
+from tests.test_spark import _spark_cli, best_model, read_pairs, shopee_sample  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -101,9 +101,13 @@ def spark_match(*args: object) -> subprocess.CompletedProcess:
     return _spark_cli(*args, env=env, timeout=600)
 
 
-@pytest.mark.parametrize("pipeline", ["baseline", "ensemble"])
-def test_a_standalone_cluster_matches_as_local_mode(cluster, demo_catalog, tmp_path, pipeline):
+@pytest.mark.parametrize("pipeline", ["baseline", "ensemble", "best"])
+def test_a_standalone_cluster_matches_as_local_mode(
+    cluster, demo_catalog, tmp_path, pipeline, request
+):
     common = ["--catalog", demo_catalog, "--pipeline", pipeline, "--hash-only"]
+    if pipeline == "best":  # a model trained on real Shopee postings (tests/test_spark.py)
+        common += ["--model", request.getfixturevalue("best_model")]
     url = cluster[0]
     on_cluster = spark_match(*common, "--master", url, "--out", tmp_path / "cluster.csv")
     assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]

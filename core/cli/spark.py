@@ -24,7 +24,10 @@ def _spark_match_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", help="image folder of --catalog (same path on executors)")
     on_spark = [name for name, pipe in PIPELINES.items() if pipe.spark]
     parser.add_argument("--pipeline", choices=on_spark, default=on_spark[0])
-    parser.add_argument("--model", help="the ensemble's trained Siamese model folder")
+    parser.add_argument(
+        "--model",
+        help="the trained model folder: the ensemble's Siamese model, or best's model (required)",
+    )
     parser.add_argument("--out", required=True, help="posting_id,matches: .csv, or .parquet")
     parser.add_argument("--master", help="Spark master (default local[*], or spark-submit's)")
     parser.add_argument(

@@ -1,7 +1,9 @@
 """The registry's pipelines as an Apache Spark job (``python -m core spark-match``), for catalogs
 past one machine: `session` (starting Spark), `io` (reading and checking the catalog, writing
-the matches), `vectors` (embedding on the executors), `candidates` (LSH or exact pairs) and
-`job` (scoring with each pipeline's own `Pipeline.score` in ``mapInPandas``).
+the matches), `vectors` (embedding on the executors), `neighbours` and `candidates` (the single
+machine's indexes searched in blocks, joins, LSH or exact pairs), `job` (scoring with each
+pipeline's own `Pipeline.score` in ``mapInPandas``) and `best` (a trained ``best`` model's
+searches and chunks of pairs as Spark tasks).
 
 pyspark is imported inside functions only: ``import core`` never loads it (nor Java).
 """

@@ -1,5 +1,5 @@
 """Reading a catalog into Spark, checked row by row by the single-machine import's own code,
-and writing ``posting_id,matches``."""
+and writing ``posting_id,matches`` (each posting's best max_matches, as one machine keeps)."""
 
 from __future__ import annotations
 
@@ -183,6 +183,42 @@ def _signed_hash(value: str | None) -> int | None:
         return None
     unsigned = int(value, 16)
     return unsigned - (1 << 64) if unsigned >= 1 << 63 else unsigned
+
+
+def capped_lists(pairs: DataFrame, max_matches: int) -> DataFrame:
+    """(idx, other) for each posting's best ``max_matches`` matches, most alike first."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    directed = pairs.select(
+        F.col("l").alias("idx"), F.col("r").alias("other"), "similarity"
+    ).unionByName(pairs.select(F.col("r").alias("idx"), F.col("l").alias("other"), "similarity"))
+    rank = F.row_number().over(
+        Window.partitionBy("idx").orderBy(F.desc("similarity"), F.col("other"))
+    )
+    return directed.withColumn("rank", rank)
+
+
+def submission(postings: DataFrame, ranked: DataFrame, max_matches: int) -> DataFrame:
+    """``idx, posting_id, matches``: the posting first, then its matches sorted, as
+    `core.matches.submission_frame` writes them."""
+    from pyspark.sql import functions as F
+
+    ids = postings.select("idx", "posting_id")
+    kept = ranked.where(F.col("rank") <= max_matches).join(
+        ids.select(F.col("idx").alias("other"), F.col("posting_id").alias("other_id")), "other"
+    )
+    grouped = kept.groupBy("idx").agg(F.array_sort(F.collect_set("other_id")).alias("others"))
+    return ids.join(grouped, "idx", "left").select(
+        "idx",
+        "posting_id",
+        F.concat_ws(
+            " ",
+            F.array_prepend(
+                F.coalesce("others", F.array().cast("array<string>")), F.col("posting_id")
+            ),
+        ).alias("matches"),
+    )
 
 
 def write_matches(result: DataFrame, out: str) -> None:

@@ -14,6 +14,9 @@ Same input (the catalog layout, CSV or Parquet), same settings (`MatchSettings`)
    per-modality scores are computed by the same `core.pipelines.inputs` functions as on one
    machine: no rule is written twice.
 5. **At most max_matches per posting**, best similarity first (a window per posting).
+
+``best`` runs its trained model instead of steps 3 and 4 (`core.spark.best`): the same
+searches and pair features as one machine, as Spark tasks.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pandas as pd
 from core.candidates.ratio import EXACT_RATIO_UP_TO
 from core.errors import CatalogError, SameSameError
 from core.pipelines import PIPELINES, Pipeline, get_pipeline
+from core.pipelines.best.model import BEST_NAME
 from core.pipelines.ensemble import RATIO_CANDIDATE_COSINE
 from core.pipelines.inputs import hash_distances, vector_cosines
 from core.settings import MatchSettings
@@ -42,7 +46,14 @@ from core.spark.candidates import (
     tfidf_frame,
     token_weights,
 )
-from core.spark.io import local_catalog, prepare_frame, read_catalog, write_matches
+from core.spark.io import (
+    capped_lists,
+    local_catalog,
+    prepare_frame,
+    read_catalog,
+    submission,
+    write_matches,
+)
 from core.spark.neighbours import BROADCAST_UP_TO, nearest_title_pairs, ratio_pairs
 from core.spark.session import SparkMatchReport, SparkOptions, require_spark, spark_session
 from core.spark.vectors import embed_frame, embedder_spec
@@ -241,42 +252,6 @@ def _held(frame: DataFrame, held: list[DataFrame]) -> DataFrame:
     return frame
 
 
-def capped_lists(pairs: DataFrame, max_matches: int) -> DataFrame:
-    """(idx, other) for each posting's best ``max_matches`` matches, most alike first."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    directed = pairs.select(
-        F.col("l").alias("idx"), F.col("r").alias("other"), "similarity"
-    ).unionByName(pairs.select(F.col("r").alias("idx"), F.col("l").alias("other"), "similarity"))
-    rank = F.row_number().over(
-        Window.partitionBy("idx").orderBy(F.desc("similarity"), F.col("other"))
-    )
-    return directed.withColumn("rank", rank)
-
-
-def submission(postings: DataFrame, ranked: DataFrame, max_matches: int) -> DataFrame:
-    """``idx, posting_id, matches``: the posting first, then its matches sorted, as
-    `core.matches.submission_frame` writes them."""
-    from pyspark.sql import functions as F
-
-    ids = postings.select("idx", "posting_id")
-    kept = ranked.where(F.col("rank") <= max_matches).join(
-        ids.select(F.col("idx").alias("other"), F.col("posting_id").alias("other_id")), "other"
-    )
-    grouped = kept.groupBy("idx").agg(F.array_sort(F.collect_set("other_id")).alias("others"))
-    return ids.join(grouped, "idx", "left").select(
-        "idx",
-        "posting_id",
-        F.concat_ws(
-            " ",
-            F.array_prepend(
-                F.coalesce("others", F.array().cast("array<string>")), F.col("posting_id")
-            ),
-        ).alias("matches"),
-    )
-
-
 def spark_match(
     catalog: str | Path,
     out: str | Path,
@@ -316,6 +291,11 @@ def spark_match(
             f"spark-match runs {' or '.join(spark_pipelines())}, not {pipeline!r}: "
             f"{pipe.spark_reason}"
         )
+    best_model = None
+    if pipe.name == BEST_NAME:
+        from core.spark.best import load_model
+
+        best_model = load_model(model_dir)
     require_spark()
     from pyspark.sql import functions as F
 
@@ -326,7 +306,7 @@ def spark_match(
         raise CatalogError(f"image folder {images} does not exist or is not a folder")
     model_path = Path(model_dir) if model_dir else None
     settings, calibration_note = pipe.settings_for(None, settings, model_path)
-    use_images = image_root is not None and not options.hash_only
+    use_images = image_root is not None and not options.hash_only and pipe.name != BEST_NAME
     spec = embedder_spec(pipe, settings, model_path) if use_images else None
 
     local = local_catalog(str(catalog))
@@ -351,6 +331,8 @@ def spark_match(
         stage(f"read and checked {total:,} postings")
         vectors = None
         notices = [calibration_note] if calibration_note else []
+        if pipe.name == BEST_NAME and image_root is not None:
+            notices.append("best on Spark matches by titles and photo hashes: no image vectors.")
         if use_images and with_images:
             vectors = _held(embed_frame(postings, spec), held)
         vector_count = vectors.count() if vectors is not None else 0
@@ -366,7 +348,13 @@ def spark_match(
                 f"{with_images - vector_count} image(s) could not be embedded: perceptual hashes "
                 "stand in for them."
             )
-        pairs = _held(match_pairs(postings, vectors, pipe, settings, options, held), held)
+        if best_model is not None:
+            from core.spark.best import best_pairs
+
+            found = best_pairs(postings, best_model, _partitions(postings))
+        else:
+            found = match_pairs(postings, vectors, pipe, settings, options, held)
+        pairs = _held(found, held)
         if verdicts is not None:
             from core.spark.verdicts import apply_verdicts, verdict_frame
 

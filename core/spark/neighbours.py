@@ -51,7 +51,17 @@ def _tfidf_index(payload: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, i
     return SparseIndex("text", csr_matrix((data, indices, indptr), shape=shape))
 
 
-def _block_starts(spark: SparkSession, n: int, block: int, partitions: int) -> DataFrame:
+def worker_index(key: str, build: Callable[[], Any]) -> Any:
+    """The index ``build`` makes, built once per Python worker for the job ``key``."""
+    index = _WORKER_INDEXES.get(key)
+    if index is None:
+        index = build()
+        _WORKER_INDEXES.clear()  # one job's index at a time
+        _WORKER_INDEXES[key] = index
+    return index
+
+
+def block_starts(spark: SparkSession, n: int, block: int, partitions: int) -> DataFrame:
     """One row per block of ``block`` positions out of ``n``: what the tasks share out."""
     return spark.createDataFrame(
         [(start,) for start in range(0, n, block)], "start long"
@@ -74,15 +84,11 @@ def _nearest_pairs(
     shared = spark.sparkContext.broadcast((ids, payload))
     n = len(ids)
     key = uuid.uuid4().hex
-    starts = _block_starts(spark, n, SEARCH_BLOCK, partitions)
+    starts = block_starts(spark, n, SEARCH_BLOCK, partitions)
 
     def search(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         ids, payload = shared.value
-        index = _WORKER_INDEXES.get(key)
-        if index is None:
-            index = build(payload)
-            _WORKER_INDEXES.clear()  # one job's index at a time
-            _WORKER_INDEXES[key] = index
+        index = worker_index(key, lambda: build(payload))
         for batch in batches:
             for start in batch["start"].tolist():
                 rows = np.arange(start, min(n, start + SEARCH_BLOCK))
@@ -138,7 +144,7 @@ def ratio_pairs(titled: DataFrame, min_ratio: float, partitions: int) -> DataFra
         (rows["idx"].to_numpy(np.int64), rows["title"].astype(str).tolist())
     )
     rows_per_block = max(1, BLOCK_CELLS // max(1, n))
-    starts = _block_starts(spark, n, rows_per_block, partitions)
+    starts = block_starts(spark, n, rows_per_block, partitions)
 
     def compare(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from core.candidates.ratio import passing_pairs

@@ -46,8 +46,6 @@ class BestPipeline(Pipeline):
         "hash_distance",
         "image_cosine",
     )
-    spark = False
-    spark_reason = "best runs on one machine only (its graph stage needs every pair at once)"
 
     def image_model(
         self, store: Store, settings: MatchSettings, model_dir: Path | None = None
