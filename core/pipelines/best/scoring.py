@@ -123,6 +123,10 @@ class Runner(Protocol):
         what `stage1` kept of the chunks: the candidates are let go before the graph stage."""
         ...
 
+    def close(self) -> None:
+        """Let go of what the chunks left (spilled features, broadcasts); safe to repeat."""
+        ...
+
 
 class LocalRunner:
     """Everything on this machine, a chunk at a time; with more than one chunk, stage 1
@@ -171,22 +175,17 @@ class LocalRunner:
     def stage2(
         self, matcher: BestMatcher, chunks: Chunks, graph: np.ndarray, scored: Scored
     ) -> list[np.ndarray]:
-        try:
-            out = []
-            for number, (start, end) in enumerate(chunks):
-                features = (
-                    self._held[number]
-                    if self._spill is None
-                    else np.load(Path(self._spill.name) / f"{number}.npy")
-                )
-                out.append(
-                    stage2_chunk(
-                        matcher, features, graph[start:end], lambda d, s=start: scored(s + d)
-                    )
-                )
-            return out
-        finally:
-            self.close()
+        out = []
+        for number, (start, end) in enumerate(chunks):
+            features = (
+                self._held[number]
+                if self._spill is None
+                else np.load(Path(self._spill.name) / f"{number}.npy")
+            )
+            out.append(
+                stage2_chunk(matcher, features, graph[start:end], lambda d, s=start: scored(s + d))
+            )
+        return out
 
     def close(self) -> None:
         self._held = []
@@ -237,6 +236,4 @@ def score_candidates(
         seconds = runner.stage2(matcher, chunks, graph, lambda done: scoring(m + done, passes * m))
         return table, prob1, np.concatenate(seconds)
     finally:
-        close = getattr(runner, "close", None)
-        if close is not None:
-            close()
+        runner.close()
