@@ -87,6 +87,81 @@ def test_a_different_model_number_and_a_rare_unshared_word_are_features():
     assert feats["first_token_same"].tolist() == [1, 1, 0]
 
 
+def _per_pair_title_features(titles: list[str]):
+    """The set arithmetic of the title features spelled out pair by pair (the definition
+    the catalog-wide sparse products must reproduce): (a, b) → features."""
+    from collections import Counter
+
+    facts = [title_facts(t) for t in titles]
+    counts = Counter(token for fact in facts for token in fact.tokens)
+    rarity = {t: float(np.log((1 + len(titles)) / (1 + c)) + 1.0) for t, c in counts.items()}
+    return lambda a, b: _pair_set_arithmetic(facts[a], facts[b], rarity)
+
+
+def _pair_set_arithmetic(fa, fb, rarity: dict[str, float]) -> dict[str, float]:
+    shared = fa.tokens & fb.tokens
+    weight_a, weight_b = (sum(rarity[t] for t in f.tokens) for f in (fa, fb))
+    shared_weight = sum(rarity[t] for t in shared)
+    only = [
+        max((rarity[t] for t in x.tokens - y.tokens), default=0.0) for x, y in ((fa, fb), (fb, fa))
+    ]
+    units = fa.units & fb.units
+    conflict = sum(
+        1
+        for u in units
+        if not {q for q in fa.quantities if q[0] == u} & {q for q in fb.quantities if q[0] == u}
+    )
+    numbers_union = len(fa.numbers | fb.numbers)
+    return {
+        "tokens_shared": len(shared),
+        "token_jaccard": len(shared) / len(fa.tokens | fb.tokens) if fa.tokens | fb.tokens else 0,
+        "numbers_only_one": numbers_union - len(fa.numbers & fb.numbers),
+        "numbers_jaccard": len(fa.numbers & fb.numbers) / numbers_union
+        if numbers_union
+        else np.nan,
+        "quantity_shared": len(fa.quantities & fb.quantities),
+        "quantity_conflict": conflict,
+        "rarity_jaccard": shared_weight / (weight_a + weight_b - shared_weight),
+        "rarity_containment": shared_weight / min(weight_a, weight_b),
+        "rarity_only_one_max": max(only),
+        "rarity_only_one_min": min(only),
+        "codes_shared": len(fa.codes & fb.codes),
+        "codes_conflict": float(not fa.codes & fb.codes) if fa.codes and fb.codes else np.nan,
+        "first_token_rarity": rarity[fa.first] if fa.first == fb.first else 0.0,
+    }
+
+
+def test_title_features_of_a_whole_chunk_are_each_pairs_set_arithmetic(shopee_csv, monkeypatch):
+    """On real Shopee titles and their real candidate pairs, the features computed for a
+    chunk at once by sparse products (blocks spread over threads) are, pair by pair, what
+    the sets of tokens, numbers, amounts and model numbers give; threads change nothing."""
+    from core.pipelines.best import text_features
+
+    titles = pd.read_csv(shopee_csv, nrows=3000)["title"].map(normalize_title).tolist()
+    word, _ = title_matrices(titles, BestConfig())
+    left, right = union_directed([all_rows(SparseIndex("word", word), len(titles), 10)])
+    monkeypatch.setattr(text_features, "REPORT_EVERY", 997)  # several blocks, a short last one
+    threaded = text_pair_features(titles, left, right)
+    monkeypatch.setattr(text_features, "map_in_threads", lambda fn, items: map(fn, items))
+    serial = text_pair_features(titles, left, right)
+    for name in text_features.TEXT_FEATURES:
+        np.testing.assert_array_equal(threaded[name], serial[name], err_msg=name)
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(left), 300, replace=False)
+    hard = {"quantity_conflict": 0, "codes_conflict": 0, "rarity_only_one_max": 0}
+    reference = _per_pair_title_features(titles)
+    for p in sample:
+        expected = reference(int(left[p]), int(right[p]))
+        for name, value in expected.items():
+            assert threaded[name][p] == pytest.approx(value, rel=1e-6, nan_ok=True), (name, p)
+        hard["quantity_conflict"] += expected["quantity_conflict"] > 0
+        hard["codes_conflict"] += expected["codes_conflict"] == 1
+        hard["rarity_only_one_max"] += expected["rarity_only_one_max"] > 0
+    # The sample holds the cases that tell products apart, not only identical titles.
+    assert min(hard.values()) >= 5, hard
+    assert len(left) > 2 * 997
+
+
 def test_sparse_neighbours_exclude_self_and_empty_titles():
     titles = ["red shoe", "red shoe size 40", "blue hat", ""]
     word, _ = title_matrices(titles, BestConfig())

@@ -158,11 +158,7 @@ class SparseIndex:
 
 def _query_cosine(queries: csr_matrix, matrix: csr_matrix, q: np.ndarray, c: np.ndarray):
     """Cosine of query row q[i] with catalog row c[i] (both L2-normalised)."""
-    out = np.zeros(len(q), np.float32)
-    for start in range(0, len(q), 200_000):
-        a, b = q[start : start + 200_000], c[start : start + 200_000]
-        out[start : start + len(a)] = np.asarray(queries[a].multiply(matrix[b]).sum(axis=1)).ravel()
-    return np.minimum(out, 1.0)
+    return row_cosine(queries, q, c, other=matrix)
 
 
 __all__ = ["SparseIndex", "row_cosine"]

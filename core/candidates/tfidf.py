@@ -15,6 +15,8 @@ from typing import Literal
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from core.threads import map_in_threads
+
 #: sklearn's token pattern that keeps single-character words ("2 pcs", "x").
 WORD_TOKENS = r"(?u)\b\w+\b"
 
@@ -95,15 +97,22 @@ def tfidf_rows(titles: Sequence[str], spec: TfidfSpec = WORDS) -> csr_matrix:
     return fit_tfidf(titles, spec).matrix
 
 
-def row_cosine(matrix, left: np.ndarray, right: np.ndarray, chunk: int = 200_000) -> np.ndarray:
-    """Cosine of each (left, right) row pair of an L2-normalised matrix (sparse or dense)."""
-    out = np.zeros(len(left), np.float32)
-    for start in range(0, len(left), chunk):
+def row_cosine(
+    matrix, left: np.ndarray, right: np.ndarray, chunk: int = 100_000, other=None
+) -> np.ndarray:
+    """Cosine of each (left, right) row pair of an L2-normalised matrix (sparse or dense):
+    row ``left[i]`` of ``matrix`` with row ``right[i]`` of ``other`` (default ``matrix``).
+    Chunks of pairs run on every core; the sums are the same as one chunk at a time."""
+    other = matrix if other is None else other
+
+    def cosines(start: int) -> np.ndarray:
         a, b = left[start : start + chunk], right[start : start + chunk]
         if isinstance(matrix, np.ndarray):
-            out[start : start + chunk] = np.einsum("ij,ij->i", matrix[a], matrix[b])
-        else:
-            out[start : start + chunk] = np.asarray(
-                matrix[a].multiply(matrix[b]).sum(axis=1)
-            ).ravel()
+            return np.einsum("ij,ij->i", matrix[a], other[b])
+        return np.asarray(matrix[a].multiply(other[b]).sum(axis=1)).ravel()
+
+    out = np.zeros(len(left), np.float32)
+    starts = range(0, len(left), chunk)
+    for start, values in zip(starts, map_in_threads(cosines, starts), strict=True):
+        out[start : start + len(values)] = values
     return np.minimum(out, 1.0)

@@ -9,6 +9,7 @@ from scipy.sparse import csr_matrix
 
 from core.candidates import row_cosine
 from core.pipelines.best.features import PairTable
+from core.threads import map_in_threads
 
 
 def _prob_matrix(n: int, left: np.ndarray, right: np.ndarray, prob: np.ndarray) -> csr_matrix:
@@ -19,14 +20,20 @@ def _prob_matrix(n: int, left: np.ndarray, right: np.ndarray, prob: np.ndarray) 
 
 
 def _row_dot(
-    a: csr_matrix, left: np.ndarray, right: np.ndarray, chunk: int = 200_000
+    a: csr_matrix, left: np.ndarray, right: np.ndarray, chunk: int = 100_000
 ) -> np.ndarray:
-    """Dot product of each (left, right) row pair, ``chunk`` pairs at a time: the rows of
-    every pair at once would hold pairs × row length entries (GBs on a dense catalog)."""
-    out = np.empty(len(left), np.float32)
-    for start in range(0, len(left), chunk):
+    """Dot product of each (left, right) row pair, ``chunk`` pairs at a time (spread over
+    the cores): the rows of every pair at once would hold pairs × row length entries (GBs on
+    a dense catalog)."""
+
+    def dots(start: int) -> np.ndarray:
         a_rows, b_rows = a[left[start : start + chunk]], a[right[start : start + chunk]]
-        out[start : start + chunk] = np.asarray(a_rows.multiply(b_rows).sum(axis=1)).ravel()
+        return np.asarray(a_rows.multiply(b_rows).sum(axis=1)).ravel()
+
+    out = np.empty(len(left), np.float32)
+    starts = range(0, len(left), chunk)
+    for start, values in zip(starts, map_in_threads(dots, starts), strict=True):
+        out[start : start + len(values)] = values
     return out
 
 
@@ -125,7 +132,8 @@ def graph_features(table: PairTable, prob: np.ndarray, n: int) -> tuple[np.ndarr
     put("g_shared_confident", shared_conf)
     put("g_shared_rel", shared_conf / np.maximum(1.0, np.minimum(degree[left], degree[right])))
     del shared_conf
-    # Small chunks of pairs: each pair's two blended rows are long on a dense catalog.
-    put("g_word_blend", row_cosine(_blend(table.word, confident), left, right, 50_000))
-    put("g_char_blend", row_cosine(_blend(table.char, confident), left, right, 50_000))
+    # Small chunks of pairs (one per core at once): each pair's two blended rows are long on
+    # a dense catalog.
+    put("g_word_blend", row_cosine(_blend(table.word, confident), left, right, 25_000))
+    put("g_char_blend", row_cosine(_blend(table.char, confident), left, right, 25_000))
     return out, list(GRAPH_FEATURES)

@@ -13,6 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_matrix
+
+from core.threads import map_in_threads
 
 # --- Numbers and units ---------------------------------------------------------------------
 
@@ -139,33 +142,196 @@ def title_facts(title: str) -> TitleFacts:
     )
 
 
-def token_rarity(facts: Sequence[TitleFacts]) -> dict[str, float]:
-    """Inverse document frequency of each token within these titles (smoothed, >= 1)."""
-    from collections import Counter
-
-    counts = Counter(token for fact in facts for token in fact.tokens)
-    n = len(facts)
-    return {token: float(np.log((1 + n) / (1 + c)) + 1.0) for token, c in counts.items()}
-
-
-#: Pairs between two progress reports of `text_pair_features`.
+#: What `text_pair_features` computes (and "difflib_ratio" when asked).
+TEXT_FEATURES = (
+    "fuzz_ratio",
+    "fuzz_token_set",
+    "fuzz_token_sort",
+    "fuzz_partial",
+    "token_jaccard",
+    "tokens_shared",
+    "chars_min",
+    "chars_max",
+    "tokens_min",
+    "tokens_max",
+    "numbers_shared",
+    "numbers_only_one",
+    "numbers_jaccard",
+    "quantity_shared",
+    "quantity_conflict",
+    "rarity_jaccard",
+    "rarity_containment",
+    "rarity_only_one_max",
+    "rarity_only_one_min",
+    "codes_shared",
+    "codes_conflict",
+    "first_token_same",
+    "first_token_rarity",
+)
+#: Pairs between two progress reports of `text_pair_features` (and pairs compared at once).
 REPORT_EVERY = 50_000
 
 
 @dataclass(frozen=True)
 class TitleContext:
-    """What pair features need of the whole catalog: each title's facts, each token's
-    rarity within the catalog, each title's summed rarity."""
+    """What pair features need of the whole catalog, as one sparse row per title (so a
+    chunk of pairs is compared by sparse products, not per pair in Python): which tokens,
+    numbers, amounts and model numbers it has, the kind of unit of each amount, each token's
+    rarity within the catalog, each title's summed rarity, length and first token."""
 
-    facts: list[TitleFacts]
-    rarity: dict[str, float]
-    weight: list[float]
+    tokens: csr_matrix
+    numbers: csr_matrix
+    quantities: csr_matrix
+    quantity_unit: csr_matrix
+    codes: csr_matrix
+    rarity: np.ndarray
+    weight: np.ndarray
+    chars: np.ndarray
+    first: np.ndarray
+
+
+def _incidence(rows: list[list[int]], width: int) -> csr_matrix:
+    """One row per title, 1.0 in each of its columns (sorted, no repeats)."""
+    indptr = np.zeros(len(rows) + 1, np.int64)
+    indptr[1:] = np.cumsum([len(r) for r in rows])
+    indices = np.fromiter((c for r in rows for c in sorted(r)), np.int32, int(indptr[-1]))
+    data = np.ones(len(indices), np.float64)
+    return csr_matrix((data, indices, indptr), shape=(len(rows), width))
 
 
 def title_context(titles: Sequence[str]) -> TitleContext:
-    facts = [title_facts(t) for t in titles]
-    rarity = token_rarity(facts)
-    return TitleContext(facts, rarity, [sum(rarity[t] for t in f.tokens) for f in facts])
+    vocabularies: dict[str, dict] = {k: {} for k in ("tokens", "numbers", "quantities", "codes")}
+    columns: dict[str, list[list[int]]] = {k: [] for k in vocabularies}
+    chars, first = np.zeros(len(titles), np.int64), np.full(len(titles), -1, np.int64)
+    for row, title in enumerate(titles):
+        facts = title_facts(title)
+        for kind, values in (
+            ("tokens", facts.tokens),
+            ("numbers", facts.numbers),
+            ("quantities", facts.quantities),
+            ("codes", facts.codes),
+        ):
+            vocabulary = vocabularies[kind]
+            columns[kind].append([vocabulary.setdefault(v, len(vocabulary)) for v in values])
+        chars[row] = facts.chars
+        if facts.first:
+            first[row] = vocabularies["tokens"][facts.first]
+    matrices = {k: _incidence(columns.pop(k), len(v)) for k, v in vocabularies.items()}
+    tokens = matrices["tokens"]
+    # Inverse document frequency within these titles, smoothed, >= 1.
+    counts = np.bincount(tokens.indices, minlength=tokens.shape[1])
+    rarity = np.log((1 + len(titles)) / (1 + counts)) + 1.0
+    unit_kinds = sorted({base for base, _ in _UNITS.values()})
+    amounts = list(vocabularies["quantities"])
+    quantity_unit = csr_matrix(
+        (
+            np.ones(len(amounts)),
+            ([unit_kinds.index(base) for base, _ in amounts] or np.zeros(0, int)),
+            np.arange(len(amounts) + 1),
+        ),
+        shape=(len(amounts), len(unit_kinds)),
+    )
+    return TitleContext(
+        tokens,
+        matrices["numbers"],
+        matrices["quantities"],
+        quantity_unit,
+        matrices["codes"],
+        rarity,
+        tokens @ rarity,
+        chars,
+        first,
+    )
+
+
+def _row_sums(matrix: csr_matrix) -> np.ndarray:
+    return np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel()
+
+
+def _shared(matrix: csr_matrix, left: np.ndarray, right: np.ndarray):
+    """Each pair's two rows of ``matrix``, what they have in common, and the row sizes."""
+    a, b = matrix[left], matrix[right]
+    both = a.multiply(b).tocsr()
+    return a, b, both, _row_sums(a), _row_sums(b), _row_sums(both)
+
+
+def _ratio(top: np.ndarray, bottom: np.ndarray, empty: float) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1), empty)
+
+
+def _row_max(matrix: csr_matrix) -> np.ndarray:
+    """Each row's largest entry, 0 for an empty row (entries here are all positive)."""
+    if matrix.shape[1] == 0:
+        return np.zeros(matrix.shape[0])
+    return np.asarray(matrix.max(axis=1).todense(), dtype=np.float64).ravel()
+
+
+def _block_features(
+    titles: Sequence[str], context: TitleContext, left: np.ndarray, right: np.ndarray
+) -> dict[str, np.ndarray]:
+    from rapidfuzz import fuzz, process
+
+    out: dict[str, np.ndarray] = {}
+    first_titles = [titles[a] for a in left.tolist()]
+    second_titles = [titles[b] for b in right.tolist()]
+    for name, scorer in (
+        ("fuzz_ratio", fuzz.ratio),
+        ("fuzz_token_set", fuzz.token_set_ratio),
+        ("fuzz_token_sort", fuzz.token_sort_ratio),
+        ("fuzz_partial", fuzz.partial_ratio),
+    ):
+        out[name] = process.cpdist(
+            first_titles, second_titles, scorer=scorer, dtype=np.float32, workers=1
+        )
+    tokens_a, _, tokens_both, count_a, count_b, shared = _shared(context.tokens, left, right)
+    out["token_jaccard"] = _ratio(shared, count_a + count_b - shared, 0.0)
+    out["tokens_shared"] = shared
+    chars_a, chars_b = context.chars[left], context.chars[right]
+    out["chars_min"], out["chars_max"] = np.minimum(chars_a, chars_b), np.maximum(chars_a, chars_b)
+    out["tokens_min"], out["tokens_max"] = (
+        np.minimum(count_a, count_b),
+        np.maximum(count_a, count_b),
+    )
+    *_, numbers_a, numbers_b, numbers_shared = _shared(context.numbers, left, right)
+    out["numbers_shared"] = numbers_shared
+    numbers_union = numbers_a + numbers_b - numbers_shared
+    out["numbers_only_one"] = numbers_union - numbers_shared
+    out["numbers_jaccard"] = _ratio(numbers_shared, numbers_union, np.nan)
+    amounts_a, amounts_b, amounts_both, *_, amounts_shared = _shared(
+        context.quantities, left, right
+    )
+    out["quantity_shared"] = amounts_shared
+    # Same kind of unit on both sides (e.g. both volumes) but no common amount: a 250 ml
+    # and a 500 ml bottle are different products however alike the rest of the title is.
+    units_a = (amounts_a @ context.quantity_unit) > 0
+    units_b = (amounts_b @ context.quantity_unit) > 0
+    common_units = _row_sums(units_a.multiply(units_b))
+    agreeing_units = _row_sums((amounts_both @ context.quantity_unit) > 0)
+    out["quantity_conflict"] = common_units - agreeing_units
+    rarity, weight = context.rarity, context.weight
+    shared_weight = tokens_both @ rarity
+    weight_a, weight_b = weight[left], weight[right]
+    out["rarity_jaccard"] = _ratio(shared_weight, weight_a + weight_b - shared_weight, 0.0)
+    out["rarity_containment"] = _ratio(shared_weight, np.minimum(weight_a, weight_b), 0.0)
+    # The rarest word only one title has: a rare word the other lacks (a model, a flavour,
+    # a colour) is what tells two near-identical titles apart.
+    tokens_b = context.tokens[right]
+    only_a = _row_max((tokens_a - tokens_both).multiply(rarity).tocsr())
+    only_b = _row_max((tokens_b - tokens_both).multiply(rarity).tocsr())
+    out["rarity_only_one_max"] = np.maximum(only_a, only_b)
+    out["rarity_only_one_min"] = np.minimum(only_a, only_b)
+    *_, codes_a, codes_b, codes_shared = _shared(context.codes, left, right)
+    out["codes_shared"] = codes_shared
+    # NaN when a side has no model number: absence says nothing.
+    out["codes_conflict"] = np.where(
+        (codes_a > 0) & (codes_b > 0), (codes_shared == 0).astype(np.float64), np.nan
+    )
+    first_a = context.first[left]
+    same_first = (first_a >= 0) & (first_a == context.first[right])
+    out["first_token_same"] = same_first
+    out["first_token_rarity"] = np.where(same_first, rarity[np.maximum(first_a, 0)], 0.0)
+    return out
 
 
 def text_pair_features(
@@ -179,100 +345,34 @@ def text_pair_features(
     """String-similarity, token and number features of each pair (symmetric in the pair);
     ``progress`` hears (pairs done, pairs) as it goes. ``context`` (`title_context` of
     ``titles``) is worked out here when not given."""
-    from rapidfuzz import fuzz
-
     context = context or title_context(titles)
-    facts, rarity, weight = context.facts, context.rarity, context.weight
     m = len(left)
-    names = (
-        "fuzz_ratio",
-        "fuzz_token_set",
-        "fuzz_token_sort",
-        "fuzz_partial",
-        "token_jaccard",
-        "tokens_shared",
-        "chars_min",
-        "chars_max",
-        "tokens_min",
-        "tokens_max",
-        "numbers_shared",
-        "numbers_only_one",
-        "numbers_jaccard",
-        "quantity_shared",
-        "quantity_conflict",
-        "rarity_jaccard",
-        "rarity_containment",
-        "rarity_only_one_max",
-        "rarity_only_one_min",
-        "codes_shared",
-        "codes_conflict",
-        "first_token_same",
-        "first_token_rarity",
-    )
-    out = {name: np.zeros(m, np.float32) for name in names}
-    if difflib_ratio:
-        out["difflib_ratio"] = np.zeros(m, np.float32)
-    ratio, token_set, token_sort, partial = (
-        fuzz.ratio,
-        fuzz.token_set_ratio,
-        fuzz.token_sort_ratio,
-        fuzz.partial_ratio,
-    )
-    for p, (a, b) in enumerate(zip(left.tolist(), right.tolist(), strict=True)):
-        if progress is not None and p % REPORT_EVERY == 0:
-            progress(p, m)
-        ta, tb = titles[a], titles[b]
-        fa, fb = facts[a], facts[b]
-        out["fuzz_ratio"][p] = ratio(ta, tb)
-        out["fuzz_token_set"][p] = token_set(ta, tb)
-        out["fuzz_token_sort"][p] = token_sort(ta, tb)
-        out["fuzz_partial"][p] = partial(ta, tb)
-        shared = len(fa.tokens & fb.tokens)
-        union = len(fa.tokens | fb.tokens)
-        out["token_jaccard"][p] = shared / union if union else 0.0
-        out["tokens_shared"][p] = shared
-        out["chars_min"][p] = min(fa.chars, fb.chars)
-        out["chars_max"][p] = max(fa.chars, fb.chars)
-        out["tokens_min"][p] = min(len(fa.tokens), len(fb.tokens))
-        out["tokens_max"][p] = max(len(fa.tokens), len(fb.tokens))
-        nshared = len(fa.numbers & fb.numbers)
-        nunion = len(fa.numbers | fb.numbers)
-        out["numbers_shared"][p] = nshared
-        out["numbers_only_one"][p] = nunion - nshared
-        out["numbers_jaccard"][p] = nshared / nunion if nunion else np.nan
-        out["quantity_shared"][p] = len(fa.quantities & fb.quantities)
-        # Same kind of unit on both sides (e.g. both volumes) but no common amount: a 250 ml
-        # and a 500 ml bottle are different products however alike the rest of the title is.
-        common_units = fa.units & fb.units
-        conflict = sum(
-            1
-            for unit in common_units
-            if not {q for q in fa.quantities if q[0] == unit}
-            & {q for q in fb.quantities if q[0] == unit}
-        )
-        out["quantity_conflict"][p] = conflict
-        shared_weight = sum(rarity[t] for t in fa.tokens & fb.tokens)
-        union_weight = weight[a] + weight[b] - shared_weight
-        out["rarity_jaccard"][p] = shared_weight / union_weight if union_weight else 0.0
-        smaller = min(weight[a], weight[b])
-        out["rarity_containment"][p] = shared_weight / smaller if smaller else 0.0
-        # The rarest word only one title has: a rare word the other lacks (a model, a
-        # flavour, a colour) is what tells two near-identical titles apart.
-        only_a = max((rarity[t] for t in fa.tokens - fb.tokens), default=0.0)
-        only_b = max((rarity[t] for t in fb.tokens - fa.tokens), default=0.0)
-        out["rarity_only_one_max"][p] = max(only_a, only_b)
-        out["rarity_only_one_min"][p] = min(only_a, only_b)
-        codes_shared = len(fa.codes & fb.codes)
-        out["codes_shared"][p] = codes_shared
-        # NaN when a side has no model number: absence says nothing.
-        out["codes_conflict"][p] = float(codes_shared == 0) if fa.codes and fb.codes else np.nan
-        same_first = bool(fa.first) and fa.first == fb.first
-        out["first_token_same"][p] = same_first
-        out["first_token_rarity"][p] = rarity[fa.first] if same_first else 0.0
+    out: dict[str, np.ndarray] = {}
+    starts = range(0, m, REPORT_EVERY)
+
+    def block_features(start: int) -> dict[str, np.ndarray]:
+        end = start + REPORT_EVERY
+        block = _block_features(titles, context, left[start:end], right[start:end])
         if difflib_ratio:
             from core.candidates.ratio import sequence_ratio
 
-            out["difflib_ratio"][p] = sequence_ratio(ta, tb)
+            pairs = zip(left[start:end].tolist(), right[start:end].tolist(), strict=True)
+            block["difflib_ratio"] = np.array(
+                [sequence_ratio(titles[a], titles[b]) for a, b in pairs], np.float32
+            )
+        return block
+
+    for start, block in zip(starts, map_in_threads(block_features, starts), strict=True):
+        if progress is not None:
+            progress(start, m)
+        end = min(m, start + REPORT_EVERY)
+        if not out:
+            out = {name: np.zeros(m, np.float32) for name in block}
+        for name, values in block.items():
+            out[name][start:end] = values
+    if not out:
+        names = TEXT_FEATURES + (("difflib_ratio",) if difflib_ratio else ())
+        out = {name: np.zeros(0, np.float32) for name in names}
     if progress is not None:
         progress(m, m)
     return out
