@@ -487,3 +487,81 @@ def test_best_on_spark_without_a_model_says_what_to_give(tmp_path: Path, demo_ca
     )
     assert done.returncode == 2, done.stderr
     assert "needs --model" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_best_trained_with_image_vectors_embeds_on_spark_as_on_one_machine(
+    spark, demo_catalog: Path, weights_dir: Path, tmp_path, store
+) -> None:
+    """A best model trained with MobileNet 0.25 vectors (real weights) gets them on Spark too.
+    Given one machine's vectors, Spark decides exactly one machine's matches; end to end, the
+    executors embed the photos to the same vectors (to float rounding: batches differ) and
+    the matches agree but for pairs that rounding tips. Without --images, or with another
+    image model, the job says what the model needs instead of matching without them."""
+    from core import matching, models
+    from core.catalog import import_catalog
+    from core.spark.best import best_pairs, load_model
+    from core.spark.io import prepare_frame, read_catalog
+
+    settings = MatchSettings(image_alpha=0.25, weights_dir=str(weights_dir))
+    images = demo_catalog.parent / "images"
+    import_catalog(store, demo_catalog, images)
+    models.embed_images(store, settings)
+    folder = tmp_path / "best"
+    info = models.train_best_model(store, settings, folder)
+    assert info["image_model"] == models.image_model_name(settings)
+    result = matching.run_pipeline(store, "best", settings, model_dir=folder, save=False)
+    assert result.pairs["image_cosine"].notna().mean() > 0.9
+    want = pair_set(result.submission())
+
+    postings = prepare_frame(read_catalog(spark, str(demo_catalog)), images.resolve())
+    ids = postings.select("idx", "posting_id").toPandas()
+    embedded, matrix = store.load_embeddings(models.image_model_name(settings), models.IMAGENET)
+    row = dict(zip(embedded, range(len(embedded)), strict=True))
+    known = ids[ids["posting_id"].isin(row)]
+    vectors = spark.createDataFrame(
+        pd.DataFrame(
+            {
+                "idx": known["idx"].to_numpy(np.int64),
+                "vec": [matrix[row[p]].tolist() for p in known["posting_id"]],
+            }
+        ),
+        "idx long, vec array<float>",
+    )
+    found = best_pairs(postings, load_model(folder), 4, vectors).toPandas()
+    name = dict(zip(ids["idx"], ids["posting_id"], strict=True))
+    same_vectors = {
+        tuple(sorted((name[a], name[b]))) for a, b in zip(found["l"], found["r"], strict=True)
+    }
+    assert same_vectors == want
+
+    out = tmp_path / "best.csv"
+    report = run_spark(
+        spark,
+        demo_catalog,
+        out,
+        "best",
+        "blocked",
+        images=images,
+        settings=settings,
+        model_dir=folder,
+    )
+    assert report.vectors == len(embedded) > 0.9 * store.info()["postings"]
+    got = read_pairs(out)[1]
+    assert len(got ^ want) <= 0.02 * len(want), f"missed {len(want - got)}, added {len(got - want)}"
+
+    with pytest.raises(SameSameError, match=r"trained with mobilenet.*give --images DIR"):
+        run_spark(spark, demo_catalog, tmp_path / "x.csv", "best", "blocked", model_dir=folder)
+    other = MatchSettings(image_alpha=1.0, weights_dir=str(weights_dir))
+    with pytest.raises(SameSameError, match="set the image backbone, alpha and size"):
+        run_spark(
+            spark,
+            demo_catalog,
+            tmp_path / "x.csv",
+            "best",
+            "blocked",
+            images=images,
+            settings=other,
+            model_dir=folder,
+        )

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from core.candidates import Neighbours
     from core.pipelines.best.model import BestMatcher
+    from core.settings import MatchSettings
 
 #: Fewest pairs per Spark task (a task's fixed cost is a few milliseconds of Python).
 SPARK_MIN_CHUNK = 20_000
@@ -196,9 +197,55 @@ def load_model(model_dir: str | Path | None) -> BestMatcher:
     return BestMatcher.load(Path(model_dir))
 
 
-def best_pairs(postings: DataFrame, matcher: BestMatcher, partitions: int) -> DataFrame:
+def image_spec(matcher: BestMatcher, settings: MatchSettings, images: bool) -> tuple | None:
+    """The embedder a model trained with image vectors needs (`core.spark.vectors`), None
+    for a model that compares photos by hash; a clear error where the job cannot give it
+    the vectors it learned from (checked before Spark starts)."""
+    from core.models import image_model_name
+    from core.pipelines import get_pipeline
+    from core.pipelines.best.model import BEST_NAME
+    from core.spark.vectors import embedder_spec
+
+    learned = matcher.info.get("image_model")
+    if not learned:
+        return None
+    if not images:
+        raise SameSameError(
+            f"This best model was trained with {learned} image vectors: give --images DIR "
+            "(the catalog's photos), or use a best model trained without image vectors."
+        )
+    if image_model_name(settings) != learned:
+        raise SameSameError(
+            f"This best model was trained with {learned} image vectors, the settings embed "
+            f"{image_model_name(settings)}: set the image backbone, alpha and size it was "
+            "trained with (--backbone, --alpha, --image-size)."
+        )
+    return embedder_spec(get_pipeline(BEST_NAME), settings, None)
+
+
+def _vector_matrix(vectors: DataFrame, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`core.spark.vectors.embed_frame` output as rows in ``ids`` order, and which have one."""
+    frame = vectors.toPandas()
+    present = np.zeros(len(ids), bool)
+    if frame.empty:
+        return np.zeros((len(ids), 1), np.float32), present
+    rows = np.searchsorted(ids, frame["idx"].to_numpy(np.int64))
+    matrix = np.zeros((len(ids), len(frame["vec"].iloc[0])), np.float32)
+    matrix[rows] = np.stack(frame["vec"].to_numpy())
+    present[rows] = True
+    return matrix, present
+
+
+def best_pairs(
+    postings: DataFrame,
+    matcher: BestMatcher,
+    partitions: int,
+    vectors: DataFrame | None = None,
+) -> DataFrame:
     """Matched pairs (l, r, rule, similarity, the scores `best` reports) of a trained model
-    over prepared postings (`core.spark.io.prepare_frame`): the single machine's decisions."""
+    over prepared postings (`core.spark.io.prepare_frame`) and, for a model trained with
+    them, the image vectors of `core.spark.vectors.embed_frame`: the single machine's
+    decisions."""
     from pyspark.sql import functions as F
 
     from core.pipelines.best.pipeline import BEST
@@ -224,10 +271,13 @@ def best_pairs(postings: DataFrame, matcher: BestMatcher, partitions: int) -> Da
         signed.view(np.uint64),
         has_hash,
     )
+    ids = rows["idx"].to_numpy(np.int64)
+    if vectors is not None:
+        inputs.image_vectors, inputs.has_vector = _vector_matrix(vectors, ids)
+        inputs.image_model = matcher.info.get("image_model")
     spark = postings.sparkSession
     table, prob1, prob = matcher.probabilities(inputs, runner=SparkRunner(spark, partitions))
     decided = matcher.decide(inputs, table, prob1, prob)
-    ids = rows["idx"].to_numpy(np.int64)
     frame = pd.DataFrame(
         {
             "l": ids[decided["left"].to_numpy(np.int64)],

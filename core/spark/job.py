@@ -306,8 +306,14 @@ def spark_match(
         raise CatalogError(f"image folder {images} does not exist or is not a folder")
     model_path = Path(model_dir) if model_dir else None
     settings, calibration_note = pipe.settings_for(None, settings, model_path)
-    use_images = image_root is not None and not options.hash_only and pipe.name != BEST_NAME
-    spec = embedder_spec(pipe, settings, model_path) if use_images else None
+    use_images = image_root is not None and not options.hash_only
+    if best_model is not None:
+        from core.spark.best import image_spec
+
+        spec = image_spec(best_model, settings, use_images)
+    else:
+        spec = embedder_spec(pipe, settings, model_path) if use_images else None
+    use_images = spec is not None
 
     local = local_catalog(str(catalog))
     own = spark is None
@@ -331,8 +337,8 @@ def spark_match(
         stage(f"read and checked {total:,} postings")
         vectors = None
         notices = [calibration_note] if calibration_note else []
-        if pipe.name == BEST_NAME and image_root is not None:
-            notices.append("best on Spark matches by titles and photo hashes: no image vectors.")
+        if best_model is not None and image_root is not None and not use_images:
+            notices.append("This best model compares photos by hash only: images not embedded.")
         if use_images and with_images:
             vectors = _held(embed_frame(postings, spec), held)
         vector_count = vectors.count() if vectors is not None else 0
@@ -351,7 +357,7 @@ def spark_match(
         if best_model is not None:
             from core.spark.best import best_pairs
 
-            found = best_pairs(postings, best_model, _partitions(postings))
+            found = best_pairs(postings, best_model, _partitions(postings), vectors)
         else:
             found = match_pairs(postings, vectors, pipe, settings, options, held)
         pairs = _held(found, held)
