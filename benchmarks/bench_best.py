@@ -85,7 +85,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
         if kind is bool:
             out[key] = raw.lower() in ("1", "true", "yes")
         elif kind is list:
-            out[key] = [int(v) for v in raw.split(",")]
+            values = [v for v in raw.split(",") if v]
+            out[key] = [int(v) for v in values] if all(v.isdigit() for v in values) else values
         else:
             out[key] = kind(raw)
     return out

@@ -162,6 +162,39 @@ def test_title_features_of_a_whole_chunk_are_each_pairs_set_arithmetic(shopee_cs
     assert len(left) > 2 * 997
 
 
+def test_dropped_feature_families_leave_both_stages_but_reported_similarities_stay(shopee_csv):
+    """An ablation's `drop_features` takes a family out of stage 1 and the graph stage alike;
+    the four similarities `decide` reports are never dropped."""
+    from core.pipelines.best.features import find_candidates, pair_features
+    from core.pipelines.best.graph import GRAPH_FEATURES, graph_features
+    from core.pipelines.best.scoring import REPORTED_FEATURES
+
+    frame = pd.read_csv(shopee_csv, nrows=800)
+    frame["title_norm"] = frame["title"].map(normalize_title)
+    inputs = MatchInputs.from_frame(frame)
+    full_config = BestConfig()
+    config = BestConfig(drop_features=["quantity_", "word_", "g_word_blend"])
+    found = find_candidates(inputs, full_config)
+    full, full_names = pair_features(found, full_config)
+    kept, names = pair_features(found, config)
+    assert not [n for n in names if n.startswith(("quantity_", "word_")) and n != "word_sim"]
+    assert set(REPORTED_FEATURES) <= set(names)
+    assert {"quantity_conflict", "word_rank_min"} <= set(full_names) - set(names)
+    np.testing.assert_array_equal(kept, full[:, [full_names.index(n) for n in names]])
+    table = build_table_like(found, full, full_names)
+    prob = np.linspace(0, 1, len(found.left), dtype=np.float32)
+    graph, graph_names = graph_features(table, prob, inputs.size, config)
+    whole, _ = graph_features(table, prob, inputs.size)
+    assert graph_names == [n for n in GRAPH_FEATURES if n != "g_word_blend"]
+    np.testing.assert_array_equal(graph, whole[:, [GRAPH_FEATURES.index(n) for n in graph_names]])
+
+
+def build_table_like(found, features, names):
+    from core.pipelines.best.features import PairTable
+
+    return PairTable(found.left, found.right, features, names, found.word, found.char)
+
+
 def test_sparse_neighbours_exclude_self_and_empty_titles():
     titles = ["red shoe", "red shoe size 40", "blue hat", ""]
     word, _ = title_matrices(titles, BestConfig())

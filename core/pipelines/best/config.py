@@ -8,6 +8,9 @@ from typing import Any
 from core.errors import SameSameError
 from core.settings import MatchSettings
 
+#: Stage 1 similarities every pair keeps past scoring (what `decide` and queries report).
+ALWAYS_KEPT = ("char_sim", "hash_sim", "image_sim", "word_sim")
+
 
 @dataclass
 class BestConfig:
@@ -40,6 +43,9 @@ class BestConfig:
     # candidate pair never spans two folds. [3, 6] (thirds and sixths) is what BENCHMARKS.md
     # measures.
     train_splits: list[int] = field(default_factory=lambda: [3, 6])
+    # Feature-name prefixes both stages leave out (ablations: what each feature family adds;
+    # BENCHMARKS.md). The similarities `decide` reports are always kept.
+    drop_features: list[str] = field(default_factory=list)
     threshold: float = 0.5
     threshold_low: float = 0.5
     stage1_threshold: float = 0.5
@@ -66,6 +72,10 @@ class BestConfig:
             learning_rate=settings.best_learning_rate,
             train_splits=settings.train_splits(),
         )
+
+    def keeps(self, name: str) -> bool:
+        """Whether the classifier sees feature ``name`` (see ``drop_features``)."""
+        return name in ALWAYS_KEPT or not name.startswith(tuple(self.drop_features))
 
     def copy(self) -> BestConfig:
         return BestConfig(**asdict(self))

@@ -231,7 +231,7 @@ def pair_features(
     # Ranks and densities mean different things in a catalog of 500 and of 50,000 postings.
     columns["catalog_log_size"] = np.full(len(left), np.log(max(1, inputs.size)), np.float32)
     timings["text_features"] = timings.get("text_features", 0.0) + (time.perf_counter() - started)
-    names = sorted(columns)
+    names = sorted(name for name in columns if config.keeps(name))
     # Column by column, each freed once copied: the dict and the matrix never both whole.
     matrix = np.empty((len(left), len(names)), np.float32)
     for number, name in enumerate(names):

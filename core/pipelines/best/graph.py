@@ -8,6 +8,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from core.candidates import row_cosine
+from core.pipelines.best.config import BestConfig
 from core.pipelines.best.features import PairTable
 from core.threads import map_in_threads
 
@@ -98,9 +99,12 @@ def _pair_ranks(left: np.ndarray, right: np.ndarray, prob: np.ndarray) -> np.nda
     return rank
 
 
-def graph_features(table: PairTable, prob: np.ndarray, n: int) -> tuple[np.ndarray, list[str]]:
+def graph_features(
+    table: PairTable, prob: np.ndarray, n: int, config: BestConfig | None = None
+) -> tuple[np.ndarray, list[str]]:
     """Features of each pair's place in the graph of stage 1 probabilities, written column
-    by column into one (pairs × 12) float32 matrix, each temporary let go once used."""
+    by column into one (pairs × 12) float32 matrix, each temporary let go once used; only
+    the columns ``config`` keeps (`BestConfig.drop_features`)."""
     left, right = table.left, table.right
     m = len(left)
     if m == 0:
@@ -136,4 +140,7 @@ def graph_features(table: PairTable, prob: np.ndarray, n: int) -> tuple[np.ndarr
     # a dense catalog.
     put("g_word_blend", row_cosine(_blend(table.word, confident), left, right, 25_000))
     put("g_char_blend", row_cosine(_blend(table.char, confident), left, right, 25_000))
-    return out, list(GRAPH_FEATURES)
+    if config is None or not config.drop_features:
+        return out, list(GRAPH_FEATURES)
+    kept = [name for name in GRAPH_FEATURES if config.keeps(name)]
+    return out[:, [column[name] for name in kept]], kept

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from core.errors import SameSameError
+from core.pipelines.best.config import ALWAYS_KEPT
 from core.pipelines.best.features import (
     Candidates,
     IndexBuilder,
@@ -41,7 +42,7 @@ PREDICT_CHUNK = 250_000
 #: Candidate pairs whose features are held at once (about 220 MB at ~110 features).
 FEATURE_CHUNK = 500_000
 #: Stage 1 features every pair keeps past scoring (what `decide` and queries report), sorted.
-REPORTED_FEATURES = ("char_sim", "hash_sim", "image_sim", "word_sim")
+REPORTED_FEATURES = ALWAYS_KEPT
 
 Chunks = Sequence[tuple[int, int]]
 #: Called with the number of pairs a pass has scored so far.
@@ -232,7 +233,7 @@ def score_candidates(
         del firsts, found
         if m == 0 or matcher.stage2 is None:
             return table, prob1, prob1
-        graph = graph_features(table, prob1, inputs.size)[0]
+        graph = graph_features(table, prob1, inputs.size, matcher.config)[0]
         seconds = runner.stage2(matcher, chunks, graph, lambda done: scoring(m + done, passes * m))
         return table, prob1, np.concatenate(seconds)
     finally:

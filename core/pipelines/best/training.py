@@ -299,11 +299,13 @@ def fit_stages(
             blocks = []
             for t in keep:
                 rows = slice(starts[t], starts[t] + len(tables[t].left))
-                blocks.append(graph_features(tables[t], probabilities[rows], len(parts[t]))[0])
+                blocks.append(
+                    graph_features(tables[t], probabilities[rows], len(parts[t]), config)[0]
+                )
             return np.vstack(blocks)
 
         everything = list(range(len(tables)))
-        gnames = graph_features(tables[0], oof[: len(tables[0].left)], len(parts[0]))[1]
+        gnames = graph_features(tables[0], oof[: len(tables[0].left)], len(parts[0]), config)[1]
         names2 = names + gnames
         x2 = np.hstack([x1, graphs_with(oof, everything)])
         # Out-of-fold stage 2: the model holding fold f out trains on the other folds with
