@@ -42,9 +42,11 @@ def _device(settings: MatchSettings) -> None:
     from core.embedders.inference import resolve_backend
 
     try:
-        engine = {"openvino": "OpenVINO", "tensorflow": "TensorFlow"}[
-            resolve_backend(settings.inference_backend)
-        ]
+        engine = {
+            "openvino": "OpenVINO",
+            "openvino-bf16": "OpenVINO in bfloat16",
+            "tensorflow": "TensorFlow",
+        }[resolve_backend(settings.inference_backend)]
     except SameSameError as exc:
         engine = f"TensorFlow ({exc})"
     st.caption(

@@ -130,6 +130,11 @@ def main() -> None:
         "--backends", default="tensorflow", help="inference engines, comma-separated"
     )
     parser.add_argument("--photos", type=int, default=0, help="end-to-end embed of N real photos")
+    parser.add_argument(
+        "--backbones",
+        default=",".join(sorted({b for b, _, _ in BACKBONES})),
+        help="which backbones, comma-separated",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -151,7 +156,8 @@ def main() -> None:
             f"{tf.__version__} on {', '.join(sorted(set(devices)))}\n"
         )
         rows = []
-        for backbone, alpha, size in BACKBONES:
+        wanted = set(args.backbones.split(","))
+        for backbone, alpha, size in (b for b in BACKBONES if b[0] in wanted):
             model, weights = build(backbone, alpha, size, weights_dir)
             inputs = preprocess(backbone, np.stack([load_for_model(p, size) for p in paths]))
             label = f"{backbone} a{alpha:g}" if backbone != "vgg16" else backbone

@@ -98,7 +98,28 @@ def test_either_engine_finds_the_same_matches_on_the_demo(weights_dir, demo_cata
 def test_a_missing_openvino_is_explained_and_auto_falls_back(monkeypatch):
     monkeypatch.setattr(inference, "openvino_installed", lambda: False)
     assert inference.resolve_backend("auto") == "tensorflow"
-    with pytest.raises(SameSameError, match="needs OpenVINO: pip install"):
-        inference.resolve_backend("openvino")
+    for choice in ("openvino", "openvino-bf16"):
+        with pytest.raises(SameSameError, match="needs OpenVINO: pip install"):
+            inference.resolve_backend(choice)
     with pytest.raises(SameSameError, match="inference backend must be one of"):
         inference.resolve_backend("onnx")
+
+
+def test_bfloat16_engine_computes_in_bfloat16_where_the_cpu_can_and_stays_close(
+    weights_dir, grocery_dir
+):
+    """openvino-bf16 asks OpenVINO for bfloat16: on a CPU with bfloat16 units the vectors of
+    real photos move a little (what the setting's help says: re-embed after switching), on
+    one without them they are the f32 engine's."""
+    import openvino as ov
+
+    sources = photos(grocery_dir, 32)
+    exact = mobilenet(weights_dir, "openvino").embed(sources)
+    half = mobilenet(weights_dir, "openvino-bf16")
+    assert half.backend == "openvino-bf16"
+    close = cosines(exact, half.embed(sources))
+    assert close.min() > 0.95 and np.median(close) > 0.99
+    if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        assert close.min() < 0.99999  # it did compute in bfloat16
+    else:
+        assert close.min() > 0.99999

@@ -30,6 +30,9 @@ BACKENDS = INFERENCE_BACKENDS
 #: Full-precision inference: on CPUs with bfloat16 units OpenVINO would otherwise compute in
 #: bfloat16 (measured: cosine 0.994 to TensorFlow's vectors instead of 0.9999999).
 OPENVINO_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+#: The engine choices that run OpenVINO, with the precision each asks for (a CPU without
+#: bfloat16 units computes ``bf16`` in f32).
+OPENVINO_PRECISION = {"openvino": "f32", "openvino-bf16": "bf16"}
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -56,7 +59,7 @@ def resolve_backend(choice: str) -> str:
         raise SameSameError(f"inference backend must be one of {', '.join(BACKENDS)}: {choice!r}")
     if choice == "auto":
         return "openvino" if openvino_installed() and not _tensorflow_sees_gpu() else "tensorflow"
-    if choice == "openvino" and not openvino_installed():
+    if choice in OPENVINO_PRECISION and not openvino_installed():
         raise SameSameError(
             "The openvino backend needs OpenVINO: pip install -r requirements.txt (or choose the "
             "tensorflow backend in Settings)"
@@ -127,9 +130,10 @@ def _convert(model: Any, xml: Path) -> Any:
     return converted
 
 
-def openvino_runner(model: Any, name: str) -> Runner:
-    """The Keras ``model``'s forward pass compiled by OpenVINO for this CPU, from the cache
-    when it holds this model (same name and weights)."""
+def openvino_runner(model: Any, name: str, precision: str = "f32") -> Runner:
+    """The Keras ``model``'s forward pass compiled by OpenVINO for this CPU in ``precision``
+    (f32 or bf16), from the cache when it holds this model (same name and weights: the cache
+    holds the converted 32-bit graph; the precision is chosen when it is compiled)."""
     import openvino as ov
 
     core = ov.Core()
@@ -137,7 +141,9 @@ def openvino_runner(model: Any, name: str) -> Runner:
     converted = _cached_model(core, xml)
     if converted is None:
         converted = _convert(model, xml)
-    compiled = core.compile_model(converted, "CPU", OPENVINO_CONFIG)
+    compiled = core.compile_model(
+        converted, "CPU", {**OPENVINO_CONFIG, "INFERENCE_PRECISION_HINT": precision}
+    )
     # Calling a compiled model reuses one inference request: sessions sharing the embedder
     # (the app's resource cache) take turns.
     lock = threading.Lock()
@@ -152,6 +158,6 @@ def openvino_runner(model: Any, name: str) -> Runner:
 def runner_for(model: Any, choice: str, name: str) -> tuple[str, Runner | None]:
     """(the engine used, its runner; None means Keras's own ``predict_on_batch``)."""
     backend = resolve_backend(choice)
-    if backend == "openvino":
-        return backend, openvino_runner(model, name)
+    if backend in OPENVINO_PRECISION:
+        return backend, openvino_runner(model, name, OPENVINO_PRECISION[backend])
     return backend, None

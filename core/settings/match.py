@@ -11,7 +11,7 @@ from core.settings.fields import SettingSpec, setting, specs
 
 BACKBONES = ("mobilenet", "mobilenetv2", "vgg16")
 MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
-INFERENCE_BACKENDS = ("auto", "tensorflow", "openvino")
+INFERENCE_BACKENDS = ("auto", "tensorflow", "openvino", "openvino-bf16")
 NEIGHBOUR_BACKENDS = ("auto", "sklearn", "faiss", "hnsw")
 SIAMESE_LOSSES = ("margin", "triplet", "arcface")
 
@@ -294,7 +294,9 @@ class MatchSettings(BestTrainingSettings):
         "Inference engine",
         "What runs the image networks: openvino (MobileNet 2–3x as fast on a CPU, the "
         "same vectors), tensorflow, or auto (OpenVINO on a CPU when it is installed, TensorFlow "
-        "on a GPU). Training always uses TensorFlow.",
+        "on a GPU). openvino-bf16 computes in bfloat16 where the CPU has bfloat16 units (VGG16 "
+        "about 7x as fast on such a CPU) but the vectors move a little: re-embed after "
+        "switching to or from it. Training always uses TensorFlow.",
         MACHINE,
         choices=INFERENCE_BACKENDS,
         flag="--backend",
