@@ -127,7 +127,7 @@ def _pair_set_arithmetic(fa, fb, rarity: dict[str, float]) -> dict[str, float]:
         "rarity_only_one_min": min(only),
         "codes_shared": len(fa.codes & fb.codes),
         "codes_conflict": float(not fa.codes & fb.codes) if fa.codes and fb.codes else np.nan,
-        "first_token_rarity": rarity[fa.first] if fa.first == fb.first else 0.0,
+        "first_token_rarity": rarity[fa.first] if fa.first and fa.first == fb.first else 0.0,
     }
 
 
@@ -160,6 +160,17 @@ def test_title_features_of_a_whole_chunk_are_each_pairs_set_arithmetic(shopee_cs
     # The sample holds the cases that tell products apart, not only identical titles.
     assert min(hard.values()) >= 5, hard
     assert len(left) > 2 * 997
+
+
+def test_title_features_of_empty_titles_are_no_evidence():
+    """Titles with no tokens (a catalog of them has no vocabulary at all) share nothing."""
+    for titles in (["", "", ""], ["", "", "red shoe 40"]):
+        feats = text_pair_features(titles, np.array([0, 0]), np.array([1, 2]))
+        assert feats["tokens_shared"].tolist() == [0, 0]
+        assert feats["first_token_same"].tolist() == [0, 0]
+        assert feats["first_token_rarity"].tolist() == [0, 0]
+        assert np.isnan(feats["codes_conflict"]).all() and np.isnan(feats["numbers_jaccard"][0])
+    assert text_pair_features(["a b"], np.zeros(0, int), np.zeros(0, int))["fuzz_ratio"].size == 0
 
 
 def test_dropped_feature_families_leave_both_stages_but_reported_similarities_stay(shopee_csv):

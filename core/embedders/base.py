@@ -85,7 +85,8 @@ class ImageEmbedder:
         return np.asarray(self.model.predict_on_batch(prepared))
 
     def serve_with(self, choice: str) -> ImageEmbedder:
-        """Run the forward pass on the engine ``choice`` names (auto, tensorflow, openvino).
+        """Run the forward pass on the engine ``choice`` names (auto, tensorflow, openvino,
+        openvino-bf16).
 
         Raises:
             SameSameError: ``openvino`` without OpenVINO installed.

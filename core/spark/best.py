@@ -39,6 +39,7 @@ from core.pipelines.best.scoring import (
     stage2_chunk,
 )
 from core.spark.neighbours import SEARCH_BLOCK, block_starts, worker_index
+from core.threads import one_thread
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -83,7 +84,8 @@ class SparkRunner:
             index = worker_index(key, shared.value)
             for batch in batches:
                 for start in batch["start"].tolist():
-                    part = index.search_rows(np.arange(start, min(n, start + block)), k)
+                    with one_thread():
+                        part = index.search_rows(np.arange(start, min(n, start + block)), k)
                     yield pd.DataFrame(
                         {
                             "start": [start],
@@ -131,7 +133,8 @@ class SparkRunner:
             matcher, found = shared.value
             for batch in batches:
                 for start, end in zip(batch["start"].tolist(), batch["end"].tolist(), strict=True):
-                    prob, reported, _ = stage1_chunk(matcher, found, start, end)
+                    with one_thread():
+                        prob, reported, _ = stage1_chunk(matcher, found, start, end)
                     yield pd.DataFrame(
                         {"start": [start], "prob": [_pack(prob)], "reported": [_pack(reported)]}
                     )
@@ -158,8 +161,9 @@ class SparkRunner:
                     for start, end in bounds:
                         # Computed again rather than shipped back and forth: a chunk's
                         # features are ~450 bytes a pair, its graph columns ~50.
-                        features, _ = pair_features(found, matcher.config, start, end)
-                        prob = stage2_chunk(matcher, features, graphs.value[start:end])
+                        with one_thread():
+                            features, _ = pair_features(found, matcher.config, start, end)
+                            prob = stage2_chunk(matcher, features, graphs.value[start:end])
                         yield pd.DataFrame({"start": [start], "prob": [_pack(prob)]})
 
             rows = self._chunk_frame(chunks).mapInPandas(task, "start long, prob binary")
@@ -212,7 +216,8 @@ def image_spec(matcher: BestMatcher, settings: MatchSettings, images: bool) -> t
     if not images:
         raise SameSameError(
             f"This best model was trained with {learned} image vectors: give --images DIR "
-            "(the catalog's photos), or use a best model trained without image vectors."
+            "(the catalog's photos) and no --hash-only, or use a best model trained without "
+            "image vectors."
         )
     if image_model_name(settings) != learned:
         raise SameSameError(
@@ -229,7 +234,10 @@ def _vector_matrix(vectors: DataFrame, ids: np.ndarray) -> tuple[np.ndarray, np.
     present = np.zeros(len(ids), bool)
     if frame.empty:
         return np.zeros((len(ids), 1), np.float32), present
-    rows = np.searchsorted(ids, frame["idx"].to_numpy(np.int64))
+    idx = frame["idx"].to_numpy(np.int64)
+    rows = np.minimum(np.searchsorted(ids, idx), len(ids) - 1)
+    if not np.array_equal(ids[rows], idx):
+        raise SameSameError("image vectors came back for postings the job does not have")
     matrix = np.zeros((len(ids), len(frame["vec"].iloc[0])), np.float32)
     matrix[rows] = np.stack(frame["vec"].to_numpy())
     present[rows] = True

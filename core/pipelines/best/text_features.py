@@ -330,7 +330,9 @@ def _block_features(
     first_a = context.first[left]
     same_first = (first_a >= 0) & (first_a == context.first[right])
     out["first_token_same"] = same_first
-    out["first_token_rarity"] = np.where(same_first, rarity[np.maximum(first_a, 0)], 0.0)
+    # -1 (no first token) reads the padding: a catalog of empty titles has no rarities at all.
+    padded = np.append(rarity, 0.0)
+    out["first_token_rarity"] = np.where(same_first, padded[first_a], 0.0)
     return out
 
 
