@@ -71,6 +71,14 @@ class BestTrainingSettings(SettingsBase):
         BEST,
         advanced=True,
     )
+    best_image_head: bool = setting(
+        True,
+        "Learned image head",
+        "Also train a Siamese head (triplet loss) on the photo vectors for candidates and "
+        "features (needs embedded photos).",
+        BEST,
+        advanced=True,
+    )
     best_graph_stage: bool = setting(
         True,
         "Graph stage",

@@ -27,6 +27,11 @@ class BestConfig:
     difflib_ratio: bool = False
     title_model: bool = False
     title_model_epochs: int = 12
+    # A Siamese head (triplet loss) over the stored image vectors, cross-fitted like the title
+    # encoder; its cosines are a modality of their own (k_image neighbours). Epochs chosen on
+    # the grocery training products only (BENCHMARKS.md).
+    image_head: bool = True
+    image_head_epochs: int = 20
     graph_stage: bool = True
     min_one: bool = True
     n_estimators: int = 200
@@ -54,6 +59,8 @@ class BestConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BestConfig:
         known = {f.name for f in fields(cls)}
+        # Models saved before the image head existed have none, whatever the default now.
+        values = {"image_head": False, **values}
         return cls(**{k: v for k, v in values.items() if k in known})
 
     @classmethod
@@ -66,6 +73,7 @@ class BestConfig:
             hash_max_distance=settings.best_hash_max_distance,
             k_image=settings.best_k_image,
             title_model=settings.best_title_model,
+            image_head=settings.best_image_head,
             graph_stage=settings.best_graph_stage,
             min_one=settings.best_min_one,
             n_estimators=settings.best_n_estimators,

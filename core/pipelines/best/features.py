@@ -138,6 +138,7 @@ def find_candidates(
     title_vectors: np.ndarray | None = None,
     stages: Stages | None = None,
     search: Search = search_here,
+    head_vectors: np.ndarray | None = None,
 ) -> Candidates:
     """Each posting's top-k neighbours in every modality (a progress bar across them),
     each index searched by ``search`` (on this machine, or in blocks on Spark)."""
@@ -156,10 +157,12 @@ def find_candidates(
     dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if inputs.image_vectors is not None and inputs.vector_count >= 2:
         dense["image"] = (inputs.image_vectors, inputs.has_vector)
+        if head_vectors is not None:
+            dense["image_head"] = (head_vectors, inputs.has_vector)
     if title_vectors is not None:
         dense["title_model"] = (title_vectors, np.array([bool(t) for t in titles]))
     for name, (vectors, present) in dense.items():
-        k = config.k_image if name == "image" else config.k_title_model
+        k = config.k_title_model if name == "title_model" else config.k_image
         builders.append((partial(DenseIndex, name, vectors, present, "sklearn"), k))
     searching = stage_bar(stages, "best: finding candidates (postings × modalities)")
     lists = []
@@ -209,11 +212,12 @@ def pair_features(
             both = present[left] & present[right]
             sim[both] = vector_cosines(vectors[left[both]], vectors[right[both]])
         columns.update(_modality_features(nb.name, nb, sim, left, right, nb.name != "hash"))
-    if "image" not in found.dense:
+    expected = {"image", "image_head"} if config.image_head else {"image"}
+    for absent in sorted(expected - set(found.dense)):
         # The classifier always sees the same columns; NaN says "no image vectors here".
         for key in list(columns):
             if key.startswith("word_"):
-                columns["image" + key[4:]] = np.full(len(left), np.nan, np.float32)
+                columns[absent + key[4:]] = np.full(len(left), np.nan, np.float32)
     timings["modality_features"] = timings.get("modality_features", 0.0) + (
         time.perf_counter() - started
     )
@@ -244,10 +248,11 @@ def build_pair_table(
     config: BestConfig,
     title_vectors: np.ndarray | None = None,
     stages: Stages | None = None,
+    head_vectors: np.ndarray | None = None,
 ) -> PairTable:
     """Candidates and stage 1 features of one catalog, every pair at once (training, and
     catalogs small enough to hold them)."""
-    found = find_candidates(inputs, config, title_vectors, stages)
+    found = find_candidates(inputs, config, title_vectors, stages, head_vectors=head_vectors)
     features, names = pair_features(
         found, config, progress=stage_bar(stages, "best: pair features (candidate pairs)")
     )

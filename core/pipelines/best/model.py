@@ -5,7 +5,7 @@ most probable partner at >= ``threshold_low`` (the "nearest" rule: min-2 matchin
 tuned on out-of-fold probabilities of the training catalog (`core.pipelines.best.training`).
 
 Saved models hold JSON, LightGBM text files and (optionally) a Keras ``.keras`` title encoder
-loaded in safe mode: nothing in the folder can execute code when loaded.
+and image head loaded in safe mode: nothing in the folder can execute code when loaded.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ CONFIG_FILE = "best.json"
 STAGE1_FILE = "stage1.lgb.txt"
 STAGE2_FILE = "stage2.lgb.txt"
 TITLE_MODEL_DIR = "title_encoder"
+IMAGE_HEAD_DIR = "image_head"
 FORMAT_VERSION = 1
 #: The registry name of the pipeline these models serve.
 BEST_NAME = "best"
@@ -53,6 +54,7 @@ class BestMatcher:
         names2: list[str],
         title_encoder: Any | None = None,
         info: dict[str, Any] | None = None,
+        image_head: Any | None = None,
     ) -> None:
         self.config = config
         self.stage1 = stage1
@@ -61,6 +63,7 @@ class BestMatcher:
         self.names2 = names2
         self.title_encoder = title_encoder
         self.info = info or {}
+        self.image_head = image_head
 
     @classmethod
     def fit(
@@ -74,10 +77,10 @@ class BestMatcher:
         """Learn from a labelled catalog; ``config`` defaults to what ``settings`` choose."""
         settings = settings or MatchSettings()
         config = config.copy() if config else BestConfig.from_settings(settings)
-        stage1, stage2, names1, names2, encoder, info = fit_stages(
+        stage1, stage2, names1, names2, encoder, head, info = fit_stages(
             inputs, labels, config, settings.to_dict(), progress
         )
-        return cls(config, stage1, stage2, names1, names2, encoder, info)
+        return cls(config, stage1, stage2, names1, names2, encoder, info, head)
 
     # -- scoring -------------------------------------------------------------------------------
     def probabilities(
@@ -167,6 +170,8 @@ class BestMatcher:
             self.stage2.save_model(str(folder / STAGE2_FILE))
         if self.title_encoder is not None:
             self.title_encoder.save(folder / TITLE_MODEL_DIR)
+        if self.image_head is not None:
+            self.image_head.save(folder / IMAGE_HEAD_DIR)
         payload = {
             "format_version": FORMAT_VERSION,
             "pipeline": BEST_NAME,
@@ -206,6 +211,11 @@ class BestMatcher:
                 from core.embedders.text_model import TitleEncoder
 
                 encoder = TitleEncoder.load(folder / TITLE_MODEL_DIR)
+            head = None
+            if config.image_head:
+                from core.embedders.vector_head import VectorHead
+
+                head = VectorHead.load(folder / IMAGE_HEAD_DIR)
             names1 = [str(n) for n in payload["features_stage1"]]
             names2 = [str(n) for n in payload["features_stage2"]]
         except SameSameError:
@@ -215,7 +225,8 @@ class BestMatcher:
                 f"The best model in {folder} is damaged (a file is missing, cut short or "
                 "from another version); retrain it"
             ) from exc
-        return cls(config, stage1, stage2, names1, names2, encoder, payload.get("info", {}))
+        info = payload.get("info", {})
+        return cls(config, stage1, stage2, names1, names2, encoder, info, head)
 
 
 def _json_default(value: Any) -> Any:

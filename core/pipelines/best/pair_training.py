@@ -132,6 +132,7 @@ def fit_from_pairs(
     started = time.perf_counter()
     config.graph_stage = False
     config.title_model = False
+    config.image_head = False
     config.min_one = False
     n = inputs.size
     table = build_pair_table(inputs, config)

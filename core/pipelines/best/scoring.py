@@ -206,7 +206,13 @@ def score_candidates(
     runner = runner or LocalRunner()
     encoder = matcher.title_encoder
     title_vectors = encoder.encode(inputs.titles) if encoder is not None else None
-    found = find_candidates(inputs, matcher.config, title_vectors, stages, runner.search)
+    head = matcher.image_head
+    head_vectors = None
+    if head is not None and inputs.image_vectors is not None:
+        head_vectors = head.embed(inputs.image_vectors, inputs.has_vector)
+    found = find_candidates(
+        inputs, matcher.config, title_vectors, stages, runner.search, head_vectors
+    )
     m = len(found.left)
     featuring = stage_bar(stages, "best: pair features (candidate pairs)")
     scoring = stage_bar(stages, "best: scoring (candidate pairs × stages)")

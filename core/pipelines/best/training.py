@@ -196,14 +196,14 @@ def fit_stages(
     config: BestConfig,
     settings_record: dict[str, Any],
     progress: Progress | None = None,
-) -> tuple[Any, Any | None, list[str], list[str], Any | None, dict[str, Any]]:
+) -> tuple[Any, Any | None, list[str], list[str], Any | None, Any | None, dict[str, Any]]:
     """Learn from a labelled catalog (``labels[i]`` is posting i's product group).
 
     Sets the tuned thresholds on ``config``.
 
     Returns:
         (stage 1 booster, stage 2 booster or None, stage 1 and stage 2 feature names,
-        title encoder or None, training record).
+        title encoder or None, image head or None, training record).
 
     Raises:
         SameSameError: labels do not line up with the postings, or no two postings share a
@@ -247,6 +247,21 @@ def fit_stages(
             TitleEncoderConfig(epochs=config.title_model_epochs, seed=config.seed),
         )
         timings["title_model"] = time.perf_counter() - t0
+    head, head_vectors = None, None
+    if config.image_head and inputs.vector_count >= 2:
+        from core.embedders.vector_head import VectorHead, VectorHeadConfig
+
+        t0 = time.perf_counter()
+        head, head_vectors = VectorHead.fit_cross(
+            inputs.image_vectors,
+            inputs.has_vector,
+            labels,
+            part_of // (top // min(levels)),
+            VectorHeadConfig(epochs=config.image_head_epochs, seed=config.seed),
+        )
+        timings["image_head"] = time.perf_counter() - t0
+    # A catalog without image vectors has nothing to train the head on: no head columns.
+    config.image_head = head is not None
     parts: list[np.ndarray] = []
     tables: list[PairTable] = []
     tags: list[str] = []
@@ -254,7 +269,8 @@ def fit_stages(
         for s in range(level):
             idx = np.flatnonzero(part_of // (top // level) == s)
             sub_vectors = vectors[idx] if vectors is not None else None
-            table = build_pair_table(inputs.subset(idx), config, sub_vectors)
+            sub_head = head_vectors[idx] if head_vectors is not None else None
+            table = build_pair_table(inputs.subset(idx), config, sub_vectors, None, sub_head)
             for key, value in table.timings.items():
                 timings[key] = timings.get(key, 0.0) + value
             parts.append(idx)
@@ -348,9 +364,12 @@ def fit_stages(
         "training_catalogs": [len(idx) for idx in parts],
         "candidate_pairs": len(y),
         "candidate_recall": round(positives / max(1, true_pairs), 4),
+        # The share of training candidates that are true pairs: the prior the probabilities
+        # were learnt under (what a catalog-adaptive decision compares a new catalog with).
+        "positive_share": round(positives / max(1, len(y)), 6),
         "oof_f1_stage1": round(oof1_f1, 4),
         "oof_f1": round(f1, 4),
         "settings": settings_record,
         "python": platform.python_version(),
     }
-    return stage1, stage2, names, names2, encoder, info
+    return stage1, stage2, names, names2, encoder, head, info
