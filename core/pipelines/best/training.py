@@ -215,7 +215,8 @@ def fit_stages(
         raise SameSameError(f"{len(labels)} labels for {n} postings; give one per posting")
     if n < 4 or len(set(labels.tolist())) == n:
         raise SameSameError("Training needs labelled groups: no two postings share a label")
-    steps = 6 if config.graph_stage else 4
+    learns_head = config.image_head and inputs.vector_count >= 2
+    steps = (6 if config.graph_stage else 4) + int(learns_head)
     step = 0
 
     def tick() -> None:
@@ -248,7 +249,7 @@ def fit_stages(
         )
         timings["title_model"] = time.perf_counter() - t0
     head, head_vectors = None, None
-    if config.image_head and inputs.vector_count >= 2:
+    if learns_head:
         from core.embedders.vector_head import VectorHead, VectorHeadConfig
 
         t0 = time.perf_counter()
@@ -260,6 +261,7 @@ def fit_stages(
             VectorHeadConfig(epochs=config.image_head_epochs, seed=config.seed),
         )
         timings["image_head"] = time.perf_counter() - t0
+        tick()
     # A catalog without image vectors has nothing to train the head on: no head columns.
     config.image_head = head is not None
     parts: list[np.ndarray] = []
