@@ -181,8 +181,10 @@ def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
     st.markdown(
         "Finds candidates by word and character TF-IDF, perceptual hash and (when embedded) "
         "image vectors, then scores each pair with two LightGBM classifiers trained on this "
-        "catalog's labelled groups. It works on catalogs of unseen products; its thresholds "
-        "are tuned by group-aware cross-validation during training."
+        "catalog's labelled groups. With embedded photos, training also learns a Siamese "
+        "head on their vectors, which tells apart products the ImageNet network confuses. It "
+        "works on catalogs of unseen products; its thresholds are tuned by group-aware "
+        "cross-validation during training."
     )
     model_dir = models.best_dir(store)
     info = models.best_model_info(model_dir)

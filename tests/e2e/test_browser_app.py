@@ -359,6 +359,35 @@ def test_emoji_in_titles_render_in_colour(page, server):
     assert saturated > 200, f"only {saturated} colour pixels: emoji drew as boxes"
 
 
+def test_training_best_on_embedded_photos_learns_the_image_head(page, server, monkeypatch):
+    """The demo's photos were embedded by the first test: training the best matcher from the
+    Embed page then also learns its Siamese head on their vectors, and says which photos."""
+    from core import models
+
+    url, home = server
+    page.goto(url)
+    page.get_by_role("heading", name="Catalog", exact=True).wait_for(timeout=FIRST_START_MS)
+    _settle(page)
+    _go(page, "Embed", "Embed and match")
+    assert page.get_by_text("also learns a Siamese head", exact=False).count() == 1
+    page.get_by_role("button", name="Train best matcher", exact=True).click()
+    page.get_by_text(re.compile(r"^Trained the best matcher on [\d,]+ postings")).wait_for(
+        timeout=300_000
+    )
+    _settle(page)
+    _no_exception(page)
+    assert page.get_by_text("image evidence: mobilenet-a0.25-224", exact=False).count() == 1
+    _screenshot(page, "embed-best-trained")
+    monkeypatch.setenv("SAMESAME_HOME", str(home))  # the app's data folder, not this test's
+    with Store(home / "demo.db") as store:
+        folder = models.best_dir(store)
+    assert (folder / "image_head" / "image_head.keras").is_file()
+    assert any(
+        n.startswith("image_head_")
+        for n in json.loads((folder / "best.json").read_text())["features_stage1"]
+    )
+
+
 def test_import_from_a_path(page, server, tmp_path):
     """A CSV and an image folder on this machine, typed in as paths, become a new catalog that
     every page then works on."""
