@@ -355,3 +355,26 @@ def test_fine_tuning_the_backbone_keeps_batchnorm_frozen(weights_dir: Path) -> N
         assert not any(layer.trainable for layer in norms)
         assert all(layer.trainable == train_backbone for layer in convolutions)
         assert base.trainable == train_backbone
+
+
+def test_shelf_augmentation_changes_real_photos_within_range_and_unknown_kinds_are_refused(
+    grocery_dir: Path,
+) -> None:
+    import keras
+
+    from core.embedders.base import decoded_batches
+    from core.embedders.siamese_training import _augmenter
+
+    with pytest.raises(SameSameError, match="Unknown augmentation 'bogus'; use standard or shelf"):
+        _augmenter("bogus")
+    paths = sorted((grocery_dir / "images").iterdir())[:8]
+    pixels = np.concatenate(list(decoded_batches(paths, 200, 8))).astype(np.float32)
+    keras.utils.set_random_seed(0)
+    changed = {}
+    for kind in ("standard", "shelf"):
+        out = np.asarray(_augmenter(kind)(pixels, training=True))
+        assert out.shape == pixels.shape
+        assert out.min() >= 0.0 and out.max() <= 255.0
+        changed[kind] = float(np.abs(out - pixels).mean())
+    # Shelf photos vary more than the standard copies do (tighter crops, light, hidden parts).
+    assert changed["shelf"] > changed["standard"] > 1.0, changed

@@ -53,6 +53,9 @@ class SiameseConfig:
     #: products (measured on the grocery photos) and trains several times faster on a CPU.
     train_backbone: bool = False
     augment_copies: int = 4
+    #: "standard" (flips, small crops and turns, light) or "shelf" (stronger: tighter crops,
+    #: perspective, colour, blur, hidden parts; see `siamese_training._augmenter`)
+    augmentation: str = "standard"
     hidden_units: int = 256
     boundary: float = 0.95
     arcface_scale: float = 30.0

@@ -22,20 +22,40 @@ logger = logging.getLogger(__name__)
 LOSSES = ("triplet", "margin", "arcface")
 
 
-def _augmenter():
+AUGMENTATIONS = ("standard", "shelf")
+
+
+def _augmenter(kind: str = "standard"):
+    """Random changes of a photo the network must ignore. "shelf" mimics photos taken in
+    shops: tighter crops, tilted and skewed views, harsher light and colour, blur, and parts
+    hidden by other things on the shelf."""
     import keras
 
-    return keras.Sequential(
-        [
+    if kind not in AUGMENTATIONS:
+        raise SameSameError(f"Unknown augmentation {kind!r}; use {' or '.join(AUGMENTATIONS)}")
+    if kind == "standard":
+        layers = [
             keras.layers.RandomFlip("horizontal"),
             keras.layers.RandomRotation(0.05, fill_mode="reflect"),
             keras.layers.RandomZoom((-0.2, 0.1), fill_mode="reflect"),
             keras.layers.RandomTranslation(0.08, 0.08, fill_mode="reflect"),
             keras.layers.RandomContrast(0.2),
             keras.layers.RandomBrightness(0.15, value_range=(0.0, 255.0)),
-        ],
-        name="augment",
-    )
+        ]
+    else:
+        layers = [
+            keras.layers.RandomFlip("horizontal"),
+            keras.layers.RandomRotation(0.1, fill_mode="reflect"),
+            keras.layers.RandomZoom((-0.4, 0.1), fill_mode="reflect"),
+            keras.layers.RandomTranslation(0.12, 0.12, fill_mode="reflect"),
+            keras.layers.RandomPerspective(factor=0.5, scale=0.5),
+            keras.layers.RandomContrast(0.3),
+            keras.layers.RandomBrightness(0.3, value_range=(0.0, 255.0)),
+            keras.layers.RandomSaturation((0.35, 0.65), value_range=(0.0, 255.0)),
+            keras.layers.RandomGaussianBlur(factor=0.2, sigma=(0.0, 1.0), value_range=(0.0, 255.0)),
+            keras.layers.RandomErasing(factor=0.5, scale=(0.02, 0.2), value_range=(0.0, 255.0)),
+        ]
+    return keras.Sequential(layers, name="augment")
 
 
 def _backbone_features(base, pixels: np.ndarray, backbone: str, augment=None) -> np.ndarray:
@@ -180,7 +200,7 @@ def train_siamese(
 
     keras.utils.set_random_seed(config.seed)
     pixels = np.concatenate(list(decoded_batches(list(sources), config.image_size, 64)))
-    augment = _augmenter()
+    augment = _augmenter(config.augmentation)
     per_batch = config.groups_per_batch * config.images_per_group
     copies = 1 if config.train_backbone else 1 + config.augment_copies
 
