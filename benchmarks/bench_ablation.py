@@ -56,7 +56,32 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
         {"drop_features": ["rarity_", "first_token_rarity"]},
     ),
     "title-encoder": ("plus the learned title encoder (Keras)", {"title_model": True}),
+    # Neighbouring values of the defaults that were set, not chosen (nested selection:
+    # ``--variants default,k-10,k-40,...``).
+    "k-10": (
+        "10 neighbours per title modality and photo (default 20)",
+        {"k_word": 10, "k_char": 10, "k_image": 10},
+    ),
+    "k-40": (
+        "40 neighbours per title modality and photo",
+        {"k_word": 40, "k_char": 40, "k_image": 40},
+    ),
+    "trees-100": ("100 boosting rounds (default 200)", {"n_estimators": 100}),
+    "trees-400": ("400 boosting rounds", {"n_estimators": 400}),
+    "leaves-31": ("31 leaves per tree (default 63)", {"num_leaves": 31}),
+    "leaves-127": ("127 leaves per tree", {"num_leaves": 127}),
 }
+#: What runs unless ``--variants`` says otherwise: the parts taken out.
+PARTS = (
+    "default",
+    "no-graph",
+    "no-inb",
+    "no-degree",
+    "no-min-one",
+    "no-units",
+    "no-codes",
+    "no-rarity",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--variants",
-        default=",".join(v for v in VARIANTS if v != "title-encoder"),
+        default=",".join(PARTS),
         help=f"comma-separated, from: {', '.join(VARIANTS)}",
     )
     args = parser.parse_args(argv)

@@ -35,6 +35,9 @@ class VectorHeadConfig:
     images_per_group: int = 4
     learning_rate: float = 1e-3
     seed: int = 0
+    #: At most this many batches per member, so a catalog of millions of photos trains in
+    #: minutes (about 640k photos seen); small catalogs stop at ``epochs`` long before.
+    max_steps: int = 20_000
     #: set by `VectorHead.fit_cross`: how many members the served head averages
     members: int = 1
 
@@ -74,7 +77,7 @@ def _train_head(vectors: np.ndarray, labels: np.ndarray, config: VectorHeadConfi
     rng = np.random.default_rng(config.seed)
     per_batch = config.groups_per_batch * config.images_per_group
     rows = sum(len(g) for g in groups)
-    for _ in range(config.epochs * max(1, rows // per_batch)):
+    for _ in range(min(config.max_steps, config.epochs * max(1, rows // per_batch))):
         chosen = rng.choice(len(groups), min(config.groups_per_batch, len(groups)), replace=False)
         index = np.concatenate(
             [
