@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from core.errors import ModelNotTrainedError
 from core.metrics import evaluate, true_match_sets
 from core.pipelines import MatchInputs
 from core.pipelines.best import BestConfig, BestMatcher
@@ -121,14 +125,86 @@ def test_image_head_lifts_best_on_products_it_never_saw_and_reloads_safely(
     no_vectors = reloaded.match(_inputs(test, None))
     assert no_vectors.pairs["image_cosine"].isna().all()
 
+    # A head file cut short, or gone: a clear message to retrain, never a traceback.
+    keras_file = tmp_path / "model" / "image_head" / "image_head.keras"
+    keras_file.write_bytes(keras_file.read_bytes()[:2000])
+    with pytest.raises(ModelNotTrainedError, match="damaged"):
+        BestMatcher.load(tmp_path / "model")
+    shutil.rmtree(tmp_path / "model" / "image_head")
+    with pytest.raises(ModelNotTrainedError, match="retrain"):
+        BestMatcher.load(tmp_path / "model")
+
+    # A model saved before the head existed (no image_head in its settings) loads without one.
+    plain.save(tmp_path / "old")
+    payload = json.loads((tmp_path / "old" / "best.json").read_text())
+    del payload["config"]["image_head"], payload["config"]["image_head_epochs"]
+    (tmp_path / "old" / "best.json").write_text(json.dumps(payload))
+    old = BestMatcher.load(tmp_path / "old")
+    assert old.image_head is None and not old.config.image_head
+    pd.testing.assert_frame_equal(plain.match(unseen).pairs, old.match(unseen).pairs)
+
 
 @pytest.mark.slow
-def test_image_head_on_a_catalog_without_photo_vectors_is_left_out(grocery_vectors):
-    catalog, _ = grocery_vectors
-    matcher = BestMatcher.fit(
-        _inputs(catalog, None),
-        catalog["label_group"].tolist(),
-        config=BestConfig(**FAST, image_head=True, graph_stage=False),
+def test_image_head_on_a_catalog_without_enough_photo_vectors_is_left_out(grocery_vectors):
+    catalog, vectors = grocery_vectors
+    one_product = (catalog["label_group"] == catalog["label_group"].iloc[0]).to_numpy()
+    photos_of_one_product = dict(
+        zip(catalog["posting_id"][one_product], vectors[one_product], strict=True)
     )
-    assert matcher.image_head is None and not matcher.config.image_head
-    assert not any(name.startswith("image_head_") for name in matcher.names1)
+    postings = catalog.assign(title_norm="")
+    # No vectors at all; photos of one product only (nothing to contrast it with).
+    for inputs in (
+        MatchInputs.from_frame(postings),
+        MatchInputs.from_frame(postings, photos_of_one_product, "mobilenet-a0.25-224"),
+    ):
+        matcher = BestMatcher.fit(
+            inputs,
+            catalog["label_group"].tolist(),
+            config=BestConfig(**FAST, image_head=True, graph_stage=False),
+        )
+        assert matcher.image_head is None and not matcher.config.image_head
+        assert not any(name.startswith("image_head_") for name in matcher.names1)
+
+
+def test_training_cross_fits_the_head_on_the_out_of_fold_folds(grocery_dir, monkeypatch):
+    """The split the head is cross-fitted on is the classifier's folds: every training
+    sub-catalog lies inside one split value, and gets the vectors of its own postings."""
+    from core.embedders.vector_head import VectorHead
+    from core.pipelines.best import training
+
+    catalog = pd.read_csv(grocery_dir / "catalog.csv", dtype=str, keep_default_na=False)
+    vectors = np.random.default_rng(0).normal(size=(len(catalog), 16)).astype(np.float32)
+    given: dict[str, np.ndarray] = {}
+
+    def fake_fit_cross(vectors, present, labels, split, config):
+        given["split"] = split
+        # Each posting's "head vector" carries its own position, to check what tables get.
+        out = np.zeros((len(vectors), 2), np.float32)
+        out[:, 0], out[:, 1] = np.arange(len(vectors)), 1.0
+        return "head", out
+
+    tables: list[tuple[list[str], np.ndarray]] = []
+    build = training.build_pair_table
+
+    def spy_build(inputs, config, title_vectors=None, stages=None, head_vectors=None):
+        tables.append((inputs.posting_ids, head_vectors))
+        return build(inputs, config, title_vectors, stages, head_vectors)
+
+    monkeypatch.setattr(VectorHead, "fit_cross", staticmethod(fake_fit_cross))
+    monkeypatch.setattr(training, "build_pair_table", spy_build)
+    matcher = BestMatcher.fit(
+        _inputs(catalog, vectors),
+        catalog["label_group"].tolist(),
+        config=BestConfig(**FAST, graph_stage=False),
+    )
+    assert matcher.image_head == "head"
+    split = given["split"]
+    assert len(np.unique(split)) == 3  # the coarsest training level, 3 folds
+    by_group = pd.Series(split).groupby(catalog["label_group"].to_numpy()).nunique()
+    assert (by_group == 1).all()  # a product never spans two folds
+    position = {pid: i for i, pid in enumerate(catalog["posting_id"])}
+    assert len(tables) == 3 + 6
+    for ids, head_vectors in tables:
+        rows = np.array([position[p] for p in ids])
+        assert len(np.unique(split[rows])) == 1
+        assert (head_vectors[:, 0] == rows).all()

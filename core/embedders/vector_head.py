@@ -105,6 +105,18 @@ def _combine(heads: list):
     return keras.Model(features, keras.layers.UnitNormalization()(joined), name="image_head")
 
 
+def can_fit_cross(present: np.ndarray, labels: np.ndarray, split: np.ndarray) -> bool:
+    """Whether every member of `VectorHead.fit_cross` would have something to learn: outside
+    each split value, at least two products with two or more photos."""
+    labels = np.asarray(labels)
+    for s in np.unique(split):
+        learn = present & (split != s)
+        _, counts = np.unique(labels[learn], return_counts=True)
+        if int((counts >= 2).sum()) < 2:
+            return False
+    return True
+
+
 class VectorHead:
     """A trained head; `embed` maps stored image vectors to unit-length float32 vectors."""
 
@@ -167,7 +179,9 @@ class VectorHead:
         folder = Path(folder)
         model_path, config_path = folder / MODEL_FILE, folder / CONFIG_FILE
         if not model_path.is_file() or not config_path.is_file():
-            raise ModelNotTrainedError(f"No trained image head in {folder}")
+            raise ModelNotTrainedError(
+                f"No trained image head in {folder}: the model folder is incomplete; retrain it"
+            )
         config = VectorHeadConfig(**json.loads(config_path.read_text()))
         model = keras.models.load_model(model_path, safe_mode=True, compile=False)
         return cls(model, config)

@@ -215,8 +215,7 @@ def fit_stages(
         raise SameSameError(f"{len(labels)} labels for {n} postings; give one per posting")
     if n < 4 or len(set(labels.tolist())) == n:
         raise SameSameError("Training needs labelled groups: no two postings share a label")
-    learns_head = config.image_head and inputs.vector_count >= 2
-    steps = (6 if config.graph_stage else 4) + int(learns_head)
+    steps = 6 if config.graph_stage else 4
     step = 0
 
     def tick() -> None:
@@ -235,6 +234,9 @@ def fit_stages(
     # encoder, each coarsest sub-catalog is embedded by an encoder that never saw its groups
     # (cross-fitting), so the classifier learns how far to trust it on unseen products.
     part_of = group_folds(labels, top, config.seed + 1)
+    # The coarsest sub-catalogs: the folds of the out-of-fold predictions, and the splits the
+    # learned encoders are cross-fitted on (a posting's vector from a model without its fold).
+    coarsest = part_of // (top // levels[0])
     encoder = None
     vectors = None
     if config.title_model:
@@ -244,20 +246,25 @@ def fit_stages(
         encoder, vectors = TitleEncoder.fit_cross(
             inputs.titles,
             labels,
-            part_of // (top // min(levels)),
+            coarsest,
             TitleEncoderConfig(epochs=config.title_model_epochs, seed=config.seed),
         )
         timings["title_model"] = time.perf_counter() - t0
     head, head_vectors = None, None
+    learns_head = config.image_head and inputs.vector_count >= 2
     if learns_head:
-        from core.embedders.vector_head import VectorHead, VectorHeadConfig
+        from core.embedders.vector_head import VectorHead, VectorHeadConfig, can_fit_cross
 
+        # Too few photos outside some fold: a member with nothing to learn would serve noise.
+        learns_head = can_fit_cross(inputs.has_vector, labels, coarsest)
+        steps += int(learns_head)
+    if learns_head:
         t0 = time.perf_counter()
         head, head_vectors = VectorHead.fit_cross(
             inputs.image_vectors,
             inputs.has_vector,
             labels,
-            part_of // (top // min(levels)),
+            coarsest,
             VectorHeadConfig(epochs=config.image_head_epochs, seed=config.seed),
         )
         timings["image_head"] = time.perf_counter() - t0
@@ -294,7 +301,6 @@ def fit_stages(
     if y.sum() == 0 or y.min() == y.max():
         raise SameSameError("No candidate pair shares a label: nothing to learn from")
     # The folds are the coarsest sub-catalogs: every candidate pair lies inside one.
-    coarsest = part_of // (top // levels[0])
     posting_fold = coarsest[real]
     fold = posting_fold[left]
     if (posting_fold[right] != fold).any():
