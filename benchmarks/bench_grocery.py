@@ -57,15 +57,15 @@ def held_out_f1(
 
 
 def _config(args, loss: str, overrides: dict) -> SiameseConfig:
-    return SiameseConfig(
-        backbone="mobilenet",
-        alpha=0.25,
-        image_size=args.image_size,
-        epochs=args.epochs,
-        loss=loss,
-        learning_rate=args.learning_rate,
-        **overrides,
-    )
+    chosen = {
+        "backbone": "mobilenet",
+        "alpha": 0.25,
+        "image_size": args.image_size,
+        "epochs": args.epochs,
+        "loss": loss,
+        "learning_rate": args.learning_rate,
+    }
+    return SiameseConfig(**{**chosen, **overrides})  # a selected field wins over --image-size
 
 
 def _parse_value(key: str, raw: str):
