@@ -35,7 +35,7 @@ def test_each_posting_is_embedded_by_a_member_that_never_saw_its_product(monkeyp
             return np.full((len(vectors), 4), self.number, np.float32)
 
     monkeypatch.setattr(vector_head, "_train_head", lambda v, labels, c, name: Member(labels))
-    monkeypatch.setattr(vector_head, "_combine", lambda members: members)
+    monkeypatch.setattr(vector_head, "side_by_side", lambda members, name: members)
     labels = np.array([f"p{i // 3}" for i in range(30)])  # ten products of three photos
     split = np.array([int(label[1:]) % 3 for label in labels])
     present = np.ones(30, bool)

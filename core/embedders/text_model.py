@@ -13,7 +13,6 @@ each split with the encoder that never saw it.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ModelNotTrainedError
+from core.embedders.keras_files import load_model_files, save_model_files, side_by_side
 
 MODEL_FILE = "title_encoder.keras"
 CONFIG_FILE = "title_encoder.json"
@@ -118,22 +117,6 @@ def _train_encoder(
     return encoder
 
 
-def _combine(encoders: list):
-    """One model whose output is the members' vectors side by side, scaled to unit length.
-
-    Its cosine is then the mean of the members' cosines.
-    """
-    import keras
-
-    if len(encoders) == 1:
-        return encoders[0]
-    tokens = keras.Input(shape=(encoders[0].input_shape[1],), dtype="int32", name="tokens")
-    outs = [enc(tokens) for enc in encoders]
-    x = keras.layers.Concatenate()(outs)
-    x = keras.layers.UnitNormalization()(x)
-    return keras.Model(tokens, x, name="title_encoder_ensemble")
-
-
 class TitleEncoder:
     """A trained title encoder; `encode` gives unit-length float32 vectors."""
 
@@ -197,25 +180,16 @@ class TitleEncoder:
         combined = TitleEncoderConfig(**{**asdict(config), "members": len(members)})
         assert vectors is not None
         vectors[~ids.any(axis=1)] = 0.0
-        return cls(_combine(members), combined), vectors
+        served = side_by_side(members, "title_encoder_ensemble", "int32", "tokens")
+        return cls(served, combined), vectors
 
     def save(self, folder: Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (MODEL_FILE + ".tmp.keras")
-        self.model.save(tmp)
-        tmp.replace(folder / MODEL_FILE)
-        (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+        save_model_files(self.model, asdict(self.config), folder, MODEL_FILE, CONFIG_FILE)
 
     @classmethod
     def load(cls, folder: Path) -> TitleEncoder:
         """Load a saved encoder (Keras format, safe_mode: no code is executed on load)."""
-        import keras
-
-        folder = Path(folder)
-        model_path, config_path = folder / MODEL_FILE, folder / CONFIG_FILE
-        if not model_path.is_file() or not config_path.is_file():
-            raise ModelNotTrainedError(f"No trained title encoder in {folder}")
-        config = TitleEncoderConfig(**json.loads(config_path.read_text()))
-        model = keras.models.load_model(model_path, safe_mode=True, compile=False)
-        return cls(model, config)
+        model, settings = load_model_files(
+            folder, MODEL_FILE, CONFIG_FILE, f"No trained title encoder in {folder}"
+        )
+        return cls(model, TitleEncoderConfig(**settings))

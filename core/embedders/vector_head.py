@@ -11,13 +11,12 @@ products it has not seen.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.errors import ModelNotTrainedError
+from core.embedders.keras_files import load_model_files, save_model_files, side_by_side
 
 MODEL_FILE = "image_head.keras"
 CONFIG_FILE = "image_head.json"
@@ -93,18 +92,6 @@ def _train_head(vectors: np.ndarray, labels: np.ndarray, config: VectorHeadConfi
     return head
 
 
-def _combine(heads: list):
-    """One model whose output is the members' vectors side by side at unit length: its
-    cosine is the mean of the members' cosines."""
-    import keras
-
-    if len(heads) == 1:
-        return heads[0]
-    features = keras.Input((heads[0].input_shape[1],), name="features")
-    joined = keras.layers.Concatenate()([head(features) for head in heads])
-    return keras.Model(features, keras.layers.UnitNormalization()(joined), name="image_head")
-
-
 def can_fit_cross(present: np.ndarray, labels: np.ndarray, split: np.ndarray) -> bool:
     """Whether every member of `VectorHead.fit_cross` would have something to learn: outside
     each split value, at least two products with two or more photos."""
@@ -161,27 +148,18 @@ class VectorHead:
             if len(mine):
                 out[mine] = np.asarray(member(vectors[mine], training=False), np.float32)
         served = VectorHeadConfig(**{**asdict(config), "members": len(members)})
-        return cls(_combine(members), served), out
+        return cls(side_by_side(members, "image_head"), served), out
 
     def save(self, folder: Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (MODEL_FILE + ".tmp.keras")
-        self.model.save(tmp)
-        tmp.replace(folder / MODEL_FILE)
-        (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+        save_model_files(self.model, asdict(self.config), folder, MODEL_FILE, CONFIG_FILE)
 
     @classmethod
     def load(cls, folder: Path) -> VectorHead:
         """Load a saved head (Keras format, safe_mode: no code is executed on load)."""
-        import keras
-
-        folder = Path(folder)
-        model_path, config_path = folder / MODEL_FILE, folder / CONFIG_FILE
-        if not model_path.is_file() or not config_path.is_file():
-            raise ModelNotTrainedError(
-                f"No trained image head in {folder}: the model folder is incomplete; retrain it"
-            )
-        config = VectorHeadConfig(**json.loads(config_path.read_text()))
-        model = keras.models.load_model(model_path, safe_mode=True, compile=False)
-        return cls(model, config)
+        model, settings = load_model_files(
+            folder,
+            MODEL_FILE,
+            CONFIG_FILE,
+            f"No trained image head in {folder}: the model folder is incomplete; retrain it",
+        )
+        return cls(model, VectorHeadConfig(**settings))
