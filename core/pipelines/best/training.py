@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from core.embedders.vector_head import VectorHead, VectorHeadConfig, can_fit_cross
 from core.errors import SameSameError
 from core.pipelines.best.config import BestConfig, training_levels
 from core.pipelines.best.features import PairTable, build_pair_table
@@ -251,14 +252,13 @@ def fit_stages(
         )
         timings["title_model"] = time.perf_counter() - t0
     head, head_vectors = None, None
-    learns_head = config.image_head and inputs.vector_count >= 2
-    if learns_head:
-        from core.embedders.vector_head import VectorHead, VectorHeadConfig, can_fit_cross
-
-        # Too few photos outside some fold: a member with nothing to learn would serve noise.
-        learns_head = can_fit_cross(inputs.has_vector, labels, coarsest)
-        steps += int(learns_head)
-    if learns_head:
+    # Too few photos outside some fold: a member with nothing to learn would serve noise.
+    if (
+        config.image_head
+        and inputs.has_vector is not None
+        and can_fit_cross(inputs.has_vector, labels, coarsest)
+    ):
+        steps += 1
         t0 = time.perf_counter()
         head, head_vectors = VectorHead.fit_cross(
             inputs.image_vectors,
