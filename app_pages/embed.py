@@ -97,6 +97,12 @@ def _mobilenet(store: Store, settings: MatchSettings, images: int) -> None:
         st.rerun()
 
 
+def _vector_size(settings: MatchSettings) -> str:
+    members = 1 if settings.siamese_train_backbone else settings.siamese_members
+    size = f"{settings.siamese_embedding_dim}-d"
+    return size if members == 1 else f"{members} networks side by side, {members} × {size}"
+
+
 def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int) -> None:
     st.subheader(f"Siamese network ({pipe.name} pipeline)")
     common.show_flashes(place="siamese")
@@ -105,7 +111,7 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
     st.markdown(
         f"Training builds a Siamese network with **{LOSS_NAMES[settings.siamese_loss]}** on "
         f"**{settings.siamese_backbone}** (alpha {settings.siamese_alpha}, "
-        f"{settings.siamese_image_size}px, {settings.siamese_embedding_dim}-d), "
+        f"{settings.siamese_image_size}px, {_vector_size(settings)}), "
         f"{settings.siamese_epochs} epochs, from this catalog's labelled groups."
     )
     st.caption(

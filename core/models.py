@@ -175,6 +175,7 @@ def train_siamese_model(
         epochs=settings.siamese_epochs,
         loss=settings.siamese_loss,
         train_backbone=settings.siamese_train_backbone,
+        members=settings.siamese_members,
         boundary=settings.ensemble_image_distance,
     )
     started = time.perf_counter()

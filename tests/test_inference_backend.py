@@ -67,18 +67,37 @@ def test_the_converted_model_is_cached_and_rebuilt_when_damaged(
     np.testing.assert_allclose(rebuilt, expected, atol=1e-6)
 
 
-def test_the_siamese_model_is_served_by_the_same_engine(weights_dir, grocery_dir, tmp_path):
-    from core.embedders.siamese import SiameseConfig, SiameseEmbedder, build_siamese
+@pytest.mark.parametrize("members", [1, 3])
+def test_the_siamese_model_is_served_by_the_same_engine(
+    weights_dir, grocery_dir, tmp_path, members
+):
+    """One head, or several side by side on the one backbone (the served model combines
+    them in a layer of its own, which the converter must carry)."""
+    from core.embedders.siamese import (
+        SiameseConfig,
+        SiameseEmbedder,
+        assemble,
+        build_head,
+        build_siamese,
+    )
 
-    config = SiameseConfig(backbone="mobilenet", alpha=0.25, image_size=96, embedding_dim=32)
-    model, _, head = build_siamese(config, weights_dir)
-    head.get_layer("feature_norm").adapt(np.random.default_rng(0).normal(size=(64, 256)))
+    config = SiameseConfig(
+        backbone="mobilenet", alpha=0.25, image_size=96, embedding_dim=32, members=members
+    )
+    model, base, head = build_siamese(config, weights_dir)
+    heads = [head] + [build_head(config, int(base.output_shape[-1]), m) for m in range(1, members)]
+    for number, each in enumerate(heads):
+        features = np.random.default_rng(number).normal(size=(64, 256))
+        each.get_layer("feature_norm").adapt(features)
+    model = assemble(config, base, heads)
     SiameseEmbedder(model, config, "untrained").save(tmp_path / "siamese")
     sources = photos(grocery_dir, 16)
     keras = SiameseEmbedder.load(tmp_path / "siamese").serve_with("tensorflow")
     fast = SiameseEmbedder.load(tmp_path / "siamese").serve_with("openvino")
     assert fast.backend == "openvino"
-    assert cosines(keras.embed(sources), fast.embed(sources)).min() >= 0.99999
+    expected = keras.embed(sources)
+    assert expected.shape == (16, 32 * members)
+    assert cosines(expected, fast.embed(sources)).min() >= 0.99999
 
 
 def test_either_engine_finds_the_same_matches_on_the_demo(weights_dir, demo_catalog, tmp_path):

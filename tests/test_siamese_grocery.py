@@ -59,3 +59,72 @@ def test_training_on_some_products_beats_untrained_backbone_on_unseen_products(
     np.testing.assert_allclose(reloaded.embed(sample), model.embed(sample), atol=1e-6)
     assert reloaded.config.calibrated_distance == config.calibrated_distance
     assert not list((tmp_path / "model").glob("*.pkl"))
+
+
+def test_members_train_side_by_side_on_one_backbone_and_reload_whole(
+    grocery_dir, weights_dir, tmp_path
+):
+    """Three heads from different random starts on one frozen backbone: the served vector is
+    theirs side by side, so its cosine is the mean of the members' cosines; the members learned
+    different things; the saved model reloads to the same vectors."""
+    catalog = pd.read_csv(grocery_dir / "catalog.csv", dtype=str, keep_default_na=False)
+    products = sorted(catalog["label_group"].unique())
+    train = catalog[catalog["label_group"].isin(products[:16])]
+    test = catalog[catalog["label_group"].isin(products[48:52])].reset_index(drop=True)
+    image = lambda frame: [grocery_dir / "images" / n for n in frame["image"]]  # noqa: E731
+
+    config = SiameseConfig(
+        backbone="mobilenet", alpha=0.25, image_size=96, epochs=2, augment_copies=1, members=3
+    )
+    ticks: list[tuple[int, int]] = []
+    model = train_siamese(
+        image(train),
+        train["label_group"].tolist(),
+        config,
+        weights_dir=weights_dir,
+        progress=lambda done, total: ticks.append((done, total)),
+    )
+    vectors = model.embed(image(test))
+    assert vectors.shape == (len(test), 3 * config.embedding_dim)
+    heads = model.model.get_layer("heads")
+    backbone = next(layer for layer in model.model.layers if layer.name not in ("pixels", "heads"))
+    from core.images import load_for_model
+
+    pixels = np.stack([load_for_model(path, 96) for path in image(test)])
+    pooled = np.asarray(backbone.predict_on_batch(model._prepare(pixels)))
+    names = ("head", "head_1", "head_2")
+    parts = [np.asarray(heads.get_layer(name).predict_on_batch(pooled)) for name in names]
+    member_cosines = [part @ part.T for part in parts]
+    np.testing.assert_allclose(vectors @ vectors.T, np.mean(member_cosines, axis=0), atol=1e-4)
+    assert not np.allclose(member_cosines[0], member_cosines[1], atol=1e-2)
+    # Progress counts every member's steps, once each, up to the end.
+    steps = [done for done, _ in ticks]
+    assert steps == sorted(steps) and ticks[-1][0] == ticks[-1][1] and ticks[-1][1] % 3 == 0
+    assert config.calibrated_distance is not None
+
+    model.save(tmp_path / "model")
+    reloaded = SiameseEmbedder.load(tmp_path / "model")
+    np.testing.assert_allclose(reloaded.embed(image(test)), vectors, atol=1e-6)
+
+
+def test_a_fine_tuned_backbone_trains_one_member(grocery_dir, weights_dir):
+    catalog = pd.read_csv(grocery_dir / "catalog.csv", dtype=str, keep_default_na=False)
+    products = sorted(catalog["label_group"].unique())
+    train = catalog[catalog["label_group"].isin(products[:4])]
+    config = SiameseConfig(
+        backbone="mobilenet",
+        alpha=0.25,
+        image_size=64,
+        epochs=1,
+        members=3,
+        train_backbone=True,
+        calibration_share=0.0,
+    )
+    model = train_siamese(
+        [grocery_dir / "images" / n for n in train["image"]],
+        train["label_group"].tolist(),
+        config,
+        weights_dir=weights_dir,
+    )
+    assert config.members == 1
+    assert model.embed([grocery_dir / "images" / train["image"].iloc[0]]).shape == (1, 128)

@@ -67,6 +67,10 @@ class SiameseConfig:
     #: that calibrated best; chosen by nested selection on the grocery training products
     #: (BENCHMARKS.md): the model then matches as well at the fixed 0.95 as one trained on all
     calibration_refit: bool = True
+    #: heads trained side by side from different random starts (one shared frozen backbone,
+    #: so embedding costs nearly the same); the served vector puts theirs side by side, its
+    #: distance comes from the mean of their cosines. A fine-tuned backbone trains one.
+    members: int = 1
     seed: int = 0
     #: set by training: the distance with the best F1 on the held-back products, or None
     calibrated_distance: float | None = None
@@ -74,9 +78,13 @@ class SiameseConfig:
     history: list[dict] = field(default_factory=list)
 
 
-def build_head(config: SiameseConfig, feature_dim: int):
-    """Pooled backbone features → standardised → MLP → unit-length embedding."""
+def build_head(config: SiameseConfig, feature_dim: int, member: int = 0):
+    """Pooled backbone features → standardised → MLP → unit-length embedding. Members after
+    the first start from their own seed and carry their number in the name."""
     import keras
+
+    if member:
+        keras.utils.set_random_seed(config.seed + member)
 
     features = keras.Input((feature_dim,), name="features")
     # Pooled ReLU features all point into one orthant, so a random projection of them starts
@@ -86,7 +94,17 @@ def build_head(config: SiameseConfig, feature_dim: int):
     x = keras.layers.Dense(config.hidden_units, activation="relu", name="hidden")(x)
     x = keras.layers.Dense(config.embedding_dim, name="projection")(x)
     outputs = keras.layers.UnitNormalization(name="unit")(x)
-    return keras.Model(features, outputs, name="head")
+    return keras.Model(features, outputs, name=f"head_{member}" if member else "head")
+
+
+def assemble(config: SiameseConfig, base, heads: list):
+    """pixels → backbone → the heads' vectors side by side at unit length."""
+    import keras
+
+    from core.embedders.keras_files import side_by_side
+
+    inputs = keras.Input((config.image_size, config.image_size, 3), name="pixels")
+    return keras.Model(inputs, side_by_side(heads, "heads")(base(inputs)), name="siamese")
 
 
 def build_siamese(config: SiameseConfig, weights_dir: Path | None):
@@ -102,9 +120,7 @@ def build_siamese(config: SiameseConfig, weights_dir: Path | None):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
     head = build_head(config, int(base.output_shape[-1]))
-    inputs = keras.Input((config.image_size, config.image_size, 3), name="pixels")
-    model = keras.Model(inputs, head(base(inputs)), name="siamese")
-    return model, base, head
+    return assemble(config, base, [head]), base, head
 
 
 class SiameseEmbedder(ImageEmbedder):

@@ -11,10 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from core.embedders.backbones import preprocess
-from core.embedders.base import decoded_batches
+from core.embedders.base import decoded_batches, l2_normalise
 from core.embedders.calibration import Calibration, calibrate_distance, held_back_products
 from core.embedders.losses import arcface_loss, boundary_margin_loss, semi_hard_triplet_loss
-from core.embedders.siamese import Progress, SiameseConfig, SiameseEmbedder, build_siamese
+from core.embedders.siamese import (
+    Progress,
+    SiameseConfig,
+    SiameseEmbedder,
+    assemble,
+    build_head,
+    build_siamese,
+)
 from core.errors import SameSameError
 
 logger = logging.getLogger(__name__)
@@ -69,17 +76,17 @@ def _backbone_features(base, pixels: np.ndarray, backbone: str, augment=None) ->
 
 
 class _Network:
-    """One network being trained: model, loss, optimiser and the two kinds of step (on
-    precomputed backbone features when the backbone is frozen, else on pixels)."""
+    """One network being trained (one member: its own head on the shared backbone): model,
+    loss, optimiser and the two kinds of step (on precomputed backbone features when the
+    backbone is frozen, else on pixels)."""
 
-    def __init__(
-        self, config: SiameseConfig, weights_dir: Path | None, classes: int, augment
-    ) -> None:
+    def __init__(self, config: SiameseConfig, base, head, classes: int, augment) -> None:
         import keras
         import tensorflow as tf
 
         self.config = config
-        self.model, self.base, self.head = build_siamese(config, weights_dir)
+        self.base, self.head = base, head
+        self.model = assemble(config, base, [head])
         class_head = None
         if config.loss == "arcface":
             class_head = keras.layers.Dense(classes, use_bias=False, name="class_centres")
@@ -210,40 +217,48 @@ def train_siamese(
     phases = [(fitted, True)] + ([(trainable, False)] if held and config.calibration_refit else [])
     # Without a refit the best calibrating epoch's weights are the ones kept.
     restore_best = len(phases) == 1
-    total = sum(steps_for(chosen) * config.epochs for chosen, _ in phases)
+    if config.train_backbone:
+        config.members = 1  # members share one backbone, which only stays shared when frozen
+    members = max(1, config.members)
+    total = sum(steps_for(chosen) * config.epochs * members for chosen, _ in phases)
     done = 0
     history: list[dict] = []
     started = time.perf_counter()
     chosen_calibration: tuple[int, Calibration] | None = None
-    network = None
+    networks: list[_Network] = []
     clean: np.ndarray | None = None
     bank: np.ndarray | None = None
     for chosen_groups, calibrating in phases:
-        rng = np.random.default_rng(config.seed)
+        rngs = [np.random.default_rng(config.seed + member) for member in range(members)]
         keras.utils.set_random_seed(config.seed)
-        network = _Network(config, weights_dir, len(label_ids), augment)
+        _, base, first_head = build_siamese(config, weights_dir)
         if clean is None:  # every phase starts from the same ImageNet backbone
-            clean = _backbone_features(network.base, pixels, config.backbone)
+            clean = _backbone_features(base, pixels, config.backbone)
             if not config.train_backbone:
                 bank = np.stack(
                     [clean]
                     + [
-                        _backbone_features(network.base, pixels, config.backbone, augment)
+                        _backbone_features(base, pixels, config.backbone, augment)
                         for _ in range(config.augment_copies)
                     ]
                 )  # (copies, n, d)
+        feature_dim = int(base.output_shape[-1])
+        heads = [first_head] + [build_head(config, feature_dim, m) for m in range(1, members)]
+        networks = [_Network(config, base, head, len(label_ids), augment) for head in heads]
         rows = fit_rows if calibrating else np.arange(len(y))
-        network.head.get_layer("feature_norm").adapt(clean[rows])
+        for network in networks:
+            network.head.get_layer("feature_norm").adapt(clean[rows])
         epochs = config.epochs if calibrating else chosen_calibration[0]
         steps = steps_for(chosen_groups)
         kept_weights = None
         for epoch in range(1, epochs + 1):
             losses = []
-            for _ in range(steps):
-                losses.append(_step(network, rng, chosen_groups, y, pixels, bank, config))
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+            for network, rng in zip(networks, rngs, strict=True):
+                for _ in range(steps):
+                    losses.append(_step(network, rng, chosen_groups, y, pixels, bank, config))
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
             entry = {
                 "epoch": epoch,
                 "loss": float(np.mean(losses)),
@@ -253,7 +268,7 @@ def train_siamese(
                 entry["refit"] = True
             if calibrating and len(calibration_rows):
                 features = clean[calibration_rows] if bank is not None else None
-                vectors = network.embed(pixels[calibration_rows], features)
+                vectors = _embed_members(networks, pixels[calibration_rows], features)
                 found = calibrate_distance(
                     vectors, [labels[i] for i in calibration_rows], config.boundary
                 )
@@ -262,14 +277,15 @@ def train_siamese(
                 if chosen_calibration is None or found.f1 > chosen_calibration[1].f1:
                     chosen_calibration = (epoch, found)
                     if restore_best:
-                        kept_weights = network.trained.get_weights()
+                        kept_weights = [network.trained.get_weights() for network in networks]
             if on_epoch_end is not None:
-                current = SiameseEmbedder(network.model, config, "unsaved", batch_size)
+                current = SiameseEmbedder(_served(config, networks), config, "unsaved", batch_size)
                 entry.update(on_epoch_end(epoch, current))
             history.append(entry)
             logger.info("siamese epoch %d: %s", epoch, entry)
         if kept_weights is not None:
-            network.trained.set_weights(kept_weights)
+            for network, weights in zip(networks, kept_weights, strict=True):
+                network.trained.set_weights(weights)
     if progress is not None:
         progress(total, total)
     config.history = history
@@ -280,7 +296,22 @@ def train_siamese(
     else:
         config.calibrated_distance = None
         config.calibration = {}
-    return SiameseEmbedder(network.model, config, version="unsaved", batch_size=batch_size)
+    return SiameseEmbedder(
+        _served(config, networks), config, version="unsaved", batch_size=batch_size
+    )
+
+
+def _embed_members(networks: list[_Network], pixels: np.ndarray, features) -> np.ndarray:
+    if len(networks) == 1:
+        return networks[0].embed(pixels, features)
+    return l2_normalise(np.hstack([network.embed(pixels, features) for network in networks]))
+
+
+def _served(config: SiameseConfig, networks: list[_Network]):
+    """The model that embeds pixels: the one network, or the backbone under every head."""
+    if len(networks) == 1:
+        return networks[0].model
+    return assemble(config, networks[0].base, [network.head for network in networks])
 
 
 def _step(network: _Network, rng, groups, y, pixels, bank, config: SiameseConfig) -> float:

@@ -172,11 +172,13 @@ def test_training_then_embedding_the_siamese_model(app, demo_db):
                 siamese_alpha=0.25,
                 siamese_image_size=96,
                 siamese_epochs=1,
+                siamese_members=2,
                 weights_dir=str(WEIGHTS),
             )
         )
         total = store.info()["images"]["ok"]
     open_page(app, "embed")
+    assert any("2 networks side by side, 2 × 128-d" in m for m in texts(app.markdown))
     button(app, "Train Siamese model").click().run(timeout=300)
 
     assert not app.exception
@@ -191,6 +193,8 @@ def test_training_then_embedding_the_siamese_model(app, demo_db):
     with Store(demo_db) as store:
         version = models.siamese_version(models.siamese_dir(store))
         assert len(store.embedded_ids(models.SIAMESE, version)) == total
+        trained = json.loads((models.siamese_dir(store) / "siamese.json").read_text())
+    assert trained["members"] == 2
 
 
 def test_without_labels_best_trains_from_the_verdicts(app, demo_db, samesame_home):
