@@ -103,6 +103,10 @@ def _vector_size(settings: MatchSettings) -> str:
     return size if members == 1 else f"{members} networks side by side, {members} × {size}"
 
 
+def _members_note(members: int) -> str:
+    return f", {members} networks side by side" if members > 1 else ""
+
+
 def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int) -> None:
     st.subheader(f"Siamese network ({pipe.name} pipeline)")
     common.show_flashes(place="siamese")
@@ -128,6 +132,7 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
                 f"Trained model `{version}` in `{model_dir}`: "
                 f"{LOSS_NAMES.get(trained.get('loss', ''), trained.get('loss', '?'))}, "
                 f"{trained.get('backbone', '?')} {trained.get('image_size', '?')}px"
+                + _members_note(trained.get("members", 1))
             )
         else:
             st.caption("No trained model yet.")

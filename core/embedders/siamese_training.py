@@ -217,9 +217,9 @@ def train_siamese(
     phases = [(fitted, True)] + ([(trainable, False)] if held and config.calibration_refit else [])
     # Without a refit the best calibrating epoch's weights are the ones kept.
     restore_best = len(phases) == 1
-    if config.train_backbone:
-        config.members = 1  # members share one backbone, which only stays shared when frozen
-    members = max(1, config.members)
+    # Members share one backbone, which only stays shared when frozen.
+    config.members = 1 if config.train_backbone else max(1, config.members)
+    members = config.members
     total = sum(steps_for(chosen) * config.epochs * members for chosen, _ in phases)
     done = 0
     history: list[dict] = []

@@ -266,8 +266,10 @@ class MatchSettings(BestTrainingSettings):
         1,
         "Networks side by side",
         "How many heads to train on the one ImageNet backbone, each from its own random "
-        "start; a photo's distance comes from the mean of their cosines. More train longer "
-        "and embed at nearly the same speed. A fine-tuned backbone trains one.",
+        "start; a photo's distance comes from the mean of their cosines. More are more "
+        "precise, train longer and embed at nearly the same speed; their distances spread "
+        "differently from one network's, so pair them with the calibrated Siamese threshold. "
+        "A fine-tuned backbone trains one.",
         SIAMESE,
         minimum=1,
         maximum=8,

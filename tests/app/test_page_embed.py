@@ -185,6 +185,7 @@ def test_training_then_embedding_the_siamese_model(app, demo_db):
     assert not app.error, texts(app.error)
     assert texts(app.success)[0].startswith(f"Trained on {total:,} images in ")
     assert "Training loss per epoch" in texts(app.caption)
+    assert any("2 networks side by side" in c for c in texts(app.caption))
     assert f"0 of {total:,} images already embedded" in _progress_texts(app)
 
     button(app, "Embed with the Siamese model").click().run(timeout=300)
@@ -194,7 +195,13 @@ def test_training_then_embedding_the_siamese_model(app, demo_db):
         version = models.siamese_version(models.siamese_dir(store))
         assert len(store.embedded_ids(models.SIAMESE, version)) == total
         trained = json.loads((models.siamese_dir(store) / "siamese.json").read_text())
+        _, vectors = store.load_embeddings(models.SIAMESE, version)
+        result = matching.run_pipeline(store, "ensemble", save=False)
     assert trained["members"] == 2
+    assert vectors.shape == (total, 256)  # two unit vectors side by side, at unit length
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # the ensemble matches on the wide vectors: its image rule scores pairs by their distance
+    assert result.pairs["siamese_distance"].notna().any()
 
 
 def test_without_labels_best_trains_from_the_verdicts(app, demo_db, samesame_home):
