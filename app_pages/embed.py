@@ -116,7 +116,8 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
         f"Training builds a Siamese network with **{LOSS_NAMES[settings.siamese_loss]}** on "
         f"**{settings.siamese_backbone}** (alpha {settings.siamese_alpha}, "
         f"{settings.siamese_image_size}px, {_vector_size(settings)}), "
-        f"{settings.siamese_epochs} epochs, from this catalog's labelled groups."
+        f"{settings.siamese_epochs} epoch{'s' if settings.siamese_epochs != 1 else ''}, "
+        "from this catalog's labelled groups."
     )
     st.caption(
         common.weights_note(
