@@ -80,7 +80,9 @@ class _Network:
     loss, optimiser and the two kinds of step (on precomputed backbone features when the
     backbone is frozen, else on pixels)."""
 
-    def __init__(self, config: SiameseConfig, base, head, classes: int, augment) -> None:
+    def __init__(
+        self, config: SiameseConfig, base, head, classes: int, augment, member: int = 0
+    ) -> None:
         import keras
         import tensorflow as tf
 
@@ -89,7 +91,13 @@ class _Network:
         self.model = assemble(config, base, [head])
         class_head = None
         if config.loss == "arcface":
-            class_head = keras.layers.Dense(classes, use_bias=False, name="class_centres")
+            class_head = keras.layers.Dense(
+                classes,
+                use_bias=False,
+                name="class_centres",
+                # its own seed: built after every head, it would otherwise share the last one's
+                kernel_initializer=keras.initializers.GlorotUniform(seed=config.seed + member),
+            )
             class_head.build((None, config.embedding_dim))
         self.trained = self.model if config.train_backbone else self.head
         variables = self.trained.trainable_variables + (
@@ -244,7 +252,10 @@ def train_siamese(
                 )  # (copies, n, d)
         feature_dim = int(base.output_shape[-1])
         heads = [first_head] + [build_head(config, feature_dim, m) for m in range(1, members)]
-        networks = [_Network(config, base, head, len(label_ids), augment) for head in heads]
+        networks = [
+            _Network(config, base, head, len(label_ids), augment, member)
+            for member, head in enumerate(heads)
+        ]
         rows = fit_rows if calibrating else np.arange(len(y))
         for network in networks:
             network.head.get_layer("feature_norm").adapt(clean[rows])
