@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core import models
+from core.embedders.siamese import trained_members
 from core.embedding import embed_catalog
 from core.errors import SameSameError, WeightsUnavailableError
 from core.evaluation import evaluate_result, labels_of
@@ -98,7 +99,7 @@ def _mobilenet(store: Store, settings: MatchSettings, images: int) -> None:
 
 
 def _vector_size(settings: MatchSettings) -> str:
-    members = 1 if settings.siamese_train_backbone else settings.siamese_members
+    members = trained_members(settings.siamese_members, settings.siamese_train_backbone)
     size = f"{settings.siamese_embedding_dim}-d"
     return size if members == 1 else f"{members} networks side by side, {members} × {size}"
 

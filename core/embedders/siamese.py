@@ -78,6 +78,12 @@ class SiameseConfig:
     history: list[dict] = field(default_factory=list)
 
 
+def trained_members(members: int, train_backbone: bool) -> int:
+    """How many networks training makes: they share one backbone, which only stays shared
+    while it is frozen, so a fine-tuned backbone trains one."""
+    return 1 if train_backbone else max(1, members)
+
+
 def build_head(config: SiameseConfig, feature_dim: int, member: int = 0):
     """Pooled backbone features → standardised → MLP → unit-length embedding. Members after
     the first start from their own seed and carry their number in the name."""

@@ -21,6 +21,7 @@ from core.embedders.siamese import (
     assemble,
     build_head,
     build_siamese,
+    trained_members,
 )
 from core.errors import SameSameError
 
@@ -225,9 +226,7 @@ def train_siamese(
     phases = [(fitted, True)] + ([(trainable, False)] if held and config.calibration_refit else [])
     # Without a refit the best calibrating epoch's weights are the ones kept.
     restore_best = len(phases) == 1
-    # Members share one backbone, which only stays shared when frozen.
-    config.members = 1 if config.train_backbone else max(1, config.members)
-    members = config.members
+    members = config.members = trained_members(config.members, config.train_backbone)
     total = sum(steps_for(chosen) * config.epochs * members for chosen, _ in phases)
     done = 0
     history: list[dict] = []
@@ -319,9 +318,7 @@ def _embed_members(networks: list[_Network], pixels: np.ndarray, features) -> np
 
 
 def _served(config: SiameseConfig, networks: list[_Network]):
-    """The model that embeds pixels: the one network, or the backbone under every head."""
-    if len(networks) == 1:
-        return networks[0].model
+    """The model that embeds pixels: the backbone under every head (one head: that network)."""
     return assemble(config, networks[0].base, [network.head for network in networks])
 
 
