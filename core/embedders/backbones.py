@@ -1,8 +1,9 @@
-"""ImageNet backbones from keras.applications, with weights found offline when possible.
+"""ImageNet backbones: keras.applications' and EfficientNet-Lite, with weights found offline.
 
-Keras downloads ImageNet weights on first use. Offline, we look for the very file Keras would
-have downloaded in the configured weights folder and in Keras' own cache; failing that we raise
-`WeightsUnavailableError` saying which file to put where. Never random weights.
+EfficientNet-Lite's weights come from registry packages (`core.embedders.efficientnet_lite`).
+Keras downloads its own ImageNet weights on first use. Offline, we look for the very file Keras
+would have downloaded in the configured weights folder and in Keras' own cache; failing that we
+raise `WeightsUnavailableError` saying which file to put where. Never random weights.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.embedders.efficientnet_lite import is_lite, load_lite, preprocess_lite
 from core.errors import WeightsUnavailableError
+from core.settings.match import BACKBONES
 
 if TYPE_CHECKING:
     import keras
@@ -53,6 +56,8 @@ def find_local_weights(
 
 def preprocess(backbone: str, pixels: np.ndarray) -> np.ndarray:
     """uint8 RGB → the input scaling each backbone was trained with."""
+    if is_lite(backbone):
+        return preprocess_lite(pixels)
     x = pixels.astype(np.float32)
     if backbone == "vgg16":
         # Caffe style: BGR order, ImageNet channel means removed.
@@ -84,6 +89,8 @@ def load_backbone(
     Raises:
         WeightsUnavailableError: no local file and the download failed.
     """
+    if is_lite(backbone):
+        return load_lite(backbone, size, weights_dir)
     import keras
 
     constructors = {
@@ -92,7 +99,7 @@ def load_backbone(
         "vgg16": keras.applications.VGG16,
     }
     if backbone not in constructors:
-        raise ValueError(f"unknown backbone {backbone!r}; use mobilenet, mobilenetv2 or vgg16")
+        raise ValueError(f"unknown backbone {backbone!r}; use one of {', '.join(BACKBONES)}")
     kwargs: dict = {"input_shape": (size, size, 3), "include_top": False, "pooling": "avg"}
     if backbone in ("mobilenet", "mobilenetv2"):
         kwargs["alpha"] = alpha

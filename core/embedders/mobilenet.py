@@ -8,13 +8,15 @@ import numpy as np
 
 from core.embedders.backbones import load_backbone, preprocess
 from core.embedders.base import ImageEmbedder
+from core.embedders.efficientnet_lite import is_lite
 
 
 class PretrainedEmbedder(ImageEmbedder):
     """Global-average-pooled features of an untrained-for-the-task ImageNet network.
 
     Args:
-        backbone: "mobilenet" (baseline default), "mobilenetv2" or "vgg16".
+        backbone: "mobilenet" (baseline default), "mobilenetv2", "vgg16", "efficientnet-lite0"
+            or "efficientnet-lite2".
         alpha: MobileNet width (1.0 in the original; smaller widths are faster).
         image_size: input pixels (224 in the original).
         weights_dir: extra folder to look for the Keras weights file in.
@@ -42,5 +44,5 @@ class PretrainedEmbedder(ImageEmbedder):
 
 def embedder_name(backbone: str, alpha: float, image_size: int) -> str:
     """The name `PretrainedEmbedder` stores its vectors under, without loading the model."""
-    width = f"-a{alpha}" if backbone != "vgg16" else ""
+    width = "" if backbone == "vgg16" or is_lite(backbone) else f"-a{alpha}"
     return f"{backbone}{width}-{image_size}"

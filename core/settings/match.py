@@ -9,7 +9,7 @@ from core.errors import SameSameError
 from core.settings.best import BestTrainingSettings
 from core.settings.fields import SettingSpec, setting, specs
 
-BACKBONES = ("mobilenet", "mobilenetv2", "vgg16")
+BACKBONES = ("mobilenet", "mobilenetv2", "vgg16", "efficientnet-lite0", "efficientnet-lite2")
 MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
 INFERENCE_BACKENDS = ("auto", "tensorflow", "openvino", "openvino-bf16")
 NEIGHBOUR_BACKENDS = ("auto", "sklearn", "faiss", "hnsw")
