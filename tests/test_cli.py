@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from core.cli import command_names
+from tests.test_pairs import products_en, wdc_without_self_pair  # noqa: F401
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -340,3 +341,32 @@ def test_a_submission_file_is_scored_exactly_as_written(tmp_path: Path, labelled
     refused = run_cli("--db", db, "evaluate", "--submission", without_self)
     assert refused.returncode == 2
     assert "does not have, e.g. ['not_in_this_catalog']" in refused.stderr
+
+
+@pytest.mark.slow
+def test_train_pairs_on_a_published_file_says_what_it_set_aside(
+    products_en: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """WDC shoes' published training pairs (its one self pair left out): two pairs repeated
+    with one label, two with both."""
+    pairs = wdc_without_self_pair(products_en, tmp_path)
+    catalog = products_en / "wdc-shoes" / "train_catalog.csv"
+    chosen = tmp_path / "out" / "both-ways.csv"
+    train = ["train", "--catalog", catalog, "--pairs", pairs]
+
+    done = run_cli(*train, "--model", tmp_path / "m", "--conflicts", chosen)
+    strict = run_cli(*train, "--model", tmp_path / "strict", "--strict")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        "pairs.csv: 2 repeated pairs counted once; 2 pairs labelled both same and different "
+        f"set aside (written to {chosen})\nbest matcher: trained from "
+    )
+    assert pd.read_csv(chosen)["row"].tolist() == [1116, 3728, 2956, 4693]
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert "rows 1116 and 3728 give the same pair ('r903b92035feb', 'rb503deb4bbb7')" in (
+        strict.stderr
+    )
+    assert "rows 3128 and 4139 give the same pair" in strict.stderr
+    assert not (tmp_path / "strict").exists()

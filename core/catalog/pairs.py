@@ -1,9 +1,14 @@
 """Labelled pairs files (``left_id,right_id,same`` with 1 = same product, 0 = different):
-read, checked against a catalog, every problem named by its row."""
+read, checked against a catalog, every problem named by its row.
+
+Published pair files repeat pairs, a few of them with both labels. By default a pair given
+more than once with one label counts once, and a pair given with both labels is set aside
+(`PairsReport` says how many, and holds the rows); ``strict=True`` refuses any repeat."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,24 +21,60 @@ PAIR_COLUMNS = ("left_id", "right_id", "same")
 SHOWN = 5
 
 
+def _no_rows() -> pd.DataFrame:
+    return pd.DataFrame({"left_id": [], "right_id": [], "same": [], "row": []})
+
+
+@dataclass(frozen=True)
+class PairsReport:
+    """What reading a pairs file set right.
+
+    Attributes:
+        repeats: pairs given more than once with the same label, now counted once.
+        conflicts: pairs given with both labels (same and different), left out.
+        conflict_rows: every row of those pairs (left_id, right_id, same, row), a pair's rows
+            together, pairs in the order the file first gives them.
+    """
+
+    repeats: int = 0
+    conflicts: int = 0
+    conflict_rows: pd.DataFrame = field(default_factory=_no_rows, compare=False, repr=False)
+
+    def summary(self, name: str, written: Path | None = None) -> str:
+        """One plain sentence ("" when the file gave every pair once).
+
+        Args:
+            name: how to call the file (its name).
+            written: where the conflicting rows were written, if they were.
+        """
+        parts = []
+        if self.repeats:
+            plural = "pair" if self.repeats == 1 else "pairs"
+            parts.append(f"{self.repeats:,} repeated {plural} counted once")
+        if self.conflicts:
+            plural = "pair" if self.conflicts == 1 else "pairs"
+            where = f" (written to {written})" if written is not None else ""
+            parts.append(
+                f"{self.conflicts:,} {plural} labelled both same and different set aside{where}"
+            )
+        return f"{name}: " + "; ".join(parts) if parts else ""
+
+
+def default_conflicts_path(pairs_path: Path) -> Path:
+    """Where the conflicting rows of ``pairs_path`` go unless the caller says: the data folder,
+    as ``<file name>-conflicts.csv`` (the pairs file's own folder may be read-only)."""
+    from core.settings import data_dir
+
+    return data_dir() / f"{Path(pairs_path).stem}-conflicts.csv"
+
+
 def _fail(path: Path, problems: list[str]) -> None:
     more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
     raise CatalogError(f"{path}: " + "; ".join(problems[:SHOWN]) + more)
 
 
-def read_pairs(path: Path, posting_ids: Iterable[str] | None) -> pd.DataFrame:
-    """The pairs of ``path`` whose ids are all among ``posting_ids`` (None: not checked here,
-    the Spark job checks them against a catalog it never collects).
-
-    Returns:
-        Columns left_id, right_id, same (int 0/1), row (the file's line number).
-
-    Raises:
-        CatalogError: the file is missing or unreadable, lacks a column, or has rows with a
-            value other than 0/1, an unknown id, a posting paired with itself, or a pair
-            given twice; the message names the rows.
-    """
-    path = Path(path)
+def _read_frame(path: Path) -> pd.DataFrame:
+    """The file's three columns, stripped, with ``row`` (the file's line number)."""
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
@@ -54,7 +95,10 @@ def read_pairs(path: Path, posting_ids: Iterable[str] | None) -> pd.DataFrame:
     for column in PAIR_COLUMNS:
         frame[column] = frame[column].str.strip()
     frame["row"] = range(2, len(frame) + 2)
-    known = set(posting_ids) if posting_ids is not None else None
+    return frame
+
+
+def _row_problems(frame: pd.DataFrame, known: set[str] | None) -> list[str]:
     problems = []
     for row in frame.itertuples(index=False):
         if row.same not in ("0", "1"):
@@ -65,17 +109,94 @@ def read_pairs(path: Path, posting_ids: Iterable[str] | None) -> pd.DataFrame:
             value = getattr(row, side)
             if known is not None and value not in known:
                 problems.append(f"row {row.row}: {side} {value!r} is not in the catalog")
-    keys = [pair_key(*p) for p in zip(frame["left_id"], frame["right_id"], strict=True)]
-    first: dict[tuple[str, ...], int] = {}
-    for key, row in zip(keys, frame["row"], strict=True):
+    return problems
+
+
+def _repeat_problems(frame: pd.DataFrame) -> list[str]:
+    """Every row that gives a pair an earlier row gave (``strict``)."""
+    first: dict[tuple[str, str], int] = {}
+    problems = []
+    for left, right, row in zip(frame["left_id"], frame["right_id"], frame["row"], strict=True):
+        key = pair_key(left, right)
         if key in first:
             problems.append(f"rows {first[key]} and {row} give the same pair {key}")
         else:
             first[key] = row
+    return problems
+
+
+def sort_out_repeats(frame: pd.DataFrame) -> tuple[pd.DataFrame, PairsReport]:
+    """One row a pair: a pair given again with the same label (either way round) keeps its
+    first row; a pair given with both labels is left out and reported.
+
+    Args:
+        frame: left_id, right_id, same (int 0/1), row.
+
+    Returns:
+        The pairs (same columns, file order) and the report.
+    """
+    keys = pd.DataFrame(
+        [pair_key(a, b) for a, b in zip(frame["left_id"], frame["right_id"], strict=True)],
+        columns=["lo", "hi"],
+        index=frame.index,
+    )
+    grouped = frame.groupby([keys["lo"], keys["hi"]], sort=False)
+    conflicting = grouped["same"].transform("nunique") > 1
+    first_row = grouped["row"].transform("min")
+    conflict_rows = (
+        frame[conflicting]
+        .assign(first=first_row[conflicting])
+        .sort_values(["first", "row"])
+        .drop(columns=["first"])
+        .reset_index(drop=True)
+    )
+    repeated = keys[~conflicting].duplicated()
+    report = PairsReport(
+        repeats=len(keys[~conflicting][repeated].drop_duplicates()),
+        conflicts=len(keys[conflicting].drop_duplicates()),
+        conflict_rows=conflict_rows,
+    )
+    return frame[~conflicting][~repeated].reset_index(drop=True), report
+
+
+def read_pairs_report(
+    path: Path, posting_ids: Iterable[str] | None, *, strict: bool = False
+) -> tuple[pd.DataFrame, PairsReport]:
+    """The pairs of ``path`` whose ids are all among ``posting_ids`` (None: not checked here,
+    the Spark job checks them against a catalog it never collects), one row a pair.
+
+    Args:
+        path: the pairs file.
+        posting_ids: the catalog's ids, or None.
+        strict: refuse a file that gives any pair twice, instead of counting a repeat once
+            and setting aside a pair given with both labels.
+
+    Returns:
+        Columns left_id, right_id, same (int 0/1), row (the file's line number); and what
+        was set right (`PairsReport`).
+
+    Raises:
+        CatalogError: the file is missing or unreadable, lacks a column, or has rows with a
+            value other than 0/1, an unknown id, a posting paired with itself, or (strict)
+            a pair given twice; the message names the rows.
+    """
+    path = Path(path)
+    frame = _read_frame(path)
+    known = set(posting_ids) if posting_ids is not None else None
+    problems = _row_problems(frame, known)
+    if strict:
+        problems += _repeat_problems(frame)
     if problems:
         _fail(path, problems)
     frame["same"] = frame["same"].astype(int)
-    return frame.reset_index(drop=True)
+    return sort_out_repeats(frame)
+
+
+def read_pairs(
+    path: Path, posting_ids: Iterable[str] | None, *, strict: bool = False
+) -> pd.DataFrame:
+    """`read_pairs_report` without the report."""
+    return read_pairs_report(path, posting_ids, strict=strict)[0]
 
 
 def verdict_pairs(reviews: pd.DataFrame) -> pd.DataFrame:

@@ -45,7 +45,19 @@ def add_commands(sub) -> None:
         "--pairs",
         metavar="CSV",
         help="train best from labelled pairs (left_id,right_id,same with 1/0) instead of "
-        "label groups; the database's own verdicts count too; the catalog needs no labels",
+        "label groups; the database's own verdicts count too; the catalog needs no labels. "
+        "A pair given again counts once; a pair labelled both same and different is set aside",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --pairs: refuse a file that gives any pair twice",
+    )
+    p.add_argument(
+        "--conflicts",
+        metavar="CSV",
+        help="with --pairs: write the rows of pairs labelled both same and different here "
+        "(default: <pairs file name>-conflicts.csv in the data folder)",
     )
     p.add_argument(
         "--pipeline",
@@ -110,16 +122,33 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given_pairs(args: argparse.Namespace, store):
+    """The --pairs file's pairs, one row a pair; says what was set right and writes the rows
+    of pairs given with both labels."""
+    from core.catalog.pairs import default_conflicts_path, read_pairs_report
+
+    path = Path(args.pairs)
+    ids = store.postings(["posting_id"])["posting_id"]
+    given, report = read_pairs_report(path, ids, strict=args.strict)
+    written = None
+    if report.conflicts:
+        written = Path(args.conflicts) if args.conflicts else default_conflicts_path(path)
+        write_csv(report.conflict_rows, written)
+    if report.repeats or report.conflicts:
+        print(report.summary(path.name, written))
+    return given
+
+
 def _train_from_pairs(args: argparse.Namespace, store, settings) -> None:
     import pandas as pd
 
     from core import models
-    from core.catalog.pairs import read_pairs, verdict_pairs
+    from core.catalog.pairs import verdict_pairs
     from core.verdicts import pair_key
 
     if args.pipeline not in ("auto", "best"):
         raise SameSameError("--pairs trains the best matcher only: leave out --pipeline")
-    given = read_pairs(Path(args.pairs), store.postings(["posting_id"])["posting_id"])
+    given = _given_pairs(args, store)
     pairs = pd.concat([given.drop(columns=["row"]), verdict_pairs(store.reviews())])
     # A verdict in the database wins over the file for the same pair.
     keys = [pair_key(*p) for p in zip(pairs["left_id"], pairs["right_id"], strict=True)]
@@ -135,6 +164,8 @@ def _train_from_pairs(args: argparse.Namespace, store, settings) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if (args.strict or args.conflicts) and not args.pairs:
+        raise SameSameError("--strict and --conflicts go with --pairs")
     with scratch_store(args) as store:
         settings = settings_from(args, store)
         if args.pairs:

@@ -24,7 +24,7 @@ def verdict_frame(session: SparkSession, postings: DataFrame, path: str | Path) 
     """
     from pyspark.sql import functions as F
 
-    given = read_pairs(Path(path), None)
+    given = read_pairs(Path(path), None, strict=True)
     frame = session.createDataFrame(given[["left_id", "right_id", "same", "row"]])
     ids = postings.select("idx", "posting_id")
     joined = frame.join(
