@@ -25,7 +25,7 @@ from core.pipelines import MatchInputs, Pipeline, get_pipeline
 from core.pipelines.inputs import hash_distances, vector_cosines
 from core.settings import MatchSettings
 from core.store import Store
-from core.text import normalize_title
+from core.text import normalize_title, stored_title
 
 if TYPE_CHECKING:
     from core.pipelines.best.model import BestMatcher
@@ -345,6 +345,7 @@ def add_to_catalog(store: Store, item: NewItem, uploads_dir: Path) -> str:
     digest = hashlib.sha256((item.title or "").encode() + (item.image or b"")).hexdigest()
     posting_id = f"upload_{digest[:12]}"
     image_path, phash, status = None, item.phash.lower() if item.phash else None, "none"
+    title, raw_title = stored_title(item.title)  # as a catalog import keeps it
     if item.image:
         picture = open_image(item.image)
         uploads_dir.mkdir(parents=True, exist_ok=True)
@@ -357,8 +358,9 @@ def add_to_catalog(store: Store, item: NewItem, uploads_dir: Path) -> str:
         [
             {
                 "posting_id": posting_id,
-                "title": item.title or "",
-                "title_norm": normalize_title(item.title),
+                "title": title,
+                "raw_title": raw_title,
+                "title_norm": normalize_title(title),
                 "image": Path(image_path).name if image_path else None,
                 "image_path": image_path,
                 "image_status": status,

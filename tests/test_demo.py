@@ -150,6 +150,27 @@ def test_some_titles_carry_literal_utf8_byte_escapes(small_rows: list[dict[str, 
     assert any("\\xe2\\x9d\\xa4" in title or "\\xf0\\x9f" in title for title in escaped)
 
 
+def test_imported_demo_titles_are_decoded_with_the_raw_title_kept(
+    small_catalog: Path, small_rows: list[dict[str, str]], tmp_path: Path
+) -> None:
+    """The demo writes escapes into its CSV like real scraped data; the import decodes them
+    (the same path as any catalog), so pages and word evidence show the emoji."""
+    from core.catalog import import_catalog
+    from core.store import Store
+
+    escaped = {r["posting_id"]: r["title"] for r in small_rows if "\\x" in r["title"]}
+    with Store(tmp_path / "demo.db") as store:
+        import_catalog(store, small_catalog, small_catalog.parent / "images")
+        stored = store.postings(["posting_id", "title", "raw_title"]).set_index("posting_id")
+
+    assert escaped
+    assert not stored["title"].str.contains(r"\\x[0-9a-f]{2}").any()
+    assert stored["raw_title"].dropna().to_dict() == escaped
+    for pid, raw in escaped.items():
+        title = stored.at[pid, "title"]
+        assert len(title) < len(raw) and any(ord(ch) > 0x2000 for ch in title)
+
+
 def test_images_of_a_group_are_closer_than_images_of_different_groups(
     small_rows: list[dict[str, str]],
 ) -> None:

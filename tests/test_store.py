@@ -305,7 +305,7 @@ def test_a_version_1_database_is_upgraded_with_its_matches_and_runs(tmp_path: Pa
         )
 
     with Store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         assert store.count_postings() == 3 and store.catalog_revision == 3
         pairs = store.load_match_pairs("baseline").sort_values("right").reset_index(drop=True)
         run = store.match_run("baseline")
@@ -318,6 +318,48 @@ def test_a_version_1_database_is_upgraded_with_its_matches_and_runs(tmp_path: Pa
     assert pairs["similarity"].tolist() == pytest.approx([0.75, 0.75])  # 1 - 8/32 for the hash
     assert pairs["tfidf_cosine"].iloc[0] == pytest.approx(0.75)
     assert run["seconds"] == 2.5 and not run["stale"] and run["notices"] == []
+
+
+def test_a_version_3_database_gains_raw_titles_and_keeps_its_rows(tmp_path: Path) -> None:
+    """Databases written before raw titles were kept (schema 3: no ``raw_title`` column, titles
+    stored with their byte escapes) open with every posting and vector; escaped titles are
+    decoded, the raw one kept, and nothing derived from them goes stale."""
+    path = tmp_path / "v3.db"
+    raw = "Nescafe \\xc3\\x89clair Latte 220ml"  # a real Shopee title, as train.csv has it
+    with Store(path) as old:
+        old.conn.execute("ALTER TABLE postings DROP COLUMN raw_title")
+        for pid, title, norm in (
+            ("p1", raw, "nescafe \u00e9clair latte 220ml"),
+            ("p2", "Kaos \\xff Polos", "kaos polos"),
+            ("p3", "kaos polos", "kaos polos"),
+        ):
+            old.conn.execute(
+                "INSERT INTO postings (posting_id, title, title_norm, image_status, added_at) "
+                "VALUES (?, ?, ?, 'none', 0)",
+                (pid, title, norm),
+            )
+        old.save_embeddings("mobilenet", "v1", ["p1", "p2"], np.eye(2, dtype=np.float32))
+        old.conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+        revision = old.catalog_revision
+
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 4
+        rows = store.postings().set_index("posting_id")
+        kept = {pid: store.posting(pid)["raw_title"] for pid in ("p1", "p2", "p3")}
+        assert store.catalog_revision == revision
+        assert store.embedding_counts() == {"mobilenet": 2}
+
+    assert rows["title"].to_dict() == {
+        "p1": "Nescafe \u00c9clair Latte 220ml",
+        "p2": "Kaos \\xff Polos",  # not UTF-8: left as written
+        "p3": "kaos polos",
+    }
+    assert kept == {"p1": raw, "p2": None, "p3": None}
+    assert rows["title_norm"].tolist() == [
+        "nescafe \u00e9clair latte 220ml",
+        "kaos polos",
+        "kaos polos",
+    ]
 
 
 def test_postings_can_be_read_a_few_columns_at_a_time(store: Store) -> None:

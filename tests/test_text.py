@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.candidates import fit_tfidf, tfidf_rows
-from core.text import decode_byte_escapes, normalize_title, normalize_titles
+from core.text import decode_byte_escapes, normalize_title, normalize_titles, stored_title
 
 ESCAPE = re.compile(r"\\x[0-9a-fA-F]{2}")
 
@@ -128,3 +130,71 @@ def test_display_titles_decodes_like_display_title_on_real_titles(shopee_csv) ->
     decoded = display_titles(titles)
     assert decoded.tolist() == titles.map(display_title).tolist()
     assert (decoded != titles.fillna("")).sum() > 100  # Shopee titles carry escapes
+
+
+# -- decoding byte escapes (what a catalog import stores as the title) ------------------------
+
+
+def test_every_escaped_real_title_decodes_completely(shopee_titles) -> None:
+    """All 532 titles of the split that hold an escape are valid UTF-8 written out: each
+    decodes to a title with no escape left."""
+    escaped = {pid: t for pid, t in shopee_titles.items() if ESCAPE.search(t)}
+    assert len(escaped) == 532
+
+    leftovers = [t for t in escaped.values() if ESCAPE.search(decode_byte_escapes(t))]
+    assert leftovers == []
+    heart = shopee_titles["train_4175229751"]
+    assert decode_byte_escapes(heart).startswith("\u2764 RATU \u2764 MAYCREATE")
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
+        ("Kaos \\xff\\xFE Polos", "Kaos \\xff\\xFE Polos"),  # never UTF-8: kept as written
+        ("\\xe2\\x9d RATU", "\\xe2\\x9d RATU"),  # a character cut short
+        ("\\xC3\\x89clair\\xff", "\u00c9clair\\xff"),  # the valid part of a run decodes
+        ("\\xc3\\xe2\\x9d\\xa4\\x89", "\\xc3\u2764\\x89"),
+        ("kode \\x41\\x42 \\x00", "kode \\x41\\x42 \\x00"),  # ASCII and controls stay written
+        ("\\xc2\\x85 \\xc2\\xa0", "\\xc2\\x85 \u00a0"),  # C1 control stays, NBSP decodes
+        ("\\x4 \\xzz \\", "\\x4 \\xzz \\"),
+    ],
+)
+def test_escapes_that_are_not_a_character_are_kept_exactly(raw: str, decoded: str) -> None:
+    assert decode_byte_escapes(raw) == decoded
+    assert decode_byte_escapes(decoded) == decoded
+
+
+_ESCAPED_PIECES = st.lists(
+    st.one_of(
+        st.text(alphabet="ab Z1", max_size=3),
+        st.binary(min_size=1, max_size=6).map(lambda b: "".join(f"\\x{x:02x}" for x in b)),
+        st.text(alphabet=st.characters(min_codepoint=0xA0), max_size=2).map(
+            lambda t: "".join(f"\\x{x:02x}" for x in t.encode("utf-8", "surrogatepass"))
+        ),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ESCAPED_PIECES)
+def test_decoding_never_raises_loses_text_or_changes_twice(pieces: list[str]) -> None:
+    raw = "".join(pieces)
+    decoded = decode_byte_escapes(raw)
+
+    assert decode_byte_escapes(decoded) == decoded
+    # Writing every decoded character out again gives back exactly what was read.
+    again = "".join(
+        "".join(f"\\x{x:02x}" for x in ch.encode("utf-8")) if ch >= "\u00a0" else ch
+        for ch in decoded
+    )
+    assert again == raw
+
+
+def test_stored_title_keeps_the_raw_title_only_when_decoding_changed_it(shopee_titles) -> None:
+    raw = shopee_titles["train_3369186413"]
+    assert stored_title(raw) == ("Nescafe \u00c9clair Latte 220ml", raw)
+    assert stored_title("Kaos Polos") == ("Kaos Polos", None)
+    assert stored_title("Kaos \\xff") == ("Kaos \\xff", None)
+    assert stored_title(None) == ("", None)
+    assert stored_title(math.nan) == ("", None)

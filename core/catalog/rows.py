@@ -1,5 +1,6 @@
-"""One catalog row to what the store keeps: normalised title, checked image path, validated
-or computed perceptual hash, and the row's problems."""
+"""One catalog row to what the store keeps: decoded and normalised title (and the raw one when
+decoding changed it), checked image path, validated or computed perceptual hash, and the row's
+problems."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 from core.catalog.reader import Progress
 from core.errors import CatalogError, ImageError
 from core.images import is_valid_phash, open_image, phash_hex, resolve_image_path
-from core.text import normalize_title
+from core.text import normalize_title, stored_title
 
 
 def _image_folder(image_root: Path | None) -> Path | None:
@@ -42,7 +43,7 @@ def prepare_postings(
                 {"row": row, "posting_id": pid, "field": field_name, "kind": kind, "problem": text}
             )
 
-        title = rec["title"]
+        title, raw_title = stored_title(rec["title"])
         title_norm = normalize_title(title)
         if not title_norm:
             problem("title", "no_title", "empty title: this posting is matched by its image only")
@@ -83,6 +84,7 @@ def prepare_postings(
             {
                 "posting_id": pid,
                 "title": title,
+                "raw_title": raw_title,
                 "title_norm": title_norm,
                 "image": image_name or None,
                 "image_path": image_path,

@@ -104,6 +104,7 @@ class StoreBase:
                 if version < 2:
                     schema.upgrade_from_v1(conn)
                 schema.upgrade_to_v3(conn)
+                schema.upgrade_to_v4(conn)
             # The id names this catalog wherever the file is copied or moved (models record
             # which catalog they learnt from); given at creation so every copy shares it.
             conn.execute(

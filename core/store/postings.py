@@ -31,6 +31,7 @@ class PostingsMixin:
         "posting_id",
         "title",
         "title_norm",
+        "raw_title",
         "image",
         "image_path",
         "image_status",

@@ -8,8 +8,9 @@ import sqlite3
 import numpy as np
 
 from core.matches import SCORE_COLUMNS
+from core.text import stored_title
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Per-pair score columns of the matches table (NULL where a modality is absent).
 MATCH_SCORE_COLUMNS = SCORE_COLUMNS
@@ -21,8 +22,9 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 CREATE TABLE IF NOT EXISTS postings (
     posting_id TEXT PRIMARY KEY,
-    title TEXT NOT NULL DEFAULT '',
+    title TEXT NOT NULL DEFAULT '',  -- as its writer meant it: byte escapes decoded (v4)
     title_norm TEXT NOT NULL DEFAULT '',
+    raw_title TEXT,             -- the title as the catalog wrote it, where decoding changed it
     image TEXT,                 -- file name as written in the catalog
     image_path TEXT,            -- resolved absolute path when the file was usable
     image_status TEXT NOT NULL, -- ok | missing | corrupt | refused | none
@@ -169,6 +171,25 @@ def upgrade_to_v3(conn: sqlite3.Connection) -> None:
     conn.executemany(
         "UPDATE import_problems SET kind=? WHERE rowid=?",
         [(_old_problem_kind(field, text), rowid) for rowid, field, text in rows],
+    )
+
+
+def upgrade_to_v4(conn: sqlite3.Connection) -> None:
+    """v4 keeps each title as its writer meant it (`core.text.stored_title`): titles stored
+    before have their literal byte escapes decoded now, the raw title kept in ``raw_title``.
+    Their normalised titles, which every pipeline reads, do not change (normalising decodes
+    too), so stored matches, vectors and models stay current."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(postings)")}
+    if "raw_title" not in columns:
+        conn.execute("ALTER TABLE postings ADD COLUMN raw_title TEXT")
+    rows = conn.execute(
+        "SELECT rowid, title FROM postings WHERE raw_title IS NULL AND instr(title, ?) > 0",
+        ("\\x",),
+    ).fetchall()
+    decoded = [(*stored_title(title), rowid) for rowid, title in rows]
+    conn.executemany(
+        "UPDATE postings SET title=?, raw_title=? WHERE rowid=?",
+        [row for row in decoded if row[1] is not None],
     )
 
 
