@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core import models
+from core.embedders.backbones import backbone_details, resolve_siamese_backbone
 from core.embedders.siamese import trained_members
 from core.embedding import embed_catalog
 from core.errors import SameSameError, WeightsUnavailableError
@@ -68,8 +69,9 @@ def _mobilenet(store: Store, settings: MatchSettings, images: int) -> None:
     common.show_flashes(place="mobilenet")
     name = models.image_model_name(settings)
     st.markdown(
-        f"Model **{name}** (ImageNet {settings.image_backbone}, alpha {settings.image_alpha}, "
-        f"{settings.image_size}px). Saved in batches: a new run continues where the last stopped."
+        f"Model **{name}** (ImageNet {settings.image_backbone}, "
+        f"{backbone_details(settings.image_backbone, settings.image_alpha, settings.image_size)}"
+        "). Saved in batches: a new run continues where the last stopped."
     )
     st.caption(
         common.weights_note(
@@ -113,17 +115,17 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
     common.show_flashes(place="siamese")
     model_dir = models.siamese_dir(store)
     version = models.siamese_version(model_dir)
+    backbone = resolve_siamese_backbone(settings.siamese_backbone, settings.resolved_weights_dir())
+    chosen = " (auto)" if settings.siamese_backbone == "auto" else ""
+    details = backbone_details(backbone, settings.siamese_alpha, settings.siamese_image_size)
     st.markdown(
         f"Training builds a Siamese network with **{LOSS_NAMES[settings.siamese_loss]}** on "
-        f"**{settings.siamese_backbone}** (alpha {settings.siamese_alpha}, "
-        f"{settings.siamese_image_size}px, {_vector_size(settings)}), "
+        f"**{backbone}**{chosen} ({details}, {_vector_size(settings)}), "
         f"{settings.siamese_epochs} epoch{'s' if settings.siamese_epochs != 1 else ''}, "
         "from this catalog's labelled groups."
     )
     st.caption(
-        common.weights_note(
-            settings.siamese_backbone, settings.siamese_alpha, settings.siamese_image_size, settings
-        )
+        common.weights_note(backbone, settings.siamese_alpha, settings.siamese_image_size, settings)
     )
     history = models.siamese_history(model_dir)
     train_col, embed_col = st.columns(2)

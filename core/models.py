@@ -156,6 +156,7 @@ def train_siamese_model(
     store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
 ) -> dict:
     """Train the ensemble's Siamese network on this catalog's labelled images and save it."""
+    from core.embedders.backbones import resolve_siamese_backbone
     from core.embedders.siamese import SiameseConfig
     from core.embedders.siamese_training import train_siamese
 
@@ -167,8 +168,9 @@ def train_siamese_model(
             "has none. Import a labelled catalog with its image folder, or use --model with a "
             "model trained elsewhere."
         )
+    weights_dir = settings.resolved_weights_dir()
     config = SiameseConfig(
-        backbone=settings.siamese_backbone,
+        backbone=resolve_siamese_backbone(settings.siamese_backbone, weights_dir),
         alpha=settings.siamese_alpha,
         image_size=settings.siamese_image_size,
         embedding_dim=settings.siamese_embedding_dim,
@@ -183,7 +185,7 @@ def train_siamese_model(
         [Path(p) for p in usable["image_path"]],
         usable["label_group"].tolist(),
         config,
-        weights_dir=settings.resolved_weights_dir(),
+        weights_dir=weights_dir,
         progress=progress,
         batch_size=settings.batch_size,
     )

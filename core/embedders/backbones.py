@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.embedders.efficientnet_lite import is_lite, load_lite, preprocess_lite
+from core.embedders.efficientnet_lite import (
+    LITE_BY_STRENGTH,
+    find_weights_file,
+    is_lite,
+    load_lite,
+    preprocess_lite,
+)
 from core.errors import WeightsUnavailableError
 from core.settings.match import BACKBONES
 
@@ -52,6 +58,46 @@ def find_local_weights(
         if folder is not None and (Path(folder) / name).is_file():
             return Path(folder) / name
     return None
+
+
+def backbone_details(backbone: str, alpha: float, size: int) -> str:
+    """The input details that matter for a backbone: "alpha 0.25, 224px" or "260px"."""
+    width = f"alpha {alpha}, " if backbone in ("mobilenet", "mobilenetv2") else ""
+    return f"{width}{size}px"
+
+
+def weights_note(backbone: str, alpha: float, size: int, weights_dir: Path | None) -> str:
+    """Where a backbone's ImageNet weights are, or what to do to get them (no TensorFlow)."""
+    if is_lite(backbone):
+        try:
+            return f"Weights: `{find_weights_file(backbone, weights_dir)}`"
+        except WeightsUnavailableError as exc:
+            return str(exc)
+    found = find_local_weights(backbone, alpha, size, weights_dir)
+    if found is not None:
+        return f"Weights: `{found}`"
+    return (
+        f"Weights file `{weights_file_name(backbone, alpha, size)}` is not in `{weights_dir}` "
+        "nor the Keras cache; Keras will try to download it. Without internet, put that file "
+        "in the weights folder (Settings), or choose a backbone whose weights file you have."
+    )
+
+
+def resolve_siamese_backbone(choice: str, weights_dir: Path | None) -> str:
+    """The backbone ``choice`` means: ``auto`` is the original write-up's VGG16 when its
+    ImageNet weights are on this computer, else the strongest EfficientNet-Lite whose weights
+    package is installed (no download either way)."""
+    if choice != "auto":
+        return choice
+    if find_local_weights("vgg16", 1.0, 224, weights_dir) is not None:
+        return "vgg16"
+    for lite in LITE_BY_STRENGTH:
+        try:
+            find_weights_file(lite, weights_dir)
+        except WeightsUnavailableError:
+            continue
+        return lite
+    return "vgg16"  # Keras downloads it, or says which file to put where
 
 
 def preprocess(backbone: str, pixels: np.ndarray) -> np.ndarray:

@@ -43,6 +43,8 @@ LITE_VARIANTS = {
     "efficientnet-lite1": LiteVariant("lite1", 1.1, 240),
     "efficientnet-lite2": LiteVariant("lite2", 1.2, 260),
 }
+#: Strongest first, by F1 on unseen grocery products (BENCHMARKS.md, "EfficientNet-Lite").
+LITE_BY_STRENGTH = ("efficientnet-lite2", "efficientnet-lite0")
 #: (repeats, kernel, stride, expansion) of each stage before depth scaling; the first and last
 #: stages are not scaled in the Lite models.
 _STAGES = (
