@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from core.cli import command_names
-from tests.test_pairs import products_en, wdc_without_self_pair  # noqa: F401
+from tests.test_pairs import products_en  # noqa: F401
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -348,11 +348,11 @@ def test_train_pairs_on_a_published_file_says_what_it_set_aside(
     products_en: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    """WDC shoes' published training pairs (its one self pair left out): two pairs repeated
-    with one label, two with both."""
-    pairs = wdc_without_self_pair(products_en, tmp_path)
+    """WDC shoes' published training pairs as published: two pairs repeated with one label,
+    two with both, and one posting paired with itself (row 4270)."""
+    pairs = products_en / "wdc-shoes" / "train_pairs.csv"
     catalog = products_en / "wdc-shoes" / "train_catalog.csv"
-    chosen = tmp_path / "out" / "both-ways.csv"
+    chosen = tmp_path / "out" / "set-aside.csv"
     train = ["train", "--catalog", catalog, "--pairs", pairs]
 
     done = run_cli(*train, "--model", tmp_path / "m", "--conflicts", chosen)
@@ -360,11 +360,18 @@ def test_train_pairs_on_a_published_file_says_what_it_set_aside(
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(
-        "pairs.csv: 2 repeated pairs counted once; 2 pairs labelled both same and different "
-        f"set aside (written to {chosen})\nbest matcher: trained from "
+        "train_pairs.csv: 2 repeated pairs counted once; 2 pairs labelled both same and "
+        f"different and 1 posting paired with itself set aside (written to {chosen})\n"
+        "best matcher: trained from "
     )
-    assert pd.read_csv(chosen)["row"].tolist() == [1116, 3728, 2956, 4693]
+    assert " of 5,679 labelled pairs " in done.stdout
+    aside = pd.read_csv(chosen)
+    assert aside["row"].tolist() == [1116, 3728, 2956, 4694, 4270]
+    assert aside["reason"].tolist() == ["labelled both same and different"] * 4 + [
+        "a posting paired with itself"
+    ]
     assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert "row 4270: 'r4644395ce5be' is paired with itself; rows 1116 and 3728" in strict.stderr
     assert "rows 1116 and 3728 give the same pair ('r903b92035feb', 'rb503deb4bbb7')" in (
         strict.stderr
     )

@@ -12,7 +12,7 @@ import pytest
 
 from core import matching, models
 from core.catalog import import_catalog
-from core.catalog.pairs import read_pairs, read_pairs_report, sort_out_repeats
+from core.catalog.pairs import read_pairs, read_pairs_report, sort_out_pairs
 from core.cli import main as cli
 from core.errors import CatalogError
 from core.evaluation import evaluate_result
@@ -21,10 +21,7 @@ from tests.conftest import SHARED, require
 
 IDS = ["a", "b", "c"]
 PRODUCTS_EN = SHARED / "data" / "products-en"
-#: wdc-shoes/train_pairs.csv pairs r4644395ce5be with itself on this row (two offers with the
-#: same text get the same id); a self pair is refused, so tests that read the file through
-#: `read_pairs` leave that one row out.
-WDC_SELF_PAIR_ROW = 4270
+WDC_SHOES = PRODUCTS_EN / "wdc-shoes"
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -38,7 +35,8 @@ def _write(tmp_path: Path, text: str) -> Path:
     [
         ("left_id,right_id,same\na,b,1\na,zz,0\n", "row 3: right_id 'zz' is not in the catalog"),
         ("left_id,right_id,same\na,b,yes\n", "row 2: same is 'yes'; give 1 (same) or 0"),
-        ("left_id,right_id,same\na,b,1\nc,c,0\n", "row 3: 'c' is paired with itself"),
+        ("left_id,right_id,same\na,b,1\nzz,zz,1\n", "row 3: left_id 'zz' is not in the catalog"),
+        ("left_id,right_id,same\na,b,1\nc,c,2\n", "row 3: same is '2'; give 1 (same) or 0"),
         ("left_id,right,same\na,b,1\n", "lacks right_id"),
         ("left_id,right_id,same\n", "no pairs in the file"),
         ("", "the file is empty"),
@@ -60,11 +58,45 @@ def test_strict_refuses_a_pair_given_twice_either_way_round(tmp_path: Path) -> N
         read_pairs(path, IDS, strict=True)
 
 
+def test_strict_refuses_a_posting_paired_with_itself(tmp_path: Path) -> None:
+    path = _write(tmp_path, "left_id,right_id,same\na,b,1\nc,c,0\n")
+    with pytest.raises(CatalogError, match="row 3: 'c' is paired with itself"):
+        read_pairs(path, IDS, strict=True)
+
+
+def test_a_posting_paired_with_itself_is_set_aside_whatever_its_label(tmp_path: Path) -> None:
+    text = "left_id,right_id,same\nc,c,0\na,b,1\nc,c,1\nb,b,1\n"
+    pairs, report = read_pairs_report(_write(tmp_path, text), IDS)
+    assert pairs.values.tolist() == [["a", "b", 1, 3]]
+    assert (report.repeats, report.conflicts, report.self_pairs) == (0, 0, 2)
+    assert report.set_aside.values.tolist() == [
+        ["c", "c", 0, 2, "a posting paired with itself"],
+        ["c", "c", 1, 4, "a posting paired with itself"],
+        ["b", "b", 1, 5, "a posting paired with itself"],
+    ]
+    assert report.summary("p.csv") == "p.csv: 2 postings paired with themselves set aside"
+
+
+def test_the_summary_names_each_kind_set_aside(tmp_path: Path) -> None:
+    text = "left_id,right_id,same\na,b,1\nb,a,0\nc,c,0\nb,c,1\nc,b,1\n"
+    pairs, report = read_pairs_report(_write(tmp_path, text), IDS)
+    assert pairs.values.tolist() == [["b", "c", 1, 5]]
+    assert report.set_aside["reason"].tolist() == [
+        "labelled both same and different",
+        "labelled both same and different",
+        "a posting paired with itself",
+    ]
+    assert report.summary("p.csv", Path("/d/p-conflicts.csv")) == (
+        "p.csv: 1 repeated pair counted once; 1 pair labelled both same and different and "
+        "1 posting paired with itself set aside (written to /d/p-conflicts.csv)"
+    )
+
+
 def test_a_pair_repeated_in_reversed_order_counts_once(tmp_path: Path) -> None:
     path = _write(tmp_path, "left_id,right_id,same\na,b,1\nb,c,0\nb,a,1\n")
     pairs, report = read_pairs_report(path, IDS)
     assert pairs.values.tolist() == [["a", "b", 1, 2], ["b", "c", 0, 3]]
-    assert (report.repeats, report.conflicts) == (1, 0) and report.conflict_rows.empty
+    assert (report.repeats, report.conflicts) == (1, 0) and report.set_aside.empty
     assert report.summary("pairs.csv") == "pairs.csv: 1 repeated pair counted once"
 
 
@@ -73,10 +105,10 @@ def test_a_pair_labelled_both_ways_is_set_aside_with_all_its_rows(tmp_path: Path
     pairs, report = read_pairs_report(_write(tmp_path, text), IDS)
     assert pairs.values.tolist() == [["b", "c", 0, 3]]
     assert (report.repeats, report.conflicts) == (1, 1)
-    assert report.conflict_rows.values.tolist() == [
-        ["a", "b", 1, 2],
-        ["b", "a", 0, 4],
-        ["a", "b", 1, 6],
+    assert report.set_aside.values.tolist() == [
+        ["a", "b", 1, 2, "labelled both same and different"],
+        ["b", "a", 0, 4, "labelled both same and different"],
+        ["a", "b", 1, 6, "labelled both same and different"],
     ]
     assert report.summary("p.csv", Path("/d/p-conflicts.csv")) == (
         "p.csv: 1 repeated pair counted once; 1 pair labelled both same and different set "
@@ -86,7 +118,8 @@ def test_a_pair_labelled_both_ways_is_set_aside_with_all_its_rows(tmp_path: Path
 
 def test_a_file_without_repeats_reports_nothing(tmp_path: Path) -> None:
     _, report = read_pairs_report(_write(tmp_path, "left_id,right_id,same\na,b,1\n"), IDS)
-    assert (report.repeats, report.conflicts, report.summary("x.csv")) == (0, 0, "")
+    assert (report.repeats, report.conflicts, report.self_pairs) == (0, 0, 0)
+    assert report.set_aside.empty and report.summary("x.csv") == ""
 
 
 def test_strict_without_pairs_is_refused(tmp_path: Path, capsys) -> None:
@@ -256,20 +289,25 @@ def _by_pair(frame: pd.DataFrame) -> dict[frozenset, list[tuple[int, int]]]:
     return found
 
 
-def _assert_one_row_a_pair_and_no_conflict(pairs: pd.DataFrame, given: pd.DataFrame) -> None:
-    both = {k for k, v in _by_pair(given).items() if len({same for _, same in v}) > 1}
+def _set_aside_by_the_test(given: pd.DataFrame) -> dict[int, str]:
+    """The test's own reading of what must be set aside: row -> reason."""
+    aside = {}
+    for key, rows in _by_pair(given).items():
+        if len(key) == 1:
+            aside.update({row: "a posting paired with itself" for row, _ in rows})
+        elif len({same for _, same in rows}) > 1:
+            aside.update({row: "labelled both same and different" for row, _ in rows})
+    return aside
+
+
+def _assert_one_row_a_pair_and_nothing_set_aside(pairs: pd.DataFrame, given: pd.DataFrame) -> None:
+    aside = _set_aside_by_the_test(given)
+    by_pair = _by_pair(given)
+    aside_keys = {k for k, rows in by_pair.items() if any(row in aside for row, _ in rows)}
     keys = [frozenset(p) for p in zip(pairs["left_id"], pairs["right_id"], strict=True)]
     assert len(keys) == len(set(keys)), "a pair is given twice"
-    assert not both & set(keys), "a pair labelled both ways is in the training data"
-
-
-def wdc_without_self_pair(products_en: Path, folder: Path) -> Path:
-    """WDC shoes' published train_pairs.csv without its one self pair (row 4270): rows after it
-    move up by one."""
-    frame = pd.read_csv(products_en / "wdc-shoes" / "train_pairs.csv", dtype=str)
-    out = folder / "pairs.csv"
-    frame.drop(index=WDC_SELF_PAIR_ROW - 2).to_csv(out, index=False)
-    return out
+    assert not aside_keys & set(keys), "a pair set aside is in the training data"
+    assert not (pairs["left_id"] == pairs["right_id"]).any(), "a self pair is in the training data"
 
 
 def test_walmart_amazon_published_pairs_count_four_repeats_once(products_en: Path) -> None:
@@ -278,8 +316,9 @@ def test_walmart_amazon_published_pairs_count_four_repeats_once(products_en: Pat
     pairs, report = read_pairs_report(path, ids["posting_id"])
     given = _file_rows(path)
     assert len(given) == 8_193 and len(pairs) == 8_189
-    assert (report.repeats, report.conflicts) == (4, 0) and report.conflict_rows.empty
-    _assert_one_row_a_pair_and_no_conflict(pairs, given)
+    assert (report.repeats, report.conflicts, report.self_pairs) == (4, 0, 0)
+    assert report.set_aside.empty
+    _assert_one_row_a_pair_and_nothing_set_aside(pairs, given)
     assert set(pairs["row"]) == {min(v)[0] for v in _by_pair(given).values()}
     with pytest.raises(CatalogError) as refused:
         read_pairs(path, ids["posting_id"], strict=True)
@@ -287,30 +326,56 @@ def test_walmart_amazon_published_pairs_count_four_repeats_once(products_en: Pat
     assert named == [("1125", "5072"), ("5062", "5825"), ("6789", "7196"), ("7010", "8008")]
 
 
-def test_wdc_shoes_published_pairs_set_aside_the_two_labelled_both_ways(
-    products_en: Path,
-) -> None:
-    given = _file_rows(products_en / "wdc-shoes" / "train_pairs.csv")
-    pairs, report = sort_out_repeats(given)
-    assert len(given) == 5_686 and len(pairs) == 5_680
-    assert (report.repeats, report.conflicts) == (2, 2)
-    assert report.conflict_rows.columns.tolist() == ["left_id", "right_id", "same", "row"]
-    assert report.conflict_rows["row"].tolist() == [1116, 3728, 2956, 4694]
-    both = [v for v in _by_pair(given).values() if len({same for _, same in v}) > 1]
-    assert sorted(report.conflict_rows["row"]) == sorted(row for v in both for row, _ in v)
-    _assert_one_row_a_pair_and_no_conflict(pairs, given)
+def test_wdc_shoes_published_pairs_read_as_published(products_en: Path) -> None:
+    """Two pairs repeated with one label, two labelled both ways, and row 4270 pairing
+    r4644395ce5be with itself (two listings with the same text got one id)."""
+    path = WDC_SHOES / "train_pairs.csv"
+    ids = pd.read_csv(WDC_SHOES / "train_catalog.csv", dtype=str)["posting_id"]
+    given = _file_rows(path)
+    pairs, report = read_pairs_report(path, ids)
+    assert len(given) == 5_686 and len(pairs) == 5_679
+    assert (report.repeats, report.conflicts, report.self_pairs) == (2, 2, 1)
+    aside = report.set_aside
+    assert aside.columns.tolist() == ["left_id", "right_id", "same", "row", "reason"]
+    assert aside["row"].tolist() == [1116, 3728, 2956, 4694, 4270]
+    assert dict(zip(aside["row"], aside["reason"], strict=True)) == _set_aside_by_the_test(given)
+    assert aside.iloc[-1].tolist() == [
+        "r4644395ce5be",
+        "r4644395ce5be",
+        0,
+        4270,
+        "a posting paired with itself",
+    ]
+    _assert_one_row_a_pair_and_nothing_set_aside(pairs, given)
+    assert report.summary("train_pairs.csv") == (
+        "train_pairs.csv: 2 repeated pairs counted once; 2 pairs labelled both same and "
+        "different and 1 posting paired with itself set aside"
+    )
 
 
-def test_wdc_shoes_published_pairs_name_their_self_pair(products_en: Path) -> None:
-    with pytest.raises(CatalogError, match=r"row 4270: 'r4644395ce5be' is paired with itself"):
-        read_pairs(products_en / "wdc-shoes" / "train_pairs.csv", None)
+def test_wdc_shoes_published_pairs_strict_names_the_self_pair_first(products_en: Path) -> None:
+    ids = pd.read_csv(WDC_SHOES / "train_catalog.csv", dtype=str)["posting_id"]
+    with pytest.raises(CatalogError) as refused:
+        read_pairs(WDC_SHOES / "train_pairs.csv", ids, strict=True)
+    assert str(refused.value) == (
+        f"{WDC_SHOES / 'train_pairs.csv'}: row 4270: 'r4644395ce5be' is paired with itself; "
+        "rows 1116 and 3728 give the same pair ('r903b92035feb', 'rb503deb4bbb7'); "
+        "rows 3128 and 4139 give the same pair ('r62e5895b98ac', 'rb503deb4bbb7'); "
+        "rows 1483 and 4554 give the same pair ('r55cce57e06fd', 'rd32bea593f81'); "
+        "rows 2956 and 4694 give the same pair ('r1cd6c7099b62', 'rd100b7595f80')"
+    )
+
+
+def test_sort_out_pairs_sets_a_self_pair_aside_without_a_catalog(products_en: Path) -> None:
+    pairs, report = sort_out_pairs(_file_rows(WDC_SHOES / "train_pairs.csv"))
+    assert len(pairs) == 5_679 and report.self_pairs == 1
 
 
 @pytest.mark.slow
-def test_train_pairs_trains_on_one_row_a_pair_and_writes_the_conflicts(
+def test_train_pairs_trains_on_the_published_file_and_writes_what_it_set_aside(
     products_en: Path, tmp_path: Path, samesame_home: Path, monkeypatch, capsys
 ) -> None:
-    given = wdc_without_self_pair(products_en, tmp_path)
+    given = WDC_SHOES / "train_pairs.csv"
     trained: list[pd.DataFrame] = []
     train = models.train_best_from_pairs
 
@@ -319,23 +384,23 @@ def test_train_pairs_trains_on_one_row_a_pair_and_writes_the_conflicts(
         return train(store, settings, model_dir, pairs)
 
     monkeypatch.setattr(models, "train_best_from_pairs", spy)
-    catalog = str(products_en / "wdc-shoes" / "train_catalog.csv")
+    catalog = str(WDC_SHOES / "train_catalog.csv")
     args = ["train", "--catalog", catalog, "--pairs", str(given), "--model", str(tmp_path / "m")]
     assert cli(args) == 0, capsys.readouterr().err
-    written = samesame_home / "pairs-conflicts.csv"
+    written = samesame_home / "train_pairs-conflicts.csv"
     said = capsys.readouterr().out.splitlines()
     assert said[0] == (
-        "pairs.csv: 2 repeated pairs counted once; 2 pairs labelled both same and different "
-        f"set aside (written to {written})"
+        "train_pairs.csv: 2 repeated pairs counted once; 2 pairs labelled both same and "
+        f"different and 1 posting paired with itself set aside (written to {written})"
     )
     assert "of 5,679 labelled pairs" in said[1]
-    conflicts = pd.read_csv(written, dtype=str)
-    assert conflicts.values.tolist() == [
-        ["r903b92035feb", "rb503deb4bbb7", "0", "1116"],
-        ["r903b92035feb", "rb503deb4bbb7", "1", "3728"],
-        ["rd100b7595f80", "r1cd6c7099b62", "0", "2956"],
-        ["r1cd6c7099b62", "rd100b7595f80", "1", "4693"],
+    assert pd.read_csv(written, dtype=str).values.tolist() == [
+        ["r903b92035feb", "rb503deb4bbb7", "0", "1116", "labelled both same and different"],
+        ["r903b92035feb", "rb503deb4bbb7", "1", "3728", "labelled both same and different"],
+        ["rd100b7595f80", "r1cd6c7099b62", "0", "2956", "labelled both same and different"],
+        ["r1cd6c7099b62", "rd100b7595f80", "1", "4694", "labelled both same and different"],
+        ["r4644395ce5be", "r4644395ce5be", "0", "4270", "a posting paired with itself"],
     ]
     (pairs,) = trained
-    assert len(pairs) == 5_685 - 2 - 4
-    _assert_one_row_a_pair_and_no_conflict(pairs, _file_rows(given))
+    assert len(pairs) == 5_686 - 2 - 5
+    _assert_one_row_a_pair_and_nothing_set_aside(pairs, _file_rows(given))

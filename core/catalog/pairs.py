@@ -1,9 +1,11 @@
 """Labelled pairs files (``left_id,right_id,same`` with 1 = same product, 0 = different):
 read, checked against a catalog, every problem named by its row.
 
-Published pair files repeat pairs, a few of them with both labels. By default a pair given
-more than once with one label counts once, and a pair given with both labels is set aside
-(`PairsReport` says how many, and holds the rows); ``strict=True`` refuses any repeat."""
+Published pair files repeat pairs, a few of them with both labels, and now and then pair a
+posting with itself (two listings with the same text given one id). By default a pair given
+more than once with one label counts once, and a pair given with both labels or a posting paired
+with itself is set aside (`PairsReport` says how many, and holds the rows with the reason);
+``strict=True`` refuses any repeat and any self pair."""
 
 from __future__ import annotations
 
@@ -19,10 +21,17 @@ from core.verdicts import pair_key
 PAIR_COLUMNS = ("left_id", "right_id", "same")
 #: Problems listed in one error before "and N more".
 SHOWN = 5
+#: The ``reason`` of a set-aside row.
+BOTH_LABELS = "labelled both same and different"
+SELF_PAIR = "a posting paired with itself"
 
 
 def _no_rows() -> pd.DataFrame:
-    return pd.DataFrame({"left_id": [], "right_id": [], "same": [], "row": []})
+    return pd.DataFrame({"left_id": [], "right_id": [], "same": [], "row": [], "reason": []})
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
 
 
 @dataclass(frozen=True)
@@ -32,36 +41,44 @@ class PairsReport:
     Attributes:
         repeats: pairs given more than once with the same label, now counted once.
         conflicts: pairs given with both labels (same and different), left out.
-        conflict_rows: every row of those pairs (left_id, right_id, same, row), a pair's rows
-            together, pairs in the order the file first gives them.
+        self_pairs: postings paired with themselves (whatever the label), left out.
+        set_aside: every row of the pairs left out (left_id, right_id, same, row, reason:
+            `BOTH_LABELS` or `SELF_PAIR`), a pair's rows together, pairs in the order the file
+            first gives them.
     """
 
     repeats: int = 0
     conflicts: int = 0
-    conflict_rows: pd.DataFrame = field(default_factory=_no_rows, compare=False, repr=False)
+    self_pairs: int = 0
+    set_aside: pd.DataFrame = field(default_factory=_no_rows, compare=False, repr=False)
 
     def summary(self, name: str, written: Path | None = None) -> str:
-        """One plain sentence ("" when the file gave every pair once).
+        """One plain sentence ("" when the file gave every pair once, each of two postings).
 
         Args:
             name: how to call the file (its name).
-            written: where the conflicting rows were written, if they were.
+            written: where the set-aside rows were written, if they were.
         """
         parts = []
         if self.repeats:
-            plural = "pair" if self.repeats == 1 else "pairs"
-            parts.append(f"{self.repeats:,} repeated {plural} counted once")
+            parts.append(_count(self.repeats, "repeated pair", "repeated pairs") + " counted once")
+        aside = []
         if self.conflicts:
-            plural = "pair" if self.conflicts == 1 else "pairs"
-            where = f" (written to {written})" if written is not None else ""
-            parts.append(
-                f"{self.conflicts:,} {plural} labelled both same and different set aside{where}"
+            aside.append(_count(self.conflicts, "pair", "pairs") + f" {BOTH_LABELS}")
+        if self.self_pairs:
+            aside.append(
+                _count(
+                    self.self_pairs, "posting paired with itself", "postings paired with themselves"
+                )
             )
+        if aside:
+            where = f" (written to {written})" if written is not None else ""
+            parts.append(" and ".join(aside) + f" set aside{where}")
         return f"{name}: " + "; ".join(parts) if parts else ""
 
 
 def default_conflicts_path(pairs_path: Path) -> Path:
-    """Where the conflicting rows of ``pairs_path`` go unless the caller says: the data folder,
+    """Where the set-aside rows of ``pairs_path`` go unless the caller says: the data folder,
     as ``<file name>-conflicts.csv`` (the pairs file's own folder may be read-only)."""
     from core.settings import data_dir
 
@@ -98,12 +115,14 @@ def _read_frame(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _row_problems(frame: pd.DataFrame, known: set[str] | None) -> list[str]:
+def _row_problems(frame: pd.DataFrame, known: set[str] | None, *, strict: bool) -> list[str]:
+    """Rows no reading can use: a label other than 0/1, an id not in ``known``, and
+    (``strict``) a posting paired with itself."""
     problems = []
     for row in frame.itertuples(index=False):
         if row.same not in ("0", "1"):
             problems.append(f"row {row.row}: same is {row.same!r}; give 1 (same) or 0 (different)")
-        if row.left_id == row.right_id:
+        if strict and row.left_id == row.right_id:
             problems.append(f"row {row.row}: {row.left_id!r} is paired with itself")
         for side in ("left_id", "right_id"):
             value = getattr(row, side)
@@ -125,9 +144,10 @@ def _repeat_problems(frame: pd.DataFrame) -> list[str]:
     return problems
 
 
-def sort_out_repeats(frame: pd.DataFrame) -> tuple[pd.DataFrame, PairsReport]:
+def sort_out_pairs(frame: pd.DataFrame) -> tuple[pd.DataFrame, PairsReport]:
     """One row a pair: a pair given again with the same label (either way round) keeps its
-    first row; a pair given with both labels is left out and reported.
+    first row; a pair given with both labels, and a posting paired with itself (it always
+    matches itself: a 0 contradicts that, a 1 teaches nothing), are left out and reported.
 
     Args:
         frame: left_id, right_id, same (int 0/1), row.
@@ -141,22 +161,27 @@ def sort_out_repeats(frame: pd.DataFrame) -> tuple[pd.DataFrame, PairsReport]:
         index=frame.index,
     )
     grouped = frame.groupby([keys["lo"], keys["hi"]], sort=False)
-    conflicting = grouped["same"].transform("nunique") > 1
-    first_row = grouped["row"].transform("min")
-    conflict_rows = (
-        frame[conflicting]
-        .assign(first=first_row[conflicting])
+    itself = frame["left_id"] == frame["right_id"]
+    conflicting = (grouped["same"].transform("nunique") > 1) & ~itself
+    aside = itself | conflicting
+    set_aside = (
+        frame[aside]
+        .assign(
+            reason=itself[aside].map({True: SELF_PAIR, False: BOTH_LABELS}),
+            first=grouped["row"].transform("min")[aside],
+        )
         .sort_values(["first", "row"])
         .drop(columns=["first"])
         .reset_index(drop=True)
     )
-    repeated = keys[~conflicting].duplicated()
+    repeated = ~aside & keys.duplicated()
     report = PairsReport(
-        repeats=len(keys[~conflicting][repeated].drop_duplicates()),
+        repeats=len(keys[repeated].drop_duplicates()),
         conflicts=len(keys[conflicting].drop_duplicates()),
-        conflict_rows=conflict_rows,
+        self_pairs=frame.loc[itself, "left_id"].nunique(),
+        set_aside=set_aside,
     )
-    return frame[~conflicting][~repeated].reset_index(drop=True), report
+    return frame[~aside & ~repeated].reset_index(drop=True), report
 
 
 def read_pairs_report(
@@ -168,8 +193,9 @@ def read_pairs_report(
     Args:
         path: the pairs file.
         posting_ids: the catalog's ids, or None.
-        strict: refuse a file that gives any pair twice, instead of counting a repeat once
-            and setting aside a pair given with both labels.
+        strict: refuse a file that gives any pair twice or pairs a posting with itself,
+            instead of counting a repeat once and setting aside a pair given with both labels
+            and a posting paired with itself.
 
     Returns:
         Columns left_id, right_id, same (int 0/1), row (the file's line number); and what
@@ -177,19 +203,19 @@ def read_pairs_report(
 
     Raises:
         CatalogError: the file is missing or unreadable, lacks a column, or has rows with a
-            value other than 0/1, an unknown id, a posting paired with itself, or (strict)
+            value other than 0/1, an unknown id, or (strict) a posting paired with itself or
             a pair given twice; the message names the rows.
     """
     path = Path(path)
     frame = _read_frame(path)
     known = set(posting_ids) if posting_ids is not None else None
-    problems = _row_problems(frame, known)
+    problems = _row_problems(frame, known, strict=strict)
     if strict:
         problems += _repeat_problems(frame)
     if problems:
         _fail(path, problems)
     frame["same"] = frame["same"].astype(int)
-    return sort_out_repeats(frame)
+    return sort_out_pairs(frame)
 
 
 def read_pairs(

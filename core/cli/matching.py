@@ -46,18 +46,18 @@ def add_commands(sub) -> None:
         metavar="CSV",
         help="train best from labelled pairs (left_id,right_id,same with 1/0) instead of "
         "label groups; the database's own verdicts count too; the catalog needs no labels. "
-        "A pair given again counts once; a pair labelled both same and different is set aside",
+        "A pair given again counts once; pairs labelled both ways and self pairs are set aside",
     )
     p.add_argument(
         "--strict",
         action="store_true",
-        help="with --pairs: refuse a file that gives any pair twice",
+        help="with --pairs: refuse any pair given twice and any posting paired with itself",
     )
     p.add_argument(
         "--conflicts",
         metavar="CSV",
-        help="with --pairs: write the rows of pairs labelled both same and different here "
-        "(default: <pairs file name>-conflicts.csv in the data folder)",
+        help="with --pairs: write the set-aside rows here, each with its reason (default: "
+        "<pairs file name>-conflicts.csv in the data folder)",
     )
     p.add_argument(
         "--pipeline",
@@ -123,19 +123,20 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _given_pairs(args: argparse.Namespace, store):
-    """The --pairs file's pairs, one row a pair; says what was set right and writes the rows
-    of pairs given with both labels."""
+    """The --pairs file's pairs, one row a pair; says what was set right and writes the
+    set-aside rows (pairs given with both labels, postings paired with themselves)."""
     from core.catalog.pairs import default_conflicts_path, read_pairs_report
 
     path = Path(args.pairs)
     ids = store.postings(["posting_id"])["posting_id"]
     given, report = read_pairs_report(path, ids, strict=args.strict)
     written = None
-    if report.conflicts:
+    if not report.set_aside.empty:
         written = Path(args.conflicts) if args.conflicts else default_conflicts_path(path)
-        write_csv(report.conflict_rows, written)
-    if report.repeats or report.conflicts:
-        print(report.summary(path.name, written))
+        write_csv(report.set_aside, written)
+    said = report.summary(path.name, written)
+    if said:
+        print(said)
     return given
 
 
