@@ -90,7 +90,7 @@ def main() -> None:
                 st.error(f"Weights folder {weights} does not exist; give an existing folder.")
                 return
             try:
-                chosen = MatchSettings.from_dict({**current.to_dict(), **values})
+                chosen = current.with_values(values)
             except SameSameError as exc:
                 st.error(str(exc))
                 return

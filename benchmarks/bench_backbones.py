@@ -35,17 +35,21 @@ except ImportError:  # run as a file: benchmarks/ itself is first on sys.path
 from core.demo import build_demo_catalog
 from core.embedders.backbones import find_local_weights, load_backbone, preprocess
 from core.embedders.base import ImageEmbedder
+from core.embedders.efficientnet_lite import is_lite
 from core.errors import WeightsUnavailableError
 from core.images import load_for_model
 
 #: (backbone, MobileNet width, input pixels): the baseline default, the width available offline,
-#: the lighter Siamese option, and VGG16 at the original Siamese's 200 px and at 224 px.
+#: the lighter Siamese option, VGG16 at the original Siamese's 200 px and at 224 px, and the
+#: EfficientNet-Lite models at their own sizes.
 BACKBONES = (
     ("mobilenet", 0.25, 224),
     ("mobilenet", 1.0, 224),
     ("mobilenetv2", 1.0, 224),
     ("vgg16", 1.0, 200),
     ("vgg16", 1.0, 224),
+    ("efficientnet-lite0", 1.0, 224),
+    ("efficientnet-lite2", 1.0, 260),
 )
 
 
@@ -63,6 +67,8 @@ def build(backbone: str, alpha: float, size: int, weights_dir: Path):
     """(model, weights description): real ImageNet weights when on this machine."""
     import keras
 
+    if is_lite(backbone):
+        return load_backbone(backbone, alpha, size, weights_dir), "ImageNet (registry package)"
     if find_local_weights(backbone, alpha, size, weights_dir) is not None:
         return load_backbone(backbone, alpha, size, weights_dir), "ImageNet (local file)"
     try:
@@ -160,7 +166,7 @@ def main() -> None:
         for backbone, alpha, size in (b for b in BACKBONES if b[0] in wanted):
             model, weights = build(backbone, alpha, size, weights_dir)
             inputs = preprocess(backbone, np.stack([load_for_model(p, size) for p in paths]))
-            label = f"{backbone} a{alpha:g}" if backbone != "vgg16" else backbone
+            label = f"{backbone} a{alpha:g}" if backbone.startswith("mobilenet") else backbone
             for backend in args.backends.split(","):
                 embedder = _Backbone(backbone, model, size, args.batch_size).serve_with(backend)
 

@@ -212,3 +212,41 @@ def test_calibrated_setting_reads_the_distance_stored_with_the_model(tmp_path: P
     assert "trained without one (retrain it to calibrate)" in note
     _, note = with_calibrated_distance(calibrated, tmp_path / "missing")
     assert note.startswith("No calibrated Siamese distance: there is no trained Siamese model")
+
+
+def test_a_new_backbone_brings_its_own_photo_threshold_unless_one_was_set_by_hand() -> None:
+    from core.settings.match import BACKBONE_IMAGE_COSINE
+
+    lite2 = BACKBONE_IMAGE_COSINE["efficientnet-lite2"]
+    assert lite2 != 0.85
+    chosen = MatchSettings().replace(image_backbone="efficientnet-lite2")
+    assert chosen.baseline_image_cosine == lite2
+    assert chosen.replace(image_backbone="mobilenet").baseline_image_cosine == 0.85
+    # Given with the backbone, or set by hand before: the person's number stays.
+    given = MatchSettings().replace(image_backbone="efficientnet-lite2", baseline_image_cosine=0.7)
+    assert given.baseline_image_cosine == 0.7
+    by_hand = MatchSettings(baseline_image_cosine=0.9).replace(image_backbone="efficientnet-lite2")
+    assert by_hand.baseline_image_cosine == 0.9
+    # A form hands back every field: only what differs counts as changed.
+    form = {**MatchSettings().to_dict(), "image_backbone": "efficientnet-lite0"}
+    from_form = MatchSettings().with_values(form)
+    assert from_form.baseline_image_cosine == BACKBONE_IMAGE_COSINE["efficientnet-lite0"]
+
+
+def test_the_backbone_flag_brings_its_threshold_and_an_explicit_one_wins(tmp_path) -> None:
+    import argparse
+
+    from core.cli.common import settings_args, settings_from
+    from core.settings.match import BACKBONE_IMAGE_COSINE
+    from core.store import Store
+
+    parser = argparse.ArgumentParser()
+    settings_args(parser)
+    with Store(tmp_path / "flags.db") as store:
+        args = parser.parse_args(["--backbone", "efficientnet-lite2"])
+        assert (
+            settings_from(args, store).baseline_image_cosine
+            == (BACKBONE_IMAGE_COSINE["efficientnet-lite2"])
+        )
+        args = parser.parse_args(["--backbone", "efficientnet-lite2", "--image-threshold", "0.6"])
+        assert settings_from(args, store).baseline_image_cosine == 0.6

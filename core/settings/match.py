@@ -4,6 +4,7 @@ defaults, each described once (`core.settings.fields.setting`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from core.errors import SameSameError
 from core.settings.best import BestTrainingSettings
@@ -11,6 +12,14 @@ from core.settings.fields import SettingSpec, setting, specs
 
 BACKBONES = ("mobilenet", "mobilenetv2", "vgg16", "efficientnet-lite0", "efficientnet-lite2")
 MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
+#: Each backbone's own baseline photo-cosine threshold: the seed's 0.85 for MobileNet; for the
+#: EfficientNet-Lite models the cosine with the best F1 on the grocery training products, kept
+#: apart from 13 held-back products (BENCHMARKS.md, "Each backbone's own photo threshold").
+BACKBONE_IMAGE_COSINE = {
+    "mobilenet": 0.85,
+    "efficientnet-lite0": 0.58,
+    "efficientnet-lite2": 0.62,
+}
 INFERENCE_BACKENDS = ("auto", "tensorflow", "openvino", "openvino-bf16")
 NEIGHBOUR_BACKENDS = ("auto", "sklearn", "faiss", "hnsw")
 SIAMESE_LOSSES = ("margin", "triplet", "arcface")
@@ -37,8 +46,9 @@ class MatchSettings(BestTrainingSettings):
     baseline_image_cosine: float = setting(
         0.85,
         "Photo cosine ≥",
-        "How alike two photos must look to the ImageNet MobileNet "
-        "(1 = the same picture) for the baseline to call them one product.",
+        "How alike two photos must look to the ImageNet backbone (1 = the same picture) for "
+        "the baseline to call them one product. Each backbone brings its own when chosen: "
+        "0.85 for MobileNet (the original), its best on labelled products for the others.",
         BASELINE,
         minimum=0.0,
         maximum=1.0,
@@ -175,7 +185,9 @@ class MatchSettings(BestTrainingSettings):
     image_backbone: str = setting(
         "mobilenet",
         "Backbone",
-        "The ImageNet network whose pooled features compare photos.",
+        "The ImageNet network whose pooled features compare photos: MobileNet as in the "
+        "original; EfficientNet-Lite0 and Lite2 (weights installed with the app) tell unseen "
+        "products apart better. Choosing one also sets its own photo threshold.",
         IMAGE_MODEL,
         choices=BACKBONES,
         flag="--backbone",
@@ -342,6 +354,28 @@ class MatchSettings(BestTrainingSettings):
             )
         if problems:
             raise SameSameError("Invalid settings: " + "; ".join(problems))
+
+    def replace(self, **changes: Any) -> MatchSettings:
+        """These settings with ``changes``. A new image backbone brings its own photo
+        threshold (`BACKBONE_IMAGE_COSINE`) unless the change gives one or the current one
+        was set by hand (it differs from the current backbone's own)."""
+        backbone = changes.get("image_backbone", self.image_backbone)
+        own = BACKBONE_IMAGE_COSINE.get(backbone)
+        if (
+            backbone != self.image_backbone
+            and own is not None
+            and "baseline_image_cosine" not in changes
+            and self.baseline_image_cosine == BACKBONE_IMAGE_COSINE.get(self.image_backbone)
+        ):
+            changes["baseline_image_cosine"] = own
+        return super().replace(**changes)
+
+    def with_values(self, values: dict[str, Any]) -> MatchSettings:
+        """These settings with ``values`` (typed or stored) applied; only the values that
+        differ count as changes (a form hands back every field)."""
+        parsed = type(self).from_dict({**self.to_dict(), **values}).to_dict()
+        current = self.to_dict()
+        return self.replace(**{k: v for k, v in parsed.items() if v != current[k]})
 
     def resolved_weights_dir(self):
         from pathlib import Path
