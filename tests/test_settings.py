@@ -250,3 +250,22 @@ def test_the_backbone_flag_brings_its_threshold_and_an_explicit_one_wins(tmp_pat
         )
         args = parser.parse_args(["--backbone", "efficientnet-lite2", "--image-threshold", "0.6"])
         assert settings_from(args, store).baseline_image_cosine == 0.6
+
+
+def test_a_backbone_chosen_from_another_catalog_brings_its_threshold_here_too(tmp_path) -> None:
+    from core.settings.match import BACKBONE_IMAGE_COSINE
+    from core.store import Store
+
+    with Store(tmp_path / "a.db") as first, Store(tmp_path / "b.db") as second:
+        first.save_settings(MatchSettings())  # MobileNet, its own 0.85
+        second.save_settings(MatchSettings(baseline_image_cosine=0.9))  # set by hand
+        # The backbone is a machine setting: chosen while the first catalog is open …
+        first.save_settings(first.load_settings().replace(image_backbone="efficientnet-lite2"))
+        lite2 = BACKBONE_IMAGE_COSINE["efficientnet-lite2"]
+        assert first.load_settings().baseline_image_cosine == lite2
+        # … it applies to the second too, whose hand-set threshold stays.
+        assert second.load_settings().image_backbone == "efficientnet-lite2"
+        assert second.load_settings().baseline_image_cosine == 0.9
+        # Back to MobileNet: the first catalog's threshold follows.
+        first.save_settings(first.load_settings().replace(image_backbone="mobilenet"))
+        assert first.load_settings().baseline_image_cosine == 0.85

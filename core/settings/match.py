@@ -20,6 +20,13 @@ BACKBONE_IMAGE_COSINE = {
     "efficientnet-lite0": 0.58,
     "efficientnet-lite2": 0.62,
 }
+
+
+def own_image_cosine(backbone: str) -> float:
+    """A backbone's own photo threshold; the write-up's 0.85 where none was measured."""
+    return BACKBONE_IMAGE_COSINE.get(backbone, 0.85)
+
+
 INFERENCE_BACKENDS = ("auto", "tensorflow", "openvino", "openvino-bf16")
 NEIGHBOUR_BACKENDS = ("auto", "sklearn", "faiss", "hnsw")
 SIAMESE_LOSSES = ("margin", "triplet", "arcface")
@@ -357,17 +364,15 @@ class MatchSettings(BestTrainingSettings):
 
     def replace(self, **changes: Any) -> MatchSettings:
         """These settings with ``changes``. A new image backbone brings its own photo
-        threshold (`BACKBONE_IMAGE_COSINE`) unless the change gives one or the current one
-        was set by hand (it differs from the current backbone's own)."""
+        threshold (`own_image_cosine`) unless the change gives one or the current one was set
+        by hand (it differs from the current backbone's own)."""
         backbone = changes.get("image_backbone", self.image_backbone)
-        own = BACKBONE_IMAGE_COSINE.get(backbone)
         if (
             backbone != self.image_backbone
-            and own is not None
             and "baseline_image_cosine" not in changes
-            and self.baseline_image_cosine == BACKBONE_IMAGE_COSINE.get(self.image_backbone)
+            and self.baseline_image_cosine == own_image_cosine(self.image_backbone)
         ):
-            changes["baseline_image_cosine"] = own
+            changes["baseline_image_cosine"] = own_image_cosine(backbone)
         return super().replace(**changes)
 
     def with_values(self, values: dict[str, Any]) -> MatchSettings:

@@ -18,6 +18,8 @@ from core.settings import MatchSettings
 from core.store import schema
 
 logger = logging.getLogger(__name__)
+#: Key, beside a catalog's settings, of the image backbone its photo threshold was saved with.
+THRESHOLD_BACKBONE = "photo_threshold_backbone"
 
 #: Database path -> ((path, database id, data revision), `StoreBase.info` counts).
 _INFO_CACHE: dict[str, tuple[tuple, dict[str, Any]]] = {}
@@ -105,6 +107,7 @@ class StoreBase:
                     schema.upgrade_from_v1(conn)
                 schema.upgrade_to_v3(conn)
                 schema.upgrade_to_v4(conn)
+                schema.upgrade_to_v5(conn)
             # The id names this catalog wherever the file is copied or moved (models record
             # which catalog they learnt from); given at creation so every copy shares it.
             conn.execute(
@@ -153,12 +156,19 @@ class StoreBase:
         from core.settings.machine import load_machine_values
 
         stored = self.get_setting("match_settings", {}) or {}
-        return MatchSettings.from_dict({**stored, **load_machine_values()})
+        machine = load_machine_values()
+        # The catalog's photo threshold belongs to the backbone it was saved with; a backbone
+        # chosen since (machine-wide, from any catalog) brings its own unless set by hand.
+        saved_with = {"image_backbone": stored.get(THRESHOLD_BACKBONE, "mobilenet")}
+        settings = MatchSettings.from_dict({**stored, **machine, **saved_with})
+        backbone = machine.get("image_backbone", MatchSettings().image_backbone)
+        return settings.with_values({"image_backbone": backbone})
 
     def save_settings(self, settings: MatchSettings) -> None:
         from core.settings.machine import MACHINE_NAMES, save_machine_values
 
         catalog = {k: v for k, v in settings.to_dict().items() if k not in MACHINE_NAMES}
+        catalog[THRESHOLD_BACKBONE] = settings.image_backbone
         self.set_setting("match_settings", catalog)
         save_machine_values(settings)
 
