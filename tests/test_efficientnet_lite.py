@@ -108,7 +108,7 @@ def test_auto_siamese_backbone_is_vgg16_only_where_its_weights_are(
     from core.embedders.backbones import resolve_siamese_backbone, weights_file_name
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    assert resolve_siamese_backbone("auto", tmp_path) == "efficientnet-lite2"
+    assert resolve_siamese_backbone("auto", tmp_path) == "efficientnet-lite0"
     assert resolve_siamese_backbone("mobilenet", tmp_path) == "mobilenet"
     (tmp_path / weights_file_name("vgg16", 1.0, 224)).write_bytes(b"h5")
     assert resolve_siamese_backbone("auto", tmp_path) == "vgg16"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.embedders.efficientnet_lite import (
-    LITE_BY_STRENGTH,
+    SIAMESE_LITE_ORDER,
     find_weights_file,
     is_lite,
     load_lite,
@@ -85,13 +85,13 @@ def weights_note(backbone: str, alpha: float, size: int, weights_dir: Path | Non
 
 def resolve_siamese_backbone(choice: str, weights_dir: Path | None) -> str:
     """The backbone ``choice`` means: ``auto`` is the original write-up's VGG16 when its
-    ImageNet weights are on this computer, else the strongest EfficientNet-Lite whose weights
-    package is installed (no download either way)."""
+    ImageNet weights are on this computer, else the EfficientNet-Lite that trained best on
+    unseen products whose weights package is installed (no download either way)."""
     if choice != "auto":
         return choice
     if find_local_weights("vgg16", 1.0, 224, weights_dir) is not None:
         return "vgg16"
-    for lite in LITE_BY_STRENGTH:
+    for lite in SIAMESE_LITE_ORDER:
         try:
             find_weights_file(lite, weights_dir)
         except WeightsUnavailableError:

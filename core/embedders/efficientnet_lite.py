@@ -43,8 +43,10 @@ LITE_VARIANTS = {
     "efficientnet-lite1": LiteVariant("lite1", 1.1, 240),
     "efficientnet-lite2": LiteVariant("lite2", 1.2, 260),
 }
-#: Strongest first, by F1 on unseen grocery products (BENCHMARKS.md, "EfficientNet-Lite").
-LITE_BY_STRENGTH = ("efficientnet-lite2", "efficientnet-lite0")
+#: The Siamese network's backbone when VGG16's weights are missing, best first: chosen by
+#: nested selection on grocery training products (Lite0 0.708 calibrated inner F1, Lite2 0.705,
+#: MobileNet 0.25 0.578; docs/benchmarks/efficientnet-lite.md).
+SIAMESE_LITE_ORDER = ("efficientnet-lite0", "efficientnet-lite2")
 #: (repeats, kernel, stride, expansion) of each stage before depth scaling; the first and last
 #: stages are not scaled in the Lite models.
 _STAGES = (

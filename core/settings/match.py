@@ -224,7 +224,7 @@ class MatchSettings(BestTrainingSettings):
         "auto",
         "Backbone",
         "The ImageNet network the Siamese network is built on. auto: VGG16 as in the original "
-        "when its weights file is on this computer, else EfficientNet-Lite2, whose weights "
+        "when its weights file is on this computer, else EfficientNet-Lite0, whose weights "
         "come installed (stronger on unseen products than MobileNet, and far faster than "
         "VGG16 on a CPU).",
         SIAMESE,
