@@ -107,7 +107,7 @@ def test_a_run_stored_before_clusters_were_kept_gets_them_once(
         old.conn.execute("DROP INDEX matches_by_match")
         old.conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     with Store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         pid = store.load_match_pairs("baseline")["left"].iloc[0]
         assert store.cluster_of("baseline", pid)[0] == [pid]  # nothing kept yet
         run = matching.summarised_run(store, "baseline")

@@ -305,7 +305,7 @@ def test_a_version_1_database_is_upgraded_with_its_matches_and_runs(tmp_path: Pa
         )
 
     with Store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         assert store.count_postings() == 3 and store.catalog_revision == 3
         pairs = store.load_match_pairs("baseline").sort_values("right").reset_index(drop=True)
         run = store.match_run("baseline")
@@ -343,7 +343,7 @@ def test_a_version_3_database_gains_raw_titles_and_keeps_its_rows(tmp_path: Path
         revision = old.catalog_revision
 
     with Store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         rows = store.postings().set_index("posting_id")
         kept = {pid: store.posting(pid)["raw_title"] for pid in ("p1", "p2", "p3")}
         assert store.catalog_revision == revision

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from core.store.base import StoreBase
 from core.store.matches import MatchesMixin
+from core.store.photo_text import PhotoTextMixin
 from core.store.postings import PostingsMixin
 from core.store.schema import SCHEMA_VERSION
 from core.store.vectors import VectorsMixin
 
 
-class Store(PostingsMixin, VectorsMixin, MatchesMixin, StoreBase):
+class Store(PostingsMixin, VectorsMixin, MatchesMixin, PhotoTextMixin, StoreBase):
     """A SameSame product database.
 
     Args:

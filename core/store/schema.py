@@ -10,7 +10,7 @@ import numpy as np
 from core.matches import SCORE_COLUMNS
 from core.text import stored_title
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Per-pair score columns of the matches table (NULL where a modality is absent).
 MATCH_SCORE_COLUMNS = SCORE_COLUMNS
@@ -119,6 +119,27 @@ CREATE TABLE IF NOT EXISTS match_runs (
     + _V3
 )
 
+# Text read from photos (v5, `core.ocr`): what each image file says, by the digest of its
+# bytes and the reader that read it (a photo posted twice, or imported again from another
+# folder, is read once), and each file's digest by path, size and modification time (so an
+# unchanged file is not hashed again).
+_V5 = """
+CREATE TABLE IF NOT EXISTS photo_text (
+    digest TEXT NOT NULL,       -- SHA-256 of the image file's bytes
+    reader TEXT NOT NULL,       -- OCR package, version and sizes (core.ocr.READER)
+    lines TEXT NOT NULL,        -- JSON [[text, confidence], ...] in reading order
+    seconds REAL NOT NULL,
+    read_at REAL NOT NULL,
+    PRIMARY KEY (digest, reader)
+);
+CREATE TABLE IF NOT EXISTS photo_files (
+    image_path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    digest TEXT NOT NULL
+);
+"""
+
 
 _INSERT_V2_PAIR = (
     "INSERT INTO matches (pipeline, posting_id, match_id, rule, similarity, listed, "
@@ -134,7 +155,7 @@ def _statements(script: str) -> list[str]:
 
 
 def create(conn: sqlite3.Connection) -> None:
-    for statement in _statements(_TABLES) + _statements(_MATCHES):
+    for statement in _statements(_TABLES) + _statements(_MATCHES) + _statements(_V5):
         conn.execute(statement)
 
 
@@ -191,6 +212,13 @@ def upgrade_to_v4(conn: sqlite3.Connection) -> None:
         "UPDATE postings SET title=?, raw_title=? WHERE rowid=?",
         [row for row in decoded if row[1] is not None],
     )
+
+
+def upgrade_to_v5(conn: sqlite3.Connection) -> None:
+    """v5 adds the photo text cache (empty: photos are read by ``python -m core ocr``);
+    nothing stored before changes."""
+    for statement in _statements(_V5):
+        conn.execute(statement)
 
 
 def _old_problem_kind(field: str, text: str) -> str:
