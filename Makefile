@@ -1,11 +1,12 @@
 # Two commands do everything on a fresh machine:
 #   make run   - create .venv, install, start the app on the built-in demo catalog
-#   make test  - create .venv, install (Chromium too), lint, run the whole test suite
+#   make test  - create .venv, install (Chromium and the optional OCR package too), lint, run
+#                the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test setup setup-dev browser lint clean
+.PHONY: run test setup setup-dev setup-ocr browser lint clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +18,14 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Optional: text read from photos (python -m core ocr); tests install it so CI tests it.
+$(VENV)/.ocr: $(VENV)/.runtime requirements-ocr.txt
+	$(PY) -m pip install --quiet -r requirements-ocr.txt
+	touch $@
+
 setup: $(VENV)/.runtime
 setup-dev: $(VENV)/.dev
+setup-ocr: $(VENV)/.ocr
 
 run: setup
 	$(PY) -m streamlit run app.py
@@ -30,7 +37,7 @@ lint: setup-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: setup-dev browser lint
+test: setup-dev setup-ocr browser lint
 	$(PY) -m pytest
 
 clean:

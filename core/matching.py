@@ -160,6 +160,11 @@ def run_pipeline(
 
         options["model"] = BestMatcher.load(models.best_dir(store, model_dir))
         options["stages"] = stages
+        if options["model"].info.get("photo_text"):
+            from core.ocr import add_photo_text  # the evidence the model was trained with
+
+            inputs, notice = add_photo_text(store, inputs)
+            notices += [notice] if notice else []
     # The reviewer's verdicts overrule the scores before anything is stored or counted; what
     # the rules said about the reviewed pairs is kept for the estimates of precision.
     own = pipe.match(inputs, settings, progress, **options)

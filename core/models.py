@@ -270,6 +270,16 @@ def _training_inputs(store: Store, postings: pd.DataFrame, settings: MatchSettin
     return inputs, image_model if use_images else None
 
 
+def _with_photo_text(store: Store, inputs, settings: MatchSettings):
+    """The training postings with the text read from their photos after their titles, when
+    the settings ask for it (``best_photo_text``; the model records it and matches so)."""
+    if not settings.best_photo_text:
+        return inputs
+    from core.ocr import training_photo_text
+
+    return training_photo_text(store, inputs)
+
+
 def train_best_model(
     store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
 ) -> dict:
@@ -290,6 +300,7 @@ def train_best_model(
             "postings of the same product share a value); this catalog has none."
         )
     inputs, image_model = _training_inputs(store, labelled, settings)
+    inputs = _with_photo_text(store, inputs, settings)
     # Labels and verdicts combine: the reviewer's word corrects the labels it contradicts.
     labels, corrected = labels_with_verdicts(
         labelled["posting_id"].tolist(), labelled["label_group"].tolist(), store.reviews()
@@ -297,6 +308,7 @@ def train_best_model(
     started = time.perf_counter()
     matcher = BestMatcher.fit(inputs, labels, settings, progress)
     matcher.info["image_model"] = image_model
+    matcher.info["photo_text"] = settings.best_photo_text
     matcher.info["verdicts_applied"] = corrected
     matcher.info["catalog"] = catalog_stamp(store)
     matcher.save(Path(model_dir))
@@ -317,6 +329,7 @@ def train_best_from_pairs(
 
     postings = store.postings()
     inputs, image_model = _training_inputs(store, postings, settings)
+    inputs = _with_photo_text(store, inputs, settings)
     position = pd.Index(postings["posting_id"])
     triples = list(
         zip(
@@ -339,6 +352,7 @@ def train_best_from_pairs(
     booster, names, info = fit_from_pairs(inputs, triples, config, settings.to_dict(), weak)
     matcher = BestMatcher(config, booster, None, names, [], None, info)
     matcher.info["image_model"] = image_model
+    matcher.info["photo_text"] = settings.best_photo_text
     matcher.info["catalog"] = catalog_stamp(store)
     matcher.save(Path(model_dir))
     record_training(store, model_dir, BEST)

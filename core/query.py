@@ -136,6 +136,13 @@ def query_item(
                 f"The {pipeline} pipeline needs a trained model: train it on a labelled catalog "
                 "first."
             )
+        if best_matcher.info.get("photo_text"):
+            from core.ocr import item_photo_text, title_with_photo_text
+
+            text, said = item_photo_text(item.image)
+            title = title_with_photo_text(title, text)
+            if said and notices is not None:
+                notices.append(said)
         return _model_query(store, best_matcher, title, item_hash, vector, image_model, top_n)
     from core.query_index import INDEXED_QUERY_FROM, open_query_index
 
@@ -312,6 +319,10 @@ def _model_query(
     catalog plus the item, by the same `BestMatcher.decide` as the batch run."""
     model = (matcher.info.get("image_model"), image_model[1] if image_model else None)
     inputs = _with_item(store, title, item_hash, vector, model if model[0] else None)
+    if matcher.info.get("photo_text"):
+        from core.ocr import add_photo_text  # the catalog's side; the item's is in its title
+
+        inputs, _ = add_photo_text(store, inputs)
     item = inputs.size - 1
     table, prob1, prob = matcher.probabilities(inputs)
     decided = matcher.decide(inputs, table, prob1, prob)

@@ -11,7 +11,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 
-HEAVY = ("tensorflow", "keras", "faiss", "streamlit", "torch")
+HEAVY = ("tensorflow", "keras", "faiss", "streamlit", "torch", "rapidocr_onnxruntime", "cv2")
 
 
 @pytest.mark.parametrize(
@@ -20,6 +20,7 @@ HEAVY = ("tensorflow", "keras", "faiss", "streamlit", "torch")
         "import core",
         "import core.matching, core.models, core.cli, core.catalog, core.query, core.pipelines",
         "import core.embedders, core.embedding, core.translate, core.candidates, core.engine",
+        "import core.ocr, core.cli.ocr",
     ],
 )
 def test_import_leaves_heavy_libraries_unloaded(statement: str) -> None:

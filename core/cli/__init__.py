@@ -1,4 +1,4 @@
-"""``python -m core``: import, embed, train, match, evaluate, link, export, demo, info,
+"""``python -m core``: import, embed, train, match, evaluate, ocr, link, export, demo, info,
 spark-match, serve.
 
 Exit codes: 0 success, 2 bad input or a problem the user can fix (message on stderr), 130 when
@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from core.cli import catalog, link, matching, serve, spark
+from core.cli import catalog, link, matching, ocr, serve, spark
 from core.cli.common import EXIT_BAD_INPUT
 from core.errors import SameSameError
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     catalog.add_commands(sub)
     matching.add_commands(sub)
+    ocr.add_commands(sub)
     link.add_commands(sub)
     spark.add_commands(sub)
     serve.add_commands(sub)

@@ -79,6 +79,14 @@ class BestTrainingSettings(SettingsBase):
         BEST,
         advanced=True,
     )
+    best_photo_text: bool = setting(
+        False,
+        "Text read from photos",
+        "Train with the text printed on each photo (brand, size: python -m core ocr reads "
+        "it) after the title; the model keeps using it when it matches.",
+        BEST,
+        advanced=True,
+    )
     best_graph_stage: bool = setting(
         True,
         "Graph stage",
