@@ -108,6 +108,23 @@ def test_each_photo_is_read_once(read_slice, grocery_dir: Path, tmp_path: Path) 
 
 
 @pytest.mark.slow
+def test_an_interrupted_run_keeps_its_batches(grocery_dir: Path, reader_ready, tmp_path):
+    def stop_inside_second_batch(done: int, total: int) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with Store(tmp_path / "db.db") as store:
+        _import(store, _slice(grocery_dir, per_product=1), grocery_dir / "images", tmp_path)
+        with pytest.raises(KeyboardInterrupt):
+            ocr.read_catalog_photos(store, batch=2, progress=stop_inside_second_batch)
+        kept = len(ocr.catalog_photo_texts(store))
+        rest = ocr.read_catalog_photos(store, batch=2)
+
+    assert kept == 2  # the first batch; the one in hand when interrupted is not half-saved
+    assert (rest.read, rest.reused, rest.failed) == (4, 2, 0)
+
+
+@pytest.mark.slow
 def test_a_broken_photo_is_skipped_and_counted(grocery_dir: Path, reader_ready, tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
