@@ -116,11 +116,15 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
     model_dir = models.siamese_dir(store)
     version = models.siamese_version(model_dir)
     backbone = resolve_siamese_backbone(settings.siamese_backbone, settings.resolved_weights_dir())
-    chosen = " (auto)" if settings.siamese_backbone == "auto" else ""
+    chosen = ""
+    if settings.siamese_backbone == "auto":
+        chosen = "; chosen for you" + (
+            "" if backbone == "vgg16" else ", as VGG16's weights are not on this computer"
+        )
     details = backbone_details(backbone, settings.siamese_alpha, settings.siamese_image_size)
     st.markdown(
         f"Training builds a Siamese network with **{LOSS_NAMES[settings.siamese_loss]}** on "
-        f"**{backbone}**{chosen} ({details}, {_vector_size(settings)}), "
+        f"**{backbone}** ({details}, {_vector_size(settings)}{chosen}), "
         f"{settings.siamese_epochs} epoch{'s' if settings.siamese_epochs != 1 else ''}, "
         "from this catalog's labelled groups."
     )
