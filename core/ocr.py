@@ -38,18 +38,20 @@ OCR_VERSION = "1.4.4"
 INSTALL_HINT = f"pip install {OCR_PACKAGE}=={OCR_VERSION}"
 
 #: A photo's longest side is shrunk to this many pixels before reading (JPEGs decode at a
-#: reduced scale). On the 30 Shopee photos (300 to 4500 px): 1.07 s a photo against 1.88 s
-#: at the package's own 2000, 99 % of the same words; 640 px lost 16 % of them.
+#: reduced scale). On the 30 Shopee photos (300 to 4500 px) it keeps 99 % of the words read
+#: at the package's own 2000 px in two thirds of the time (0.31 against 0.46 s a photo);
+#: 640 px lost 16 % of them (benchmarks/bench_ocr_reader.py --part sizes).
 MAX_SIDE = 1024
 #: The detector's input: the shorter side is scaled to this many pixels (the package's 736).
-#: On grocery photos (348 px) 480 found as many same-product words and 960 took twice as long.
+#: On 100 grocery training photos (348 px) 480 and 960 found about as many same-product
+#: words (17 and 19 against 17), with no time difference clear of the shared cores' noise.
 DETECTOR_SIDE = 736
 #: Lines the recogniser is less sure of are dropped. Chosen on the 48 grocery training
 #: products: at 0.7 a photo's nearest photo by its text is most often the same product
 #: (112 of 432 photos, 70 % of those with a neighbour; 0.5: 108, 65 %; 0.9: 101); below it
 #: most lines are glyphs read into glare, shelves and fruit skin.
 MIN_CONFIDENCE = 0.7
-#: What read the stored lines: a new version or detector size reads the photos again.
+#: What read the stored lines: another version or size reads the photos again.
 READER = f"{OCR_PACKAGE}-{OCR_VERSION}/side{MAX_SIDE}/det{DETECTOR_SIDE}"
 
 
