@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core import models
-from core.embedders.backbones import backbone_details, resolve_siamese_backbone
+from core.embedders.backbones import backbone_details, resolve_siamese_inputs
 from core.embedders.siamese import trained_members
 from core.embedding import embed_catalog
 from core.errors import SameSameError, WeightsUnavailableError
@@ -115,22 +115,22 @@ def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int)
     common.show_flashes(place="siamese")
     model_dir = models.siamese_dir(store)
     version = models.siamese_version(model_dir)
-    backbone = resolve_siamese_backbone(settings.siamese_backbone, settings.resolved_weights_dir())
+    backbone, size = resolve_siamese_inputs(
+        settings.siamese_backbone, settings.siamese_image_size, settings.resolved_weights_dir()
+    )
     chosen = ""
     if settings.siamese_backbone == "auto":
         chosen = "; chosen for you" + (
             "" if backbone == "vgg16" else ", as VGG16's weights are not on this computer"
         )
-    details = backbone_details(backbone, settings.siamese_alpha, settings.siamese_image_size)
+    details = backbone_details(backbone, settings.siamese_alpha, size)
     st.markdown(
         f"Training builds a Siamese network with **{LOSS_NAMES[settings.siamese_loss]}** on "
         f"**{backbone}** ({details}, {_vector_size(settings)}{chosen}), "
         f"{settings.siamese_epochs} epoch{'s' if settings.siamese_epochs != 1 else ''}, "
         "from this catalog's labelled groups."
     )
-    st.caption(
-        common.weights_note(backbone, settings.siamese_alpha, settings.siamese_image_size, settings)
-    )
+    st.caption(common.weights_note(backbone, settings.siamese_alpha, size, settings))
     history = models.siamese_history(model_dir)
     train_col, embed_col = st.columns(2)
     with train_col:

@@ -156,7 +156,7 @@ def train_siamese_model(
     store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
 ) -> dict:
     """Train the ensemble's Siamese network on this catalog's labelled images and save it."""
-    from core.embedders.backbones import resolve_siamese_backbone
+    from core.embedders.backbones import resolve_siamese_inputs
     from core.embedders.siamese import SiameseConfig
     from core.embedders.siamese_training import train_siamese
 
@@ -169,10 +169,13 @@ def train_siamese_model(
             "model trained elsewhere."
         )
     weights_dir = settings.resolved_weights_dir()
+    backbone, size = resolve_siamese_inputs(
+        settings.siamese_backbone, settings.siamese_image_size, weights_dir
+    )
     config = SiameseConfig(
-        backbone=resolve_siamese_backbone(settings.siamese_backbone, weights_dir),
+        backbone=backbone,
         alpha=settings.siamese_alpha,
-        image_size=settings.siamese_image_size,
+        image_size=size,
         embedding_dim=settings.siamese_embedding_dim,
         epochs=settings.siamese_epochs,
         loss=settings.siamese_loss,

@@ -105,13 +105,21 @@ def test_a_damaged_weights_file_is_reported(monkeypatch, tmp_path: Path) -> None
 def test_auto_siamese_backbone_is_vgg16_only_where_its_weights_are(
     tmp_path: Path, monkeypatch
 ) -> None:
-    from core.embedders.backbones import resolve_siamese_backbone, weights_file_name
+    from core.embedders.backbones import (
+        resolve_siamese_backbone,
+        resolve_siamese_inputs,
+        weights_file_name,
+    )
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    assert resolve_siamese_backbone("auto", tmp_path) == "efficientnet-lite0"
+    assert resolve_siamese_backbone("auto", tmp_path) == "efficientnet-lite2"
+    assert resolve_siamese_inputs("auto", 0, tmp_path) == ("efficientnet-lite2", 260)
+    assert resolve_siamese_inputs("efficientnet-lite0", 0, tmp_path) == ("efficientnet-lite0", 224)
+    assert resolve_siamese_inputs("mobilenet", 96, tmp_path) == ("mobilenet", 96)
     assert resolve_siamese_backbone("mobilenet", tmp_path) == "mobilenet"
     (tmp_path / weights_file_name("vgg16", 1.0, 224)).write_bytes(b"h5")
     assert resolve_siamese_backbone("auto", tmp_path) == "vgg16"
+    assert resolve_siamese_inputs("auto", 0, tmp_path) == ("vgg16", 200)
 
 
 def test_weights_note_points_at_the_package_file_or_says_what_to_install(

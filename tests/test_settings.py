@@ -39,7 +39,7 @@ def test_settings_are_frozen() -> None:
         ),
         ({"image_backbone": "resnet"}, "image_backbone must be one of mobilenet"),
         ({"image_alpha": 0.3}, "image_alpha must be one of 0.25, 0.5, 0.75, 1.0, not 0.3"),
-        ({"siamese_image_size": 16}, "siamese_image_size must be between 32 and 1024"),
+        ({"siamese_image_size": 16}, r"siamese_image_size must be 0 \(the backbone's own size\)"),
         ({"batch_size": 0}, "batch_size must be between 1 and 4096"),
         ({"siamese_epochs": 0}, "siamese_epochs must be between 1 and 500"),
     ],

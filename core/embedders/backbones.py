@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.embedders.efficientnet_lite import (
+    LITE_VARIANTS,
     SIAMESE_LITE_ORDER,
     find_weights_file,
     is_lite,
@@ -81,6 +82,20 @@ def weights_note(backbone: str, alpha: float, size: int, weights_dir: Path | Non
         "nor the Keras cache; Keras will try to download it. Without internet, put that file "
         "in the weights folder (Settings), or choose a backbone whose weights file you have."
     )
+
+
+def native_size(backbone: str) -> int:
+    """The input size a backbone was trained at (VGG16: the Siamese write-up's 200 px)."""
+    if is_lite(backbone):
+        return LITE_VARIANTS[backbone].native_size
+    return 200 if backbone == "vgg16" else 224
+
+
+def resolve_siamese_inputs(choice: str, size: int, weights_dir: Path | None) -> tuple[str, int]:
+    """(backbone, input pixels) the Siamese settings mean: ``auto`` resolved, size 0 is the
+    backbone's own."""
+    backbone = resolve_siamese_backbone(choice, weights_dir)
+    return backbone, size or native_size(backbone)
 
 
 def resolve_siamese_backbone(choice: str, weights_dir: Path | None) -> str:

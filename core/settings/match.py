@@ -242,11 +242,12 @@ class MatchSettings(BestTrainingSettings):
         scope="machine",
     )
     siamese_image_size: int = setting(
-        200,
+        0,
         "Input pixels",
-        "Photos are resized to this square (200 in the original).",
+        "Photos are resized to this square. 0: the backbone's own size (200 for VGG16 as in "
+        "the original, 224 for MobileNet and EfficientNet-Lite0, 260 for Lite2).",
         SIAMESE,
-        minimum=32,
+        minimum=0,
         maximum=1024,
         step=8,
         flag="--siamese-image-size",
@@ -358,6 +359,11 @@ class MatchSettings(BestTrainingSettings):
             problems.append(
                 "best_train_splits must be whole numbers, the smallest 3 or more and each a "
                 "multiple of it, e.g. 3,6"
+            )
+        if 0 < self.siamese_image_size < 32:
+            problems.append(
+                "siamese_image_size must be 0 (the backbone's own size) or at least 32, got "
+                f"{self.siamese_image_size}"
             )
         if problems:
             raise SameSameError("Invalid settings: " + "; ".join(problems))

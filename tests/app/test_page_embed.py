@@ -268,7 +268,7 @@ def test_an_unlabelled_catalog_adopts_the_matcher_of_a_labelled_one(app, demo_db
 
 
 def test_the_siamese_section_names_the_backbone_auto_chose_and_its_weights(app, demo_db):
-    """No VGG16 weights on this computer: auto trains on EfficientNet-Lite0, whose weights
+    """No VGG16 weights on this computer: auto trains on EfficientNet-Lite2, whose weights
     came with the app; the page says so in words, with the file it will read."""
     with Store(demo_db) as store:
         store.save_settings(store.load_settings().replace(weights_dir=str(WEIGHTS)))
@@ -277,8 +277,8 @@ def test_the_siamese_section_names_the_backbone_auto_chose_and_its_weights(app, 
     assert not app.exception
     said = " ".join(m.value for m in app.markdown)
     assert (
-        "on **efficientnet-lite0** (200px, 128-d; chosen for you, as VGG16's weights are not "
+        "on **efficientnet-lite2** (260px, 128-d; chosen for you, as VGG16's weights are not "
         "on this computer), 6 epochs" in said
     )
     notes = " ".join(c.value for c in app.caption)
-    assert "Weights: `" in notes and "efficientnet-lite0-57934424.pth" in notes
+    assert "Weights: `" in notes and "efficientnet-lite2-9656183e.pth" in notes
