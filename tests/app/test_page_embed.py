@@ -277,7 +277,8 @@ def test_the_siamese_section_names_the_backbone_auto_chose_and_its_weights(app, 
     assert not app.exception
     said = " ".join(m.value for m in app.markdown)
     assert (
-        "on **efficientnet-lite2** (260px, 128-d; chosen for you, as VGG16's weights are not "
+        "on **efficientnet-lite2** (260px, 3 networks side by side, 3 × 128-d; chosen for you, "
+        "as VGG16's weights are not "
         "on this computer), 6 epochs" in said
     )
     notes = " ".join(c.value for c in app.caption)
