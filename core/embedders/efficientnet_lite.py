@@ -48,17 +48,9 @@ LITE_VARIANTS = {
 #: Lite0 at 200 px 0.708, Lite2 at 200 px 0.705, MobileNet 0.25 0.578;
 #: docs/benchmarks/efficientnet-lite.md).
 SIAMESE_LITE_ORDER = ("efficientnet-lite2", "efficientnet-lite0")
-#: (repeats, kernel, stride, expansion) of each stage before depth scaling; the first and last
-#: stages are not scaled in the Lite models.
-_STAGES = (
-    (1, 3, 1, 1),
-    (2, 3, 2, 6),
-    (2, 5, 2, 6),
-    (3, 3, 2, 6),
-    (3, 5, 1, 6),
-    (4, 5, 2, 6),
-    (1, 3, 1, 6),
-)
+#: (repeats, kernel, stride) of each stage before depth scaling; the first and last stages are
+#: not scaled in the Lite models. Whether a block expands is read from its weights.
+_STAGES = ((1, 3, 1), (2, 3, 2), (2, 5, 2), (3, 3, 2), (3, 5, 1), (4, 5, 2), (1, 3, 1))
 _BN_EPSILON = 1e-3
 #: Package versions the requirements pin (named in the message when one is missing).
 PACKAGE_VERSION = "0.1.0"
@@ -68,15 +60,19 @@ def is_lite(backbone: str) -> bool:
     return backbone in LITE_VARIANTS
 
 
+#: The Lite models' input scaling: (pixel − 127) / 128.
+PIXEL_CENTRE, PIXEL_SCALE = 127.0, 128.0
+
+
 def preprocess_lite(pixels: np.ndarray) -> np.ndarray:
-    """uint8 RGB → the scaling the Lite models were trained with ((x − 127) / 128)."""
-    return (pixels.astype(np.float32) - 127.0) / 128.0
+    """uint8 RGB → the scaling the Lite models were trained with."""
+    return (pixels.astype(np.float32) - PIXEL_CENTRE) / PIXEL_SCALE
 
 
 def _block_plan(variant: LiteVariant) -> list[tuple[int, int]]:
     """(kernel, stride) of every block, in order."""
     plan = []
-    for index, (repeats, kernel, stride, _expand) in enumerate(_STAGES):
+    for index, (repeats, kernel, stride) in enumerate(_STAGES):
         fixed = index in (0, len(_STAGES) - 1)
         count = repeats if fixed else int(math.ceil(variant.depth * repeats))
         plan += [(kernel, stride)] + [(kernel, 1)] * (count - 1)

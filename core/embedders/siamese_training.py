@@ -13,7 +13,7 @@ import numpy as np
 from core.embedders.backbones import preprocess
 from core.embedders.base import decoded_batches, l2_normalise
 from core.embedders.calibration import Calibration, calibrate_distance, held_back_products
-from core.embedders.efficientnet_lite import is_lite
+from core.embedders.efficientnet_lite import PIXEL_CENTRE, PIXEL_SCALE, is_lite
 from core.embedders.losses import arcface_loss, boundary_margin_loss, semi_hard_triplet_loss
 from core.embedders.siamese import (
     Progress,
@@ -127,7 +127,7 @@ class _Network:
             if config.backbone == "vgg16":
                 return batch[..., ::-1] - mean
             if is_lite(config.backbone):
-                return (batch - 127.0) / 128.0
+                return (batch - PIXEL_CENTRE) / PIXEL_SCALE
             return batch / 127.5 - 1.0
 
         @tf.function

@@ -14,7 +14,7 @@ BACKBONES = ("mobilenet", "mobilenetv2", "vgg16", "efficientnet-lite0", "efficie
 MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
 #: Each backbone's own baseline photo-cosine threshold: the seed's 0.85 for MobileNet; for the
 #: EfficientNet-Lite models the cosine with the best F1 on the grocery training products, kept
-#: apart from 13 held-back products (BENCHMARKS.md, "Each backbone's own photo threshold").
+#: apart from 13 held-back products (docs/benchmarks/efficientnet-lite.md).
 BACKBONE_IMAGE_COSINE = {
     "mobilenet": 0.85,
     "efficientnet-lite0": 0.58,
@@ -224,7 +224,7 @@ class MatchSettings(BestTrainingSettings):
         "auto",
         "Backbone",
         "The ImageNet network the Siamese network is built on. auto: VGG16 as in the original "
-        "when its weights file is on this computer, else EfficientNet-Lite0, whose weights "
+        "when its weights file is on this computer, else EfficientNet-Lite2, whose weights "
         "come installed (stronger on unseen products than MobileNet, and far faster than "
         "VGG16 on a CPU).",
         SIAMESE,

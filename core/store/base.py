@@ -161,8 +161,9 @@ class StoreBase:
         # chosen since (machine-wide, from any catalog) brings its own unless set by hand.
         saved_with = {"image_backbone": stored.get(THRESHOLD_BACKBONE, "mobilenet")}
         settings = MatchSettings.from_dict({**stored, **machine, **saved_with})
-        backbone = machine.get("image_backbone", MatchSettings().image_backbone)
-        return settings.with_values({"image_backbone": backbone})
+        return settings.replace(
+            image_backbone=machine.get("image_backbone", MatchSettings().image_backbone)
+        )
 
     def save_settings(self, settings: MatchSettings) -> None:
         from core.settings.machine import MACHINE_NAMES, save_machine_values
