@@ -24,7 +24,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_grocery_best import BACKBONE_INPUTS, grocery  # noqa: E402
-from benchmarks.common import load_line, machine_lines  # noqa: E402
+from benchmarks.common import load_line, machine_lines, split_held_back  # noqa: E402
 from core.metrics import evaluate, true_match_sets  # noqa: E402
 from core.pipelines import MatchInputs, get_pipeline  # noqa: E402
 from core.settings import MatchSettings  # noqa: E402
@@ -68,10 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         catalog, vectors = grocery(args.shared, backbone)
         seconds = time.perf_counter() - t0
-        products = sorted(catalog["label_group"].unique())
-        held_back = set(products[-args.hold_back :])
-        dev = catalog[~catalog["label_group"].isin(held_back)]
-        test = catalog[catalog["label_group"].isin(held_back)]
+        dev, test = split_held_back(catalog, args.hold_back)
         chosen, inner = choose(dev, vectors, args.folds)
         oracle = max(GRID, key=lambda t: baseline_f1(test, vectors, t))
         rows.append(

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.common import split_held_back
 from core.embedders.mobilenet import PretrainedEmbedder
 from core.embedders.siamese import SiameseConfig
 from core.embedders.siamese_training import train_siamese
@@ -112,10 +113,7 @@ def select_and_hold_back(args, catalog, paths, weights, overrides) -> None:
 
     field, _, raw = args.select.partition("=")
     candidates = [_parse_value(field, v) for v in raw.split(",")]
-    products = sorted(catalog["label_group"].unique())
-    held_back = set(products[-args.hold_back :])
-    dev = catalog[~catalog["label_group"].isin(held_back)]
-    test = catalog[catalog["label_group"].isin(held_back)]
+    dev, test = split_held_back(catalog, args.hold_back)
     losses = args.losses.split(",")
 
     rows = []
@@ -161,7 +159,8 @@ def select_and_hold_back(args, catalog, paths, weights, overrides) -> None:
     print(
         f"## Grocery nested selection of {field} for {args.select_loss} "
         f"(inner GroupKFold({args.folds}) on {dev['label_group'].nunique()} training products, "
-        f"{len(dev)} photos; {len(held_back)} products, {len(test)} photos held back)\n"
+        f"{len(dev)} photos; {test['label_group'].nunique()} products, "
+        f"{len(test)} photos held back)\n"
     )
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
     print("inner cross-validation (training products only):\n")

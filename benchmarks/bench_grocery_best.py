@@ -28,7 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import load_line, machine_lines  # noqa: E402
+from benchmarks.common import load_line, machine_lines, split_held_back  # noqa: E402
 from core.metrics import evaluate, true_match_sets  # noqa: E402
 from core.pipelines import MatchInputs  # noqa: E402
 from core.pipelines.best import BestConfig, BestMatcher  # noqa: E402
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         b for b in backbones if b not in BACKBONE_INPUTS
     ]
     if unknown:
-        raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+        known = ", ".join([*VARIANTS, *BACKBONE_INPUTS])
+        raise SystemExit(f"unknown variant(s) or backbone(s) {unknown}; known: {known}")
     seeds = [int(s) for s in args.seeds.split(",")]
     started = time.perf_counter()
     for line in machine_lines():
@@ -109,13 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     vectors = {}
     for backbone in backbones:
         catalog, vectors[backbone] = grocery(args.shared, backbone)
-    products = sorted(catalog["label_group"].unique())
-    held_back = set(products[-args.hold_back :])
-    dev = catalog[~catalog["label_group"].isin(held_back)]
-    test = catalog[catalog["label_group"].isin(held_back)]
+    dev, test = split_held_back(catalog, args.hold_back)
     print(
         f"- grocery: {dev['label_group'].nunique()} training products ({len(dev)} photos), "
-        f"{len(held_back)} held back ({len(test)} photos); inner GroupKFold({args.folds}); "
+        f"{test['label_group'].nunique()} held back ({len(test)} photos); "
+        f"inner GroupKFold({args.folds}); "
         f"seeds {seeds}; backbones {backbones}"
     )
     candidates = [(b, v) for b in backbones for v in wanted]

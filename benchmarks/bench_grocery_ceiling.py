@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.bench_grocery import SHARED
-from benchmarks.common import machine_lines
+from benchmarks.common import machine_lines, split_held_back
 from core.embedders.backbones import preprocess
 from core.embedders.base import l2_normalise
 from core.embedders.calibration import calibrate_distance
@@ -76,9 +76,7 @@ def main() -> None:
     grocery, weights = args.shared / "data" / "grocery", args.shared / "weights"
     catalog = pd.read_csv(grocery / "catalog.csv", dtype=str, keep_default_na=False)
     paths = [grocery / "images" / name for name in catalog["image"]]
-    held_back = set(sorted(catalog["label_group"].unique())[-args.hold_back :])
-    dev = catalog[~catalog["label_group"].isin(held_back)]
-    test = catalog[catalog["label_group"].isin(held_back)]
+    dev, test = split_held_back(catalog, args.hold_back)
     labels = test["label_group"].tolist()
 
     rows = []
@@ -103,7 +101,7 @@ def main() -> None:
                 }
             )
     print(
-        f"## Grocery: best single threshold on {len(held_back)} held-back products "
+        f"## Grocery: best single threshold on {test['label_group'].nunique()} held-back products "
         f"({len(test)} photos), network trained on {dev['label_group'].nunique()} "
         f"(members {args.members})\n"
     )

@@ -35,7 +35,7 @@ from benchmarks.bench_grocery_best import (  # noqa: E402
     grocery,
     scores,
 )
-from benchmarks.common import load_line, machine_lines  # noqa: E402
+from benchmarks.common import load_line, machine_lines, split_held_back  # noqa: E402
 from core.pipelines import MatchInputs  # noqa: E402
 from core.pipelines.best import BestConfig, BestMatcher  # noqa: E402
 
@@ -120,13 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     for backbone in backbones:
         catalog, vectors[backbone] = grocery(args.shared, backbone)
     catalog["photo_text"] = [texts.get(pid, "") for pid in catalog["posting_id"]]
-    products = sorted(catalog["label_group"].unique())
-    held_back = set(products[-args.hold_back :])
-    dev = catalog[~catalog["label_group"].isin(held_back)]
-    test = catalog[catalog["label_group"].isin(held_back)]
+    dev, test = split_held_back(catalog, args.hold_back)
     print(
         f"- grocery: {dev['label_group'].nunique()} training products ({len(dev)} photos, "
-        f"{int((dev['photo_text'] != '').sum())} with text), {len(held_back)} held back "
+        f"{int((dev['photo_text'] != '').sum())} with text), "
+        f"{test['label_group'].nunique()} held back "
         f"({len(test)} photos, {int((test['photo_text'] != '').sum())} with text); inner "
         f"GroupKFold({args.folds}); seeds {seeds}; variant {args.variant}; backbones {backbones}"
     )

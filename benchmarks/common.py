@@ -107,3 +107,11 @@ def child_usage(
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"{name} failed:\n{err.read()[-2000:]}")
         return seconds, usage.ru_maxrss / 2**20, out.read()
+
+
+def split_held_back(catalog, count: int):
+    """(training part, held-back part) of a labelled catalog: the last ``count`` products by
+    label are held back from every choice (the grocery benchmarks' split)."""
+    products = sorted(catalog["label_group"].unique())
+    held_back = catalog["label_group"].isin(set(products[-count:]))
+    return catalog[~held_back], catalog[held_back]
