@@ -9,6 +9,8 @@ from pathlib import Path
 
 from core.cli.common import default_pipeline, open_store, pipeline_choice, tqdm_progress, write_csv
 from core.errors import SameSameError
+from core.exports import FORMATS as EXPORT_FORMATS
+from core.exports import WHATS as EXPORTS
 
 
 def add_commands(sub) -> None:
@@ -31,13 +33,30 @@ def add_commands(sub) -> None:
     )
     p.set_defaults(run=cmd_import)
 
-    p = sub.add_parser("export", help="write stored matches as posting_id,matches CSV")
+    p = sub.add_parser(
+        "export",
+        help="write a pipeline's stored results (matches, clusters, verdicts or the Kaggle "
+        "posting_id,matches file) as CSV or Excel",
+    )
     p.add_argument("--pipeline", type=pipeline_choice, default=default_pipeline())
     p.add_argument("--out", required=True)
     p.add_argument(
+        "--what",
+        choices=EXPORTS,
+        default="kaggle",
+        help="matches: one row per matched pair (ids, titles, image files, probability, "
+        "verdict, reviewed by a person); clusters: cluster id, members, strength; verdicts: "
+        "the reviewer's; kaggle: posting_id,matches (default)",
+    )
+    p.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        help="csv or xlsx (Excel); default: xlsx when --out ends in .xlsx, else csv",
+    )
+    p.add_argument(
         "--clusters",
         action="store_true",
-        help="each posting's cluster instead of its own matches (see README: clusters)",
+        help="kaggle: each posting's cluster instead of its own matches (see README: clusters)",
     )
     p.set_defaults(run=cmd_export)
 
@@ -93,19 +112,18 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.matching import stored_result
+    from core.exports import export
 
     if args.pipeline == "all":
-        raise SameSameError("export writes one pipeline's matches; choose --pipeline NAME")
+        raise SameSameError("export writes one pipeline's results; choose --pipeline NAME")
+    if args.clusters and args.what != "kaggle":
+        raise SameSameError("--clusters is for --what kaggle; --what clusters lists clusters")
+    out = Path(args.out)
+    fmt = args.format or ("xlsx" if out.suffix.lower() == ".xlsx" else "csv")
     with open_store(args) as store:
-        result = stored_result(store, args.pipeline)
-        if result is None:
-            raise SameSameError(
-                f"No stored {args.pipeline} matches in this database; run "
-                f"python -m core match --pipeline {args.pipeline} first."
-            )
-        write_csv(result.submission(clusters=args.clusters), Path(args.out))
-        print(f"wrote {len(result.posting_ids)} postings to {args.out}")
+        rows = export(store, args.what, fmt, args.pipeline, out, clusters=args.clusters)
+    noun = {"kaggle": "postings", "matches": "matched pairs"}.get(args.what, args.what)
+    print(f"wrote {rows} {noun} to {args.out}")
     return 0
 
 
