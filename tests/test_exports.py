@@ -217,3 +217,41 @@ def test_the_default_is_still_the_kaggle_csv(db: Path, tmp_path: Path, capsys) -
         capsys, "--db", db, "export", "--what", "verdicts", "--out", tmp_path / "v.csv"
     )
     assert code == 0 and out.startswith("wrote 0 verdicts")
+
+
+# -- the HTTP API ------------------------------------------------------------------------------
+
+
+def test_the_service_sends_exports_and_refuses_bad_requests(db: Path) -> None:
+    import io
+
+    import requests
+
+    from tests.test_service import Server
+
+    server = Server(db, warm=False)
+    try:
+        reply = requests.get(f"{server.url}/v1/exports/matches?format=xlsx", timeout=60)
+        refusals = {
+            query: requests.get(f"{server.url}/v1/exports/{query}", timeout=60)
+            for query in (
+                "sales",
+                "matches?format=pdf",
+                "matches?pipeline=nope",
+                "kaggle?pipeline=best",
+            )
+        }
+    finally:
+        server.stop()
+    assert reply.status_code == 200
+    # The most accurate pipeline with stored matches, by default.
+    assert 'filename="ensemble-matches.xlsx"' in reply.headers["content-disposition"]
+    frame = pd.read_excel(io.BytesIO(reply.content))
+    assert frame.columns.tolist() == list(exports.COLUMNS["matches"]) and len(frame) > 100
+    fields = {q: (r.status_code, r.json()["error"]["field"]) for q, r in refusals.items()}
+    assert fields == {
+        "sales": (400, "what"),
+        "matches?format=pdf": (400, "format"),
+        "matches?pipeline=nope": (400, "pipeline"),
+        "kaggle?pipeline=best": (409, "pipeline"),
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -213,3 +214,36 @@ def _default_name(store: Store, settings: MatchSettings) -> str | None:
         return choose_pipeline(store, settings, None).name
     except RequestError:
         return None
+
+
+def export_file(models: ServiceModels, what: str, fmt: str, pipeline: str | None) -> Path:
+    """One export (`core.exports`) written to a new temporary folder, for the caller to send
+    and remove; ``pipeline`` by default: the most accurate one with stored matches."""
+    import shutil
+    import tempfile
+
+    from core import exports
+
+    store = models.store()
+    if pipeline is None and what != "verdicts":
+        ran = [p.name for p in most_accurate_first() if store.match_run(p.name) is not None]
+        if not ran:
+            raise RequestError(409, "pipeline", "no pipeline has stored matches yet")
+        pipeline = ran[0]
+    try:
+        exports.check_request(store, what, fmt, pipeline)
+    except SameSameError as exc:
+        text = str(exc)
+        for word, name in (("export", "what"), ("format", "format"), ("pipeline", "pipeline")):
+            if text.startswith(f"unknown {word}"):
+                raise RequestError(400, name, text) from exc
+        raise RequestError(409, "pipeline" if "No stored" in text else None, text) from exc
+    folder = Path(tempfile.mkdtemp(prefix="samesame-export-"))
+    name = what if what == "verdicts" else f"{pipeline}-{what}"
+    path = folder / f"{name}.{fmt}"
+    try:
+        exports.export(store, what, fmt, pipeline, path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return path

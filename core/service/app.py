@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,18 +18,21 @@ from typing import Annotated, Any
 # (this module is imported only to serve).
 import anyio
 import anyio.to_thread
-from fastapi import FastAPI, File, Form, UploadFile
+from fastapi import FastAPI, File, Form, Query, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from core.errors import SameSameError
+from core.exports import mime_type
 from core.pipelines import PIPELINES, get_pipeline
 from core.service.answers import (
     MAX_BATCH,
     MAX_LIMIT,
     ItemRequest,
     RequestError,
+    export_file,
     health,
     match_item,
     posting_answer,
@@ -162,6 +166,20 @@ def create_app(
     @app.get("/v1/postings/{posting_id}", summary="A catalog posting and its stored matches")
     async def posting(posting_id: str) -> dict[str, Any]:
         return await in_lane("quick", posting_answer, models, posting_id)
+
+    @app.get("/v1/exports/{what}", summary="Matches, clusters, verdicts or kaggle as a file")
+    async def exported(
+        what: str,
+        pipeline: str | None = None,
+        fmt: Annotated[str, Query(alias="format", description="csv or xlsx")] = "csv",
+    ) -> FileResponse:
+        path = await in_lane("slow", export_file, models, what, fmt, pipeline)
+        return FileResponse(
+            path,
+            media_type=mime_type(fmt),
+            filename=path.name,
+            background=BackgroundTask(shutil.rmtree, path.parent, True),
+        )
 
     @app.get("/v1/health", summary="Catalog revision and which pipelines are ready")
     async def healthy() -> dict[str, Any]:
