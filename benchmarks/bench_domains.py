@@ -77,6 +77,8 @@ def run_set(name: str, config: BestConfig) -> list[dict[str, object]]:
             )
             row["train_s"] = time.perf_counter() - started
             row["threshold"] = f"{matcher.config.threshold:.2f}/{matcher.config.threshold_low:.2f}"
+            if "cross_encoder" in matcher.info:
+                row["cross_encoder"] = matcher.info["cross_encoder"]
             options["model"] = matcher
         started = time.perf_counter()
         result = get_pipeline(pipeline).match(test_inputs, MatchSettings(), **options)
@@ -102,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"R {row['recall']:.4f} train {row['train_s']:.0f}s",
                 flush=True,
             )
+            if "cross_encoder" in row:
+                print(f"  cross-encoder stage: {row['cross_encoder']}", flush=True)
     print(f"\nbest config overrides: {overrides or 'none'}\n")
     print("| set | pipeline | test F1 | precision | recall | train s | published F1 |")
     print("|---|---|---|---|---|---|---|")

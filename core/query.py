@@ -324,7 +324,7 @@ def _model_query(
 
         inputs, _ = add_photo_text(store, inputs)
     item = inputs.size - 1
-    table, prob1, prob = matcher.probabilities(inputs)
+    table, prob1, prob = matcher.probabilities(inputs, only=item)
     decided = matcher.decide(inputs, table, prob1, prob)
     involves = (table.left == item) | (table.right == item)
     others = np.where(table.left == item, table.right, table.left)[involves]

@@ -87,6 +87,15 @@ class BestTrainingSettings(SettingsBase):
         BEST,
         advanced=True,
     )
+    best_cross_encoder: bool = setting(
+        False,
+        "Title transformer re-scoring",
+        "Also fine-tune a small transformer (all-MiniLM-L6-v2) that reads both titles of a "
+        "pair, and let it re-score the pairs the model is unsure of (minutes more training, "
+        "about 100 pairs a second when matching; needs requirements-models.txt).",
+        BEST,
+        advanced=True,
+    )
     best_graph_stage: bool = setting(
         True,
         "Graph stage",

@@ -10,7 +10,9 @@ the catalog's own labels, and a second, graph-aware classifier on top.
    (`text_features`), hash distance, image cosine.
 3. Stage 2 (`graph`): LightGBM on stage 1's features plus graph features of stage 1's
    probabilities.
-4. Decisions (`model`): thresholds tuned on out-of-fold probabilities (`training`).
+4. Optionally (`rescoring`): a fine-tuned title cross-encoder re-scores the pairs stage 2 is
+   unsure of, blended with its probability.
+5. Decisions (`model`): thresholds tuned on out-of-fold probabilities (`training`).
 
 A catalog's pairs are scored a chunk at a time (`scoring`), on this machine or as Spark tasks
 (`core.spark.best`), by the same code.

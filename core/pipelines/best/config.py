@@ -33,6 +33,15 @@ class BestConfig:
     image_head: bool = True
     image_head_epochs: int = 20
     graph_stage: bool = True
+    # The third stage (`core.pipelines.best.rescoring`): a fine-tuned title cross-encoder
+    # re-scores unsure pairs among each posting's top candidates; the blend weights are learnt.
+    cross_encoder: bool = False
+    cross_encoder_top: int = 3
+    cross_encoder_band: list[float] = field(default_factory=lambda: [0.02, 0.98])
+    cross_encoder_epochs: int = 3
+    cross_encoder_max_pairs: int = 4000
+    cross_encoder_max_length: int = 48
+    cross_encoder_blend: list[float] = field(default_factory=list)
     min_one: bool = True
     n_estimators: int = 200
     learning_rate: float = 0.1
@@ -75,6 +84,7 @@ class BestConfig:
             title_model=settings.best_title_model,
             image_head=settings.best_image_head,
             graph_stage=settings.best_graph_stage,
+            cross_encoder=settings.best_cross_encoder,
             min_one=settings.best_min_one,
             n_estimators=settings.best_n_estimators,
             learning_rate=settings.best_learning_rate,

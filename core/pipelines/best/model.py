@@ -25,6 +25,7 @@ from core.errors import ModelNotTrainedError, SameSameError
 from core.matches import MatchResult
 from core.pipelines.best.config import BestConfig
 from core.pipelines.best.features import PairTable, Stages
+from core.pipelines.best.rescoring import Rescorer
 from core.pipelines.best.scoring import Runner, score_candidates
 from core.pipelines.best.training import fit_stages, select_pairs
 from core.pipelines.inputs import MatchInputs
@@ -37,6 +38,7 @@ STAGE1_FILE = "stage1.lgb.txt"
 STAGE2_FILE = "stage2.lgb.txt"
 TITLE_MODEL_DIR = "title_encoder"
 IMAGE_HEAD_DIR = "image_head"
+CROSS_ENCODER_DIR = "cross_encoder"
 FORMAT_VERSION = 1
 #: The registry name of the pipeline these models serve.
 BEST_NAME = "best"
@@ -55,6 +57,7 @@ class BestMatcher:
         title_encoder: Any | None = None,
         info: dict[str, Any] | None = None,
         image_head: Any | None = None,
+        rescorer: Rescorer | None = None,
     ) -> None:
         self.config = config
         self.stage1 = stage1
@@ -64,6 +67,7 @@ class BestMatcher:
         self.title_encoder = title_encoder
         self.info = info or {}
         self.image_head = image_head
+        self.rescorer = rescorer
 
     @classmethod
     def fit(
@@ -77,18 +81,31 @@ class BestMatcher:
         """Learn from a labelled catalog; ``config`` defaults to what ``settings`` choose."""
         settings = settings or MatchSettings()
         config = config.copy() if config else BestConfig.from_settings(settings)
-        stage1, stage2, names1, names2, encoder, head, info = fit_stages(
-            inputs, labels, config, settings.to_dict(), progress
+        done = fit_stages(inputs, labels, config, settings.to_dict(), progress)
+        return cls(
+            config,
+            done.stage1,
+            done.stage2,
+            done.names1,
+            done.names2,
+            done.title_encoder,
+            done.info,
+            done.image_head,
+            done.rescorer,
         )
-        return cls(config, stage1, stage2, names1, names2, encoder, info, head)
 
     # -- scoring -------------------------------------------------------------------------------
     def probabilities(
-        self, inputs: MatchInputs, stages: Stages | None = None, runner: Runner | None = None
+        self,
+        inputs: MatchInputs,
+        stages: Stages | None = None,
+        runner: Runner | None = None,
+        only: int | None = None,
     ) -> tuple[PairTable, np.ndarray, np.ndarray]:
         """Candidate pairs with stage 1 and final probabilities (no labels needed), scored a
-        chunk of pairs at a time by ``runner`` (here unless told: `core.pipelines.best.scoring`)."""
-        return score_candidates(self, inputs, stages, runner)
+        chunk of pairs at a time by ``runner`` (here unless told: `core.pipelines.best.scoring`).
+        ``only``: a single-item query's posting, whose pairs alone the cross-encoder re-scores."""
+        return score_candidates(self, inputs, stages, runner, only)
 
     def decide(
         self,
@@ -172,6 +189,8 @@ class BestMatcher:
             self.title_encoder.save(folder / TITLE_MODEL_DIR)
         if self.image_head is not None:
             self.image_head.save(folder / IMAGE_HEAD_DIR)
+        if self.rescorer is not None:
+            self.rescorer.save(folder / CROSS_ENCODER_DIR)
         payload = {
             "format_version": FORMAT_VERSION,
             "pipeline": BEST_NAME,
@@ -216,6 +235,9 @@ class BestMatcher:
                 from core.embedders.vector_head import VectorHead
 
                 head = VectorHead.load(folder / IMAGE_HEAD_DIR)
+            rescorer = None
+            if config.cross_encoder:
+                rescorer = Rescorer.load(folder / CROSS_ENCODER_DIR, config)
             names1 = [str(n) for n in payload["features_stage1"]]
             names2 = [str(n) for n in payload["features_stage2"]]
         except SameSameError:
@@ -226,7 +248,7 @@ class BestMatcher:
                 "from another version); retrain it"
             ) from exc
         info = payload.get("info", {})
-        return cls(config, stage1, stage2, names1, names2, encoder, info, head)
+        return cls(config, stage1, stage2, names1, names2, encoder, info, head, rescorer)
 
 
 def _json_default(value: Any) -> Any:

@@ -200,9 +200,25 @@ def score_candidates(
     inputs: MatchInputs,
     stages: Stages | None = None,
     runner: Runner | None = None,
+    only: int | None = None,
 ) -> tuple[PairTable, np.ndarray, np.ndarray]:
     """Candidate pairs of ``inputs`` with stage 1 and final probabilities (no labels needed),
-    a progress bar per stage through ``stages``."""
+    a progress bar per stage through ``stages``; with a cross-encoder stage, ``only`` limits
+    its re-scoring to the pairs of that posting (a single-item query)."""
+    table, prob1, prob = _two_stages(matcher, inputs, stages, runner)
+    if matcher.rescorer is None or len(prob) == 0:
+        return table, prob1, prob
+    rescoring = stage_bar(stages, "best: title transformer (unsure pairs)")
+    rescored = matcher.rescorer.rescore(
+        inputs.titles, table.left, table.right, prob, matcher.config, only, rescoring
+    )
+    return table, prob1, rescored
+
+
+def _two_stages(
+    matcher: BestMatcher, inputs: MatchInputs, stages: Stages | None, runner: Runner | None
+) -> tuple[PairTable, np.ndarray, np.ndarray]:
+    """The classifiers' candidate pairs and probabilities (see `score_candidates`)."""
     runner = runner or LocalRunner()
     encoder = matcher.title_encoder
     title_vectors = encoder.encode(inputs.titles) if encoder is not None else None

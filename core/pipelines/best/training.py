@@ -13,6 +13,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from core.errors import SameSameError
 from core.pipelines.best.config import BestConfig, training_levels
 from core.pipelines.best.features import PairTable, build_pair_table
 from core.pipelines.best.graph import graph_features
+from core.pipelines.best.rescoring import Rescorer, fit_rescorer
 from core.pipelines.inputs import MatchInputs
 
 Progress = Callable[[int, int], None]
@@ -191,20 +193,91 @@ def tune_thresholds(
     return best
 
 
+@dataclass(frozen=True)
+class TrainedStages:
+    """What `fit_stages` learnt: the classifiers, their feature names, the learned encoders
+    (None when off) and the training record."""
+
+    stage1: Any
+    stage2: Any | None
+    names1: list[str]
+    names2: list[str]
+    title_encoder: Any | None
+    image_head: Any | None
+    rescorer: Rescorer | None
+    info: dict[str, Any]
+
+
+def _subset_f1(
+    keep_postings: np.ndarray,
+    labels: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    prob: np.ndarray,
+    min_one: bool,
+) -> tuple[float, float, float]:
+    """`tune_thresholds` over the postings ``keep_postings`` selects and the pairs inside them."""
+    rows = keep_postings[left] & keep_postings[right]
+    position = np.cumsum(keep_postings) - 1
+    return tune_thresholds(
+        int(keep_postings.sum()),
+        labels[keep_postings],
+        position[left[rows]],
+        position[right[rows]],
+        prob[rows],
+        min_one,
+    )
+
+
+def _fit_third_stage(
+    titles: Sequence[str],
+    real: np.ndarray,
+    posting_fold: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    prob: np.ndarray,
+    virtual_labels: np.ndarray,
+    config: BestConfig,
+    progress: Progress | None,
+) -> tuple[Rescorer, dict[str, Any]]:
+    """Fit the cross-encoder stage and set the thresholds, tuned on the fold it held out.
+
+    ``pairs``: the candidates' (left, right, label) over virtual postings, ``posting_fold``
+    each virtual posting's fold. Returns the rescorer and what the held-out fold's F1 was
+    before and after it, for the training record.
+    """
+    left, right, y = pairs
+    fold = posting_fold[left]
+    started = time.perf_counter()
+    rescorer, rescored, held = fit_rescorer(
+        titles, real, left, right, prob, y, fold, config, progress
+    )
+    inside = posting_fold == held
+    before = _subset_f1(inside, virtual_labels, left, right, prob, config.min_one)[2]
+    threshold, low, after = _subset_f1(
+        inside, virtual_labels, left, right, rescored, config.min_one
+    )
+    config.threshold, config.threshold_low = threshold, low
+    config.cross_encoder_blend = list(rescorer.weights)
+    record = {
+        "held_out_fold": held,
+        "held_out_f1_before": round(before, 4),
+        "held_out_f1_after": round(after, 4),
+        "rescored_pairs": int((rescored != prob).sum()),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return rescorer, record
+
+
 def fit_stages(
     inputs: MatchInputs,
     labels: Sequence[str],
     config: BestConfig,
     settings_record: dict[str, Any],
     progress: Progress | None = None,
-) -> tuple[Any, Any | None, list[str], list[str], Any | None, Any | None, dict[str, Any]]:
+) -> TrainedStages:
     """Learn from a labelled catalog (``labels[i]`` is posting i's product group).
 
     Sets the tuned thresholds on ``config``.
-
-    Returns:
-        (stage 1 booster, stage 2 booster or None, stage 1 and stage 2 feature names,
-        title encoder or None, image head or None, training record).
 
     Raises:
         SameSameError: labels do not line up with the postings, or no two postings share a
@@ -216,7 +289,7 @@ def fit_stages(
         raise SameSameError(f"{len(labels)} labels for {n} postings; give one per posting")
     if n < 4 or len(set(labels.tolist())) == n:
         raise SameSameError("Training needs labelled groups: no two postings share a label")
-    steps = 6 if config.graph_stage else 4
+    steps = (6 if config.graph_stage else 4) + int(config.cross_encoder)
     step = 0
 
     def tick() -> None:
@@ -360,6 +433,25 @@ def fit_stages(
     config.threshold, config.threshold_low = threshold, low
     config.stage1_threshold, config.stage1_threshold_low = t1, low1
     tick()
+    rescorer, rescoring = None, None
+    if config.cross_encoder:
+
+        def fine_tuning(done: int, total: int) -> None:
+            if progress is not None:  # the fine-tuning's batches inside one more step
+                progress(step * total + done, steps * total)
+
+        rescorer, rescoring = _fit_third_stage(
+            inputs.titles,
+            real,
+            posting_fold,
+            (left, right, y),
+            oof,
+            virtual_labels,
+            config,
+            fine_tuning,
+        )
+        timings["cross_encoder"] = rescoring["seconds"]
+        tick()
     positives = int(y.sum())
     sizes = np.unique(virtual_labels, return_counts=True)[1]
     true_pairs = int(sum(c * (c - 1) // 2 for c in sizes))
@@ -380,4 +472,6 @@ def fit_stages(
         "settings": settings_record,
         "python": platform.python_version(),
     }
-    return stage1, stage2, names, names2, encoder, head, info
+    if rescoring is not None:
+        info["cross_encoder"] = rescoring
+    return TrainedStages(stage1, stage2, names, names2, encoder, head, rescorer, info)
