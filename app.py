@@ -1,8 +1,10 @@
 """SameSame's Streamlit entry point: page config, sidebar (catalog + device), navigation.
 
-Run with ``streamlit run app.py``. Pages live in ``app_pages/`` and hold UI only; the work is
-done by ``core``. (Not ``pages/``: Streamlit treats a folder of that name as its legacy
-multipage app and lists every file in it until ``st.navigation`` has run.)
+Run with ``streamlit run app.py``. Pages live in ``pages/`` and hold UI only; the work is done
+by ``core``. Streamlit takes a ``pages/`` folder for its legacy multipage app until
+``st.navigation`` has run (file names in its own sidebar navigation, a deep-linked page run
+without this script): ``ui.navigation`` says how configuration and the pages' first call keep
+that from ever showing.
 """
 
 from __future__ import annotations
@@ -17,19 +19,9 @@ import streamlit as st
 from core.errors import SameSameError
 from core.store import Store
 from core.workspace import demo_db_path
-from ui import common, demo, resources
+from ui import common, demo, navigation, resources
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-
-PAGES = [
-    ("app_pages/catalog.py", "Catalog", ":material/inventory_2:"),
-    ("app_pages/embed.py", "Embed", ":material/memory:"),
-    ("app_pages/browse.py", "Browse", ":material/view_comfy:"),
-    ("app_pages/review.py", "Review", ":material/rule:"),
-    ("app_pages/compare.py", "Compare", ":material/compare:"),
-    ("app_pages/evaluate.py", "Evaluate", ":material/monitoring:"),
-    ("app_pages/settings.py", "Settings", ":material/tune:"),
-]
 
 
 #: Streamlit's own "running" widget lives in the toolbar the minimal toolbar mode hides. This
@@ -121,9 +113,9 @@ def main() -> None:
         db = common.current_db()
     # Navigation first: while the demo is prepared on a first start, the sidebar already lists
     # the app's pages (and only them).
-    navigation = st.navigation(
-        [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
-    )
+    page = navigation.navigation()
+    with st.sidebar:
+        navigation.sidebar_menu()
     if common.is_demo(db) and not st.session_state.get("demo_ready"):
         if not demo.ready():
             # The catalog is being written: no page (nor the sidebar's counts) may read it yet.
@@ -137,9 +129,9 @@ def main() -> None:
         _device_badge()
     started = time.perf_counter()
     try:
-        navigation.run()
+        navigation.run(page)
     finally:
-        _log_run_time(navigation.title, time.perf_counter() - started)
+        _log_run_time(page.title, time.perf_counter() - started)
 
 
 def _log_run_time(page: str, seconds: float) -> None:

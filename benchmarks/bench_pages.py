@@ -105,7 +105,8 @@ def _settled(page) -> None:
 
 def _open(page, title: str) -> float:
     _watch(page)
-    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    menu = page.get_by_test_id("stSidebar").get_by_test_id("stPageLink-NavLink")
+    menu.get_by_text(title, exact=True).click()
     return _run_ends(page)
 
 

@@ -17,6 +17,7 @@ from core.errors import SameSameError
 from core.settings import MatchSettings, data_dir
 from core.store import Store
 from core.workspace import default_db_path, demo_db_path
+from ui import navigation
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,10 @@ def load_settings(store: Store) -> MatchSettings:
 
 # -- errors and progress ---------------------------------------------------------------------
 def run_page(body: Callable[[], None]) -> None:
-    """Run a page body; a problem the user can fix is shown as an error box, not a traceback."""
+    """Run a page body (in a run app.py started: ``ui.navigation.hand_over_to_app``); a problem
+    the user can fix is shown as an error box, not a traceback."""
+    if navigation.hand_over_to_app():
+        return
     try:
         body()
     except SameSameError as exc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import tomllib
 
 import pytest
 
 from core import workspace
 from core.store import Store
-from tests.app.helpers import new_app, open_page
+from tests.app.helpers import PROJECT, new_app, open_page
+from ui import navigation
 
 PAGES = {
     "catalog": "Catalog",
@@ -93,4 +95,34 @@ def test_missing_remembered_database_falls_back_to_demo(samesame_home):
     at = new_app()
     at.run()
     assert not at.exception
+    assert at.sidebar.selectbox(key="sidebar_catalog").value == str(workspace.demo_db_path())
+
+
+def test_sidebar_menu_lists_the_page_titles_only(app):
+    links = app.sidebar.get("page_link")
+    assert [link.label for link in links] == [title for _, title, _ in navigation.PAGES]
+    # Streamlit's own sidebar navigation (file names before st.navigation) is switched off.
+    config = tomllib.loads((PROJECT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["client"]["showSidebarNavigation"] is False
+
+
+def test_a_page_streamlit_runs_alone_is_handed_to_app_py(monkeypatch):
+    """AppTest starts every run in Streamlit's legacy pages/ mode, as a server's first run is:
+    a deep link runs the page's script alone. The page hands the run to app.py, which shows
+    it with the sidebar."""
+    by_app = []
+    hand_over_to_app = navigation.hand_over_to_app
+
+    def spy() -> bool:
+        by_app.append(getattr(navigation._run, "by_app", False))
+        return hand_over_to_app()
+
+    monkeypatch.setattr(navigation, "hand_over_to_app", spy)
+    at = new_app()
+    at.switch_page("pages/browse.py")
+    at.run()
+
+    assert by_app == [False, True]
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == PAGES["browse"]
     assert at.sidebar.selectbox(key="sidebar_catalog").value == str(workspace.demo_db_path())

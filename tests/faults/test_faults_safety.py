@@ -24,7 +24,7 @@ def _sql_arguments() -> list[tuple[str, int, ast.expr]]:
     found = []
     for path in [
         *(PROJECT / "core").rglob("*.py"),
-        *(PROJECT / "app_pages").rglob("*.py"),
+        *(PROJECT / "pages").rglob("*.py"),
         *(PROJECT / "ui").rglob("*.py"),
     ]:
         tree = ast.parse(path.read_text(encoding="utf-8"))

@@ -73,13 +73,13 @@ def _next_steps(info: dict) -> None:
         (
             bool(info["matches"]),
             "Embed the photos and match the catalog.",
-            ("app_pages/embed.py", "Embed and match", ":material/memory:"),
+            ("pages/embed.py", "Embed and match", ":material/memory:"),
         ),
         (
             info["reviews"] > 0,
             "Check the matches: browse a posting's matches and mark pairs same or different, "
             "or compare a new item with the catalog.",
-            ("app_pages/browse.py", "Browse matches", ":material/view_comfy:"),
+            ("pages/browse.py", "Browse matches", ":material/view_comfy:"),
         ),
     ]
     if all(done for done, _, _ in steps):

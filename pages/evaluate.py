@@ -269,7 +269,7 @@ def _worst(store: Store) -> None:
 
 def _from_reviews(store: Store) -> None:
     st.subheader("Estimated from your verdicts")
-    st.page_link("app_pages/review.py", label="Review pairs", icon=":material/rule:")
+    st.page_link("pages/review.py", label="Review pairs", icon=":material/rule:")
     pipes = [p for p in common.pipelines() if store.match_run(p.name) is not None]
     if not pipes:
         st.caption("Run a pipeline first (Browse or Embed page).")

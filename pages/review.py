@@ -120,7 +120,7 @@ def main() -> None:
         ran = [p.name for p in common.pipelines() if store.match_run(p.name) is not None]
         if not ran:
             st.info("No pipeline has matched this catalog yet: there is nothing to review.")
-            st.page_link("app_pages/browse.py", label="Run one on the Browse page", icon="🔎")
+            st.page_link("pages/browse.py", label="Run one on the Browse page", icon="🔎")
             return
         mode = st.segmented_control(
             "Which pairs",

@@ -29,7 +29,7 @@ def _run_button(store: Store, pipe: Pipeline) -> None:
     if not readiness.ready:
         st.caption(readiness.reason)
         st.page_link(
-            "app_pages/embed.py",
+            "pages/embed.py",
             label=readiness.action or "Prepare it on the Embed page",
             icon=":material/model_training:",
         )

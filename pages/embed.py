@@ -294,7 +294,7 @@ def _best_from_verdicts(store: Store, settings: MatchSettings, model_dir) -> Non
         f"No labels here: the matcher learns from your verdicts ({same} same, {different} "
         f"different so far; it needs at least {MIN_EACH} of each among its candidates)."
     )
-    st.page_link("app_pages/review.py", label="Review pairs", icon=":material/rule:")
+    st.page_link("pages/review.py", label="Review pairs", icon=":material/rule:")
     enough = same >= MIN_EACH and different >= MIN_EACH
     if not st.button("Train from my verdicts", key="train_best_pairs", disabled=not enough):
         return
@@ -400,7 +400,7 @@ def main() -> None:
             st.divider()
         _match_now(store, settings)
     st.page_link(
-        "app_pages/settings.py",
+        "pages/settings.py",
         label="Models, thresholds and the weights folder are chosen in Settings",
         icon=":material/tune:",
     )
