@@ -15,7 +15,7 @@ from core.pipelines import Pipeline, most_accurate_first
 from core.settings import MatchSettings
 from core.store import Store
 from core.verdicts import posting_matches_with_verdicts, verdicts_of
-from ui import common, match_view, resources
+from ui import common, exports_view, match_view, resources
 
 MAX_GALLERY = 36
 MAX_OPTIONS = 2_000
@@ -271,6 +271,8 @@ def main() -> None:
         if cluster_tab.open:
             with cluster_tab:
                 _groups(store, pid, view)
+        with st.expander("Download results (CSV, Excel)", icon=":material/download:"):
+            exports_view.export_buttons(store, lead.name, key="browse_exports")
 
 
 common.run_page(main)
