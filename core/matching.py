@@ -67,9 +67,10 @@ def ensure_ready(
     """
     hooks = hooks or Hooks()
     pipe = get_pipeline(pipeline)
+    photos = not hash_only and _images(store) > 0 and pipe.image_kind is not None
     if pipe.needs_model:
-        _ensure_best(store, pipe, settings, model_dir, hooks, train)
-    if hash_only or _images(store) == 0 or pipe.image_kind is None:
+        _ensure_best(store, pipe, settings, model_dir, hooks, train, photos)
+    if not photos:
         return
     if pipe.image_kind == "siamese":
         folder = models.siamese_dir(store, model_dir)
@@ -86,8 +87,21 @@ def ensure_ready(
         models.embed_siamese(store, settings, folder, hooks.progress("embedding (siamese)"))
         return
     wanted = pipe.image_model(store, settings, model_dir)
-    if wanted is not None and wanted[0] == models.image_model_name(settings):
-        models.embed_images(store, settings, hooks.progress(f"embedding ({wanted[0]})"))
+    if wanted is not None:
+        # A trained model's own vectors, whichever backbone the settings choose now.
+        embedding = models.settings_for_image_model(settings, wanted[0])
+        models.embed_images(store, embedding, hooks.progress(f"embedding ({wanted[0]})"))
+
+
+def embed_for_training(
+    store: Store, settings: MatchSettings, progress: Callable[[str], Progress | None]
+) -> None:
+    """Give every photo a pretrained vector before `best` trains, so a model given photos
+    learns from them: by the settings' backbone, unless vectors of a model `best` prefers
+    already cover them (`core.models.best_image_model`)."""
+    if models.best_image_model(store, store.postings(), settings) is None:
+        name = models.image_model_name(settings)
+        models.embed_images(store, settings, progress(f"embedding ({name})"))
 
 
 def _ensure_best(
@@ -97,9 +111,11 @@ def _ensure_best(
     model_dir: Path | None,
     hooks: Hooks,
     train: bool,
+    photos: bool,
 ) -> None:
     """Use ``model_dir`` as given; else the database's own model, (re)trained when the catalog
-    changed since it was trained (and it has labels to train on)."""
+    changed since it was trained (and it has labels to train on), from its photos' vectors
+    too when it has ``photos`` (embedded first, by the settings' backbone where none is)."""
     folder = models.best_dir(store, model_dir)
     if model_dir is not None:
         if models.best_model_info(folder) is None:
@@ -117,6 +133,8 @@ def _ensure_best(
             f"The {pipe.name} pipeline needs a trained model: train it on a labelled catalog "
             "(python -m core train, or the Embed page), or pass --model DIR."
         )
+    if photos:
+        embed_for_training(store, settings, hooks.progress)
     hooks.note(f"training the {pipe.name} matcher on this catalog's labels into {folder}")
     pipe.train(store, settings, folder, hooks.progress(f"training {pipe.name} (stages)"))
 

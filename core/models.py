@@ -58,6 +58,38 @@ def image_model_name(settings: MatchSettings) -> str:
     return embedder_name(settings.image_backbone, settings.image_alpha, settings.image_size)
 
 
+def settings_for_image_model(settings: MatchSettings, name: str) -> MatchSettings:
+    """``settings`` choosing the pretrained model whose vectors are stored as ``name`` (what
+    `image_model_name` gives), so a model trained on other vectors than the settings' own can
+    embed an uploaded photo or a new catalog the same way.
+
+    Raises:
+        SameSameError: ``name`` is no pretrained image model SameSame knows.
+    """
+    from core.settings.match import BACKBONES
+
+    for backbone in sorted(BACKBONES, key=len, reverse=True):
+        if not name.startswith(backbone + "-"):
+            continue
+        width, _, size = name[len(backbone) + 1 :].rpartition("-")
+        try:
+            alpha = float(width[1:]) if width.startswith("a") else settings.image_alpha
+            changed = settings.replace(
+                image_backbone=backbone, image_alpha=alpha, image_size=int(size)
+            )
+        except ValueError:
+            break
+        if image_model_name(changed) == name:
+            return changed
+    raise SameSameError(f"{name!r} is not a pretrained image model this version knows")
+
+
+#: Pretrained backbones `best` prefers for its image evidence, strongest first, where a
+#: catalog holds complete vectors of more than one (grocery, 13 products held back from every
+#: choice: `best` image-only F1 0.656 on Lite2 vectors against 0.540–0.557 on MobileNet 0.25).
+BEST_IMAGE_PREFERENCE = ("efficientnet-lite2", "efficientnet-lite0")
+
+
 #: The settings that make one pretrained embedder: equal values load the same model, run the
 #: same way (what processes that keep loaded embedders key them by).
 PRETRAINED_FIELDS = (
@@ -258,19 +290,39 @@ def best_is_current(store: Store, model_dir: Path) -> bool:
     return info is not None and info.get("catalog") == catalog_stamp(store)
 
 
+def best_image_model(store: Store, postings: pd.DataFrame, settings: MatchSettings) -> str | None:
+    """The pretrained vectors `best` learns from: the strongest model (`BEST_IMAGE_PREFERENCE`,
+    then the settings' own, then any other) that every posting with an image file has a
+    vector of; None when no model covers them (hashes are then the image evidence)."""
+    with_image = set(postings.loc[postings["image_status"] == "ok", "posting_id"])
+    if not with_image:
+        return None
+    stored = store.embedding_models(IMAGENET)
+    own = image_model_name(settings)
+
+    def rank(name: str) -> int:
+        for place, backbone in enumerate(BEST_IMAGE_PREFERENCE):
+            if name.startswith(backbone + "-"):
+                return place
+        return len(BEST_IMAGE_PREFERENCE) + (name != own)
+
+    for name in sorted(stored, key=lambda name: (rank(name), name)):
+        if with_image <= store.embedded_ids(name, IMAGENET):
+            return name
+    return None
+
+
 def _training_inputs(store: Store, postings: pd.DataFrame, settings: MatchSettings):
     """The postings as the best matcher learns from them, and the image model whose vectors
-    it uses: the baseline's, when every posting with an image file has one (else hashes are
-    the image evidence, None)."""
+    it uses (`best_image_model`; None: hashes are the image evidence)."""
     from core.pipelines.inputs import MatchInputs
 
-    image_model = image_model_name(settings)
-    ids, matrix = store.load_embeddings(image_model, IMAGENET)
-    with_image = set(postings.loc[postings["image_status"] == "ok", "posting_id"])
-    use_images = bool(with_image) and with_image <= set(ids)
-    vectors = dict(zip(ids, matrix, strict=True)) if use_images else None
-    inputs = MatchInputs.from_frame(postings, vectors, image_model if use_images else None)
-    return inputs, image_model if use_images else None
+    image_model = best_image_model(store, postings, settings)
+    vectors = None
+    if image_model is not None:
+        ids, matrix = store.load_embeddings(image_model, IMAGENET)
+        vectors = dict(zip(ids, matrix, strict=True))
+    return MatchInputs.from_frame(postings, vectors, image_model), image_model
 
 
 def _with_photo_text(store: Store, inputs, settings: MatchSettings):

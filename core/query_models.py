@@ -60,13 +60,9 @@ def image_evidence(
         if pipe.image_kind == "siamese":
             embedder = siamese(models.siamese_dir(store), model[1] or "", settings)
         else:
-            # Pretrained-backbone vectors: the settings must choose the same model.
-            if model[0] != models.image_model_name(settings):
-                raise SameSameError(
-                    f"The stored vectors are {model[0]}, the settings choose "
-                    f"{models.image_model_name(settings)}."
-                )
-            embedder = pretrained(settings)
+            # The photo is embedded by the model the stored vectors came from (a trained
+            # `best` may use other vectors than the settings' backbone).
+            embedder = pretrained(models.settings_for_image_model(settings, model[0]))
     except SameSameError as exc:
         return ImageEvidence(None, None, f"{exc} The perceptual hash is used instead.")
     return ImageEvidence(embedder, model, None)

@@ -186,6 +186,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
             if not wanted:
                 continue
+            if has_images and pipe.needs_model:
+                # A model given photos learns from them: their vectors first.
+                from core.matching import embed_for_training
+
+                terminal = TqdmHooks()
+                try:
+                    embed_for_training(store, settings, terminal.progress)
+                finally:
+                    terminal.close()
             update, close = tqdm_progress(f"training {name}")
             try:
                 report = pipe.train(store, settings, Path(args.model), update)

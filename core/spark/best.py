@@ -205,7 +205,7 @@ def image_spec(matcher: BestMatcher, settings: MatchSettings, images: bool) -> t
     """The embedder a model trained with image vectors needs (`core.spark.vectors`), None
     for a model that compares photos by hash; a clear error where the job cannot give it
     the vectors it learned from (checked before Spark starts)."""
-    from core.models import image_model_name
+    from core.models import settings_for_image_model
     from core.pipelines import get_pipeline
     from core.pipelines.best.model import BEST_NAME
     from core.spark.vectors import embedder_spec
@@ -219,13 +219,8 @@ def image_spec(matcher: BestMatcher, settings: MatchSettings, images: bool) -> t
             "(the catalog's photos) and no --hash-only, or use a best model trained without "
             "image vectors."
         )
-    if image_model_name(settings) != learned:
-        raise SameSameError(
-            f"This best model was trained with {learned} image vectors, the settings embed "
-            f"{image_model_name(settings)}: set the image backbone, alpha and size it was "
-            "trained with (--backbone, --alpha, --image-size)."
-        )
-    return embedder_spec(get_pipeline(BEST_NAME), settings, None)
+    # The photos are embedded as the model learnt them, whatever backbone the settings name.
+    return embedder_spec(get_pipeline(BEST_NAME), settings_for_image_model(settings, learned), None)
 
 
 def _vector_matrix(vectors: DataFrame, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -50,6 +50,12 @@ class VectorsMixin:
         matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(-1, dim)
         return [r[0] for r in rows], matrix.copy()
 
+    def embedding_models(self, version: str) -> list[str]:
+        """The models with vectors of ``version`` stored."""
+        sql = "SELECT DISTINCT model FROM embeddings WHERE version=?"
+        rows = self.conn.execute(sql, (version,))
+        return sorted(r[0] for r in rows)
+
     def embedding_counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT model, COUNT(*) FROM embeddings GROUP BY model")
         return {model: int(n) for model, n in rows}
