@@ -152,6 +152,40 @@ def match_catalog(
     return finish(pipeline.name, pipeline.image_kind, inputs, settings, kept, stats, started)
 
 
+def scored_candidates(
+    pipeline: Pipeline,
+    inputs: MatchInputs,
+    settings: MatchSettings,
+    relaxed: bool = False,
+    pairs_per_chunk: int = PAIRS_PER_CHUNK,
+) -> pd.DataFrame:
+    """Every candidate pair a rule pipeline scores, matched or not, once each: ``left`` <
+    ``right`` (catalog positions), the `Pipeline.score` columns and ``matched``. ``relaxed``
+    takes each posting's top-k of every source without the rules' floors (as a query's near
+    misses do): a superset of the pairs `match_catalog` scores. For calibrating and measuring
+    the pipeline's probabilities (`core.rule_calibration`), not for matching."""
+    n = inputs.size
+    prepared = pipeline.prepare(inputs, settings, relaxed=relaxed)
+    width = max(1, sum(source.k for source in prepared.sources))
+    rows_per_chunk = max(1, pairs_per_chunk // width)
+    frames, seen = [], np.zeros(0, np.int64)
+    for start in range(0, n, rows_per_chunk):
+        rows = np.arange(start, min(n, start + rows_per_chunk), dtype=np.int64)
+        lists = [s.index.search_rows(rows, s.k, s.min_score) for s in prepared.sources]
+        query, other = _directed_candidates(lists)
+        keys = np.unique(np.minimum(query, other) * n + np.maximum(query, other))
+        keys = keys[~np.isin(keys, seen, assume_unique=True)]
+        seen = np.union1d(seen, keys)
+        frame = pipeline.pair_frame(prepared, keys // n, keys % n)
+        scored = pipeline.score(frame, settings).reset_index(drop=True)
+        scored.insert(0, "right", keys % n)
+        scored.insert(0, "left", keys // n)
+        frames.append(scored)
+    if not frames:
+        return pd.DataFrame(columns=["left", "right", *pipeline.score_columns, "matched"])
+    return pd.concat(frames, ignore_index=True)
+
+
 def finish(
     name: str,
     image_kind: str | None,

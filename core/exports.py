@@ -170,7 +170,10 @@ def match_chunks(
     """The pipeline's stored matches under the reviewer's verdicts (`core.verdicts`): pairs
     said to be different left out, pairs said to be the same marked, and those the pipeline
     missed added at the end; pairs of postings no longer in the catalog left out."""
+    from core.rule_calibration import calibration_for
+
     settings = MatchSettings.from_dict(store.match_run(pipeline)["settings"])
+    calibration = calibration_for(store, pipeline)
     postings = store.postings(["posting_id", "title", "image"])
     catalog = pd.Index(postings["posting_id"])
     verdicts = _reviews_by_pair(store)
@@ -184,7 +187,7 @@ def match_chunks(
         review, keys = _reviewed_rows(pairs, verdicts, reviewed)
         seen.update(keys)
         keep = review != "different"
-        frame = _match_frame(pairs[keep], review[keep], postings, catalog, settings)
+        frame = _match_frame(pairs[keep], review[keep], postings, catalog, settings, calibration)
         yielded = True
         yield frame
     missed = [k for k, v in verdicts.items() if v == "same" and k not in seen]
@@ -199,7 +202,7 @@ def match_chunks(
             }
         )
         review = np.full(len(added), "same", dtype=object)
-        yield _match_frame(added, review, postings, catalog, settings)
+        yield _match_frame(added, review, postings, catalog, settings, calibration)
 
 
 def _match_frame(
@@ -208,13 +211,14 @@ def _match_frame(
     postings: pd.DataFrame,
     catalog: pd.Index,
     settings: MatchSettings,
+    calibration=None,
 ) -> pd.DataFrame:
     left = catalog.get_indexer(pairs["left"])
     right = catalog.get_indexer(pairs["right"])
     titles = postings["title"].fillna("").to_numpy(object)
     images = postings["image"].fillna("").to_numpy(object)
     has_titles = (titles[left] != "") & (titles[right] != "")
-    probability, source = pair_probability(pairs, settings, has_titles)
+    probability, source = pair_probability(pairs, settings, has_titles, calibration)
     words = words_of(probability)
     evidence = evidence_lines(pairs, settings, has_titles)
     checked = review != ""

@@ -5,12 +5,14 @@ nearly the same").
 Where the probability comes from:
 
 - ``best`` stores its classifier's ``probability``: that is used as it is.
-- The rule pipelines (baseline, ensemble) store similarities, not probabilities. Until they
-  are calibrated on labelled pairs, `default_probability` maps their own scores to one:
-  **an uncalibrated default**, monotone in each score, 0.5 exactly at the rule's threshold
-  in the run's settings, 0.9 half-way from there to identical, 0.99 at identical, and 0.05
-  a fixed distance on the wrong side of the threshold (`Ladder`). The pair's probability is
-  its strongest evidence's (photo, title, and for the ensemble photo and title together).
+- The rule pipelines (baseline, ensemble) store similarities, not probabilities.
+  `default_probability` maps their own scores to one number, monotone in each score, 0.5
+  exactly at the rule's threshold, 0.9 half-way from there to identical, 0.99 at identical,
+  and 0.05 a fixed distance on the wrong side of the threshold (`Ladder`); the pair's number
+  is its strongest evidence's (photo, title, and for the ensemble photo and title together).
+  A calibration fitted on labelled pairs (`core.rule_calibration`, shipped for both
+  pipelines) turns that number into P(same product); without one, the number itself is
+  shown as **an uncalibrated default**.
 - A pair a person reviewed is "Same" or "Different" whatever the scores, marked "checked by
   a person".
 
@@ -40,6 +42,7 @@ CHECKED = "checked by a person"
 _TOLERANCE = 1e-6
 #: Where a pair's probability came from (`pair_probability`).
 FROM_MODEL = "model"
+FROM_CALIBRATED = "calibrated rule scores"
 FROM_DEFAULT = "uncalibrated default"
 
 #: Probabilities at the anchors of every `Ladder`: faded out, at the threshold, half-way to
@@ -162,14 +165,21 @@ def default_probability(
 
 
 def pair_probability(
-    frame: pd.DataFrame, settings: MatchSettings, has_titles: np.ndarray | None = None
+    frame: pd.DataFrame,
+    settings: MatchSettings,
+    has_titles: np.ndarray | None = None,
+    calibration: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each pair's probability and where it came from (`FROM_MODEL` where the pipeline
-    stored one, else `FROM_DEFAULT`)."""
+    """Each pair's probability and where it came from: `FROM_MODEL` where the pipeline
+    stored one; else ``calibration``'s (a `core.rule_calibration.Calibration`) of the rule
+    scores, `FROM_CALIBRATED`; else the uncalibrated default, `FROM_DEFAULT`."""
     model = _column(frame, "probability")
-    default = default_probability(frame, settings, has_titles)
+    if calibration is not None:
+        default, rules = calibration.apply(frame, settings, has_titles), FROM_CALIBRATED
+    else:
+        default, rules = default_probability(frame, settings, has_titles), FROM_DEFAULT
     has_model = ~np.isnan(model)
-    source = np.where(has_model, FROM_MODEL, FROM_DEFAULT).astype(object)
+    source = np.where(has_model, FROM_MODEL, rules).astype(object)
     return np.where(has_model, model, default), source
 
 
@@ -206,9 +216,11 @@ def pair_verdict(
     settings: MatchSettings | None = None,
     review: str | None = None,
     has_titles: bool = True,
+    calibration: Any = None,
 ) -> tuple[str, float | None]:
     """One pair's word (as shown, reviewed or not) and probability (None: no score)."""
     frame = pd.DataFrame([dict(row)])
-    p, _ = pair_probability(frame, settings or MatchSettings(), np.array([has_titles]))
+    settings = settings or MatchSettings()
+    p, _ = pair_probability(frame, settings, np.array([has_titles]), calibration)
     probability = None if math.isnan(p[0]) else float(p[0])
     return verdict_label(verdict_word(probability, review), review is not None), probability
