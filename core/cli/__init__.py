@@ -1,5 +1,5 @@
-"""``python -m core``: import, embed, train, match, evaluate, ocr, link, export, demo, info,
-spark-match, serve.
+"""``python -m core`` (``samesame`` once installed): import, embed, train, match, evaluate, ocr,
+link, export, demo, info, spark-match, serve, app.
 
 Exit codes: 0 success, 2 bad input or a problem the user can fix (message on stderr), 130 when
 interrupted.
@@ -11,16 +11,16 @@ import argparse
 import logging
 import sys
 
-from core.cli import catalog, link, matching, ocr, serve, spark
+from core.cli import app, catalog, link, matching, ocr, serve, spark
 from core.cli.common import EXIT_BAD_INPUT
 from core.errors import SameSameError
 
 logger = logging.getLogger("core.cli")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m core",
+        prog=prog,
         description="SameSame: find which product postings are the same product.",
     )
     parser.add_argument("--db", help="database file (default: the user data folder's samesame.db)")
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_commands(sub)
     spark.add_commands(sub)
     serve.add_commands(sub)
+    app.add_commands(sub)
     for subparser in sub.choices.values():
         # `--db` is accepted after the command too (`import X.csv --db PATH`); SUPPRESS keeps
         # a value given before the command when it is not repeated after it.
@@ -48,9 +49,15 @@ def command_names() -> list[str]:
     return sorted(sub.choices)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m core") -> int:
+    parser = build_parser(prog)
+    args, passed_on = parser.parse_known_args(argv)
+    if passed_on:
+        # Only a command that hands its options to another program (app: streamlit run)
+        # takes options it does not know.
+        if not hasattr(args, "passed_on"):
+            parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
+        args.passed_on = passed_on
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -68,4 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["EXIT_BAD_INPUT", "build_parser", "command_names", "main"]
+def console() -> int:
+    """The ``samesame`` command that ``pip install`` creates: ``python -m core`` by its name."""
+    return main(prog="samesame")
+
+
+__all__ = ["EXIT_BAD_INPUT", "build_parser", "command_names", "console", "main"]
