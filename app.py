@@ -1,10 +1,10 @@
 """SameSame's Streamlit entry point: page config, sidebar (catalog + device), navigation.
 
-Run with ``streamlit run app.py``. Pages live in ``pages/`` and hold UI only; the work is done
-by ``core``. Streamlit takes a ``pages/`` folder for its legacy multipage app until
-``st.navigation`` has run (file names in its own sidebar navigation, a deep-linked page run
-without this script): ``ui.navigation`` says how configuration and the pages' first call keep
-that from ever showing.
+Run with ``streamlit run app.py`` (or ``samesame app``). Pages live in ``pages/`` and hold UI
+only; the work is done by ``core``. Streamlit takes a ``pages/`` folder for its legacy multipage
+app until ``st.navigation`` has run (file names in its own sidebar navigation, a deep-linked
+page run without this script): ``ui.navigation`` says how configuration and the pages' first
+call keep that from ever showing.
 """
 
 from __future__ import annotations
