@@ -14,6 +14,7 @@ from core.matching import run_pipeline
 from core.pipelines import Pipeline, most_accurate_first
 from core.settings import MatchSettings
 from core.store import Store
+from core.verdict_words import VERDICT_WORDS
 from core.verdicts import posting_matches_with_verdicts, verdicts_of
 from ui import common, exports_view, match_view, resources
 
@@ -65,7 +66,15 @@ def _matches(
     if isinstance(own_label, str):
         matches["same_label"] = info.loc[others, "label_group"].to_numpy() == own_label
     matches["verdict"] = [verdicts.get(p, "") for p in others]
-    return match_view.annotate(matches, pipe, settings, resources.best_threshold(store, pipe))
+    own_title = info.at[pid, "title"]
+    return match_view.annotate(
+        matches,
+        pipe,
+        settings,
+        resources.best_threshold(store, pipe),
+        store=store,
+        own_title=own_title if isinstance(own_title, str) else "",
+    )
 
 
 def _notes(store: Store, pipe: Pipeline) -> None:
@@ -79,8 +88,10 @@ def _notes(store: Store, pipe: Pipeline) -> None:
 def _lead(store: Store, pipe: Pipeline, matches: pd.DataFrame, pid: str) -> None:
     st.caption(
         f"Found by **{pipe.title}**, the most accurate pipeline with matches for this "
-        "catalog (the others are under *Compare pipelines*). Each card says why it matched; "
-        "**close call** marks a match that passed its threshold only narrowly: worth a look."
+        "catalog (the others are under *Compare pipelines*). Each card leads with the answer "
+        "(**Same**, **Probably same**, **Unsure** or **Different**: how likely the two are one "
+        "product), then the evidence in words; **close call** marks a match that passed its "
+        "threshold only narrowly: worth a look."
     )
     _notes(store, pipe)
     if matches.empty:
@@ -88,8 +99,10 @@ def _lead(store: Store, pipe: Pipeline, matches: pd.DataFrame, pid: str) -> None
         return
     close = int((matches["close_call"] & matches["matched"]).sum())
     rejected = int((~matches["matched"]).sum())
+    words = matches.loc[matches["matched"], "answer"].str.split(" [(]").str[0].value_counts()
     st.caption(
         f"{int(matches['matched'].sum())} match(es)"
+        + "".join(f" · {words[w]} {w}" for w in VERDICT_WORDS if w in words)
         + (f" · {close} close call(s)" if close else "")
         + (f" · {rejected} you said are different (not counted)" if rejected else "")
     )

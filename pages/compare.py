@@ -170,6 +170,8 @@ def _results(
                 settings,
                 resources.best_threshold(store, pipe),
                 without=() if item.title.strip() else TITLE_SCORES,
+                store=store,
+                own_title=item.title,
             ),
             notices,
         )

@@ -5,10 +5,15 @@ the reviewing has come and what the verdicts say about each pipeline's precision
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
+from core.pair_answers import pair_answers
+from core.pipelines import most_accurate_first
 from core.review_estimates import review_estimates
 from core.review_queue import QUEUE_LIMIT
+from core.settings import MatchSettings
 from core.store import Store
 from core.verdicts import pair_key, reviewed_pairs, without_pairs
 from ui import common, match_view, resources
@@ -63,21 +68,54 @@ def _estimates(store: Store) -> None:
         )
 
 
+def _stored_pair(store: Store, pipeline: str, left: str, right: str) -> pd.DataFrame:
+    """The pair's stored row under a pipeline's run (empty: it did not match them)."""
+    for one, other in ((left, right), (right, left)):
+        found = store.matches_of(pipeline, one)
+        found = found[found["posting_id"] == other]
+        if len(found):
+            return found.head(1).reset_index(drop=True)
+    return pd.DataFrame()
+
+
+def _answers(store: Store, left: str, right: str, titled: bool) -> None:
+    """Each pipeline's answer on the pair, the most accurate one's first and largest: the
+    verdict word, how likely (details line and hover) and the evidence in words."""
+    said = []
+    for pipe in most_accurate_first():
+        run = store.match_run(pipe.name)
+        if run is None:
+            continue
+        stored = _stored_pair(store, pipe.name, left, right)
+        if stored.empty:
+            said.append(f"{pipe.name}: not a match")
+            continue
+        settings = MatchSettings.from_dict(run["settings"])
+        answer = pair_answers(stored, pipe.name, settings, store, np.array([titled]))
+        answer = answer.iloc[0].to_dict()
+        details = match_view.answer_details(answer)
+        if not said or all(text.endswith("not a match") for text in said):
+            st.markdown(
+                f"### {match_view.answer_badge(answer['answer'])}  \n"
+                f"**{answer['evidence']}** — the {pipe.name} pipeline",
+                help=details,
+            )
+            st.caption(details)
+        said.append(f"{pipe.name}: {answer['answer']} ({details.split(' likely')[0]})")
+    if len(said) > 1:
+        st.caption(" · ".join(said))
+
+
+def _has_title(title) -> bool:
+    return isinstance(title, str) and bool(title.strip())
+
+
 def _pair(store: Store, row, chosen: str) -> None:
     view = resources.catalog_view(store).by_id
     left, right = row["left"], row["right"]
     a, b = view.loc[left], view.loc[right]
     st.markdown(f"**Why this pair:** {row['reason']}")
-    words = []
-    for pipe in common.pipelines():
-        column = f"{pipe.name}_similarity"
-        if column in row.index:
-            value = row[column]
-            words.append(
-                f"{pipe.name}: not a match" if value != value else f"{pipe.name}: {value:.2f}"
-            )
-    if words:
-        st.caption(" · ".join(words) + " (similarity, 0–1)")
+    _answers(store, left, right, _has_title(a["title"]) and _has_title(b["title"]))
     first, second = st.columns(2)
     for column, pid, posting, other in ((first, left, a, b), (second, right, b, a)):
         with column.container(border=True):
@@ -128,8 +166,9 @@ def main() -> None:
             default=MOST_TELLING,
             key="review_mode",
             required=True,
-            help="Most telling: where the pipelines disagree, close calls, matches that join "
-            "two clusters. Random sample: matches of the most accurate pipeline drawn at "
+            help="Most telling: pairs whose answer is Unsure (40–60 % likely the same), then "
+            "where the pipelines disagree, close calls, matches that join two clusters. "
+            "Random sample: matches of the most accurate pipeline drawn at "
             "random, which estimate its precision without bias.",
         )
         if mode == RANDOM_SAMPLE:

@@ -47,7 +47,7 @@ def _labels(store: Store) -> pd.Series:
 def test_uncertain_pairs_come_before_certain_ones(store: Store) -> None:
     queue = review_queue(store, limit=100_000)
     assert queue["priority"].is_monotonic_decreasing
-    assert set(queue["priority"]) == {0, 1, 2, 3}
+    assert set(queue["priority"]) == {0, 1, 2, 3, 4}
     # A pair only one pipeline matched comes before every pair both matched with ease.
     disagree = queue[queue["priority"] == 3]
     assert (disagree[["baseline_similarity", "ensemble_similarity"]].isna().sum(axis=1) == 1).all()
@@ -66,6 +66,36 @@ def test_uncertain_pairs_come_before_certain_ones(store: Store) -> None:
         )
 
     assert wrong(disagree) > wrong(confident) + 0.2
+
+
+def test_unsure_pairs_come_first_and_the_rest_keep_their_order(store: Store) -> None:
+    from core import review_queue as rq
+
+    queue = review_queue(store, limit=100_000)
+    unsure = queue[queue["priority"] == 4]
+    # Unsure: 40-60 % likely the same, by the most accurate pipeline that matched the pair.
+    assert len(unsure) > 10 and unsure.index.max() < queue[queue["priority"] < 4].index.min()
+    assert unsure["probability"].between(0.4 - 1e-6, 0.6).all()
+    assert unsure["reason"].str.match(r"the answer is Unsure: \d+% likely the same product").all()
+    assert not queue.loc[queue["priority"] < 4, "probability"].between(0.4, 0.6 - 1e-6).any()
+    # Without the Unsure tier, the other pairs are in the order they had before it.
+    old = rq._combined
+
+    def without_unsure(runs):
+        keys, found = old({k: {**v, "unsure": np.zeros_like(v["unsure"])} for k, v in runs.items()})
+        return keys, found
+
+    rq._combined = without_unsure
+    try:
+        before = review_queue(store, limit=100_000)
+    finally:
+        rq._combined = old
+    assert set(before["priority"]) == {0, 1, 2, 3}
+    rest = queue[queue["priority"] < 4]
+    keys = list(zip(rest["left"], rest["right"], strict=True))
+    unsure_keys = set(zip(unsure["left"], unsure["right"], strict=True))
+    kept = [k for k in zip(before["left"], before["right"], strict=True) if k not in unsure_keys]
+    assert keys == kept
 
 
 def test_reviewed_pairs_leave_the_queue(store: Store) -> None:
@@ -100,13 +130,14 @@ def test_precision_from_a_random_sample_of_matches_brackets_the_truth(store: Sto
 
 def test_precision_from_queue_picks_is_marked_pessimistic(store: Store) -> None:
     labels = _labels(store)
-    for row in review_queue(store, limit=40).itertuples():
+    queue = review_queue(store, limit=100_000)
+    for row in queue[queue["priority"] == 3].head(40).itertuples():
         verdict = "same" if labels[row.left] == labels[row.right] else "different"
         store.save_review(row.left, row.right, verdict, chosen="queue")
     found = {p: review_estimates(store, p) for p in ("baseline", "ensemble")}
     assert not found["baseline"]["precision"].unbiased
-    # The queue's first pairs are ones only the baseline matched: of those said to be the
-    # same, the baseline found each and the ensemble fewer.
+    # The queue's first disagreements are pairs only the baseline matched: of those said to be
+    # the same, the baseline found each and the ensemble fewer.
     assert found["baseline"]["recall"].value == 1.0
     assert found["ensemble"]["recall"].value < 1.0
     assert found["ensemble"]["recall"].reviewed == found["baseline"]["recall"].reviewed > 0

@@ -2,7 +2,9 @@
 side-by-side view of two postings, and a compact table comparing the pipelines.
 
 Frames passed in carry one row per match: ``posting_id``, ``title``, ``image_path``, the score
-columns, ``rule`` and ``similarity``; optional ``same_label`` (bool) and ``verdict``.
+columns, ``rule`` and ``similarity``; optional ``same_label`` (bool) and ``verdict`` (the
+reviewer's). `annotate` adds the answer: the verdict word shown first, the probability in a
+details line (and on hover), the evidence in words.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.evidence import evidence_text, rule_text, shared_words, title_words
+from core.evidence import rule_text, shared_words, title_words
+from core.pair_answers import ANSWER_COLUMNS, pair_answers, probability_words
 from core.pipelines import Pipeline
 from core.settings import MatchSettings
 from core.store import Store
 from core.text import display_title
+from core.verdict_words import DIFFERENT, PROBABLY_SAME, SAME, UNSURE
 from ui import resources
 
 CARD_COLUMNS = 4
@@ -38,18 +42,49 @@ def annotate(
     settings: MatchSettings,
     threshold: float | None = None,
     without: tuple[str, ...] = (),
+    store: Store | None = None,
+    own_title: str | None = None,
 ) -> pd.DataFrame:
-    """The matches with ``evidence`` (words) and ``close_call`` (passed only narrowly);
-    ``without``: score columns left out of the words (a title score when no title was given)."""
+    """The matches with their answer (`core.pair_answers`: ``answer``, ``probability``,
+    ``probability_from``, ``evidence`` in words) and ``close_call`` (passed only narrowly).
+
+    ``without``: score columns left out (a title score when no title was given);
+    ``own_title``: the title the matches were matched against ("" or None with ``without``:
+    no title evidence); ``store``: whose own calibration applies."""
     out = matches.copy()
-    out["evidence"] = [
-        evidence_text(row)
-        for row in out.drop(columns=list(without), errors="ignore").to_dict("records")
-    ]
+    has_titles = None
+    if "title" in out:
+        theirs = out["title"].fillna("").astype(str).str.strip().to_numpy() != ""
+        has_titles = theirs & bool((own_title or "").strip() or not without)
+    if without and has_titles is None:
+        has_titles = np.zeros(len(out), bool)
+    reviews = out["verdict"].to_numpy(object) if "verdict" in out else None
+    answers = pair_answers(out, pipe.name, settings, store, has_titles, reviews)
+    for name in ANSWER_COLUMNS:
+        out[name] = answers[name].to_numpy()
     out["close_call"] = (
         pipe.close_calls(out, settings, threshold) if len(out) else np.zeros(0, bool)
     )
     return out
+
+
+#: How each verdict word is marked: a coloured badge.
+WORD_COLOURS = {SAME: "green", PROBABLY_SAME: "blue", UNSURE: "orange", DIFFERENT: "red"}
+
+
+def answer_badge(answer: str) -> str:
+    """The verdict word as a coloured badge (a person's answer with its mark)."""
+    word = answer.split(" (")[0]
+    icon = ":material/person_check: " if "(" in answer else ""
+    return f":{WORD_COLOURS.get(word, 'gray')}-badge[{icon}{answer}]"
+
+
+def answer_details(row: dict) -> str:
+    """The details line under the word: the probability and where it came from."""
+    probability = row.get("probability")
+    if probability is not None and probability != probability:
+        probability = None
+    return probability_words(probability, str(row.get("probability_from") or ""))
 
 
 def save_review(db_path: str, left: str, right: str, verdict: str) -> None:
@@ -111,8 +146,11 @@ def match_cards(
             with column.container(border=True):
                 st.image(resources.thumbnail(row.get("image_path"), CARD_PIXELS), width="stretch")
                 title = display_title(row.get("title") or "") or "(no title)"
+                st.markdown(f"### {answer_badge(row['answer'])}", help=answer_details(row))
                 st.markdown(f"**{rank}.** `{row['posting_id']}`  \n{html.escape(title[:90])}")
-                st.caption(f"{row['evidence']}  \n{rule_text(row.get('rule'))}")
+                st.caption(
+                    f"{row['evidence']}  \n{answer_details(row)} · {rule_text(row.get('rule'))}"
+                )
                 badges = _badges(row)
                 if badges:
                     st.markdown(badges)
@@ -179,7 +217,10 @@ def side_by_side(
     row["posting_id"] = other
     shared = shared_words(left.get("title") or "", row.get("title") or "")
     st.markdown(
-        f"**{row['evidence']}** · {rule_text(row.get('rule'))}"
+        f"### {answer_badge(row['answer'])}  \n**{row['evidence']}**", help=answer_details(row)
+    )
+    st.caption(
+        f"{answer_details(row)} · {rule_text(row.get('rule'))}"
         + (f" · {len(shared)} shared title word(s) highlighted" if shared else "")
     )
     badges = _badges(row)
@@ -219,7 +260,8 @@ def pipelines_table(answers: dict[str, pd.DataFrame]) -> None:
         marks = {}
         for row in frame.to_dict("records"):
             matched = row.get("matched", True)
-            marks[row["posting_id"]] = f"{'✔' if matched else '·'} {row['similarity']:.2f}"
+            word = str(row["answer"]).split(" (")[0]  # a person's mark shows on the cards
+            marks[row["posting_id"]] = f"{'✔' if matched else '·'} {word}"
         table[name] = [marks.get(p, "") for p in ids]
     table["title"] = [display_title(titles.get(p) or "") for p in ids]
     shown = resources.with_thumbnails(table)
@@ -227,8 +269,9 @@ def pipelines_table(answers: dict[str, pd.DataFrame]) -> None:
         name: st.column_config.TextColumn(
             name,
             width="small",
-            help=f"✔: the {name} pipeline calls it the same product (similarity 0–1); "
-            "·: listed as one of the closest, but no rule passed; blank: not listed.",
+            help=f"✔: the {name} pipeline calls it a match; ·: listed as one of the closest, "
+            "no match; then how sure it is: Same (90 % likely or more), Probably same (60 %), "
+            "Unsure (40 %), Different; blank: not listed.",
         )
         for name in answers
     }

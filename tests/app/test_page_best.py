@@ -84,7 +84,10 @@ def test_compare_scores_a_typed_title_with_the_trained_model(app, demo_with_best
     cards = card_ids(app)
     assert row["posting_id"] in cards
     evidence = [c for c in texts(app.caption) if "matched on" in c or "no rule passed" in c]
-    sure = [int(re.search(r"model (\d+)% sure", c).group(1)) for c in evidence]
+    sure = [
+        int(re.search(r"(\d+)% likely the same product \(the learned", c).group(1))
+        for c in evidence
+    ]
     # The posting whose title was typed is matched, with a high probability.
     own = sure[cards.index(row["posting_id"])]
     assert own > 50 and "matched on learned model" in evidence[cards.index(row["posting_id"])]

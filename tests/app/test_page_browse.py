@@ -3,9 +3,14 @@ compared, running a missing one, reviews, close calls, side by side, clusters.""
 
 from __future__ import annotations
 
+import re
+
 from core import matching
+from core.pair_answers import pair_answers
+from core.settings import MatchSettings
 from core.store import Store
 from core.text import display_title
+from core.verdict_words import VERDICT_WORDS
 from tests.app.helpers import button, card_ids, open_page, open_tab, run_pipelines, texts
 
 
@@ -37,16 +42,33 @@ def test_selected_posting_leads_with_the_most_accurate_pipeline(app, demo_db):
     assert set(card_ids(app)) == expected["ensemble"]
     assert app.tabs[0].label == f"Matches ({len(expected['ensemble'])})"
     assert any("Found by **Ensemble" in c for c in texts(app.caption))
-    # The evidence is in words, from the stored scores.
+    # Each card leads with its answer in words, then the evidence in words on one scale and
+    # how likely, never a raw score ("title 0.62", "hash 3 bits apart").
     evidence = [c for c in texts(app.caption) if "matched on" in c]
     assert len(evidence) == len(expected["ensemble"])
-    assert all("title" in c for c in evidence)
-    assert all("hash" in c for c in evidence)
+    assert all(
+        re.match(r"photos [a-z ]+ · titles [a-z ]+  \n\d+% likely the same", c) for c in evidence
+    )
+    assert all("calibrated on labelled pairs" in c for c in evidence)
+    assert not any(re.search(r"\d\.\d|bits apart", c) for c in evidence)
+    badges = [m.value for m in app.markdown if m.value.startswith("### :")]
+    assert len(badges) == len(expected["ensemble"])
+    words = [re.search(r"-badge\[(.+)\]", b).group(1) for b in badges]
+    assert set(words) <= set(VERDICT_WORDS)
+    # The words are the stored pairs' calibrated answers, card by card.
+    with Store(demo_db) as store:
+        stored = store.matches_of("ensemble", pid)
+        settings = MatchSettings.from_dict(store.match_run("ensemble")["settings"])
+        answers = pair_answers(stored, "ensemble", settings, store)
+    by_id = dict(zip(stored["posting_id"], answers["answer"], strict=True))
+    assert words == [by_id[c] for c in card_ids(app)]
     # Compare pipelines: a ✔ wherever a pipeline matched, in a column of its own.
     table = _pipelines_table(app).set_index("posting_id")
     for pipeline in ("baseline", "ensemble"):
         ticked = {p for p, mark in table[pipeline].items() if mark.startswith("✔")}
         assert ticked == expected[pipeline]
+        marks = {mark[2:] for mark in table[pipeline] if mark}
+        assert marks <= set(VERDICT_WORDS)  # the word, not a similarity
     with Store(demo_db) as store:
         title = display_title(store.posting(pid)["title"])
         label = store.posting(pid)["label_group"]

@@ -12,7 +12,7 @@ from tests.app.helpers import button, card_ids, open_page, open_tab, texts
 
 
 def _pipelines_table(at):
-    """The "Compare pipelines" tab: one row per posting, a "✔ 0.93" column per pipeline."""
+    """The "Compare pipelines" tab: one row per posting, a "✔ Same" column per pipeline."""
     open_tab(at, "compare_tab_0", "Compare pipelines")
     [table] = [d.value for d in at.dataframe if "baseline" in d.value.columns]
     return table.set_index("posting_id")
@@ -42,7 +42,12 @@ def test_uploaded_photo_finds_its_own_posting(app, demo_db):
     # The ensemble (the most accurate pipeline without a trained model) leads.
     assert card_ids(app)[0] == pid
     assert "matched on photo hash" in _evidence(app)[0]
-    assert any(m in _evidence(app)[0] for m in ("same hash", "1 bits apart", "2 bits apart"))
+    # The evidence in words: the photo (hash) very alike, no title typed so no title words.
+    assert _evidence(app)[0].startswith("photos very similar  \n")
+    assert "title" not in _evidence(app)[0].split("matched on")[0]
+    assert [m.value for m in app.markdown if m.value.startswith("### :")][0] == (
+        "### :green-badge[Same]"
+    )
     table = _pipelines_table(app)
     assert table.index[0] == pid
     assert table.loc[pid, "baseline"].startswith("✔")
@@ -60,10 +65,11 @@ def test_typed_title_matches_by_text(app, demo_db):
 
     assert not app.exception
     assert card_ids(app)[0] == pid
-    assert "title 1.00" in _evidence(app)[0] and "title" in _evidence(app)[0].split("matched on")[1]
+    assert "titles nearly the same" in _evidence(app)[0]
+    assert "title" in _evidence(app)[0].split("matched on")[1]
     table = _pipelines_table(app)
-    assert table.loc[pid, "baseline"] == "✔ 1.00"
-    assert table.loc[pid, "ensemble"] == "✔ 1.00"
+    assert table.loc[pid, "baseline"] == "✔ Same"
+    assert table.loc[pid, "ensemble"] == "✔ Same"
 
 
 def test_bad_inputs_show_errors_naming_the_file(app):

@@ -25,4 +25,4 @@ def test_browse_offers_every_export_as_csv_and_excel(app, demo_db):
     data = exports_view._export_bytes(str(demo_db), "matches", "xlsx", "ensemble")
     frame = pd.read_excel(io.BytesIO(data))
     assert frame.columns.tolist() == list(COLUMNS["matches"]) and len(frame) > 100
-    assert set(frame["verdict"]) <= {"Same", "Probably same", "Unsure"}
+    assert set(frame["verdict"]) <= {"Same", "Probably same", "Unsure", "Different"}

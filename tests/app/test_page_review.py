@@ -66,3 +66,26 @@ def test_a_random_sample_estimates_precision(app, demo_db):
         assert store.reviews()["chosen"].tolist() == ["sample"] * 5
     assert any(m.label == "ensemble precision" for m in app.metric)
     assert any("from 5 reviewed match(es)" in c for c in texts(app.caption))
+
+
+def test_unsure_pairs_come_first_with_their_answer_in_words(app, demo_db):
+    run_pipelines(demo_db)
+    with Store(demo_db) as store:
+        queue = review_queue(store)
+    first = queue.iloc[0]
+    assert first["priority"] == 4  # the demo has Unsure pairs: they lead
+    open_page(app, "review")
+    assert _shown_pair(app) == (first["left"], first["right"])
+    assert any(
+        m.value.startswith("**Why this pair:** the answer is Unsure: ") for m in app.markdown
+    )
+    # The most accurate pipeline that matched the pair answers first, in words.
+    [lead] = [m.value for m in app.markdown if m.value.startswith("### :")]
+    assert lead.startswith("### :orange-badge[Unsure]  \n**photos ")
+    answered = (
+        "ensemble" if first["ensemble_similarity"] == first["ensemble_similarity"] else "baseline"
+    )
+    assert "titles" in lead and f"the {answered} pipeline" in lead
+    details = [c for c in texts(app.caption) if "likely the same product" in c]
+    assert details[0].endswith("(calibrated on labelled pairs)")
+    assert any(f"{answered}: Unsure (" in c for c in texts(app.caption))
