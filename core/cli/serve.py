@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.cli.common import open_store
 from core.errors import SameSameError
+from core.service.limits import read_api_key
 
 
 def add_commands(sub) -> None:
@@ -36,22 +38,8 @@ def add_commands(sub) -> None:
     p.set_defaults(run=cmd_serve)
 
 
-def read_api_key(path: str | Path) -> str:
-    file = Path(path)
-    try:
-        key = file.read_text().strip()
-    except OSError as exc:
-        raise SameSameError(f"cannot read the API key file {file}: {exc.strerror}") from exc
-    if len(key) < 16:
-        raise SameSameError(f"the API key in {file} is shorter than 16 characters")
-    if not key.isascii() or not key.isprintable():
-        raise SameSameError(f"the API key in {file} must be printable ASCII (HTTP headers are)")
-    return key
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    from core.cli.common import open_store
-    from core.service.app import serve
+    from core.service.app import serve  # FastAPI and uvicorn load only to serve
 
     if not 0 < args.max_upload_mb <= 64:
         raise SameSameError("--max-upload-mb must be more than 0 and at most 64")

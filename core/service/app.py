@@ -37,7 +37,7 @@ from core.service.answers import (
     match_item,
     posting_answer,
 )
-from core.service.limits import ApiKey, BodyLimit, error_body
+from core.service.limits import ApiKey, BodyLimit, error_body, read_api_key
 from core.service.models import ServiceModels
 
 logger = logging.getLogger("core.service")
@@ -197,8 +197,6 @@ WORKER_CONFIG_ENV = "SAMESAME_SERVICE_CONFIG"
 def app_from_environment():
     """The application a worker process serves, as `serve` described it (uvicorn factory)."""
     import json
-
-    from core.cli.serve import read_api_key
 
     options = json.loads(os.environ[WORKER_CONFIG_ENV])
     key_file = options.get("api_key_file")

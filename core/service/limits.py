@@ -7,6 +7,9 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from core.errors import SameSameError
 
 Scope = dict
 Message = dict
@@ -115,3 +118,18 @@ class ApiKey:
             await send_error(send, 401, "X-API-Key", "a valid API key is needed (header X-API-Key)")
             return
         await self.app(scope, receive, send)
+
+
+def read_api_key(path: str | Path) -> str:
+    """The key a key file holds (what `ApiKey` checks): refused when the file cannot be read,
+    or the key is shorter than 16 characters or not printable ASCII."""
+    file = Path(path)
+    try:
+        key = file.read_text().strip()
+    except OSError as exc:
+        raise SameSameError(f"cannot read the API key file {file}: {exc.strerror}") from exc
+    if len(key) < 16:
+        raise SameSameError(f"the API key in {file} is shorter than 16 characters")
+    if not key.isascii() or not key.isprintable():
+        raise SameSameError(f"the API key in {file} must be printable ASCII (HTTP headers are)")
+    return key
