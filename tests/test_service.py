@@ -23,10 +23,12 @@ from PIL import Image
 
 from core import matching
 from core.catalog import import_catalog
+from core.pair_answers import pair_answers
 from core.query import NewItem, add_to_catalog, query_item
 from core.query_index import INDEXED_QUERY_FROM
 from core.settings import MatchSettings
 from core.store import Store
+from core.verdict_words import VERDICT_WORDS
 from tests.e2e.app_server import free_port
 
 KEY = "k" * 24
@@ -127,7 +129,24 @@ def test_title_and_hash_answers_equal_core_query(shopee_api, shopee_db, queries,
         # The re-posted listing finds its original.
         assert (row.posting_id, True) in answered(body)
         first = body["results"][0]
-        assert set(first) == {"posting_id", "title", "matched", "rule", "similarity", "scores"}
+        assert set(first) == {
+            *("posting_id", "title", "matched", "rule", "similarity", "scores"),
+            *("verdict", "probability", "evidence"),
+        }
+        # Next to the scores, the answer in words: the same as every page and export gives.
+        with Store(shopee_db) as store:
+            from core.query_index import open_query_index
+
+            settings = store.load_settings()
+            index = open_query_index(store)
+            frame = query_item(store, item, pipeline, settings, index=index, top_n=10).head(10)
+            said = pair_answers(frame, pipeline, settings, store)
+        assert [r["verdict"] for r in body["results"]] == said["answer"].tolist()
+        assert [r["probability"] for r in body["results"]] == pytest.approx(
+            said["probability"].tolist(), abs=1e-5
+        )
+        original = next(r for r in body["results"] if r["posting_id"] == row.posting_id)
+        assert original["verdict"] in VERDICT_WORDS and "titles" in original["evidence"]
 
 
 def test_batch_answers_equal_single_ones(shopee_api, queries):
@@ -169,6 +188,10 @@ def test_health_and_postings(shopee_api, shopee_db, queries):
     body = reply.json()
     assert body["title"] == queries["title"].iloc[0]
     assert set(body["matches"]["baseline"]) == stored
+    answers = body["answers"]["baseline"]
+    assert [a["posting_id"] for a in answers] == body["matches"]["baseline"]
+    assert all(a["verdict"] in VERDICT_WORDS and 0 <= a["probability"] <= 1 for a in answers)
+    assert all(a["evidence"].startswith("photos ") for a in answers)
     missing = requests.get(f"{shopee_api.url}/v1/postings/no-such-id", timeout=30)
     assert missing.status_code == 404
     assert missing.json()["error"]["field"] == "posting_id"

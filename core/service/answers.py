@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core.errors import ImageError, SameSameError
 from core.images import is_valid_phash
+from core.pair_answers import pair_answers
 from core.pipelines import PIPELINES, Pipeline, get_pipeline, most_accurate_first
 from core.query import NewItem, query_item
 from core.query_models import image_evidence
@@ -134,13 +136,23 @@ def match_item(
         "pipeline": pipe.name,
         "catalog_revision": store.catalog_revision,
         "matched": int(frame["matched"].sum()),
-        "results": _results(frame.head(limit), pipe),
+        "results": _results(frame.head(limit), pipe, settings, store, item.title),
         "notices": notices,
     }
 
 
-def _results(frame: pd.DataFrame, pipe: Pipeline) -> list[dict[str, Any]]:
+def _results(
+    frame: pd.DataFrame, pipe: Pipeline, settings: MatchSettings, store: Store, own_title: str
+) -> list[dict[str, Any]]:
+    """Each listed posting: what it is, whether it matched, its answer (``verdict``: Same /
+    Probably same / Unsure / Different; ``probability``; ``evidence`` in words) and scores."""
     scores = [c for c in pipe.score_columns if c in frame]
+    frame = frame.reset_index(drop=True)
+    titled = bool(normalize_title(own_title or ""))
+    theirs = (
+        frame["title"].fillna("").astype(str).str.strip().to_numpy() != "" if len(frame) else []
+    )
+    answers = pair_answers(frame, pipe.name, settings, store, np.asarray(theirs, bool) & titled)
     return [
         {
             "posting_id": row["posting_id"],
@@ -149,8 +161,11 @@ def _results(frame: pd.DataFrame, pipe: Pipeline) -> list[dict[str, Any]]:
             "rule": str(row["rule"]) if row["rule"] is not None else "",
             "similarity": _number(row["similarity"]),
             "scores": {name: _number(row[name]) for name in scores},
+            "verdict": answer["answer"],
+            "probability": _number(answer["probability"]),
+            "evidence": answer["evidence"],
         }
-        for row in frame.to_dict("records")
+        for row, answer in zip(frame.to_dict("records"), answers.to_dict("records"), strict=True)
     ]
 
 
@@ -163,12 +178,15 @@ def posting_answer(models: ServiceModels, posting_id: str) -> dict[str, Any]:
     if row is None:
         raise RequestError(404, "posting_id", f"no posting {posting_id!r} in this catalog")
     verdicts = verdicts_of(store.reviews(), posting_id)
-    matches = {}
+    matches, answers = {}, {}
     for name in PIPELINES:
-        if store.match_run(name) is None:
+        run = store.match_run(name)
+        if run is None:
             continue
         found = posting_matches_with_verdicts(store.matches_of(name, posting_id), verdicts)
-        matches[name] = found.loc[found["matched"], "posting_id"].tolist()
+        found = found[found["matched"]].reset_index(drop=True)
+        matches[name] = found["posting_id"].tolist()
+        answers[name] = _stored_answers(store, name, run, found, row.get("title"), verdicts)
     return {
         "posting_id": posting_id,
         "title": row.get("title"),
@@ -176,8 +194,40 @@ def posting_answer(models: ServiceModels, posting_id: str) -> dict[str, Any]:
         "image_phash": row.get("image_phash"),
         "label_group": row.get("label_group"),
         "matches": matches,
+        "answers": answers,
         "verdicts": verdicts,
     }
+
+
+def _stored_answers(
+    store: Store,
+    pipeline: str,
+    run: dict[str, Any],
+    found: pd.DataFrame,
+    own_title: str | None,
+    verdicts: dict[str, str],
+) -> list[dict[str, Any]]:
+    """Each stored match's answer: posting id, verdict word (a person's verdict wins),
+    probability and the evidence in words."""
+    if found.empty:
+        return []
+    titles = store.titles_and_images(found["posting_id"].tolist())
+    titled = np.array(
+        [bool((titles.get(p, ("", None))[0] or "").strip()) for p in found["posting_id"]]
+    )
+    settings = MatchSettings.from_dict(run["settings"])
+    reviews = np.array([verdicts.get(p, "") for p in found["posting_id"]], dtype=object)
+    has_titles = titled & bool((own_title or "").strip())
+    said = pair_answers(found, pipeline, settings, store, has_titles, reviews)
+    return [
+        {
+            "posting_id": pid,
+            "verdict": answer["answer"],
+            "probability": _number(answer["probability"]),
+            "evidence": answer["evidence"],
+        }
+        for pid, answer in zip(found["posting_id"], said.to_dict("records"), strict=True)
+    ]
 
 
 def health(models: ServiceModels) -> dict[str, Any]:
