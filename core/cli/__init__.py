@@ -1,5 +1,5 @@
-"""``python -m core`` (``samesame`` once installed): import, embed, train, match, evaluate, ocr,
-link, export, demo, info, spark-match, serve, app.
+"""``python -m core`` (``samesame`` once installed): import, embed, train, match, evaluate,
+query, calibrate, ocr, link, export, demo, info, spark-match, serve, app.
 
 Exit codes: 0 success, 2 bad input or a problem the user can fix (message on stderr), 130 when
 interrupted.
@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from core.cli import app, catalog, link, matching, ocr, serve, spark
+from core.cli import answers, app, catalog, link, matching, ocr, serve, spark
 from core.cli.common import EXIT_BAD_INPUT
 from core.errors import SameSameError
 
@@ -28,6 +28,7 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     catalog.add_commands(sub)
     matching.add_commands(sub)
+    answers.add_commands(sub)
     ocr.add_commands(sub)
     link.add_commands(sub)
     spark.add_commands(sub)
