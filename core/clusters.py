@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.matches import LISTED_BOTH
+from core.pair_listing import LISTED_BOTH
 
 
 @dataclass

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.matches import LISTED_LEFT, LISTED_RIGHT, MatchResult
+from core.matches import MatchResult
+from core.pair_listing import LISTED_LEFT, LISTED_RIGHT
 from core.pipelines.base import Pipeline, Progress
 from core.pipelines.inputs import MatchInputs
 from core.settings import MatchSettings

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core.clusters import Clustering, cluster_matches
+from core.pair_listing import LISTED_BOTH, LISTED_LEFT, LISTED_RIGHT
 from core.settings import MatchSettings
-
-if TYPE_CHECKING:
-    from core.clusters import Clustering
 
 #: Per-modality score columns a pipeline may fill (NaN where a modality is absent).
 SCORE_COLUMNS = (
@@ -26,10 +25,6 @@ SCORE_COLUMNS = (
     "text_ratio",
     "stage1_probability",
 )
-
-#: Who lists whom in an unordered pair (a bit each): a posting at the match cap may not list a
-#: posting that lists it.
-LISTED_LEFT, LISTED_RIGHT, LISTED_BOTH = 1, 2, 3
 
 
 @dataclass
@@ -85,20 +80,15 @@ class MatchResult:
     def clusters(self) -> Clustering:
         """Strength- and size-aware clusters of these matches (never raw components); computed
         once per result."""
-        from core.clusters import cluster_matches
-
         if self._clusters is None:
-            self._clusters = self._cluster(cluster_matches)
+            self._clusters = cluster_matches(
+                self.posting_ids,
+                self.pairs,
+                self.settings.max_cluster_size,
+                self.settings.cluster_min_link,
+                positions=self.pair_positions(),
+            )
         return self._clusters
-
-    def _cluster(self, cluster_matches) -> Clustering:
-        return cluster_matches(
-            self.posting_ids,
-            self.pairs,
-            self.settings.max_cluster_size,
-            self.settings.cluster_min_link,
-            positions=self.pair_positions(),
-        )
 
     def submission(self, clusters: bool = False) -> pd.DataFrame:
         """``posting_id,matches``: each posting's matches, or with ``clusters`` its cluster."""

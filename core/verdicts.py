@@ -15,7 +15,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from core.matches import LISTED_BOTH, MatchResult
+from core.matches import MatchResult
+from core.pair_listing import LISTED_BOTH
 
 #: The rule of a pair that is a match because the reviewer said so.
 REVIEWED = "reviewed"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from core.clusters import cluster_matches
-from core.matches import LISTED_BOTH, LISTED_LEFT
+from core.pair_listing import LISTED_BOTH, LISTED_LEFT
 
 
 def pairs_of(edges: list[tuple[str, str, float]], listed: int = LISTED_BOTH) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core.catalog import import_catalog
-from core.matches import LISTED_BOTH
+from core.pair_listing import LISTED_BOTH
 from core.pipelines import MatchInputs, get_pipeline
 from core.query import _exact_frame, _with_item
 from core.settings import MatchSettings

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import SameSameError
-from core.matches import LISTED_LEFT, LISTED_RIGHT
+from core.pair_listing import LISTED_LEFT, LISTED_RIGHT
 from core.settings import MatchSettings
 from core.store.schema import MATCH_SCORE_COLUMNS
 
