@@ -174,3 +174,28 @@ def test_large_catalog_is_narrowed_by_a_search_first(app, samesame_home):
     assert not app.exception
     assert app.selectbox(key="browse_posting").options == ["p01234 · Kopi bubuk 1234 gram"]
     assert any("Kopi bubuk 1234 gram" in m.value for m in app.markdown)
+
+
+def test_an_image_only_catalog_shows_photo_words_and_no_title_scores(app, grocery_dir, tmp_path):
+    from core.catalog import import_catalog
+
+    db = tmp_path / "grocery.db"
+    with Store(db) as store:
+        import_catalog(store, grocery_dir / "catalog.csv", grocery_dir / "images")
+        matching.run_pipeline(store, "baseline", MatchSettings(hash_max_distance=16))
+        pid = store.load_match_pairs("baseline")["left"].iloc[0]
+    app.session_state["db_path"] = str(db)
+    open_page(app, "browse")
+    app.selectbox(key="browse_posting").set_value(pid).run()
+
+    assert not app.exception
+    # No titles in this catalog: the evidence is the photos' alone, in words ("title 0.00"
+    # would read as evidence against), and each card still leads with its answer.
+    evidence = [c for c in texts(app.caption) if "matched on" in c]
+    assert evidence and all(
+        re.match(r"photos [a-z ]+  \n\d+% likely the same", c) for c in evidence
+    )
+    assert not any("title" in c for c in evidence)
+    badges = [m.value for m in app.markdown if m.value.startswith("### :")]
+    assert len(badges) == len(evidence)
+    assert all(re.search(r"-badge\[(Same|Probably same|Unsure|Different)\]", b) for b in badges)
