@@ -130,6 +130,39 @@ def report(name: str, p: np.ndarray, same: np.ndarray, matched: np.ndarray) -> d
     return row
 
 
+def fit_on_selection(name: str, selection: pd.DataFrame) -> rc.Calibration:
+    """The curve of rule pipeline ``name``, method chosen and fitted on the selection part."""
+    folds = [
+        rule_pairs(name, selection.iloc[idx].reset_index(drop=True))
+        for _, idx in group_kfold(selection, SELECTION_FOLDS)
+    ]
+    curve, scores = choose_and_fit(name, folds)
+    for method, values in scores.items():
+        print(
+            f"{name} {method}: ECE on each selection fold fitted on the others "
+            + ", ".join(f"{v:.4f}" for v in values)
+            + f" (mean {np.mean(values):.4f})"
+        )
+    print(f"{name}: chose {curve.method}")
+    return curve
+
+
+def measure_rule(name: str, held: pd.DataFrame, curve: rc.Calibration) -> dict:
+    """Reliability of ``curve`` on the held-back fifth, and the uncalibrated default's ECE."""
+    pairs = rule_pairs(name, held)
+    p = curve.probability(pairs["z"].to_numpy())
+    same, matched = pairs["same"].to_numpy(), pairs["matched"].to_numpy(bool)
+    row = report(f"{name} ({curve.method})", p, same, matched)
+    raw = default_probability(pairs, MatchSettings())
+    row["raw_pairs"] = rc.expected_calibration_error(raw, same)
+    row["raw_matched"] = rc.expected_calibration_error(raw[matched], same[matched])
+    print(
+        f"{name}, the uncalibrated default on the same pairs: ECE {row['raw_pairs']:.4f} "
+        f"(all), {row['raw_matched']:.4f} (matched)"
+    )
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
@@ -159,31 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(report(name, p, same, matched))
             continue
         if args.write:
-            folds = [
-                rule_pairs(name, selection.iloc[idx].reset_index(drop=True))
-                for _, idx in group_kfold(selection, SELECTION_FOLDS)
-            ]
-            curves[name], scores = choose_and_fit(name, folds)
-            for method, values in scores.items():
-                print(
-                    f"{name} {method}: ECE on each selection fold fitted on the others "
-                    + ", ".join(f"{v:.4f}" for v in values)
-                    + f" (mean {np.mean(values):.4f})"
-                )
-            print(f"{name}: chose {curves[name].method}")
-        curve = curves.get(name) or rc.default_calibrations()[name]
-        pairs = rule_pairs(name, held)
-        p = curve.probability(pairs["z"].to_numpy())
-        same, matched = pairs["same"].to_numpy(), pairs["matched"].to_numpy(bool)
-        row = report(f"{name} ({curve.method})", p, same, matched)
-        raw = default_probability(pairs, MatchSettings())
-        row["raw_pairs"] = rc.expected_calibration_error(raw, same)
-        row["raw_matched"] = rc.expected_calibration_error(raw[matched], same[matched])
-        print(
-            f"{name}, the uncalibrated default on the same pairs: ECE {row['raw_pairs']:.4f} "
-            f"(all), {row['raw_matched']:.4f} (matched)"
-        )
-        rows.append(row)
+            curves[name] = fit_on_selection(name, selection)
+        rows.append(measure_rule(name, held, curves.get(name) or rc.default_calibrations()[name]))
     if args.write and curves:
         rc.write_default(curves, about="benchmarks/bench_calibration.py --write")
         print(f"\nwrote {rc.DEFAULT_FILE}")
