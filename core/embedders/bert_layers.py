@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from core.embedders.minilm import BertShape
+from core.embedders.bert_shape import BertShape
 
 
 @keras.saving.register_keras_serializable(package="samesame_minilm")

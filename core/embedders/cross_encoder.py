@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from core.embedders.bert_shape import BertShape
 from core.embedders.minilm import (
-    BertShape,
     encoder_layers,
     load_tokenizer,
     model_folder,

@@ -25,12 +25,12 @@ import os
 import shutil
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.embedders.bert_shape import BertShape
 from core.embedders.wordpiece import WordPieceTokenizer
 from core.errors import WeightsUnavailableError
 
@@ -47,35 +47,6 @@ FOLDER_NAME = "all-minilm-l6-v2"
 _NEEDED = ("config.json", "model.safetensors", "tokenizer.json")
 #: Padded lengths are rounded up to a multiple of this (fewer distinct shapes to trace).
 LENGTH_STEP = 8
-
-
-@dataclass(frozen=True)
-class BertShape:
-    """The sizes of a BERT encoder (from its ``config.json``)."""
-
-    vocab: int = 30522
-    hidden: int = 384
-    layers: int = 6
-    heads: int = 12
-    intermediate: int = 1536
-    positions: int = 512
-    token_types: int = 2
-    epsilon: float = 1e-12
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> BertShape:
-        if config.get("hidden_act", "gelu") != "gelu":
-            raise WeightsUnavailableError(f"unexpected activation {config['hidden_act']!r}")
-        return cls(
-            config["vocab_size"],
-            config["hidden_size"],
-            config["num_hidden_layers"],
-            config["num_attention_heads"],
-            config["intermediate_size"],
-            config["max_position_embeddings"],
-            config["type_vocab_size"],
-            config["layer_norm_eps"],
-        )
 
 
 def packaged_zip() -> Path:
