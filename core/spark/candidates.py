@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.candidates.tfidf import WORD_TOKENS
+from core.spark.neighbours import nearest_hash_pairs
+from core.spark.pairs import all_pairs, ordered_pairs
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -126,26 +128,6 @@ def vector_dot(left: str, right: str) -> Column:
     )
 
 
-def ordered_pairs(pairs: DataFrame, a: str = "a", b: str = "b") -> DataFrame:
-    """Distinct (l, r) with l < r in catalog order."""
-    from pyspark.sql import functions as F
-
-    return (
-        pairs.where(F.col(a) != F.col(b))
-        .select(F.least(a, b).alias("l"), F.greatest(a, b).alias("r"))
-        .distinct()
-    )
-
-
-def all_pairs(frame: DataFrame, columns: list[str]) -> DataFrame:
-    """Every pair (l < r) of ``frame``'s rows, each side's ``columns`` prefixed l_ / r_."""
-    from pyspark.sql import functions as F
-
-    left = frame.select(F.col("idx").alias("l"), *[F.col(c).alias(f"l_{c}") for c in columns])
-    right = frame.select(F.col("idx").alias("r"), *[F.col(c).alias(f"r_{c}") for c in columns])
-    return left.crossJoin(right).where(F.col("l") < F.col("r"))
-
-
 def image_pairs(
     vectors: DataFrame,
     min_cosine: float,
@@ -213,8 +195,6 @@ def hash_pairs(
     from pyspark.sql import functions as F
 
     if not exact and max_distance < 64:
-        from core.spark.neighbours import nearest_hash_pairs
-
         return nearest_hash_pairs(hashed, max_distance, top_k, partitions)
     pairs = all_pairs(hashed, ["phash"]).select("l", "r", "l_phash", "r_phash")
     distance = F.bit_count(F.col("l_phash").bitwiseXOR(F.col("r_phash")))

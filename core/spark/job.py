@@ -38,7 +38,6 @@ from core.pipelines.inputs import hash_distances, vector_cosines
 from core.settings import MatchSettings
 from core.spark.candidates import (
     TOLERANCE,
-    all_pairs,
     hash_pairs,
     image_pairs,
     shared_token_pairs,
@@ -55,6 +54,7 @@ from core.spark.io import (
     write_matches,
 )
 from core.spark.neighbours import BROADCAST_UP_TO, nearest_title_pairs, ratio_pairs
+from core.spark.pairs import all_pairs
 from core.spark.session import SparkMatchReport, SparkOptions, require_spark, spark_session
 from core.spark.vectors import embed_frame, embedder_spec
 

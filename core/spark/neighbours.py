@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from core.spark.pairs import ordered_pairs
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
@@ -79,8 +81,6 @@ def _nearest_pairs(
 ) -> DataFrame:
     """(l, r) of each row's ``k`` neighbours (at least ``min_score``) by the index ``build``
     makes of ``payload``, whose rows are the postings ``ids`` in that order."""
-    from core.spark.candidates import ordered_pairs
-
     shared = spark.sparkContext.broadcast((ids, payload))
     n = len(ids)
     key = uuid.uuid4().hex
