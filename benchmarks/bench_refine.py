@@ -40,8 +40,9 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from core import matching, models
+    from core import matching
     from core.catalog import import_catalog
+    from core.pipelines.best import catalog_training
     from core.pipelines.best.graph import graph_features
     from core.pipelines.best.model import BestMatcher
     from core.pipelines.best.training import _lgb_params, pair_f1, select_pairs
@@ -68,7 +69,7 @@ def main() -> None:
         with Store(work / "train.db") as store:
             import_catalog(store, work / "train.csv", None)
             started = time.perf_counter()
-            models.train_best_model(store, MatchSettings(), work / "base")
+            catalog_training.train_best_model(store, MatchSettings(), work / "base")
             trained_in = time.perf_counter() - started
         held.to_csv(work / "held.csv", index=False)
         store = Store(work / "held.db")
@@ -76,7 +77,7 @@ def main() -> None:
         for pipeline in ("baseline", "ensemble"):
             matching.run_pipeline(store, pipeline)
         postings = store.postings()
-        inputs, _ = models._training_inputs(store, postings, MatchSettings())
+        inputs, _ = catalog_training.training_inputs(store, postings, MatchSettings())
         ids = postings["posting_id"].tolist()
         position = {p: i for i, p in enumerate(ids)}
         truth = np.array([labels[p] for p in ids])

@@ -49,6 +49,7 @@ def main() -> None:
     from core.catalog import import_catalog
     from core.errors import SameSameError
     from core.evaluation import evaluate_result
+    from core.pipelines.best import catalog_training
     from core.review_queue import QUEUE_LIMIT, review_queue
     from core.settings import MatchSettings
     from core.store import Store
@@ -105,7 +106,7 @@ def main() -> None:
                     model = work / f"best-{how}-{budget}"
                     started = time.perf_counter()
                     try:
-                        models.train_best_from_pairs(store, MatchSettings(), model, pairs)
+                        catalog_training.train_best_from_pairs(store, MatchSettings(), model, pairs)
                     except SameSameError as exc:  # too few of one kind: say so in the table
                         rows.append(
                             [
@@ -158,7 +159,7 @@ def main() -> None:
                             "same": np.r_[np.ones(half, int), np.zeros(half, int)],
                         }
                     )
-                    models.train_best_from_pairs(
+                    catalog_training.train_best_from_pairs(
                         training, MatchSettings(), work / "best-file", file_pairs
                     )
                 result = matching.run_pipeline(
@@ -178,7 +179,7 @@ def main() -> None:
                 training_part.to_csv(work / "train.csv", index=False)
                 with Store(work / "train.db") as training:
                     import_catalog(training, work / "train.csv", None)
-                    models.train_best_model(training, MatchSettings(), work / "best-all")
+                    catalog_training.train_best_model(training, MatchSettings(), work / "best-all")
                 result = matching.run_pipeline(
                     store, "best", model_dir=work / "best-all", save=False
                 )

@@ -42,7 +42,7 @@ def run_step(name: str, db: Path) -> None:
     sys.path.insert(0, str(ROOT))
     import pandas as pd
 
-    from core import models
+    from core.pipelines.best import catalog_training
     from core.review_queue import match_sample, review_queue
     from core.settings import MatchSettings
     from core.store import Store
@@ -68,7 +68,7 @@ def run_step(name: str, db: Path) -> None:
     elif name == "train":
         from core.catalog.pairs import verdict_pairs
 
-        report = models.train_best_from_pairs(
+        report = catalog_training.train_best_from_pairs(
             store, MatchSettings(), db.parent / "model", verdict_pairs(store.reviews())
         )
         print(json.dumps({"pairs_used": report["pairs_used"]}))

@@ -19,15 +19,20 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from core.matches import MatchResult
 from core.pair_listing import LISTED_LEFT, LISTED_RIGHT
-from core.pipelines.base import Pipeline, Progress
-from core.pipelines.inputs import MatchInputs
 from core.settings import MatchSettings
+
+if TYPE_CHECKING:
+    # Only named in annotations: the engine runs whatever pipeline it is given (through the
+    # interface), and the pipelines (`Pipeline.match`, `best`'s own stages) run the engine.
+    from core.pipelines.base import Pipeline, Progress
+    from core.pipelines.inputs import MatchInputs
 
 logger = logging.getLogger(__name__)
 

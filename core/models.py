@@ -1,6 +1,7 @@
 """The models a catalog's pipelines read: the pretrained image backbone, the ensemble's trained
 Siamese network and the trained ``best`` matcher (where each lives, whether it is current,
-training, embedding). TensorFlow and LightGBM are imported only by the functions that run them.
+training the Siamese network, embedding; `core.pipelines.best.catalog_training` trains the
+best matcher). TensorFlow and LightGBM are imported only by the functions that run them.
 """
 
 from __future__ import annotations
@@ -248,6 +249,9 @@ def embed_siamese(
 
 # -- the learned best matcher ------------------------------------------------------------------
 BEST = "best"  # the folder of the best matcher's model files
+#: The best matcher's record in its folder (configuration, thresholds, what it learnt from),
+#: read here without loading LightGBM.
+BEST_CONFIG_FILE = "best.json"
 
 
 def best_dir(store: Store, explicit: Path | None = None) -> Path:
@@ -259,9 +263,7 @@ def best_dir(store: Store, explicit: Path | None = None) -> Path:
 
 def best_model_info(model_dir: Path) -> dict | None:
     """The saved best matcher's training record, read without loading LightGBM."""
-    from core.pipelines.best.model import CONFIG_FILE
-
-    config = Path(model_dir) / CONFIG_FILE
+    config = Path(model_dir) / BEST_CONFIG_FILE
     if not config.is_file():
         return None
     try:
@@ -273,9 +275,7 @@ def best_model_info(model_dir: Path) -> dict | None:
 def best_threshold(model_dir: Path) -> float | None:
     """The saved best matcher's decision threshold (None without a model), read without
     loading LightGBM."""
-    from core.pipelines.best.model import CONFIG_FILE
-
-    config = Path(model_dir) / CONFIG_FILE
+    config = Path(model_dir) / BEST_CONFIG_FILE
     if not config.is_file():
         return None
     try:
@@ -312,108 +312,6 @@ def best_image_model(store: Store, postings: pd.DataFrame, settings: MatchSettin
     return None
 
 
-def _training_inputs(store: Store, postings: pd.DataFrame, settings: MatchSettings):
-    """The postings as the best matcher learns from them, and the image model whose vectors
-    it uses (`best_image_model`; None: hashes are the image evidence)."""
-    from core.pipelines.inputs import MatchInputs
-
-    image_model = best_image_model(store, postings, settings)
-    vectors = None
-    if image_model is not None:
-        ids, matrix = store.load_embeddings(image_model, IMAGENET)
-        vectors = dict(zip(ids, matrix, strict=True))
-    return MatchInputs.from_frame(postings, vectors, image_model), image_model
-
-
-def _with_photo_text(store: Store, inputs, settings: MatchSettings):
-    """The training postings with the text read from their photos after their titles, when
-    the settings ask for it (``best_photo_text``; the model records it and matches so)."""
-    if not settings.best_photo_text:
-        return inputs
-    from core.ocr import training_photo_text
-
-    return training_photo_text(store, inputs)
-
-
-def train_best_model(
-    store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
-) -> dict:
-    """Train the best pipeline on this catalog's labelled postings, their labels corrected by
-    the reviewer's verdicts (`core.verdicts.labels_with_verdicts`), and save it in model_dir.
-
-    Image vectors of the baseline model are used when every posting with an image file has
-    one; otherwise hashes are the image evidence (the saved model remembers which).
-    """
-    from core.pipelines.best.model import BestMatcher
-    from core.verdicts import labels_with_verdicts
-
-    postings = store.postings()
-    labelled = postings[postings["label_group"].notna()].reset_index(drop=True)
-    if labelled["label_group"].duplicated().sum() == 0:
-        raise SameSameError(
-            "Training the best pipeline needs a labelled catalog (a label_group column where "
-            "postings of the same product share a value); this catalog has none."
-        )
-    inputs, image_model = _training_inputs(store, labelled, settings)
-    inputs = _with_photo_text(store, inputs, settings)
-    # Labels and verdicts combine: the reviewer's word corrects the labels it contradicts.
-    labels, corrected = labels_with_verdicts(
-        labelled["posting_id"].tolist(), labelled["label_group"].tolist(), store.reviews()
-    )
-    started = time.perf_counter()
-    matcher = BestMatcher.fit(inputs, labels, settings, progress)
-    matcher.info["image_model"] = image_model
-    matcher.info["photo_text"] = settings.best_photo_text
-    matcher.info["verdicts_applied"] = corrected
-    matcher.info["catalog"] = catalog_stamp(store)
-    matcher.save(Path(model_dir))
-    record_training(store, model_dir, BEST)
-    return {**matcher.info, "seconds": time.perf_counter() - started}
-
-
-def train_best_from_pairs(
-    store: Store, settings: MatchSettings, model_dir: Path, pairs: pd.DataFrame
-) -> dict:
-    """Train the best pipeline from labelled pairs of this catalog (``left_id``, ``right_id``,
-    ``same`` 1/0: a reviewer's verdicts or a pairs file) and save it in model_dir. The
-    catalog needs no labels; every posting's candidates count (see
-    `core.pipelines.best.pair_training`)."""
-    from core.pipelines.best.config import BestConfig
-    from core.pipelines.best.model import BestMatcher
-    from core.pipelines.best.pair_training import fit_from_pairs
-
-    postings = store.postings()
-    inputs, image_model = _training_inputs(store, postings, settings)
-    inputs = _with_photo_text(store, inputs, settings)
-    position = pd.Index(postings["posting_id"])
-    triples = list(
-        zip(
-            position.get_indexer(pairs["left_id"]).tolist(),
-            position.get_indexer(pairs["right_id"]).tolist(),
-            pairs["same"].astype(int).tolist(),
-            strict=True,
-        )
-    )
-    if any(a < 0 or b < 0 for a, b, _ in triples):
-        raise SameSameError("Some labelled pairs name postings this catalog does not have")
-    started = time.perf_counter()
-    config = BestConfig.from_settings(settings)
-    # Where the baseline has matched this catalog, its decisions are the unlabelled pairs'
-    # weak labels.
-    weak = None
-    if store.match_run("baseline") is not None:
-        found = store.load_match_pairs("baseline")
-        weak = (position.get_indexer(found["left"]), position.get_indexer(found["right"]))
-    booster, names, info = fit_from_pairs(inputs, triples, config, settings.to_dict(), weak)
-    matcher = BestMatcher(config, booster, None, names, [], None, info)
-    matcher.info["image_model"] = image_model
-    matcher.info["photo_text"] = settings.best_photo_text
-    matcher.info["catalog"] = catalog_stamp(store)
-    matcher.save(Path(model_dir))
-    record_training(store, model_dir, BEST)
-    return {**matcher.info, "seconds": time.perf_counter() - started}
-
-
 def other_best_models(store: Store) -> list[tuple[str, Path, dict]]:
     """Best matchers trained on the labels of other databases in this data folder, newest
     first: (database name, model folder, training record)."""
@@ -445,12 +343,10 @@ def adopt_best_model(store: Store, settings: MatchSettings, source: Path) -> dic
     """
     import shutil
 
-    from core.pipelines.best.model import CONFIG_FILE
-
     info = best_model_info(Path(source))
     if info is None:
         raise SameSameError(f"No trained best matcher in {source}")
-    _, image_model = _training_inputs(store, store.postings(), settings)
+    image_model = best_image_model(store, store.postings(), settings)
     if (info.get("image_model") or None) != image_model:
         raise SameSameError(
             f"That model compares photos by {info.get('image_model') or 'perceptual hash'}, "
@@ -461,7 +357,7 @@ def adopt_best_model(store: Store, settings: MatchSettings, source: Path) -> dic
     staging = target.with_name(f"{target.name}.adopting")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(source, staging)
-    config = staging / CONFIG_FILE
+    config = staging / BEST_CONFIG_FILE
     payload = json.loads(config.read_text())
     payload.setdefault("info", {})["adopted_from"] = str(Path(source).parent.name)
     config.write_text(json.dumps(payload, indent=2))

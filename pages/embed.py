@@ -20,6 +20,7 @@ from core.errors import SameSameError, WeightsUnavailableError
 from core.evaluation import evaluate_result, labels_of
 from core.matching import ensure_ready, run_pipeline
 from core.pipelines import Pipeline
+from core.pipelines.best import catalog_training
 from core.settings import MatchSettings
 from core.store import Store
 from ui import common, resources
@@ -300,7 +301,7 @@ def _best_from_verdicts(store: Store, settings: MatchSettings, model_dir) -> Non
         return
     try:
         with st.spinner("Training the best matcher from your verdicts…"):
-            report = models.train_best_from_pairs(store, settings, model_dir, pairs)
+            report = catalog_training.train_best_from_pairs(store, settings, model_dir, pairs)
     except SameSameError as exc:
         st.error(str(exc))
         return

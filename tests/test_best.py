@@ -14,7 +14,13 @@ from core.candidates import ABSENT_RANK, Neighbours, SparseIndex, all_rows, unio
 from core.errors import ModelNotTrainedError, SameSameError
 from core.metrics import evaluate, true_match_sets
 from core.pipelines import MatchInputs, get_pipeline
-from core.pipelines.best import BestConfig, BestMatcher, select_pairs, tune_thresholds
+from core.pipelines.best import (
+    BestConfig,
+    BestMatcher,
+    catalog_training,
+    select_pairs,
+    tune_thresholds,
+)
 from core.pipelines.best.features import title_matrices
 from core.pipelines.best.text_features import model_codes, text_pair_features, title_facts
 from core.pipelines.best.training import pair_f1
@@ -553,7 +559,7 @@ def test_adopting_another_catalogs_matcher_checks_its_image_evidence(demo_catalo
     images = demo_catalog.parent / "images"
     with Store(tmp_path / "labelled.db") as labelled:
         import_catalog(labelled, demo_catalog, None)
-        models.train_best_model(labelled, MatchSettings(), models.best_dir(labelled))
+        catalog_training.train_best_model(labelled, MatchSettings(), models.best_dir(labelled))
         source = models.best_dir(labelled)
     frame = pd.read_csv(demo_catalog, dtype=str).drop(columns=["label_group"])
     frame.to_csv(tmp_path / "shop.csv", index=False)

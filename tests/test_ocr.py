@@ -12,6 +12,7 @@ import pytest
 
 from core import ocr
 from core.catalog import import_catalog
+from core.pipelines.best import catalog_training
 from core.store import SCHEMA_VERSION, Store
 from core.text import normalize_title
 from tests.conftest import require
@@ -203,7 +204,7 @@ def test_best_trains_and_matches_with_photo_text(read_slice, grocery_dir, tmp_pa
     settings = MatchSettings(best_photo_text=True, best_image_head=False, best_train_splits="3")
     model_dir = tmp_path / "model"
     with Store(db) as store:
-        report = models.train_best_model(store, settings, model_dir)
+        report = catalog_training.train_best_model(store, settings, model_dir)
         result = run_pipeline(store, "best", settings, model_dir=model_dir, save=False)
         photo = Path(store.postings()["image_path"].iloc[0]).read_bytes()
         notices: list[str] = []
@@ -229,10 +230,11 @@ def test_best_trains_and_matches_with_photo_text(read_slice, grocery_dir, tmp_pa
 
 
 def test_training_with_photo_text_needs_read_photos(store: Store, grocery_dir: Path, tmp_path):
-    from core import models
     from core.settings import MatchSettings
 
     _import(store, _slice(grocery_dir, per_product=2), grocery_dir / "images", tmp_path)
 
     with pytest.raises(ocr.SameSameError, match="python -m core ocr"):
-        models.train_best_model(store, MatchSettings(best_photo_text=True), tmp_path / "m")
+        catalog_training.train_best_model(
+            store, MatchSettings(best_photo_text=True), tmp_path / "m"
+        )

@@ -16,6 +16,7 @@ from core.catalog.pairs import read_pairs, read_pairs_report, sort_out_pairs
 from core.cli import main as cli
 from core.errors import CatalogError
 from core.evaluation import evaluate_result
+from core.pipelines.best import catalog_training
 from core.store import Store
 from tests.conftest import SHARED, require
 
@@ -377,13 +378,13 @@ def test_train_pairs_trains_on_the_published_file_and_writes_what_it_set_aside(
 ) -> None:
     given = WDC_SHOES / "train_pairs.csv"
     trained: list[pd.DataFrame] = []
-    train = models.train_best_from_pairs
+    train = catalog_training.train_best_from_pairs
 
     def spy(store, settings, model_dir, pairs):
         trained.append(pairs)
         return train(store, settings, model_dir, pairs)
 
-    monkeypatch.setattr(models, "train_best_from_pairs", spy)
+    monkeypatch.setattr(catalog_training, "train_best_from_pairs", spy)
     catalog = str(WDC_SHOES / "train_catalog.csv")
     args = ["train", "--catalog", catalog, "--pairs", str(given), "--model", str(tmp_path / "m")]
     assert cli(args) == 0, capsys.readouterr().err

@@ -24,6 +24,7 @@ from core.catalog import prepare_postings, read_catalog_csv
 from core.errors import CatalogError, SameSameError
 from core.matches import read_submission
 from core.pipelines import MatchInputs, get_pipeline
+from core.pipelines.best import catalog_training
 from core.settings import MatchSettings
 from tests.conftest import require
 
@@ -509,7 +510,7 @@ def test_best_trained_with_image_vectors_embeds_on_spark_as_on_one_machine(
     import_catalog(store, demo_catalog, images)
     models.embed_images(store, settings)
     folder = tmp_path / "best"
-    info = models.train_best_model(store, settings, folder)
+    info = catalog_training.train_best_model(store, settings, folder)
     assert info["image_model"] == models.image_model_name(settings)
     result = matching.run_pipeline(store, "best", settings, model_dir=folder, save=False)
     assert result.pairs["image_cosine"].notna().mean() > 0.9

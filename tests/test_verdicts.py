@@ -13,6 +13,7 @@ import pytest
 from core import matching
 from core.catalog import import_catalog
 from core.matches import read_submission
+from core.pipelines.best import catalog_training
 from core.store import Store
 from core.verdicts import REVIEWED, apply_verdicts, posting_matches_with_verdicts
 
@@ -59,7 +60,7 @@ def _train_best_from_pairs(store: Store) -> None:
             ).astype(int),
         }
     )
-    models.train_best_from_pairs(store, MatchSettings(), models.best_dir(store), pairs)
+    catalog_training.train_best_from_pairs(store, MatchSettings(), models.best_dir(store), pairs)
 
 
 @pytest.mark.parametrize("pipeline", ["baseline", "ensemble", "best"])

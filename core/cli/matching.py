@@ -145,6 +145,7 @@ def _train_from_pairs(args: argparse.Namespace, store, settings) -> None:
 
     from core import models
     from core.catalog.pairs import verdict_pairs
+    from core.pipelines.best import catalog_training
     from core.verdicts import pair_key
 
     if args.pipeline not in ("auto", "best"):
@@ -154,7 +155,7 @@ def _train_from_pairs(args: argparse.Namespace, store, settings) -> None:
     # A verdict in the database wins over the file for the same pair.
     keys = [pair_key(*p) for p in zip(pairs["left_id"], pairs["right_id"], strict=True)]
     pairs = pairs.assign(key=keys).drop_duplicates("key", keep="last").drop(columns=["key"])
-    report = models.train_best_from_pairs(store, settings, Path(args.model), pairs)
+    report = catalog_training.train_best_from_pairs(store, settings, Path(args.model), pairs)
     print(
         f"best matcher: trained from {report['pairs_used']:,} of {report['pairs_given']:,} "
         f"labelled pairs ({report['same_pairs']:,} same, {report['different_pairs']:,} "

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from core.engine import match_catalog
 from core.errors import SameSameError
 from core.pipelines.inputs import MatchInputs
 from core.settings import MatchSettings
@@ -203,8 +204,6 @@ class Pipeline(ABC):
         **options: Any,
     ) -> MatchResult:
         """Match a whole catalog (the batch engine, bounded by ``settings.max_matches``)."""
-        from core.engine import match_catalog
-
         return match_catalog(self, inputs, settings, progress)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from core.candidates import SparseIndex, fit_tfidf, row_cosine
+from core.models import IMAGENET, image_model_name
 from core.pipelines.base import (
     CLOSE_CALL_BAND,
     Pipeline,
@@ -74,8 +75,6 @@ class BaselinePipeline(Pipeline):
     def image_model(
         self, store: Store, settings: MatchSettings, model_dir: Path | None = None
     ) -> tuple[str, str | None]:
-        from core.models import IMAGENET, image_model_name
-
         return image_model_name(settings), IMAGENET
 
     def readiness(

@@ -12,6 +12,14 @@ import pandas as pd
 
 from core.candidates import SparseIndex, fit_tfidf
 from core.candidates.ratio import EXACT_RATIO_UP_TO, RatioIndex, sequence_ratio
+from core.models import (
+    SIAMESE,
+    in_sample,
+    siamese_config,
+    siamese_dir,
+    siamese_version,
+    train_siamese_model,
+)
 from core.pipelines.base import (
     CLOSE_CALL_BAND,
     Pipeline,
@@ -81,8 +89,6 @@ def with_calibrated_distance(
     fixed distance stays where no calibrated one exists."""
     if settings.siamese_threshold != "calibrated":
         return settings, None
-    from core.models import siamese_config
-
     stored = siamese_config(model_dir) if model_dir is not None else {}
     calibrated = stored.get("calibrated_distance")
     if isinstance(calibrated, int | float):
@@ -125,14 +131,10 @@ class EnsemblePipeline(Pipeline):
     def image_model(
         self, store: Store, settings: MatchSettings, model_dir: Path | None = None
     ) -> tuple[str, str | None] | None:
-        from core.models import SIAMESE, siamese_dir, siamese_version
-
         version = siamese_version(siamese_dir(store, model_dir))
         return (SIAMESE, version) if version else None
 
     def in_sample(self, store: Store, model_dir: Path | None = None) -> bool:
-        from core.models import SIAMESE, in_sample, siamese_dir
-
         return in_sample(store, siamese_dir(store, model_dir), SIAMESE)
 
     def settings_for(
@@ -144,8 +146,6 @@ class EnsemblePipeline(Pipeline):
     ) -> tuple[MatchSettings, str | None]:
         if settings.siamese_threshold != "calibrated":
             return settings, None  # no model folder to look up (a query answers faster)
-        from core.models import siamese_dir
-
         folder = siamese_dir(store, model_dir) if store is not None else model_dir
         resolved, note = with_calibrated_distance(settings, folder)
         return (resolved.replace(siamese_threshold="fixed") if pin else resolved), note
@@ -171,8 +171,6 @@ class EnsemblePipeline(Pipeline):
         model_dir: Path,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
-        from core.models import train_siamese_model
-
         report = train_siamese_model(store, settings, model_dir, progress)
         last = report["history"][-1]["loss"] if report["history"] else float("nan")
         calibration = report["calibration"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core import evaluation, matching, models
+from core.pipelines.best import catalog_training
 from core.settings import MatchSettings
 from core.store import Store
 from tests.app.helpers import button, card_ids, open_page, open_tab, texts
@@ -21,7 +22,7 @@ def trained_demo_model(prepared_home, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("best_demo")
     shutil.copy2(prepared_home.path / "demo.db", folder / "demo.db")
     with Store(folder / "demo.db") as store:
-        models.train_best_model(store, MatchSettings(), folder / "model")
+        catalog_training.train_best_model(store, MatchSettings(), folder / "model")
     return folder / "model"
 
 

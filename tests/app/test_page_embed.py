@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from core import evaluation, matching, models
+from core.pipelines.best import catalog_training
 from core.store import Store
 from tests.app.helpers import MOBILENET_025, WEIGHTS, button, card_ids, open_page, open_tab, texts
 from tests.conftest import require
@@ -242,7 +243,7 @@ def test_an_unlabelled_catalog_adopts_the_matcher_of_a_labelled_one(app, demo_db
     from tests.app.helpers import demo_rows, write_catalog
 
     with Store(demo_db) as store:
-        models.train_best_model(store, MatchSettings(), models.best_dir(store))
+        catalog_training.train_best_model(store, MatchSettings(), models.best_dir(store))
     rows = demo_rows(samesame_home, 200)
     for row in rows:
         row.pop("label_group")

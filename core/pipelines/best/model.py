@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 
 from core.candidates.ratio import sequence_ratio
+from core.engine import EngineStats, finish, kept_from_pairs
 from core.errors import ModelNotTrainedError, SameSameError
 from core.matches import MatchResult
+from core.models import BEST_CONFIG_FILE
 from core.pipelines.best.config import BestConfig
 from core.pipelines.best.features import PairTable, Stages
 from core.pipelines.best.rescoring import Rescorer
@@ -33,7 +35,8 @@ from core.settings import MatchSettings
 
 Progress = Callable[[int, int], None]
 
-CONFIG_FILE = "best.json"
+#: The record `core.models` reads (what it learnt from) without loading LightGBM.
+CONFIG_FILE = BEST_CONFIG_FILE
 STAGE1_FILE = "stage1.lgb.txt"
 STAGE2_FILE = "stage2.lgb.txt"
 TITLE_MODEL_DIR = "title_encoder"
@@ -158,8 +161,6 @@ class BestMatcher:
     ) -> MatchResult:
         """Match a catalog (labels are not needed; the catalog may hold unseen products),
         drawing a progress bar per stage through ``stages``."""
-        from core.engine import EngineStats, finish, kept_from_pairs
-
         settings = settings or MatchSettings()
         started = time.perf_counter()
         table, prob1, prob = self.probabilities(inputs, stages)

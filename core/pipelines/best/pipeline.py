@@ -10,6 +10,8 @@ import pandas as pd
 
 from core.errors import ModelNotTrainedError
 from core.matches import MatchResult
+from core.models import BEST as BEST_FOLDER
+from core.models import IMAGENET, best_dir, best_is_current, best_model_info, in_sample
 from core.pipelines.base import (
     CLOSE_CALL_PROBABILITY,
     Pipeline,
@@ -20,6 +22,7 @@ from core.pipelines.base import (
     decision_frame,
     register,
 )
+from core.pipelines.best.catalog_training import train_best_model
 from core.pipelines.best.model import BEST_NAME
 from core.pipelines.inputs import MatchInputs
 from core.settings import MatchSettings
@@ -50,21 +53,15 @@ class BestPipeline(Pipeline):
     def image_model(
         self, store: Store, settings: MatchSettings, model_dir: Path | None = None
     ) -> tuple[str, str | None] | None:
-        from core.models import IMAGENET, best_dir, best_model_info
-
         info = best_model_info(best_dir(store, model_dir)) or {}
         return (info["image_model"], IMAGENET) if info.get("image_model") else None
 
     def in_sample(self, store: Store, model_dir: Path | None = None) -> bool:
-        from core.models import BEST, best_dir, in_sample
-
-        return in_sample(store, best_dir(store, model_dir), BEST)
+        return in_sample(store, best_dir(store, model_dir), BEST_FOLDER)
 
     def readiness(
         self, store: Store, settings: MatchSettings, model_dir: Path | None = None
     ) -> Readiness:
-        from core.models import best_dir, best_is_current, best_model_info
-
         folder = best_dir(store, model_dir)
         info = best_model_info(folder)
         labelled = store.info()["label_groups"] > 0
@@ -95,8 +92,6 @@ class BestPipeline(Pipeline):
         model_dir: Path,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
-        from core.models import train_best_model
-
         report = train_best_model(store, settings, model_dir, progress)
         report["summary"] = (
             f"best matcher: trained on {report['postings']:,} postings in "
