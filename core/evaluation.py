@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from core.errors import SameSameError
-from core.matches import MatchResult
-from core.metrics import group_scores, pair_scores, summary
+from core.matches import MatchResult, read_submission
+from core.metrics import group_scores, pair_scores, per_posting_scores, summary, true_match_sets
 from core.store import Store
 
 
@@ -57,9 +57,6 @@ def evaluate_submission(store: Store, frame: pd.DataFrame) -> dict[str, float]:
         SameSameError: the catalog has no labels, the file has not the two columns, it names
             postings the catalog does not have, or it lacks rows for labelled postings.
     """
-    from core.matches import read_submission
-    from core.metrics import per_posting_scores, true_match_sets
-
     labels = _labels_or_raise(store)
     missing = {"posting_id", "matches"} - set(frame.columns)
     if missing:

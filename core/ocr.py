@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import ImageError, SameSameError
+from core.errors import ImageError, SameSameError, first_line
 from core.images import MAX_IMAGE_BYTES, check_stored_path, open_image
+from core.text import normalize_title
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -239,8 +240,6 @@ def _read_batch(
 
 
 def _failed(report: OcrReport, posting_ids: list[str], exc: BaseException) -> None:
-    from core.errors import first_line
-
     report.failed += len(posting_ids)
     for posting_id in posting_ids[: max(0, FAILURES_SHOWN - len(report.failures))]:
         report.failures.append(f"{posting_id}: {first_line(exc)}")
@@ -284,8 +283,6 @@ def catalog_photo_texts(store: Store, reader: str = READER) -> dict[str, str]:
 
 def title_with_photo_text(title: str, photo_text: str) -> str:
     """A normalised title with the photo's text after it, normalised as titles are."""
-    from core.text import normalize_title
-
     return normalize_title(f"{title} {photo_text}") if photo_text else title
 
 

@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from core.catalog import import_catalog
+from core.demo import ensure_demo_catalog
 from core.settings import data_dir
 from core.store import Store
 
@@ -23,9 +25,6 @@ def demo_db_path() -> Path:
 
 def open_demo(progress: Progress | None = None) -> Store:
     """The built-in demo catalog's database, generating and importing it on first use."""
-    from core.catalog import import_catalog
-    from core.demo import ensure_demo_catalog
-
     csv_path = ensure_demo_catalog(data_dir())
     store = Store(demo_db_path())
     if store.count_postings() == 0 or store.meta("demo_catalog") != _file_stamp(csv_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import CatalogError
+from core.settings import data_dir
 from core.verdicts import pair_key
 
 PAIR_COLUMNS = ("left_id", "right_id", "same")
@@ -80,8 +81,6 @@ class PairsReport:
 def default_conflicts_path(pairs_path: Path) -> Path:
     """Where the set-aside rows of ``pairs_path`` go unless the caller says: the data folder,
     as ``<file name>-conflicts.csv`` (the pairs file's own folder may be read-only)."""
-    from core.settings import data_dir
-
     return data_dir() / f"{Path(pairs_path).stem}-conflicts.csv"
 
 

@@ -8,6 +8,7 @@ import threading
 from core.query_index.files import add_to_index, open_query_index
 from core.query_index.index import INDEXED_QUERY_FROM, QueryIndex
 from core.store import Store
+from core.workspace import catalog_stamp
 
 
 class QueryIndexCache:
@@ -22,8 +23,6 @@ class QueryIndexCache:
     ) -> QueryIndex | None:
         """The kept index when it is of the catalog as it is now (a stamp read: no count of
         the postings, which costs milliseconds per request at a million)."""
-        from core.workspace import catalog_stamp
-
         index = self._indexes.get(str(store.path))
         if index is None or index.stamp != catalog_stamp(store):
             return None

@@ -11,16 +11,15 @@ import numpy as np
 
 from core.errors import SameSameError
 from core.query_index.index import DELTA_FILE, QueryIndex
+from core.settings import data_dir
 from core.store import Store
+from core.workspace import catalog_stamp
 
 logger = logging.getLogger(__name__)
 
 
 def index_folder(store: Store) -> Path:
     """Where a database's query index lives: the data folder, one sub-folder per database."""
-    from core.settings import data_dir
-    from core.workspace import catalog_stamp
-
     database_id = catalog_stamp(store).split("#", 1)[0]
     return data_dir() / "indexes" / database_id
 
@@ -33,8 +32,6 @@ def open_query_index(
     An index built for an earlier revision is rebuilt (postings were re-imported or changed);
     uploads added through `add_to_index` keep it current without a rebuild.
     """
-    from core.workspace import catalog_stamp
-
     folder = index_folder(store)
     stamp = catalog_stamp(store)
     index = None
@@ -69,8 +66,6 @@ def add_to_index(
     last extended (the revision moved by exactly this one write); otherwise the next
     `open_query_index` rebuilds it.
     """
-    from core.workspace import catalog_stamp
-
     row = store.posting(posting_id)
     if row is None:
         raise SameSameError(f"posting {posting_id!r} is not in the catalog")

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from core.candidates import WORDS, TfidfModel, fit_tfidf
+from core.candidates.dense import HNSW_EF_SEARCH, HNSW_FROM, build_faiss_index
 from core.errors import SameSameError
 from core.images import phash_to_uint64
 from core.store import Store
+from core.workspace import catalog_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +46,6 @@ class ImageIndex:
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(cosines, posting positions) of the k nearest stored vectors, best first."""
-        from core.candidates.dense import HNSW_EF_SEARCH
-
         if self.index.ntotal == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         if hasattr(self.index, "hnsw"):
@@ -92,9 +93,6 @@ class QueryIndex:
     @classmethod
     def build(cls, store: Store, image_models: Sequence[tuple[str, str | None]] = ()) -> QueryIndex:
         """Index the catalog as it is now (titles, hashes, and the given models' vectors)."""
-        from core.candidates import fit_tfidf
-        from core.workspace import catalog_stamp
-
         started = time.perf_counter()
         postings = store.postings()
         if postings.empty:
@@ -125,8 +123,6 @@ class QueryIndex:
         return index
 
     def add_image_model(self, store: Store, model: str, version: str | None) -> None:
-        from core.candidates.dense import HNSW_FROM, build_faiss_index
-
         ids, matrix = store.load_embeddings(model, version)
         position_of = {pid: i for i, pid in enumerate(self.posting_ids)}
         positions = np.array([position_of.get(pid, -1) for pid in ids], dtype=np.int64)
@@ -141,8 +137,6 @@ class QueryIndex:
     def title_vector(self, title: str):
         """The query title's TF-IDF row with the catalog's vocabulary and IDF (unknown words,
         which no posting shares, are dropped)."""
-        from core.candidates import WORDS, TfidfModel
-
         return TfidfModel(WORDS, self.rows, self.vocabulary, self.idf).transform([title])
 
     @property

@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core.errors import SameSameError
+
 Scope = Literal["catalog", "machine"]
 
 
@@ -108,8 +110,6 @@ class SettingsBase:
     @classmethod
     def from_dict(cls, values: dict[str, Any]):
         """Build from stored or user values, ignoring unknown keys (older/newer versions)."""
-        from core.errors import SameSameError
-
         known = {spec.name: spec for spec in specs(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in values.items():

@@ -9,6 +9,7 @@ from typing import Any
 from core.errors import SameSameError
 from core.settings.best import BestTrainingSettings
 from core.settings.fields import SettingSpec, setting, specs
+from core.settings.paths import default_weights_dir
 
 BACKBONES = ("mobilenet", "mobilenetv2", "vgg16", "efficientnet-lite0", "efficientnet-lite2")
 MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
@@ -391,8 +392,6 @@ class MatchSettings(BestTrainingSettings):
 
     def resolved_weights_dir(self):
         from pathlib import Path
-
-        from core.settings.paths import default_weights_dir
 
         return Path(self.weights_dir).expanduser() if self.weights_dir else default_weights_dir()
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from core.errors import SameSameError
 from core.settings import MatchSettings
+from core.settings.machine import MACHINE_NAMES, load_machine_values, save_machine_values
 from core.store import schema
 
 logger = logging.getLogger(__name__)
@@ -153,8 +154,6 @@ class StoreBase:
     def load_settings(self) -> MatchSettings:
         """This catalog's thresholds with this computer's machine settings (image models,
         batch size, weights folder), which apply to every catalog."""
-        from core.settings.machine import load_machine_values
-
         stored = self.get_setting("match_settings", {}) or {}
         machine = load_machine_values()
         # The catalog's photo threshold belongs to the backbone it was saved with; a backbone
@@ -166,8 +165,6 @@ class StoreBase:
         )
 
     def save_settings(self, settings: MatchSettings) -> None:
-        from core.settings.machine import MACHINE_NAMES, save_machine_values
-
         catalog = {k: v for k, v in settings.to_dict().items() if k not in MACHINE_NAMES}
         catalog[THRESHOLD_BACKBONE] = settings.image_backbone
         self.set_setting("match_settings", catalog)
