@@ -13,8 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.embedders.backbones import resolve_siamese_inputs
+from core.embedders.mobilenet import PretrainedEmbedder, embedder_name
+from core.embedders.siamese import SiameseConfig, SiameseEmbedder
+from core.embedders.siamese_training import train_siamese
+from core.embedding import embed_catalog
 from core.errors import SameSameError
 from core.settings import MatchSettings
+from core.settings.match import BACKBONES
 from core.store import Store
 from core.workspace import catalog_stamp, models_folder
 
@@ -54,8 +60,6 @@ def in_sample(store: Store, model_dir: Path, what: str) -> bool:
 
 # -- the pretrained image backbone -------------------------------------------------------------
 def image_model_name(settings: MatchSettings) -> str:
-    from core.embedders.mobilenet import embedder_name
-
     return embedder_name(settings.image_backbone, settings.image_alpha, settings.image_size)
 
 
@@ -67,8 +71,6 @@ def settings_for_image_model(settings: MatchSettings, name: str) -> MatchSetting
     Raises:
         SameSameError: ``name`` is no pretrained image model SameSame knows.
     """
-    from core.settings.match import BACKBONES
-
     for backbone in sorted(BACKBONES, key=len, reverse=True):
         if not name.startswith(backbone + "-"):
             continue
@@ -110,8 +112,6 @@ def pretrained_identity(settings: MatchSettings) -> tuple:
 def load_image_embedder(settings: MatchSettings):
     """The baseline's pretrained embedder (loads TensorFlow and the weights), run by the
     settings' inference engine."""
-    from core.embedders.mobilenet import PretrainedEmbedder
-
     return PretrainedEmbedder(
         settings.image_backbone,
         settings.image_alpha,
@@ -122,8 +122,6 @@ def load_image_embedder(settings: MatchSettings):
 
 
 def embed_images(store: Store, settings: MatchSettings, progress: Progress | None = None) -> int:
-    from core.embedding import embed_catalog
-
     return embed_catalog(store, load_image_embedder(settings), progress=progress)
 
 
@@ -189,10 +187,6 @@ def train_siamese_model(
     store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
 ) -> dict:
     """Train the ensemble's Siamese network on this catalog's labelled images and save it."""
-    from core.embedders.backbones import resolve_siamese_inputs
-    from core.embedders.siamese import SiameseConfig
-    from core.embedders.siamese_training import train_siamese
-
     postings = store.postings()
     usable = postings[(postings["image_status"] == "ok") & postings["label_group"].notna()]
     if usable.empty:
@@ -239,9 +233,6 @@ def train_siamese_model(
 def embed_siamese(
     store: Store, settings: MatchSettings, model_dir: Path, progress: Progress | None = None
 ) -> int:
-    from core.embedders.siamese import SiameseEmbedder
-    from core.embedding import embed_catalog
-
     embedder = SiameseEmbedder.load(model_dir, settings.batch_size)
     embedder.serve_with(settings.inference_backend)
     return embed_catalog(store, embedder, progress=progress)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from core.embedders.inference import runner_for
 from core.images import load_for_model
 
 logger = logging.getLogger(__name__)
@@ -91,8 +92,6 @@ class ImageEmbedder:
         Raises:
             SameSameError: ``openvino`` without OpenVINO installed.
         """
-        from core.embedders.inference import runner_for
-
         if self.model is not None:
             key = f"{self.name}-{self.version}"
             self.backend, self._runner = runner_for(self.model, choice, key)

@@ -32,7 +32,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from core.embedders.bert_shape import BertShape
+from core.embedders.inference import runner_for
+from core.embedders.keras_files import load_model_files, save_model_files
 from core.embedders.minilm import (
+    custom_layers,
     encoder_layers,
     load_tokenizer,
     model_folder,
@@ -105,8 +108,6 @@ class CrossEncoderSettings:
 def build_model(shape: BertShape, settings: CrossEncoderSettings) -> keras.Model:
     """packed pairs (n, 3, length) → match logits (n, 1); the encoder's weights are random."""
     import keras
-
-    from core.embedders.minilm import custom_layers
 
     custom = custom_layers()
     packed = keras.Input((3, None), dtype="float32", name="tokens")
@@ -325,8 +326,6 @@ class CrossEncoder:
     # -- scoring --------------------------------------------------------------------------------
 
     def _runner(self, backend: str) -> Callable[[np.ndarray], np.ndarray]:
-        from core.embedders.inference import runner_for
-
         if backend not in self._runners:
             _, runner = runner_for(self.model, backend, "minilm-cross-encoder")
             self._runners[backend] = runner or tensorflow_runner(self.model)
@@ -366,8 +365,6 @@ class CrossEncoder:
 
     def save(self, folder: Path) -> None:
         """Write the model (Keras format, no optimizer), its settings and its tokenizer."""
-        from core.embedders.keras_files import save_model_files
-
         folder = Path(folder)
         clean = build_model(self.shape, self.settings)
         clean.set_weights(self.model.get_weights())
@@ -387,9 +384,6 @@ class CrossEncoder:
         Raises:
             ModelNotTrainedError: the folder holds no saved cross-encoder.
         """
-        from core.embedders.keras_files import load_model_files
-        from core.embedders.minilm import custom_layers
-
         custom_layers()  # registers the custom layers before safe-mode loading
         folder = Path(folder)
         model, saved = load_model_files(

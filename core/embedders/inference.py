@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import SameSameError
+from core.settings import data_dir
 from core.settings.match import INFERENCE_BACKENDS
 
 logger = logging.getLogger(__name__)
@@ -68,8 +69,6 @@ def resolve_backend(choice: str) -> str:
 
 
 def cache_folder() -> Path:
-    from core.settings import data_dir
-
     return data_dir() / "openvino"
 
 

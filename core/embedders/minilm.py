@@ -31,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.embedders.bert_shape import BertShape
+from core.embedders.inference import runner_for
 from core.embedders.wordpiece import WordPieceTokenizer
 from core.errors import WeightsUnavailableError
+from core.settings import data_dir
 
 if TYPE_CHECKING:
     import keras
@@ -80,8 +82,6 @@ def model_folder(data_folder: Path | None = None) -> Path:
         WeightsUnavailableError: not extracted yet and the package is missing or damaged.
     """
     if data_folder is None:
-        from core.settings import data_dir
-
         data_folder = data_dir()
     target = Path(data_folder) / "models" / FOLDER_NAME
     if _complete(target):
@@ -301,8 +301,6 @@ class MiniLMEncoder:
         backend: str = "tensorflow",
         data_folder: Path | None = None,
     ):
-        from core.embedders.inference import runner_for
-
         if not 3 <= max_length <= 512:
             raise ValueError(f"max_length must be 3 to 512 tokens: {max_length}")
         folder = model_folder(data_folder)

@@ -18,6 +18,7 @@ import numpy as np
 
 from core.embedders.backbones import load_backbone, preprocess
 from core.embedders.base import ImageEmbedder
+from core.embedders.keras_files import side_by_side
 from core.errors import ModelNotTrainedError
 
 logger = logging.getLogger(__name__)
@@ -106,8 +107,6 @@ def build_head(config: SiameseConfig, feature_dim: int, member: int = 0):
 def assemble(config: SiameseConfig, base, heads: list):
     """pixels → backbone → the heads' vectors side by side at unit length."""
     import keras
-
-    from core.embedders.keras_files import side_by_side
 
     inputs = keras.Input((config.image_size, config.image_size, 3), name="pixels")
     return keras.Model(inputs, side_by_side(heads, "heads")(base(inputs)), name="siamese")

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from core.embedders.keras_files import load_model_files, save_model_files, side_by_side
+from core.embedders.losses import semi_hard_triplet_loss
+from core.embedders.siamese import SiameseConfig, build_head
 
 MODEL_FILE = "image_head.keras"
 CONFIG_FILE = "image_head.json"
@@ -46,9 +48,6 @@ def _train_head(vectors: np.ndarray, labels: np.ndarray, config: VectorHeadConfi
     rest only standardise)."""
     import keras
     import tensorflow as tf
-
-    from core.embedders.losses import semi_hard_triplet_loss
-    from core.embedders.siamese import SiameseConfig, build_head
 
     keras.utils.set_random_seed(config.seed)
     shape = SiameseConfig(hidden_units=config.hidden_units, embedding_dim=config.embedding_dim)

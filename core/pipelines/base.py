@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from core.candidates import DenseIndex, HashIndex
 from core.engine import match_catalog
 from core.errors import SameSameError
 from core.pipelines.inputs import MatchInputs
@@ -209,8 +210,6 @@ class Pipeline(ABC):
 
 def image_source(inputs: MatchInputs, settings: MatchSettings, min_score: float | None):
     """Each posting's ``top_k`` nearest photo vectors, or None without (two) vectors."""
-    from core.candidates import DenseIndex
-
     if inputs.vector_count < 2:
         return None
     index = DenseIndex("image", inputs.image_vectors, inputs.has_vector, settings.neighbour_backend)
@@ -219,8 +218,6 @@ def image_source(inputs: MatchInputs, settings: MatchSettings, min_score: float 
 
 def hash_source(inputs: MatchInputs, settings: MatchSettings, max_bits: int) -> Source:
     """Each posting's ``top_k`` nearest perceptual hashes, at most ``max_bits`` apart."""
-    from core.candidates import HashIndex
-
     return Source(HashIndex("hash", inputs.hashes, inputs.has_hash, max_bits), settings.top_k)
 
 

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from core.candidates.ratio import sequence_ratio
+from core.embedders.text_model import TitleEncoder
+from core.embedders.vector_head import VectorHead
 from core.engine import EngineStats, finish, kept_from_pairs
 from core.errors import ModelNotTrainedError, SameSameError
 from core.matches import MatchResult
@@ -228,13 +230,9 @@ class BestMatcher:
                 stage2 = lgb.Booster(model_file=str(folder / STAGE2_FILE))
             encoder = None
             if config.title_model:
-                from core.embedders.text_model import TitleEncoder
-
                 encoder = TitleEncoder.load(folder / TITLE_MODEL_DIR)
             head = None
             if config.image_head:
-                from core.embedders.vector_head import VectorHead
-
                 head = VectorHead.load(folder / IMAGE_HEAD_DIR)
             rescorer = None
             if config.cross_encoder:

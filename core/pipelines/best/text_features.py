@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from core.candidates.ratio import sequence_ratio
 from core.threads import map_in_threads
 
 # --- Numbers and units ---------------------------------------------------------------------
@@ -356,8 +357,6 @@ def text_pair_features(
         end = start + REPORT_EVERY
         block = _block_features(titles, context, left[start:end], right[start:end])
         if difflib_ratio:
-            from core.candidates.ratio import sequence_ratio
-
             pairs = zip(left[start:end].tolist(), right[start:end].tolist(), strict=True)
             block["difflib_ratio"] = np.array(
                 [sequence_ratio(titles[a], titles[b]) for a, b in pairs], np.float32
