@@ -19,7 +19,7 @@ import streamlit as st
 from core.errors import SameSameError
 from core.store import Store
 from core.workspace import demo_db_path
-from ui import common, demo, navigation, resources
+from ui import common, demo, navigation, pipeline_bar, resources
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -126,6 +126,7 @@ def main() -> None:
 
     with st.sidebar:
         _catalog_switcher()
+        pipeline_bar.sidebar_selector(common.current_db())
         _device_badge()
     started = time.perf_counter()
     try:

@@ -1,6 +1,5 @@
-"""Browse page: one posting and its matches under the most accurate ready pipeline (cards with
-the evidence in words, a side-by-side view, review buttons), the pipelines compared, its
-cluster."""
+"""Browse page: one posting and its matches under the chosen pipeline (cards with the evidence
+in words, a side-by-side view, review buttons), the pipelines compared, its cluster."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from core.settings import MatchSettings
 from core.store import Store
 from core.verdict_words import VERDICT_WORDS
 from core.verdicts import posting_matches_with_verdicts, verdicts_of
-from ui import common, exports_view, match_view, resources
+from ui import common, exports_view, match_view, pipeline_bar, resources
 
 MAX_GALLERY = 36
 MAX_OPTIONS = 2_000
@@ -78,17 +77,14 @@ def _matches(
 
 
 def _notes(store: Store, pipe: Pipeline) -> None:
-    note = common.stale_note(store, pipe.name)
-    if note:
-        st.warning(note)
     common.show_run_notices(store, pipe.name)
     common.in_sample_note(store, pipe)
 
 
 def _lead(store: Store, pipe: Pipeline, matches: pd.DataFrame, pid: str) -> None:
     st.caption(
-        f"Found by **{pipe.title}**, the most accurate pipeline with matches for this "
-        "catalog (the others are under *Compare pipelines*). Each card leads with the answer "
+        f"Found by **{pipe.title}**, the chosen pipeline (named at the top; the others are "
+        "under *Compare pipelines*). Each card leads with the answer "
         "(**Same**, **Probably same**, **Unsure** or **Different**: how likely the two are one "
         "product), then the evidence in words; **close call** marks a match that passed its "
         "threshold only narrowly: worth a look."
@@ -109,46 +105,54 @@ def _lead(store: Store, pipe: Pipeline, matches: pd.DataFrame, pid: str) -> None
     match_view.match_cards(matches, key=f"browse_cards_{pid}", review=(str(store.path), pid))
 
 
-def _compare_pipelines(store: Store, answers: dict[str, pd.DataFrame]) -> None:
+def _compare_pipelines(store: Store, answers: dict[str, pd.DataFrame], chosen: str) -> None:
     st.caption(
         "Each pipeline's verdict on the postings any of them matched. Pipelines without "
         "matches for this catalog can be run from here."
     )
     match_view.pipelines_table(answers)
     for pipe in common.pipelines():
-        if pipe.name not in answers:
+        if pipe.name not in answers and pipe.name != chosen:  # the banner offers the chosen
             _run_button(store, pipe)
 
 
-def _gallery(members: list[str], info: pd.DataFrame) -> None:
-    shown = members[:MAX_GALLERY]
-    rows = math.ceil(len(shown) / GALLERY_COLUMNS)
-    for r in range(rows):
-        columns = st.columns(GALLERY_COLUMNS)
-        for column, pid in zip(
-            columns, shown[r * GALLERY_COLUMNS : (r + 1) * GALLERY_COLUMNS], strict=False
-        ):
+def _gallery(members: list[str], info: pd.DataFrame, key: str) -> None:
+    """The members' photos, ``MAX_GALLERY`` a page, with pages to see the rest."""
+    pages = math.ceil(len(members) / MAX_GALLERY)
+    page = 1
+    if pages > 1:
+        text, pager = st.columns([3, 2], vertical_alignment="center")
+        with pager:
+            page = st.pagination(pages, key=f"{key}_page")
+        first = (page - 1) * MAX_GALLERY
+        text.caption(
+            f"Showing {first + 1}–{min(first + MAX_GALLERY, len(members))} of "
+            f"{len(members)} postings; the other page(s) show the rest."
+        )
+    shown = members[(page - 1) * MAX_GALLERY : page * MAX_GALLERY]
+    for start in range(0, len(shown), GALLERY_COLUMNS):
+        row = shown[start : start + GALLERY_COLUMNS]
+        for column, pid in zip(st.columns(GALLERY_COLUMNS), row, strict=False):
             path = info.at[pid, "image_path"]
-            title = str(info.at[pid, "title"])
-            caption = f"{pid} · {title[:40]}{'…' if len(title) > 40 else ''}"
+            caption = common.posting_label(pid, info.at[pid, "title"], width=40)
             if isinstance(path, str) and Path(path).is_file():
                 column.image(path, caption=caption, width="stretch")
             else:
                 column.image(
                     resources.placeholder(), caption=f"(no photo) {caption}", width="stretch"
                 )
-    if len(members) > MAX_GALLERY:
-        st.caption(f"Showing {MAX_GALLERY} of {len(members)} postings.")
 
 
-def _groups(store: Store, pid: str, view: resources.CatalogView) -> None:
+def _groups(store: Store, pid: str, view: resources.CatalogView, chosen: Pipeline) -> None:
     st.caption(
         "A cluster is the set of postings a pipeline takes for one product: postings join "
         "only when they match each other well on average, so one stray match never chains two "
         "products together."
     )
     tabs: list[tuple[str, list[str], str]] = []
-    for pipe in common.pipelines():
+    # The chosen pipeline's cluster first (the tab shown), then the others'.
+    order = [chosen, *(p for p in most_accurate_first() if p.name != chosen.name)]
+    for pipe in order:
         found = resources.cluster_of(store, pipe.name, pid)
         if found is not None:
             members, how = found
@@ -164,10 +168,12 @@ def _groups(store: Store, pid: str, view: resources.CatalogView) -> None:
         st.caption("Run a pipeline to see the cluster this posting falls in.")
         return
     _reviews_since_clustering(store)
-    for tab, (_, members, how) in zip(st.tabs([t[0] for t in tabs]), tabs, strict=True):
+    for number, (tab, (_, members, how)) in enumerate(
+        zip(st.tabs([t[0] for t in tabs]), tabs, strict=True)
+    ):
         with tab:
             st.caption(how)
-            _gallery(members, info)
+            _gallery(members, info, key=f"browse_cluster_{pid}_{number}")
 
 
 def _reviews_since_clustering(store: Store) -> None:
@@ -200,10 +206,84 @@ def _options(view: resources.CatalogView) -> list[str]:
     return options
 
 
+def _posting(view: resources.CatalogView, pid: str) -> pd.Series:
+    """The chosen posting's photo, title and details; returns its row."""
+    row = view.by_id.loc[pid]
+    picture, details = st.columns([1, 3])
+    if row["image_status"] == "ok" and isinstance(row["image_path"], str):
+        picture.image(row["image_path"], width="stretch")
+    else:
+        picture.image(resources.placeholder(), width="stretch")
+        picture.caption(f"No usable image ({row['image_status']}).")
+    details.markdown(f"### {row['title'] or '(no title)'}")
+    details.markdown(
+        f"`{pid}` · label group **{row['label_group'] or '—'}** · "
+        f"image {row['image_status']} · pHash `{row['image_phash'] or '—'}`"
+    )
+    return row
+
+
+def _answers(store: Store, pid: str, info: pd.DataFrame, runs: dict) -> dict[str, pd.DataFrame]:
+    """Each pipeline with stored matches: the posting's matches with the verdicts, in words."""
+    verdicts = verdicts_of(store.reviews(), pid)
+    return {
+        p.name: _matches(
+            store, p, MatchSettings.from_dict(runs[p.name]["settings"]), pid, info, verdicts
+        )
+        for p in common.pipelines()
+        if runs.get(p.name) is not None
+    }
+
+
+def _tabs(
+    store: Store, view: resources.CatalogView, pid: str, row: pd.Series, lead: Pipeline
+) -> None:
+    """The chosen pipeline's matches, side by side, every pipeline compared, the cluster."""
+    runs = {p.name: store.match_run(p.name) for p in common.pipelines()}
+    answers = _answers(store, pid, view.by_id, runs)
+    lead_matches = answers.get(lead.name)
+    count = "" if lead_matches is None else f" ({int(lead_matches['matched'].sum())})"
+    # Only the open tab is drawn (the others rerun when chosen): what every click costs
+    # the server and the browser is one tab's content, not four.
+    matches_tab, side_tab, pipelines_tab, cluster_tab = st.tabs(
+        [f"Matches{count}", "Side by side", "Compare pipelines", "Cluster"],
+        key="browse_tab",
+        on_change="rerun",
+    )
+    if lead_matches is None:
+        if matches_tab.open or side_tab.open:
+            (matches_tab if matches_tab.open else side_tab).info(
+                f"The {lead.name} pipeline has no stored matches for this catalog yet: run it "
+                "with the button at the top, or choose another pipeline in the sidebar."
+            )
+    elif matches_tab.open:
+        with matches_tab:
+            _lead(store, lead, lead_matches, pid)
+    elif side_tab.open:
+        with side_tab:
+            match_view.side_by_side(
+                {
+                    "label": f"`{pid}` (this posting)",
+                    "title": row["title"],
+                    "image": row["image_path"] if row["image_status"] == "ok" else None,
+                },
+                lead_matches,
+                key=f"browse_side_{pid}",
+                review=(str(store.path), pid),
+            )
+    if pipelines_tab.open:
+        with pipelines_tab:
+            _compare_pipelines(store, answers, lead.name)
+    if cluster_tab.open:
+        with cluster_tab:
+            _groups(store, pid, view, lead)
+
+
 def main() -> None:
     st.title("Browse matches")
     common.show_flashes()
     with common.open_store() as store:
+        lead = pipeline_bar.header(store)
         view = resources.catalog_view(store)
         if not len(view):
             st.info("This database is empty: import a catalog on the Catalog page.")
@@ -213,77 +293,13 @@ def main() -> None:
         pid = st.selectbox(
             "Posting (type to search ids and titles)",
             options,
-            format_func=lambda p: f"{p} · {titles[p][:90]}",
+            format_func=lambda p: common.posting_label(p, titles[p]),
             key="browse_posting",
         )
         if pid is None:
             return
-        info = view.by_id
-        row = info.loc[pid]
-        picture, details = st.columns([1, 3])
-        if row["image_status"] == "ok" and isinstance(row["image_path"], str):
-            picture.image(row["image_path"], width="stretch")
-        else:
-            picture.image(resources.placeholder(), width="stretch")
-            picture.caption(f"No usable image ({row['image_status']}).")
-        details.markdown(f"### {row['title'] or '(no title)'}")
-        details.markdown(
-            f"`{pid}` · label group **{row['label_group'] or '—'}** · "
-            f"image {row['image_status']} · pHash `{row['image_phash'] or '—'}`"
-        )
-
-        runs = {p.name: store.match_run(p.name) for p in common.pipelines()}
-        ready = [p for p in most_accurate_first() if runs.get(p.name) is not None]
-        if not ready:
-            st.subheader("No matches yet")
-            for pipe in common.pipelines():
-                _run_button(store, pipe)
-            return
-        verdicts = verdicts_of(store.reviews(), pid)
-        answers = {
-            p.name: _matches(
-                store, p, MatchSettings.from_dict(runs[p.name]["settings"]), pid, info, verdicts
-            )
-            for p in ready
-        }
-        lead = ready[0]
-        lead_matches = answers[lead.name]
-        # Only the open tab is drawn (the others rerun when chosen): what every click costs
-        # the server and the browser is one tab's content, not four.
-        matches_tab, side_tab, pipelines_tab, cluster_tab = st.tabs(
-            [
-                f"Matches ({int(lead_matches['matched'].sum())})",
-                "Side by side",
-                "Compare pipelines",
-                "Cluster",
-            ],
-            key="browse_tab",
-            on_change="rerun",
-        )
-        if matches_tab.open:
-            with matches_tab:
-                _lead(store, lead, lead_matches, pid)
-        if side_tab.open:
-            with side_tab:
-                match_view.side_by_side(
-                    {
-                        "label": f"`{pid}` (this posting)",
-                        "title": row["title"],
-                        "image": row["image_path"] if row["image_status"] == "ok" else None,
-                    },
-                    lead_matches,
-                    key=f"browse_side_{pid}",
-                    review=(str(store.path), pid),
-                )
-        if pipelines_tab.open:
-            with pipelines_tab:
-                _compare_pipelines(
-                    store,
-                    {p.name: answers[p.name] for p in common.pipelines() if p.name in answers},
-                )
-        if cluster_tab.open:
-            with cluster_tab:
-                _groups(store, pid, view)
+        row = _posting(view, pid)
+        _tabs(store, view, pid, row, lead)
         with st.expander("Download results (CSV, Excel)", icon=":material/download:"):
             exports_view.export_buttons(store, lead.name, key="browse_exports")
 

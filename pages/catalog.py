@@ -11,7 +11,7 @@ from core.catalog import ImportReport, import_catalog, scan_catalog, summarize_p
 from core.errors import CatalogError, SameSameError
 from core.store import Store
 from core.workspace import demo_db_path
-from ui import common, resources
+from ui import common, pipeline_bar, resources
 
 PAGE_SIZE = 25
 IMPORT_TARGETS = {"new": "A new database", "current": "The current database"}
@@ -282,6 +282,7 @@ def main() -> None:
     db = common.current_db()
     st.caption(f"{common.catalog_label(db)} · `{db}`")
     with common.open_store() as store:
+        pipeline_bar.header(store)
         info = store.info()  # counts over the whole catalog: read once per run
         _next_steps(info)
         _counts(info)

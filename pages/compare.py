@@ -1,6 +1,6 @@
-"""Compare page: upload photos and/or type a title, see the catalog postings the most accurate
-ready pipeline calls the same product (cards, side by side, every pipeline compared), and
-optionally add the item to the catalog."""
+"""Compare page: upload photos and/or type a title, see the catalog postings the chosen pipeline
+(the one every page answers with) calls the same product (cards, side by side, every pipeline
+compared), and optionally add the item to the catalog."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import streamlit as st
 
 from core.copies import catalog_copies
 from core.errors import SameSameError
-from core.pipelines import Pipeline, get_pipeline, most_accurate_first
+from core.pipeline_choice import chosen_pipeline
+from core.pipelines import Pipeline, get_pipeline
 from core.query import NewItem, add_to_catalog, query_item
 from core.query_models import ImageEvidence, image_evidence
 from core.settings import MatchSettings, data_dir
 from core.store import Store
-from ui import common, link_view, match_view, resources
+from ui import common, link_view, match_view, pipeline_bar, resources
 
 ITEMS_KEY = "compare_items"
 RESULTS_KEY = "compare_results"
@@ -127,8 +128,7 @@ def _lead(store: Store, pipe: Pipeline, frame: pd.DataFrame, notices: list[str],
     if matched:
         st.success(
             f"{matched} catalog posting(s) are the same product, says **{pipe.title}** (the "
-            "most accurate pipeline ready for this catalog; the others are under *Compare "
-            "pipelines*)."
+            "chosen pipeline, named at the top; the others are under *Compare pipelines*)."
         )
     else:
         st.info(f"No catalog posting passes the {pipe.name} rules; the closest ones are listed.")
@@ -153,10 +153,10 @@ def _results(
     ready: dict,
     answers: dict,
 ) -> None:
-    """The most accurate ready pipeline's answer, side by side, every pipeline compared."""
+    """The chosen pipeline's answer, side by side, every pipeline compared."""
     pipes = common.pipelines()
-    order = [p for p in most_accurate_first() if p.name in answers]
-    if not order:
+    lead = chosen_pipeline(store, settings)
+    if not answers:
         for pipe in pipes:
             _not_ready(pipe, ready[pipe.name])
         return
@@ -175,19 +175,28 @@ def _results(
             ),
             notices,
         )
-    lead = order[0]
-    frame, notices = annotated[lead.name]
+    frame, notices = annotated.get(lead.name, (None, []))
     key = f"compare_{index}_{_item_key(item)[:12]}"
+    count = "" if frame is None else f" ({int(frame['matched'].sum())})"
     # Only the open tab is drawn; choosing another reruns (see Browse).
     matches_tab, side_tab, pipelines_tab = st.tabs(
-        [f"Matches ({int(frame['matched'].sum())})", "Side by side", "Compare pipelines"],
+        [f"Matches{count}", "Side by side", "Compare pipelines"],
         key=f"compare_tab_{index}",
         on_change="rerun",
     )
-    if matches_tab.open:
+    if frame is None:
+        if matches_tab.open or side_tab.open:
+            with matches_tab if matches_tab.open else side_tab:
+                st.warning(
+                    f"The {lead.name} pipeline (the chosen one) cannot answer yet: "
+                    f"{ready[lead.name].reason} The others' answers are under *Compare "
+                    "pipelines*; choose another pipeline in the sidebar to lead with it.",
+                    icon=":material/route:",
+                )
+    elif matches_tab.open:
         with matches_tab:
             _lead(store, lead, frame, notices, image_models[lead.name][2])
-    if side_tab.open:
+    elif side_tab.open:
         with side_tab:
             match_view.side_by_side(
                 {"label": item.name, "title": item.title, "image": item.image},
@@ -252,6 +261,8 @@ def main() -> None:
         "postings each pipeline calls the same product. Or link a whole other catalog."
     )
     common.show_flashes()
+    with common.open_store() as store:
+        pipeline_bar.header(store)
     items_tab, catalog_tab = st.tabs(
         ["New items", "Another catalog"], key="compare_mode", on_change="rerun"
     )

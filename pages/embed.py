@@ -23,7 +23,7 @@ from core.pipelines import Pipeline
 from core.pipelines.best import catalog_training
 from core.settings import MatchSettings
 from core.store import Store
-from ui import common, resources
+from ui import common, pipeline_bar, resources
 
 IMAGENET = models.IMAGENET
 #: The losses in words (the setting's values are short names).
@@ -387,6 +387,7 @@ def main() -> None:
     common.show_flashes()
     with common.open_store() as store:
         settings = common.load_settings(store)
+        pipeline_bar.header(store, settings)
         _device(settings)
         images = int(store.info()["images"]["ok"])
         _mobilenet(store, settings, images)

@@ -14,11 +14,12 @@ import streamlit as st
 from core.errors import SameSameError
 from core.evaluation import evaluate_result
 from core.matching import run_pipeline, stored_result
+from core.pipeline_choice import run_state
 from core.pipelines import Pipeline, get_pipeline
 from core.review_estimates import review_estimates
 from core.settings import MatchSettings, SettingSpec, spec_of
 from core.store import Store
-from ui import common, resources
+from ui import common, pipeline_bar, resources
 
 TRIAL_KEY = "evaluate_trial"
 CURVE_POINTS = 9
@@ -73,9 +74,9 @@ def _stored(store: Store) -> dict[str, dict[str, float] | None]:
             )
             common.in_sample_note(store, pipe)
             common.show_run_notices(store, pipe.name)
-            note = common.stale_note(store, pipe.name)
-            if note:
-                st.warning(note)
+            state = run_state(store, pipe.name)
+            if not state.current:
+                st.warning(f"**{state.headline}**  \n{state.details}")
     return found
 
 
@@ -224,14 +225,15 @@ def _agreement(store: Store, pipeline: str, here: pd.Series) -> str:
     )
 
 
-def _worst(store: Store) -> None:
+def _worst(store: Store, chosen: Pipeline) -> None:
     st.subheader("Worst postings")
     available = [p.name for p in common.pipelines() if store.match_run(p.name) is not None]
     if not available:
         st.caption("Run a pipeline to see which postings it gets most wrong.")
         return
+    default = chosen.name if chosen.name in available else available[0]
     pipeline = st.segmented_control(
-        "Pipeline", available, default=available[0], key="worst_pipeline", required=True
+        "Pipeline", available, default=default, key="worst_pipeline", required=True
     )
     worst = resources.worst_postings(store, pipeline)
     if worst.empty:
@@ -333,6 +335,7 @@ def main() -> None:
     st.title("Evaluate")
     common.show_flashes()
     with common.open_store() as store:
+        chosen = pipeline_bar.header(store)
         info = store.info()
         if not info["label_groups"]:
             st.info(
@@ -361,7 +364,7 @@ def main() -> None:
         st.divider()
         _curve(store, settings)
         st.divider()
-        _worst(store)
+        _worst(store, chosen)
         st.divider()
         _downloads(store)
 

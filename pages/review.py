@@ -10,13 +10,13 @@ import pandas as pd
 import streamlit as st
 
 from core.pair_answers import pair_answers
-from core.pipelines import most_accurate_first
+from core.pipelines import Pipeline, most_accurate_first
 from core.review_estimates import review_estimates
 from core.review_queue import QUEUE_LIMIT
 from core.settings import MatchSettings
 from core.store import Store
 from core.verdicts import pair_key, reviewed_pairs, without_pairs
-from ui import common, match_view, resources
+from ui import common, match_view, pipeline_bar, resources
 
 MOST_TELLING = "Most telling first"
 RANDOM_SAMPLE = "Random sample of matches"
@@ -78,11 +78,13 @@ def _stored_pair(store: Store, pipeline: str, left: str, right: str) -> pd.DataF
     return pd.DataFrame()
 
 
-def _answers(store: Store, left: str, right: str, titled: bool) -> None:
-    """Each pipeline's answer on the pair, the most accurate one's first and largest: the
-    verdict word, how likely (details line and hover) and the evidence in words."""
+def _answers(store: Store, left: str, right: str, titled: bool, chosen: Pipeline) -> None:
+    """Each pipeline's answer on the pair, the chosen one's first and largest (then the most
+    accurate first): the verdict word, how likely (details line and hover) and the evidence
+    in words."""
     said = []
-    for pipe in most_accurate_first():
+    others = [p for p in most_accurate_first() if p.name != chosen.name]
+    for pipe in [chosen, *others]:
         run = store.match_run(pipe.name)
         if run is None:
             continue
@@ -110,12 +112,12 @@ def _has_title(title) -> bool:
     return isinstance(title, str) and bool(title.strip())
 
 
-def _pair(store: Store, row, chosen: str) -> None:
+def _pair(store: Store, row, chosen: str, pipe: Pipeline) -> None:
     view = resources.catalog_view(store).by_id
     left, right = row["left"], row["right"]
     a, b = view.loc[left], view.loc[right]
     st.markdown(f"**Why this pair:** {row['reason']}")
-    _answers(store, left, right, _has_title(a["title"]) and _has_title(b["title"]))
+    _answers(store, left, right, _has_title(a["title"]) and _has_title(b["title"]), pipe)
     first, second = st.columns(2)
     for column, pid, posting, other in ((first, left, a, b), (second, right, b, a)):
         with column.container(border=True):
@@ -155,6 +157,7 @@ def main() -> None:
         "**N** skip · **U** undo."
     )
     with common.open_store() as store:
+        pipe = pipeline_bar.header(store)
         ran = [p.name for p in common.pipelines() if store.match_run(p.name) is not None]
         if not ran:
             st.info("No pipeline has matched this catalog yet: there is nothing to review.")
@@ -168,11 +171,11 @@ def main() -> None:
             required=True,
             help="Most telling: pairs whose answer is Unsure (40–60 % likely the same), then "
             "where the pipelines disagree, close calls, matches that join two clusters. "
-            "Random sample: matches of the most accurate pipeline drawn at "
+            f"Random sample: matches of the chosen pipeline ({pipe.name}) drawn at "
             "random, which estimate its precision without bias.",
         )
         if mode == RANDOM_SAMPLE:
-            queue, chosen = resources.match_sample(store), "sample"
+            queue, chosen = resources.match_sample(store, pipe.name), "sample"
         else:
             queue, chosen = resources.review_queue(store), "queue"
         reviews = store.reviews()
@@ -185,7 +188,7 @@ def main() -> None:
         if pending.empty:
             st.success("Nothing left to review in this list.")
             return
-        _pair(store, pending.iloc[0], chosen)
+        _pair(store, pending.iloc[0], chosen, pipe)
 
 
 common.run_page(main)

@@ -10,8 +10,8 @@ import streamlit as st
 
 from core import models
 from core.errors import SameSameError
-from core.settings import SETTING_SPECS, MatchSettings, SettingSpec, default_weights_dir
-from ui import common
+from core.settings import SETTING_SPECS, MatchSettings, SettingSpec, default_weights_dir, spec_of
+from ui import common, pipeline_bar
 
 MACHINE_NOTE = " This computer's setting: it applies to every catalog."
 
@@ -82,6 +82,7 @@ def main() -> None:
     common.show_flashes()
     with common.open_store() as store:
         current = common.load_settings(store)
+        pipeline_bar.header(store, current)
         st.caption(models.calibration_summary(models.siamese_dir(store)))
         values = _form(current)
         if values is not None:
@@ -95,10 +96,12 @@ def main() -> None:
                 st.error(str(exc))
                 return
             store.save_settings(chosen)
-            changed = [k for k, v in chosen.to_dict().items() if current.to_dict()[k] != v]
+            changed = [
+                spec_of(k).label for k, v in chosen.to_dict().items() if current.to_dict()[k] != v
+            ]
             common.flash(
                 "success",
-                "Settings saved" + (f" ({', '.join(changed)} changed)." if changed else "."),
+                "Settings saved" + (f" (changed: {', '.join(changed)})." if changed else "."),
             )
             st.rerun()
         if st.button("Reset to defaults", key="settings_reset"):

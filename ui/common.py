@@ -198,6 +198,15 @@ class ProgressBar:
 
 
 # -- small renderers --------------------------------------------------------------------------
+def posting_label(posting_id: str, title, width: int = 90) -> str:
+    """ "id · title" for lists and captions, cut at ``width`` characters; "id (no title)" when
+    the posting has none (never an id and a dot with nothing after it)."""
+    text = title.strip() if isinstance(title, str) else ""
+    if not text:
+        return f"{posting_id} (no title)"
+    return f"{posting_id} · {text[:width]}{'…' if len(text) > width else ''}"
+
+
 THUMB_ROW_HEIGHT = 56
 
 
@@ -292,16 +301,6 @@ def in_sample_note(store: Store, pipe) -> None:
     """Say so wherever a score comes from a model trained on this very catalog."""
     if pipe.in_sample(store):
         st.caption(IN_SAMPLE)
-
-
-def stale_note(store: Store, pipeline: str) -> str | None:
-    run = store.match_run(pipeline)
-    if run is not None and run["stale"]:
-        return (
-            f"The catalog changed since the {pipeline} matches were computed; run it again "
-            "to include new or changed postings."
-        )
-    return None
 
 
 # -- messages that survive the rerun after an action -----------------------------------------

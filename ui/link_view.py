@@ -11,6 +11,7 @@ import streamlit as st
 from core.errors import SameSameError
 from core.link import link_catalogs
 from core.matching import Hooks
+from core.pipeline_choice import chosen_pipeline
 from core.pipelines import most_accurate_first
 from core.store import Store
 from ui import common
@@ -39,7 +40,13 @@ def link_section() -> None:
         if not ready:
             st.info("No pipeline is ready for this catalog yet (see the Embed page).")
             return
-        pipeline = st.selectbox("Pipeline", ready, key="link_pipeline")
+        chosen = chosen_pipeline(store, settings).name
+        pipeline = st.selectbox(
+            "Pipeline",
+            ready,
+            index=ready.index(chosen) if chosen in ready else 0,
+            key="link_pipeline",
+        )
         if st.button("Link the catalogs", type="primary", icon=":material/link:"):
             bar = st.progress(0.0, text=f"Linking with the {pipeline} pipeline…")
 

@@ -357,12 +357,9 @@ def _match_sample(db_path: str, pipeline: str, computed_at: float) -> pd.DataFra
         return sample(store, pipeline)
 
 
-def match_sample(store: Store) -> pd.DataFrame:
-    """Matches of the most accurate pipeline with stored matches, in a random order."""
-    from core.pipelines import most_accurate_first
-
-    for pipe in most_accurate_first():
-        run = store.match_run(pipe.name)
-        if run is not None:
-            return _match_sample(str(store.path), pipe.name, run["computed_at"])
+def match_sample(store: Store, pipeline: str) -> pd.DataFrame:
+    """The pipeline's stored matches in a random order (none while it has no stored run)."""
+    run = store.match_run(pipeline)
+    if run is not None:
+        return _match_sample(str(store.path), pipeline, run["computed_at"])
     return pd.DataFrame(columns=["left", "right", "priority", "reason", "similarity"])

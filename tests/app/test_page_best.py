@@ -65,8 +65,12 @@ def test_training_on_the_embed_page_saves_a_model_and_matching_uses_it(app, demo
 
 def test_browse_without_a_model_points_to_training(app, demo_db):
     open_page(app, "browse")
+    app.selectbox(key="sidebar_pipeline").set_value("best").run()
 
     assert any("The best pipeline has no stored matches" in i for i in texts(app.info))
+    assert texts(app.warning)[0].startswith(
+        "**The best pipeline has no matches for this catalog yet — run it**"
+    )
     assert any("Train the best matcher" in link.label for link in app.get("page_link"))
 
 

@@ -98,15 +98,24 @@ def test_close_calls_are_marked(app, demo_db):
 
 def test_missing_matches_offer_a_run_button(app, demo_db):
     open_page(app, "browse")
-    assert "The baseline pipeline has no stored matches" in texts(app.info)[0]
-    button(app, "Run baseline now").click().run()
+    # Nothing ran: the chosen pipeline is the most accurate one that can run (no best model).
+    assert "The ensemble pipeline has no stored matches" in texts(app.info)[0]
+    assert texts(app.warning)[0].startswith(
+        "**The ensemble pipeline has no matches for this catalog yet — run it**"
+    )
+    button(app, "Run ensemble now").click().run()
 
     assert not app.exception
-    assert "baseline:" in texts(app.success)[0]
+    assert "ensemble:" in texts(app.success)[0]
     with Store(demo_db) as store:
-        pairs = store.match_counts()["baseline"]
+        pairs = store.match_counts()["ensemble"]
     assert f"{pairs:,} pairs" in texts(app.success)[0]
-    assert any("Found by **Baseline" in c for c in texts(app.caption))
+    assert any("Found by **Ensemble" in c for c in texts(app.caption))
+    assert not app.warning  # the matches are current: no banner
+    # The others run from the pipelines' comparison.
+    open_tab(app, "browse_tab", "Compare pipelines")
+    button(app, "Run baseline now").click().run()
+    assert "baseline:" in texts(app.success)[0]
 
 
 def test_review_buttons_store_a_verdict(app, demo_db):

@@ -20,7 +20,10 @@ def test_saving_settings_persists_them_in_the_database(app, demo_db):
 
     assert not app.exception
     assert not app.error, texts(app.error)
-    assert "baseline_text_cosine" in texts(app.success)[0]
+    # Changes are named by the labels the page shows, never by internal keys.
+    assert texts(app.success)[0] == (
+        "Settings saved (changed: Title TF-IDF cosine ≥, MobileNet width (alpha), Weights folder)."
+    )
     with Store(demo_db) as store:
         saved = store.load_settings()
     assert saved.baseline_text_cosine == 0.42
