@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from core.cli.common import default_pipeline, open_store, pipeline_choice, tqdm_progress, write_csv
+from core.cli.common import open_store, pipeline_choice, tqdm_progress, write_csv
 from core.errors import SameSameError
 from core.exports import FORMATS as EXPORT_FORMATS
 from core.exports import WHATS as EXPORTS
@@ -38,7 +38,13 @@ def add_commands(sub) -> None:
         help="write a pipeline's stored results (matches, clusters, verdicts or the Kaggle "
         "posting_id,matches file) as CSV or Excel",
     )
-    p.add_argument("--pipeline", type=pipeline_choice, default=default_pipeline())
+    p.add_argument(
+        "--pipeline",
+        type=pipeline_choice,
+        default=None,
+        help="default: the catalog's chosen pipeline, the one the app answers with (the most "
+        "accurate one with stored matches unless another was chosen in the app)",
+    )
     p.add_argument("--out", required=True)
     p.add_argument(
         "--what",
@@ -113,6 +119,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from core.exports import export
+    from core.pipeline_choice import chosen_pipeline
 
     if args.pipeline == "all":
         raise SameSameError("export writes one pipeline's results; choose --pipeline NAME")
@@ -121,7 +128,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     fmt = args.format or ("xlsx" if out.suffix.lower() == ".xlsx" else "csv")
     with open_store(args) as store:
-        rows = export(store, args.what, fmt, args.pipeline, out, clusters=args.clusters)
+        pipeline = args.pipeline or chosen_pipeline(store).name
+        rows = export(store, args.what, fmt, pipeline, out, clusters=args.clusters)
     noun = {"kaggle": "postings", "matches": "matched pairs"}.get(args.what, args.what)
     print(f"wrote {rows} {noun} to {args.out}")
     return 0

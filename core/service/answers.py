@@ -18,6 +18,7 @@ import pandas as pd
 from core.errors import ImageError, SameSameError
 from core.images import is_valid_phash
 from core.pair_answers import pair_answers
+from core.pipeline_choice import chosen_pipeline
 from core.pipelines import PIPELINES, Pipeline, get_pipeline, most_accurate_first
 from core.query import NewItem, query_item
 from core.query_models import image_evidence
@@ -268,7 +269,8 @@ def _default_name(store: Store, settings: MatchSettings) -> str | None:
 
 def export_file(models: ServiceModels, what: str, fmt: str, pipeline: str | None) -> Path:
     """One export (`core.exports`) written to a new temporary folder, for the caller to send
-    and remove; ``pipeline`` by default: the most accurate one with stored matches."""
+    and remove; ``pipeline`` by default: the catalog's chosen one (`core.pipeline_choice`: the
+    most accurate one with stored matches unless one was chosen in the app)."""
     import shutil
     import tempfile
 
@@ -279,7 +281,7 @@ def export_file(models: ServiceModels, what: str, fmt: str, pipeline: str | None
         ran = [p.name for p in most_accurate_first() if store.match_run(p.name) is not None]
         if not ran:
             raise RequestError(409, "pipeline", "no pipeline has stored matches yet")
-        pipeline = ran[0]
+        pipeline = chosen_pipeline(store).name  # the one the app's pages answer with
     try:
         exports.check_request(store, what, fmt, pipeline)
     except SameSameError as exc:
