@@ -15,10 +15,14 @@ import pandas as pd
 
 from core import models
 from core.errors import SameSameError
+from core.evaluation import evaluate_result, worst_postings
 from core.matches import MatchResult
+from core.ocr import add_photo_text
 from core.pipelines import get_pipeline, load_inputs
+from core.pipelines.best.model import BestMatcher
 from core.settings import MatchSettings
 from core.store import Store
+from core.translate import translate_titles
 from core.verdicts import pipeline_decisions, with_verdicts
 
 if TYPE_CHECKING:
@@ -166,21 +170,16 @@ def run_pipeline(
     inputs = load_inputs(store, image_model)
     notices: list[str] = [note] if note else []
     if pipe.translates and settings.translate_titles:
-        from core.translate import translate_titles
-
         titles, notice = translate_titles(store, inputs.titles, translator=translate)
         inputs = inputs.with_titles(titles)
         if notice:
             notices.append(notice)
     options = {}
     if pipe.needs_model:
-        from core.pipelines.best.model import BestMatcher
-
         options["model"] = BestMatcher.load(models.best_dir(store, model_dir))
         options["stages"] = stages
         if options["model"].info.get("photo_text"):
-            from core.ocr import add_photo_text  # the evidence the model was trained with
-
+            # the evidence the model was trained with
             inputs, notice = add_photo_text(store, inputs)
             notices += [notice] if notice else []
     # The reviewer's verdicts overrule the scores before anything is stored or counted; what
@@ -224,8 +223,6 @@ def run_summary(store: Store, result: MatchResult) -> tuple[Clustering, dict[str
     """What pages show of a whole run, worked out once when it is stored (pages then read
     one posting's share instead of every pair): its clusters and, for a labelled catalog, F1,
     precision and recall, plain and as clusters, and the postings it gets most wrong."""
-    from core.evaluation import evaluate_result, worst_postings
-
     clustering = result.clusters()
     figures: dict[str, Any] = {"summarised": True}
     if _has_labels(store):

@@ -19,13 +19,16 @@ import numpy as np
 import pandas as pd
 
 from core.embedders.base import ImageEmbedder
-from core.errors import ModelNotTrainedError, SameSameError
+from core.errors import ImageError, ModelNotTrainedError, SameSameError
 from core.images import is_valid_phash, open_image, phash_hex
+from core.ocr import add_photo_text, item_photo_text, title_with_photo_text
 from core.pipelines import MatchInputs, Pipeline, get_pipeline
 from core.pipelines.inputs import hash_distances, vector_cosines
+from core.query_index import INDEXED_QUERY_FROM, RATIO_CANDIDATES, open_query_index
 from core.settings import MatchSettings
 from core.store import Store
 from core.text import normalize_title, stored_title
+from core.translate import translate_titles
 
 if TYPE_CHECKING:
     from core.pipelines.best.model import BestMatcher
@@ -46,6 +49,9 @@ class NewItem:
     phash: str | None = None
 
     def validate(self) -> None:
+        if self.image is not None and not self.image:
+            # An empty upload is a broken picture, not "no picture": say so.
+            raise ImageError(f"{self.name}: the file is empty (0 bytes); choose the photo again")
         if not normalize_title(self.title) and not self.image and not self.phash:
             raise SameSameError(
                 f"{self.name}: give an image or a title with at least one letter or digit"
@@ -53,7 +59,6 @@ class NewItem:
         if self.phash is not None and not is_valid_phash(self.phash):
             raise SameSameError(f"{self.name}: phash {self.phash!r} is not 16 hex digits")
         if self.image is not None:
-            # An empty upload is a broken picture, not "no picture": say so.
             open_image(self.image)  # raises ImageError naming the problem
 
     def image_hash(self) -> int | None:
@@ -76,16 +81,12 @@ def query_title(
     translates titles, translated through the same cache as the catalog's; and a notice."""
     title = normalize_title(item.title)
     if title and pipeline.translates and settings.translate_titles:
-        from core.translate import translate_titles
-
         titles, notice = translate_titles(store, [title], translator=translate)
         return titles[0], notice
     return title, None
 
 
 def _translated(store: Store, titles: list[str], translate: Callable | None) -> list[str]:
-    from core.translate import translate_titles
-
     return translate_titles(store, titles, translator=translate)[0]
 
 
@@ -137,14 +138,11 @@ def query_item(
                 "first."
             )
         if best_matcher.info.get("photo_text"):
-            from core.ocr import item_photo_text, title_with_photo_text
-
             text, said = item_photo_text(item.image)
             title = title_with_photo_text(title, text)
             if said and notices is not None:
                 notices.append(said)
         return _model_query(store, best_matcher, title, item_hash, vector, image_model, top_n)
-    from core.query_index import INDEXED_QUERY_FROM, open_query_index
 
     if index is None and store.count_postings() >= INDEXED_QUERY_FROM:
         index = open_query_index(store, [image_model] if image_model else [])
@@ -226,8 +224,6 @@ def _index_frame(
     settings: MatchSettings,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Candidates from the persisted index, with every column a rule pipeline reads."""
-    from core.query_index import RATIO_CANDIDATES
-
     n = len(index.posting_ids)
     candidate = np.zeros(n, dtype=bool)
     positions, text_cosine = index.title_cosines(title)
@@ -320,9 +316,7 @@ def _model_query(
     model = (matcher.info.get("image_model"), image_model[1] if image_model else None)
     inputs = _with_item(store, title, item_hash, vector, model if model[0] else None)
     if matcher.info.get("photo_text"):
-        from core.ocr import add_photo_text  # the catalog's side; the item's is in its title
-
-        inputs, _ = add_photo_text(store, inputs)
+        inputs, _ = add_photo_text(store, inputs)  # the catalog's side; the item's is in its title
     item = inputs.size - 1
     table, prob1, prob = matcher.probabilities(inputs, only=item)
     decided = matcher.decide(inputs, table, prob1, prob)

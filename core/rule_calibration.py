@@ -31,6 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from core.engine import scored_candidates
+from core.errors import SameSameError
+from core.pipelines import get_pipeline
+from core.pipelines.inputs import load_inputs
 from core.settings import MatchSettings
 from core.verdict_words import default_probability
 
@@ -200,10 +204,6 @@ MIN_PAIRS_EACH = 50
 def catalog_pairs(store: Store, pipeline: str, settings: MatchSettings) -> pd.DataFrame:
     """Every relaxed candidate pair of the catalog scored by a rule pipeline (both postings
     labelled), with ``same`` and ``z`` (the input number at the shipped reference)."""
-    from core.engine import scored_candidates
-    from core.pipelines import get_pipeline
-    from core.pipelines.inputs import load_inputs
-
     pipe = get_pipeline(pipeline)
     settings, _ = pipe.settings_for(store, settings)
     inputs = load_inputs(store, pipe.image_model(store, settings))
@@ -228,8 +228,6 @@ def refit_on_catalog(
     Raises:
         SameSameError: not a rule pipeline, or too few labelled pairs of either kind.
     """
-    from core.errors import SameSameError
-
     if pipeline not in RULE_PIPELINES:
         raise SameSameError(
             f"only {' and '.join(RULE_PIPELINES)} are calibrated here; {pipeline} outputs "

@@ -26,7 +26,8 @@ from starlette.background import BackgroundTask
 
 from core.errors import SameSameError
 from core.exports import mime_type
-from core.pipelines import PIPELINES, get_pipeline
+from core.pipelines import PIPELINES, get_pipeline, most_accurate_first
+from core.query_models import image_evidence
 from core.service.answers import (
     MAX_BATCH,
     MAX_LIMIT,
@@ -210,9 +211,6 @@ def app_from_environment():
 def warm_up(models: ServiceModels) -> None:
     """Load what the first requests would wait for: each rule pipeline's image model (when the
     catalog has its vectors) and the query index with those vectors."""
-    from core.pipelines import most_accurate_first
-    from core.query_models import image_evidence
-
     store = models.store()
     if not store.count_postings():
         return

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core import models
 from core.embedders.base import ImageEmbedder
+from core.embedders.siamese import SiameseEmbedder
+from core.pipelines.best.model import CONFIG_FILE, BestMatcher
 from core.query_index.cache import QueryIndexCache
 from core.settings import MatchSettings
 from core.store import Store
@@ -55,14 +58,10 @@ class ServiceModels:
         return store
 
     def pretrained(self, settings: MatchSettings) -> ImageEmbedder:
-        from core import models
-
         key = ("pretrained", *models.pretrained_identity(settings))
         return self._embedder(key, lambda: models.load_image_embedder(settings))
 
     def siamese(self, folder: Path, version: str, settings: MatchSettings) -> ImageEmbedder:
-        from core.embedders.siamese import SiameseEmbedder
-
         key = ("siamese", str(folder), version, settings.batch_size, settings.inference_backend)
         return self._embedder(
             key,
@@ -79,9 +78,6 @@ class ServiceModels:
 
     def best_matcher(self, store: Store) -> BestMatcher | None:
         """The database's trained best matcher (reloaded when retrained), None without one."""
-        from core import models
-        from core.pipelines.best.model import CONFIG_FILE, BestMatcher
-
         config = models.best_dir(store) / CONFIG_FILE
         if not config.is_file():
             return None

@@ -28,8 +28,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from core.candidates import Neighbours
 from core.errors import SameSameError
-from core.pipelines.best.features import Candidates, IndexBuilder, Progress, pair_features
+from core.models import settings_for_image_model
+from core.pipelines import get_pipeline
+from core.pipelines.best.features import (
+    Candidates,
+    IndexBuilder,
+    Progress,
+    pair_features,
+    search_here,
+)
+from core.pipelines.best.model import BEST_NAME, BestMatcher
+from core.pipelines.best.pipeline import BEST
 from core.pipelines.best.scoring import (
     FEATURE_CHUNK,
     Chunks,
@@ -38,7 +49,9 @@ from core.pipelines.best.scoring import (
     stage1_chunk,
     stage2_chunk,
 )
+from core.pipelines.inputs import MatchInputs
 from core.spark.neighbours import SEARCH_BLOCK, block_starts, worker_index
+from core.spark.vectors import embedder_spec
 from core.threads import one_thread
 
 if TYPE_CHECKING:
@@ -72,9 +85,6 @@ class SparkRunner:
         self._shared: Any = None
 
     def search(self, build: IndexBuilder, n: int, k: int, progress: Progress) -> Neighbours:
-        from core.candidates import Neighbours
-        from core.pipelines.best.features import search_here
-
         if n == 0:
             return search_here(build, n, k, progress)
         shared = self.spark.sparkContext.broadcast(build)
@@ -182,8 +192,6 @@ class SparkRunner:
 def _portable(matcher: BestMatcher) -> BestMatcher:
     """The matcher as tasks need it: its title encoder (a Keras model) only runs on the
     driver, before the searches."""
-    from core.pipelines.best.model import BestMatcher
-
     return BestMatcher(
         matcher.config, matcher.stage1, matcher.stage2, matcher.names1, matcher.names2, None
     )
@@ -191,8 +199,6 @@ def _portable(matcher: BestMatcher) -> BestMatcher:
 
 def load_model(model_dir: str | Path | None) -> BestMatcher:
     """The trained model ``--model`` names, or a clear error (before Spark starts)."""
-    from core.pipelines.best.model import BestMatcher
-
     if model_dir is None:
         raise SameSameError(
             "spark-match --pipeline best needs --model: the folder of a best model trained on "
@@ -205,11 +211,6 @@ def image_spec(matcher: BestMatcher, settings: MatchSettings, images: bool) -> t
     """The embedder a model trained with image vectors needs (`core.spark.vectors`), None
     for a model that compares photos by hash; a clear error where the job cannot give it
     the vectors it learned from (checked before Spark starts)."""
-    from core.models import settings_for_image_model
-    from core.pipelines import get_pipeline
-    from core.pipelines.best.model import BEST_NAME
-    from core.spark.vectors import embedder_spec
-
     learned = matcher.info.get("image_model")
     if not learned:
         return None
@@ -250,9 +251,6 @@ def best_pairs(
     them, the image vectors of `core.spark.vectors.embed_frame`: the single machine's
     decisions."""
     from pyspark.sql import functions as F
-
-    from core.pipelines.best.pipeline import BEST
-    from core.pipelines.inputs import MatchInputs
 
     # A null in a long column comes back as a float64 column, which cannot hold 64 bits.
     rows = (

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from core.catalog import (
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    missing_columns_error,
+    prepare_postings,
+    read_catalog_csv,
+)
 from core.errors import CatalogError, first_line
+from core.images import is_valid_phash
 from core.spark.candidates import tokeniser
 
 if TYPE_CHECKING:
@@ -42,7 +50,6 @@ def local_catalog(path: str) -> pd.DataFrame | None:
         if local.is_dir() and not any(local.rglob("*.parquet")):
             raise CatalogError(f"{path}: is a folder without Parquet files, not a catalog")
         return None
-    from core.catalog import read_catalog_csv
 
     frame = read_catalog_csv(local).rename(columns={"row": "idx"})
     for column in ("image_phash", "label_group"):
@@ -96,8 +103,6 @@ def _checked_frame(raw: DataFrame, label: str) -> DataFrame:
     """Spark-read catalog → the `read_catalog` layout, refusing what the CSV import refuses."""
     from pyspark.sql import functions as F
 
-    from core.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, missing_columns_error
-
     names = {c.strip().lstrip("\ufeff").lower(): c for c in raw.columns}
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
@@ -148,8 +153,6 @@ def prepare_frame(catalog: DataFrame, image_root: Path | None) -> DataFrame:
     root = str(image_root) if image_root is not None else None
 
     def prepare(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from core.catalog import prepare_postings
-
         folder = Path(root) if root is not None else None
         tokenise = tokeniser()
         for batch in batches:
@@ -177,8 +180,6 @@ def prepare_frame(catalog: DataFrame, image_root: Path | None) -> DataFrame:
 
 def _signed_hash(value: str | None) -> int | None:
     """16 hex digits → the same 64 bits as a signed long (Spark has no unsigned type)."""
-    from core.images import is_valid_phash
-
     if not isinstance(value, str) or not is_valid_phash(value):
         return None
     unsigned = int(value, 16)

@@ -36,6 +36,7 @@ from core.pipelines.best.model import BEST_NAME
 from core.pipelines.ensemble import RATIO_CANDIDATE_COSINE
 from core.pipelines.inputs import hash_distances, vector_cosines
 from core.settings import MatchSettings
+from core.spark.best import best_pairs, image_spec, load_model
 from core.spark.candidates import (
     TOLERANCE,
     hash_pairs,
@@ -57,6 +58,7 @@ from core.spark.neighbours import BROADCAST_UP_TO, nearest_title_pairs, ratio_pa
 from core.spark.pairs import all_pairs
 from core.spark.session import SparkMatchReport, SparkOptions, require_spark, spark_session
 from core.spark.vectors import embed_frame, embedder_spec
+from core.spark.verdicts import apply_verdicts, verdict_frame
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -293,8 +295,6 @@ def spark_match(
         )
     best_model = None
     if pipe.name == BEST_NAME:
-        from core.spark.best import load_model
-
         best_model = load_model(model_dir)
     require_spark()
     from pyspark.sql import functions as F
@@ -308,8 +308,6 @@ def spark_match(
     settings, calibration_note = pipe.settings_for(None, settings, model_path)
     use_images = image_root is not None and not options.hash_only
     if best_model is not None:
-        from core.spark.best import image_spec
-
         spec = image_spec(best_model, settings, use_images)
     else:
         spec = embedder_spec(pipe, settings, model_path) if use_images else None
@@ -355,15 +353,11 @@ def spark_match(
                 "stand in for them."
             )
         if best_model is not None:
-            from core.spark.best import best_pairs
-
             found = best_pairs(postings, best_model, _partitions(postings), vectors)
         else:
             found = match_pairs(postings, vectors, pipe, settings, options, held)
         pairs = _held(found, held)
         if verdicts is not None:
-            from core.spark.verdicts import apply_verdicts, verdict_frame
-
             said = verdict_frame(session, postings, verdicts)
             pairs = _held(apply_verdicts(pairs, said), held)
         pair_count = pairs.count()

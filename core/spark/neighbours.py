@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from core.candidates import HashIndex, SparseIndex, fit_tfidf
+from core.candidates.ratio import BLOCK_CELLS, passing_pairs
 from core.spark.pairs import ordered_pairs
 
 if TYPE_CHECKING:
@@ -36,8 +38,6 @@ _WORKER_INDEXES: dict[str, Any] = {}
 
 
 def _hash_index(payload: tuple[np.ndarray, int]) -> Any:
-    from core.candidates import HashIndex
-
     signed, max_distance = payload
     # Spark has no unsigned type: the hashes travel as signed longs of the same bits.
     hashes = signed.view(np.uint64)
@@ -46,8 +46,6 @@ def _hash_index(payload: tuple[np.ndarray, int]) -> Any:
 
 def _tfidf_index(payload: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]) -> Any:
     from scipy.sparse import csr_matrix
-
-    from core.candidates import SparseIndex
 
     data, indices, indptr, shape = payload
     return SparseIndex("text", csr_matrix((data, indices, indptr), shape=shape))
@@ -116,8 +114,6 @@ def nearest_title_pairs(
     ``min_cosine`` (`fit_tfidf` on the driver, the single machine's `SparseIndex`).
     ``titled`` holds every posting, empty titles too: they count in the IDF, and find and
     are found by nobody."""
-    from core.candidates import fit_tfidf
-
     rows = titled.select("idx", "title").orderBy("idx").toPandas()
     matrix = fit_tfidf(rows["title"].fillna("").tolist()).matrix.tocsr()
     ids, payload = (
@@ -135,8 +131,6 @@ def ratio_pairs(titled: DataFrame, min_ratio: float, partitions: int) -> DataFra
 
     For catalogs up to `core.candidates.ratio.EXACT_RATIO_UP_TO` titles, as on one machine.
     """
-    from core.candidates.ratio import BLOCK_CELLS
-
     rows = titled.select("idx", "title").orderBy("idx").toPandas()
     n = len(rows)
     spark = titled.sparkSession
@@ -147,8 +141,6 @@ def ratio_pairs(titled: DataFrame, min_ratio: float, partitions: int) -> DataFra
     starts = block_starts(spark, n, rows_per_block, partitions)
 
     def compare(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from core.candidates.ratio import passing_pairs
-
         ids, titles = shared.value
         present = np.fromiter((bool(t) for t in titles), bool, len(titles))
         for batch in batches:

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from core.errors import SameSameError
+from core.embedders.mobilenet import PretrainedEmbedder
+from core.embedders.siamese import SiameseEmbedder
+from core.errors import ImageError, SameSameError
+from core.models import siamese_version
 from core.pipelines import Pipeline
 from core.settings import MatchSettings
 
@@ -28,12 +31,8 @@ _EMBEDDERS: dict[tuple, Any] = {}
 def _embedder(spec: tuple) -> Any:
     if spec not in _EMBEDDERS:
         if spec[0] == "siamese":
-            from core.embedders.siamese import SiameseEmbedder
-
             _EMBEDDERS[spec] = SiameseEmbedder.load(Path(spec[1]), spec[2])
         else:
-            from core.embedders.mobilenet import PretrainedEmbedder
-
             _, backbone, alpha, size, weights_dir, batch_size = spec
             _EMBEDDERS[spec] = PretrainedEmbedder(
                 backbone, alpha, size, Path(weights_dir), batch_size
@@ -49,7 +48,6 @@ def embedder_spec(pipeline: Pipeline, settings: MatchSettings, model_dir: Path |
                 f"spark-match --pipeline {pipeline.name} with --images needs --model DIR (a "
                 "Siamese model trained with python -m core train), or --hash-only."
             )
-        from core.models import siamese_version
 
         if siamese_version(model_dir) is None:
             raise SameSameError(
@@ -75,8 +73,6 @@ def embed_frame(postings: DataFrame, spec: tuple) -> DataFrame:
     """
 
     def embed(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from core.errors import ImageError
-
         embedder = None
         for batch in batches:
             if batch.empty:
