@@ -36,8 +36,8 @@ class BestConfig:
     # The third stage (`core.pipelines.best.rescoring`): a fine-tuned title cross-encoder
     # re-scores unsure pairs among each posting's top candidates; the blend weights are learnt.
     cross_encoder: bool = False
-    cross_encoder_top: int = 3
-    cross_encoder_band: list[float] = field(default_factory=lambda: [0.02, 0.98])
+    cross_encoder_top: int = 5
+    cross_encoder_band: list[float] = field(default_factory=lambda: [0.001, 0.98])
     cross_encoder_epochs: int = 3
     cross_encoder_max_pairs: int = 4000
     cross_encoder_max_length: int = 48
