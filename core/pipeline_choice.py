@@ -158,3 +158,14 @@ def run_state(store: Store, pipeline: str, settings: MatchSettings | None = None
     except SameSameError:
         return RunState(pipeline, True, run["stale"], ("settings no longer valid",))
     return RunState(pipeline, True, bool(run["stale"]), settings_changes(pipe, before, now))
+
+
+def current_runs(store: Store) -> dict[str, float]:
+    """The pipelines whose stored matches are of the catalog as it is now, with when each was
+    computed (seconds since the epoch); a catalog change leaves none until they run again."""
+    runs = {pipe.name: store.match_run(pipe.name) for pipe in most_accurate_first()}
+    return {
+        name: float(run["computed_at"])
+        for name, run in runs.items()
+        if run is not None and not run["stale"]
+    }

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.catalog import ImportReport, import_catalog, scan_catalog, summarize_problems
 from core.errors import CatalogError, SameSameError
+from core.pipeline_choice import current_runs
 from core.store import Store
 from core.workspace import demo_db_path
 from ui import common, pipeline_bar, resources
@@ -61,8 +62,14 @@ def _counts(info: dict) -> None:
             st.caption("No stored matches yet: run a pipeline on the Embed or Browse page.")
 
 
-def _next_steps(info: dict) -> None:
-    """What to do next, in three steps, each ticked once done in this catalog; gone when all are."""
+def _next_steps(store: Store, info: dict) -> None:
+    """What to do next, in three steps, each ticked once done for this catalog as it is now
+    (a catalog change makes the matches and the checks of them to do again); gone when all
+    are done."""
+    current = current_runs(store)
+    matched = bool(current)
+    reviews = store.reviews()["reviewed_at"] if matched and info["reviews"] else None
+    checked = reviews is not None and bool((reviews >= min(current.values())).any())
     steps = [
         (
             info["postings"] > 0,
@@ -71,12 +78,12 @@ def _next_steps(info: dict) -> None:
             None,
         ),
         (
-            bool(info["matches"]),
+            matched,
             "Embed the photos and match the catalog.",
             ("pages/embed.py", "Embed and match", ":material/memory:"),
         ),
         (
-            info["reviews"] > 0,
+            checked,
             "Check the matches: browse a posting's matches and mark pairs same or different, "
             "or compare a new item with the catalog.",
             ("pages/browse.py", "Browse matches", ":material/view_comfy:"),
@@ -190,14 +197,32 @@ def _import_section() -> None:
                     _import_here(path, path.name, folder, kind, name)
 
 
+def _import_outcome(report: dict) -> None:
+    """What the import did first, in plain words; what to know about some rows second."""
+    added = report["changed"]
+    noun = "posting" if added == 1 else "postings"
+    st.success(
+        f"Imported {report['label']}: {added:,} {noun} added or changed, from "
+        f"{report['rows']:,} rows."
+        if added
+        else f"Imported {report['label']}: {report['rows']:,} rows read, all already here "
+        "unchanged."
+    )
+    groups = summarize_problems(report["problems"])
+    if groups:
+        unusable = any(not group.usable for group in groups)
+        (st.warning if unusable else st.caption)(
+            ("Some rows could not be used" if unusable else "Good to know")
+            + ": "
+            + "; ".join(group.sentence for group in groups)
+            + ". The details are under *Import problems* below."
+        )
+
+
 def _last_report(store: Store) -> None:
     report = st.session_state.get("import_report")
     if report and report["database"] == str(store.path):
-        problems: pd.DataFrame = report["problems"]
-        st.success(
-            f"Imported {report['label']}: {report['rows']:,} rows read, "
-            f"{report['changed']:,} postings added or changed, {len(problems):,} row problems."
-        )
+        _import_outcome(report)
     problems = store.import_problems()
     groups = summarize_problems(problems)
     if not groups:
@@ -284,7 +309,7 @@ def main() -> None:
     with common.open_store() as store:
         pipeline_bar.header(store)
         info = store.info()  # counts over the whole catalog: read once per run
-        _next_steps(info)
+        _next_steps(store, info)
         _counts(info)
         if not common.is_demo(db):
             if st.button("Switch back to the demo catalog", icon=":material/undo:"):

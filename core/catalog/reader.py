@@ -161,7 +161,8 @@ class _CatalogReader:
         """(encoding, BOM bytes to skip) from the start of the file; refuses empty and binary
         files. Leaves ``handle`` at its start."""
         head = handle.read(4096)
-        if not head.strip():
+        # A byte-order mark alone (an editor's "empty" UTF-8 or UTF-16 file) is still empty.
+        if not head.removeprefix(b"\xef\xbb\xbf").strip() or head in (b"\xff\xfe", b"\xfe\xff"):
             # Only whitespace so far: the file is empty unless something else follows.
             while block := handle.read(_READ_BYTES):
                 if block.strip():

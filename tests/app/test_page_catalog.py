@@ -38,7 +38,14 @@ def test_upload_imports_a_small_catalog_into_a_new_database(app, samesame_home, 
     assert not app.error, texts(app.error)
     target = samesame_home / "catalogs" / "small.db"
     assert app.sidebar.selectbox(key="sidebar_catalog").value == str(target)
-    assert "5 rows read" in texts(app.success)[0]
+    # What was imported first; the row that needs a look second, in words.
+    assert texts(app.success)[0] == "Imported small.csv: 5 postings added or changed, from 5 rows."
+    [note] = [c for c in texts(app.caption) if c.startswith("Good to know: ")]
+    assert note.startswith(
+        "Good to know: 1 posting naming an image file that is not in the image folder: "
+        "matched by title"
+    )
+    assert note.endswith(". The details are under *Import problems* below.")
     assert _metric(app, "Postings") == "5"
     assert _metric(app, "Images ok") == "4"
     problems = next(d.value for d in app.dataframe if "problem" in d.value.columns)
@@ -181,3 +188,64 @@ def test_next_steps_tick_off_what_this_catalog_has_done(app, demo_db):
     assert steps[0].startswith(":green[:material/check_circle:]")
     assert "Embed and match" not in [link.label for link in app.get("page_link")]
     assert any(m.value.startswith("**3.** Check the matches") for m in app.markdown)
+
+
+def test_an_import_that_worked_leads_with_what_was_imported(app, samesame_home, tmp_path):
+    # Like the grocery photos: every row without a title (549 "row problems" was the headline).
+    rows = [{**r, "title": ""} for r in demo_rows(samesame_home, 6)]
+    csv_path = write_catalog(tmp_path / "photos only.csv", rows)
+    open_page(app, "catalog")
+    app.text_input(key="import_csv_path").set_value(str(csv_path))
+    app.text_input(key="import_path_images").set_value(str(samesame_home / "demo" / "images"))
+    button(app, "Import from path").click().run()
+
+    assert not app.exception
+    assert texts(app.success) == [
+        "Imported photos only.csv: 6 postings added or changed, from 6 rows."
+    ]
+    assert not any("problem" in s for s in texts(app.success))
+    assert (
+        "Good to know: 6 postings without a title: matched by image only. The details are "
+        "under *Import problems* below."
+    ) in texts(app.caption)
+    assert not app.warning or not any("could not be used" in w for w in texts(app.warning))
+
+
+def test_an_empty_file_is_said_to_be_empty(app, samesame_home, tmp_path):
+    open_page(app, "catalog")
+    app.file_uploader(key="import_csv").set_value(("empty.csv", b"", "text/csv"))
+    button(app, "Import uploaded CSV").click().run()
+    assert not app.exception
+    assert texts(app.error) == [
+        "The catalog was not imported: empty.csv: the file is empty; expected a CSV with a "
+        "header row"
+    ]
+    # Saved by an editor as "UTF-8 with BOM", an empty file is three bytes: still empty.
+    bom_only = tmp_path / "blank.csv"
+    bom_only.write_bytes(b"\xef\xbb\xbf\r\n")
+    app.text_input(key="import_csv_path").set_value(str(bom_only))
+    button(app, "Import from path").click().run()
+    assert "blank.csv: the file is empty" in texts(app.error)[0]
+
+
+def test_next_steps_start_over_when_the_catalog_changes(app, demo_db, samesame_home, tmp_path):
+    from core import matching
+    from core.catalog import import_catalog
+
+    with Store(demo_db) as store:
+        matching.run_pipeline(store, "baseline")
+        pair = store.load_match_pairs("baseline").iloc[0]
+        store.save_review(pair["left"], pair["right"], "same")
+    open_page(app, "catalog")
+    assert not any("Next steps" in m.value for m in app.markdown)  # all three done
+
+    extra = [{**demo_rows(samesame_home, 1)[0], "posting_id": "new_1", "title": "Teh celup"}]
+    with Store(demo_db) as store:
+        import_catalog(store, write_catalog(tmp_path / "more.csv", extra), None)
+    open_page(app, "catalog")
+    steps = [m.value for m in app.markdown if m.value.startswith(("**2.**", "**3.**"))]
+    assert steps == [
+        "**2.** Embed the photos and match the catalog.",
+        "**3.** Check the matches: browse a posting's matches and mark pairs same or "
+        "different, or compare a new item with the catalog.",
+    ]
