@@ -117,7 +117,8 @@ def _pair(store: Store, row, chosen: str, pipe: Pipeline) -> None:
     left, right = row["left"], row["right"]
     a, b = view.loc[left], view.loc[right]
     st.markdown(f"**Why this pair:** {row['reason']}")
-    _answers(store, left, right, _has_title(a["title"]) and _has_title(b["title"]), pipe)
+    titled = _has_title(a["title"]) and _has_title(b["title"])
+    _answers(store, left, right, titled, pipe)
     first, second = st.columns(2)
     for column, pid, posting, other in ((first, left, a, b), (second, right, b, a)):
         with column.container(border=True):
@@ -127,7 +128,10 @@ def _pair(store: Store, row, chosen: str, pipe: Pipeline) -> None:
                 f"**`{pid}`**  \n"
                 + match_view.highlight_different(posting["title"], other["title"] or "")
             )
-    st.caption(":orange-background[Highlighted]: words the other title does not have.")
+    if titled:
+        st.caption(":orange-background[Highlighted]: words the other title does not have.")
+    else:
+        st.caption("A posting without a title: no title words to compare, nothing highlighted.")
     db = str(store.path)
     actions = [
         ("Same product", "same", "S", _verdict, (db, left, right, "same", chosen)),

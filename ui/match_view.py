@@ -24,7 +24,7 @@ from core.settings import MatchSettings
 from core.store import Store
 from core.text import display_title
 from core.verdict_words import DIFFERENT, PROBABLY_SAME, SAME, UNSURE
-from ui import resources
+from ui import common, resources
 
 CARD_COLUMNS = 4
 CARD_PIXELS = 320
@@ -183,8 +183,11 @@ def highlight_shared(title: str, shared: set[str]) -> str:
 
 def highlight_different(title: str, other: str) -> str:
     """Markdown of a title with the words the other title lacks highlighted (the review
-    page: what tells two postings apart)."""
-    theirs = title_words(other)
+    page: what tells two postings apart); nothing is highlighted when either posting has no
+    title (there is nothing to compare it with)."""
+    theirs = title_words(other or "")
+    if not theirs or not title_words(title or ""):
+        return _highlight(title, lambda word: False, "orange")
     return _highlight(title, lambda word: word not in theirs, "orange", bold=True)
 
 
@@ -204,13 +207,14 @@ def side_by_side(
         st.caption("No match to put side by side.")
         return
     ids = matches["posting_id"].tolist()
+    titles = dict(zip(ids, matches["title"], strict=True))
     other = st.selectbox(
         "Match",
         ids,
         key=f"{key}_pick",
         format_func=lambda p: (
-            f"{ids.index(p) + 1}. {p} · "
-            f"{display_title(matches.set_index('posting_id').at[p, 'title'] or '')[:80]}"
+            f"{ids.index(p) + 1}. "
+            + common.posting_label(p, display_title(titles.get(p) or ""), width=80)
         ),
     )
     row = matches.set_index("posting_id").loc[other].to_dict()

@@ -91,3 +91,14 @@ def open_tab(at: AppTest, key: str, label: str) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def import_small_catalog(home: Path, db: Path, rows: list[dict[str, str]]) -> Path:
+    """A catalog of ``rows`` (demo rows, changed as a test needs) with the demo's photos,
+    imported into a database of its own."""
+    from core.catalog import import_catalog
+
+    csv_path = write_catalog(db.with_suffix(".csv"), rows)
+    with Store(db) as store:
+        import_catalog(store, csv_path, home / "demo" / "images")
+    return db

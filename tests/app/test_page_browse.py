@@ -11,7 +11,16 @@ from core.settings import MatchSettings
 from core.store import Store
 from core.text import display_title
 from core.verdict_words import VERDICT_WORDS
-from tests.app.helpers import button, card_ids, open_page, open_tab, run_pipelines, texts
+from tests.app.helpers import (
+    button,
+    card_ids,
+    demo_rows,
+    import_small_catalog,
+    open_page,
+    open_tab,
+    run_pipelines,
+    texts,
+)
 
 
 def _posting_with_matches(db) -> tuple[str, dict[str, set[str]]]:
@@ -208,3 +217,37 @@ def test_an_image_only_catalog_shows_photo_words_and_no_title_scores(app, grocer
     badges = [m.value for m in app.markdown if m.value.startswith("### :")]
     assert len(badges) == len(evidence)
     assert all(re.search(r"-badge\[(Same|Probably same|Unsure|Different)\]", b) for b in badges)
+
+
+def test_postings_without_a_title_read_no_title_not_a_dangling_dot(app, samesame_home, tmp_path):
+    first = demo_rows(samesame_home, 1)[0]
+    rows = [{**first, "posting_id": f"gd0001{i}", "title": ""} for i in range(3)]
+    db = import_small_catalog(samesame_home, tmp_path / "photos.db", rows)
+    run_pipelines(db, "baseline")
+    app.session_state["db_path"] = str(db)
+    open_page(app, "browse")
+
+    posting = app.selectbox(key="browse_posting")
+    assert posting.options == ["gd00010 (no title)", "gd00011 (no title)", "gd00012 (no title)"]
+    assert not any(o.rstrip().endswith("·") for o in posting.options)
+    open_tab(app, "browse_tab", "Side by side")
+    assert app.selectbox(key="browse_side_gd00010_pick").options == [
+        "1. gd00011 (no title)",
+        "2. gd00012 (no title)",
+    ]
+
+
+def test_a_large_cluster_is_shown_a_page_at_a_time(app, samesame_home, tmp_path):
+    rows = [{**r, "label_group": "one"} for r in demo_rows(samesame_home, 43)]
+    db = import_small_catalog(samesame_home, tmp_path / "big.db", rows)
+    app.session_state["db_path"] = str(db)
+    open_page(app, "browse")
+    open_tab(app, "browse_tab", "Cluster")
+
+    pid = rows[0]["posting_id"]
+    assert [t.label for t in app.tabs][4] == "labelled group one (43)"
+    assert "Showing 1–36 of 43 postings; the other page(s) show the rest." in texts(app.caption)
+    app.session_state[f"browse_cluster_{pid}_0_page"] = 2
+    app.run()
+    assert not app.exception
+    assert "Showing 37–43 of 43 postings; the other page(s) show the rest." in texts(app.caption)

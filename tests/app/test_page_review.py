@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from core.review_queue import review_queue
 from core.store import Store
-from tests.app.helpers import button, open_page, run_pipelines, texts
+from tests.app.helpers import (
+    button,
+    demo_rows,
+    import_small_catalog,
+    open_page,
+    run_pipelines,
+    texts,
+)
 
 
 def _shown_pair(app) -> tuple[str, str]:
@@ -89,3 +96,29 @@ def test_unsure_pairs_come_first_with_their_answer_in_words(app, demo_db):
     details = [c for c in texts(app.caption) if "likely the same product" in c]
     assert details[0].endswith("(calibrated on labelled pairs)")
     assert any(f"{answered}: Unsure (" in c for c in texts(app.caption))
+
+
+def test_a_pair_with_an_untitled_posting_highlights_nothing(app, samesame_home, tmp_path):
+    # The same photo twice, one posting without a title: every word of the other title used
+    # to be highlighted as "not in the other title".
+    first = demo_rows(samesame_home, 1)[0]
+    rows = [
+        {**first, "posting_id": "titled", "title": "Sabun cuci piring jeruk nipis 800ml"},
+        {**first, "posting_id": "untitled", "title": ""},
+    ]
+    db = import_small_catalog(samesame_home, tmp_path / "untitled.db", rows)
+    run_pipelines(db, "baseline")
+    app.session_state["db_path"] = str(db)
+    open_page(app, "review")
+
+    assert not app.exception
+    shown = [m.value for m in app.markdown if m.value.startswith("**`")]
+    assert sorted(shown) == [
+        "**`titled`**  \nSabun cuci piring jeruk nipis 800ml",
+        "**`untitled`**  \n(no title)",
+    ]
+    assert not any("-background[" in m for m in shown)
+    assert "A posting without a title: no title words to compare, nothing highlighted." in texts(
+        app.caption
+    )
+    assert not any("Highlighted" in c for c in texts(app.caption))
