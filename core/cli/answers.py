@@ -9,6 +9,9 @@ from pathlib import Path
 
 from core.cli.common import open_store
 from core.errors import SameSameError
+from core.rule_calibration import RULE_PIPELINES, refit_on_catalog
+from core.service.answers import ItemRequest, match_item
+from core.service.models import ServiceModels
 
 #: The answer column is as wide as its longest word ("Probably same").
 WORD_WIDTH = 13
@@ -42,9 +45,6 @@ def add_commands(sub) -> None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from core.service.answers import ItemRequest, match_item
-    from core.service.models import ServiceModels
-
     image = None
     if args.image:
         try:
@@ -89,8 +89,6 @@ def answer_lines(answer: dict) -> str:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from core.rule_calibration import RULE_PIPELINES, refit_on_catalog
-
     wanted = RULE_PIPELINES if args.pipeline == "all" else (args.pipeline,)
     with open_store(args) as store:
         if store.info()["label_groups"] == 0:

@@ -7,10 +7,17 @@ import json
 import shutil
 from pathlib import Path
 
+from core.catalog import DEFAULT_CHUNK_ROWS, import_catalog
+from core.catalog.pairs import verdict_pairs
 from core.cli.common import open_store, pipeline_choice, tqdm_progress, write_csv
+from core.demo import ensure_demo_catalog
 from core.errors import SameSameError
 from core.exports import FORMATS as EXPORT_FORMATS
 from core.exports import WHATS as EXPORTS
+from core.exports import export
+from core.pipeline_choice import chosen_pipeline
+from core.settings import data_dir
+from core.workspace import open_demo
 
 
 def add_commands(sub) -> None:
@@ -82,8 +89,6 @@ def add_commands(sub) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from core.catalog import DEFAULT_CHUNK_ROWS, import_catalog
-
     chunk_rows = DEFAULT_CHUNK_ROWS if args.chunk_rows is None else args.chunk_rows
     if chunk_rows < 1:
         raise SameSameError(f"--chunk-rows must be at least 1, not {chunk_rows}")
@@ -118,9 +123,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.exports import export
-    from core.pipeline_choice import chosen_pipeline
-
     if args.pipeline == "all":
         raise SameSameError("export writes one pipeline's results; choose --pipeline NAME")
     if args.clusters and args.what != "kaggle":
@@ -138,8 +140,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_verdicts(args: argparse.Namespace) -> int:
     """The Review page's verdicts in the pairs layout `train --pairs` and `spark-match
     --verdicts` read."""
-    from core.catalog.pairs import verdict_pairs
-
     with open_store(args) as store:
         pairs = verdict_pairs(store.reviews())
     write_csv(pairs, Path(args.out))
@@ -148,11 +148,6 @@ def cmd_verdicts(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from core.catalog import import_catalog
-    from core.demo import ensure_demo_catalog
-    from core.settings import data_dir
-    from core.workspace import open_demo
-
     csv_path = ensure_demo_catalog(data_dir())
     if args.db:
         with open_store(args) as store:

@@ -10,8 +10,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from core.catalog import import_catalog
 from core.errors import SameSameError
+from core.matching import Hooks
+from core.pipelines import PIPELINES, pipeline_names
 from core.settings import SETTING_SPECS, MatchSettings
+from core.store import Store
+from core.workspace import default_db_path
 
 EXIT_BAD_INPUT = 2
 
@@ -61,8 +66,6 @@ class TqdmHooks:
         self._closers.clear()
 
     def hooks(self):
-        from core.matching import Hooks
-
         return Hooks(progress=self.progress, note=self.note)
 
 
@@ -126,9 +129,6 @@ def settings_from(args: argparse.Namespace, store) -> MatchSettings:
 
 
 def open_store(args: argparse.Namespace):
-    from core.store import Store
-    from core.workspace import default_db_path
-
     return Store(Path(args.db) if args.db else default_db_path())
 
 
@@ -154,9 +154,6 @@ class scratch_store:
         self.store = None
 
     def __enter__(self):
-        from core.catalog import import_catalog
-        from core.store import Store
-
         args = self.args
         if getattr(args, "catalog", None) and not args.db:
             self.tmp = Path(tempfile.mkdtemp(prefix="samesame-"))
@@ -198,8 +195,6 @@ def write_csv(frame, path: Path) -> None:
 
 def pipeline_choice(value: str) -> str:
     """argparse type: a registered pipeline name (or 'all')."""
-    from core.pipelines import PIPELINES
-
     if value != "all" and value not in PIPELINES:
         raise argparse.ArgumentTypeError(
             f"unknown pipeline {value!r}; choose one of {', '.join(PIPELINES)} or all"
@@ -209,8 +204,6 @@ def pipeline_choice(value: str) -> str:
 
 def default_pipeline() -> str:
     """The first registered pipeline (the original write-up's baseline)."""
-    from core.pipelines import pipeline_names
-
     return pipeline_names()[0]
 
 

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.catalog import import_catalog
 from core.cli.common import (
     TqdmHooks,
     default_pipeline,
@@ -18,6 +19,8 @@ from core.cli.common import (
     write_csv,
 )
 from core.errors import SameSameError
+from core.link import link_catalogs
+from core.store import Store
 
 
 def add_commands(sub) -> None:
@@ -44,8 +47,6 @@ def add_commands(sub) -> None:
 
 
 def _import(store, csv: str, images: str | None, what: str) -> None:
-    from core.catalog import import_catalog
-
     update, close = tqdm_progress(f"importing {what}")
     try:
         report = import_catalog(store, Path(csv), Path(images) if images else None, progress=update)
@@ -60,9 +61,6 @@ def _import(store, csv: str, images: str | None, what: str) -> None:
 
 
 def cmd_link(args: argparse.Namespace) -> int:
-    from core.link import link_catalogs
-    from core.store import Store
-
     if args.pipeline == "all":
         raise SameSameError("link takes one pipeline: choose --pipeline NAME")
     work = Path(tempfile.mkdtemp(prefix="samesame-link-"))

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from core import models
+from core.catalog.pairs import default_conflicts_path, read_pairs_report, verdict_pairs
 from core.cli.common import (
     TqdmHooks,
     default_pipeline,
@@ -20,7 +22,11 @@ from core.cli.common import (
     write_csv,
 )
 from core.errors import SameSameError
+from core.evaluation import evaluate_result, evaluate_submission
+from core.matching import embed_for_training, ensure_ready, run_pipeline
 from core.pipelines import PIPELINES
+from core.pipelines.best import catalog_training
+from core.verdicts import pair_key
 
 
 def add_commands(sub) -> None:
@@ -99,8 +105,6 @@ def add_commands(sub) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from core import models
-
     with open_store(args) as store:
         settings = settings_from(args, store)
         if args.model in ("mobilenet", "all"):
@@ -125,8 +129,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def _given_pairs(args: argparse.Namespace, store):
     """The --pairs file's pairs, one row a pair; says what was set right and writes the
     set-aside rows (pairs given with both labels, postings paired with themselves)."""
-    from core.catalog.pairs import default_conflicts_path, read_pairs_report
-
     path = Path(args.pairs)
     ids = store.postings(["posting_id"])["posting_id"]
     given, report = read_pairs_report(path, ids, strict=args.strict)
@@ -142,11 +144,6 @@ def _given_pairs(args: argparse.Namespace, store):
 
 def _train_from_pairs(args: argparse.Namespace, store, settings) -> None:
     import pandas as pd
-
-    from core import models
-    from core.catalog.pairs import verdict_pairs
-    from core.pipelines.best import catalog_training
-    from core.verdicts import pair_key
 
     if args.pipeline not in ("auto", "best"):
         raise SameSameError("--pairs trains the best matcher only: leave out --pipeline")
@@ -189,8 +186,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                 continue
             if has_images and pipe.needs_model:
                 # A model given photos learns from them: their vectors first.
-                from core.matching import embed_for_training
-
                 terminal = TqdmHooks()
                 try:
                     embed_for_training(store, settings, terminal.progress)
@@ -206,8 +201,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _run(store, pipeline: str, settings, args):
-    from core.matching import ensure_ready, run_pipeline
-
     model_dir = Path(args.model) if getattr(args, "model", None) else None
     terminal = TqdmHooks()
     try:
@@ -283,8 +276,6 @@ def cmd_match(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.evaluation import evaluate_result
-
     if args.submission:
         return _evaluate_submission(args)
     figures = {}
@@ -330,8 +321,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_submission(args: argparse.Namespace) -> int:
     import pandas as pd
-
-    from core.evaluation import evaluate_submission
 
     path = Path(args.submission)
     if not path.is_file():

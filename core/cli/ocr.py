@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from core.cli.common import open_store, tqdm_progress
+from core.ocr import read_catalog_photos
 
 
 def add_commands(sub) -> None:
@@ -25,8 +26,6 @@ def add_commands(sub) -> None:
 
 
 def cmd_ocr(args: argparse.Namespace) -> int:
-    from core.ocr import read_catalog_photos
-
     with open_store(args) as store:
         update, close = tqdm_progress("reading photo text")
         try:

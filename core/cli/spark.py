@@ -9,6 +9,7 @@ from core.cli.common import settings_args
 from core.errors import SameSameError
 from core.pipelines import PIPELINES
 from core.settings import SETTING_SPECS, MatchSettings
+from core.spark import SparkOptions, spark_match
 
 
 def add_commands(sub) -> None:
@@ -52,8 +53,6 @@ def _spark_match_args(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_spark_match(args: argparse.Namespace) -> int:
-    from core.spark import SparkOptions, spark_match
-
     conf = []
     for item in args.conf:
         key, sep, value = item.partition("=")
