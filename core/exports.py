@@ -21,6 +21,9 @@ import numpy as np
 import pandas as pd
 
 from core.errors import SameSameError
+from core.matching import stored_result, summarised_run
+from core.pipelines import PIPELINES
+from core.rule_calibration import calibration_for
 from core.settings import MatchSettings
 from core.store import Store
 from core.verdict_words import CHECKED, DIFFERENT, SAME, evidence_lines, pair_probability
@@ -66,8 +69,6 @@ def mime_type(fmt: str) -> str:
 def check_request(store: Store, what: str, fmt: str, pipeline: str | None) -> None:
     """Refuse what cannot be exported, in words: an unknown kind or format, an unknown
     pipeline, or a pipeline with no stored matches yet."""
-    from core.pipelines import PIPELINES
-
     if what not in WHATS:
         raise SameSameError(f"unknown export {what!r}; choose one of {', '.join(WHATS)}")
     if fmt not in FORMATS:
@@ -101,8 +102,6 @@ def export_chunks(
     elif what == "verdicts":
         yield verdict_frame(store)
     else:
-        from core.matching import stored_result
-
         yield stored_result(store, pipeline).submission(clusters=clusters)
 
 
@@ -170,8 +169,6 @@ def match_chunks(
     """The pipeline's stored matches under the reviewer's verdicts (`core.verdicts`): pairs
     said to be different left out, pairs said to be the same marked, and those the pipeline
     missed added at the end; pairs of postings no longer in the catalog left out."""
-    from core.rule_calibration import calibration_for
-
     settings = MatchSettings.from_dict(store.match_run(pipeline)["settings"])
     calibration = calibration_for(store, pipeline)
     postings = store.postings(["posting_id", "title", "image"])
@@ -254,8 +251,6 @@ def cluster_frame(store: Store, pipeline: str) -> pd.DataFrame:
     """The run's clusters of two or more postings (`core.clusters`): members in catalog
     order, space-separated, their titles " | "-separated, and the strength (the weakest link
     the cluster formed at, 0..1) and density (the share of its pairs that are matches)."""
-    from core.matching import summarised_run
-
     summarised_run(store, pipeline)  # a run stored by an older SameSame gets its clusters
     members = pd.read_sql_query(
         "SELECT c.cluster, c.posting_id, p.title FROM clusters c "

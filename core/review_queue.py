@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core import models
 from core.pair_answers import pair_answers, unsure
 from core.pipelines import get_pipeline, most_accurate_first
 from core.settings import MatchSettings
@@ -37,8 +38,6 @@ REASONS = {
 
 
 def _learned_threshold(store: Store, pipeline: str) -> float | None:
-    from core import models
-
     if not get_pipeline(pipeline).needs_model:
         return None
     return models.best_threshold(models.best_dir(store))

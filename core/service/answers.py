@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import exports
+from core import models as model_files
 from core.errors import ImageError, SameSameError
 from core.images import is_valid_phash
 from core.pair_answers import pair_answers
@@ -26,6 +28,7 @@ from core.service.models import ServiceModels
 from core.settings import MatchSettings
 from core.store import Store
 from core.text import normalize_title
+from core.verdicts import posting_matches_with_verdicts, verdicts_of
 
 #: Most matches one answer lists, and most items one batch request holds.
 MAX_LIMIT = 100
@@ -172,8 +175,6 @@ def _results(
 
 def posting_answer(models: ServiceModels, posting_id: str) -> dict[str, Any]:
     """A stored posting and, per pipeline with a stored run, its matches under the verdicts."""
-    from core.verdicts import posting_matches_with_verdicts, verdicts_of
-
     store = models.store()
     row = store.posting(posting_id)
     if row is None:
@@ -233,8 +234,6 @@ def _stored_answers(
 
 def health(models: ServiceModels) -> dict[str, Any]:
     """What a monitor needs: the catalog's size and revision, which pipelines can answer."""
-    from core import models as model_files
-
     store = models.store()
     settings = store.load_settings()
     pipelines = {}
@@ -273,8 +272,6 @@ def export_file(models: ServiceModels, what: str, fmt: str, pipeline: str | None
     most accurate one with stored matches unless one was chosen in the app)."""
     import shutil
     import tempfile
-
-    from core import exports
 
     store = models.store()
     if pipeline is None and what != "verdicts":

@@ -22,15 +22,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.embedders.cross_encoder import CrossEncoder, CrossEncoderSettings
 from core.errors import ModelNotTrainedError, SameSameError
 from core.pipelines.best.config import BestConfig
-
-if TYPE_CHECKING:
-    from core.embedders.cross_encoder import CrossEncoder
 
 Progress = Callable[[int, int], None]
 
@@ -129,8 +126,6 @@ class Rescorer:
 
     @classmethod
     def load(cls, folder: Path, config: BestConfig) -> Rescorer:
-        from core.embedders.cross_encoder import CrossEncoder
-
         if len(config.cross_encoder_blend) != 3:
             raise SameSameError("The model's cross-encoder has no blend weights; retrain it")
         try:
@@ -201,8 +196,6 @@ def fit_rescorer(
     Raises:
         SameSameError: too few unsure pairs, or one class only, to learn from.
     """
-    from core.embedders.cross_encoder import CrossEncoder, CrossEncoderSettings
-
     held = int(np.max(fold))
     # It learns from every top candidate, sure or not: the unsure ones alone were a few hundred
     # pairs on Walmart-Amazon, too few to fine-tune on.

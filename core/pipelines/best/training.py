@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from core.embedders.text_model import TitleEncoder, TitleEncoderConfig
 from core.embedders.vector_head import VectorHead, VectorHeadConfig, can_fit_cross
 from core.errors import SameSameError
 from core.pipelines.best.config import BestConfig, training_levels
@@ -314,8 +315,6 @@ def fit_stages(
     encoder = None
     vectors = None
     if config.title_model:
-        from core.embedders.text_model import TitleEncoder, TitleEncoderConfig
-
         t0 = time.perf_counter()
         encoder, vectors = TitleEncoder.fit_cross(
             inputs.titles,
