@@ -324,6 +324,34 @@ class _PageHooks:
         st.info(text)
 
 
+def _run_now(store: Store, pipe: Pipeline, settings: MatchSettings, embed_first: bool) -> None:
+    """Match the catalog with one pipeline, then say how it went (F1 on a labelled catalog,
+    with a word for a newcomer when an untrained rule scores low)."""
+    try:
+        ensure_ready(
+            store, pipe.name, settings, hash_only=not embed_first, hooks=_PageHooks(), train=False
+        )
+    except WeightsUnavailableError as exc:
+        st.error(str(exc))
+        return
+    with st.spinner(f"Matching with the {pipe.name} pipeline…"):
+        result = run_pipeline(store, pipe.name, settings, stages=_PageHooks().progress)
+    text = f"{pipe.name}: {len(result.pairs):,} pairs in {result.seconds:.1f} s"
+    note = None
+    if labels_of(store) is not None:
+        metrics = evaluate_result(store, result)
+        text += f" · F1 {metrics['f1']:.3f}"
+        if pipe.in_sample(store):
+            text += " (in-sample: its model learnt from these labels)"
+        note = common.untrained_rule_note(pipe, metrics["f1"])
+    common.flash("success", text, place="match")
+    if note:
+        common.flash("info", note, place="match")
+    for notice in result.notices:
+        common.flash("info", f"{pipe.name}: {notice}", place="match")
+    st.rerun()
+
+
 def _match_now(store: Store, settings: MatchSettings) -> None:
     st.subheader("Match the whole catalog")
     st.caption(
@@ -355,30 +383,7 @@ def _match_now(store: Store, settings: MatchSettings) -> None:
             if st.button(
                 f"Match now: {pipe.name}", key=f"match_{pipe.name}", disabled=not readiness.ready
             ):
-                try:
-                    ensure_ready(
-                        store,
-                        pipe.name,
-                        settings,
-                        hash_only=not embed_first,
-                        hooks=_PageHooks(),
-                        train=False,
-                    )
-                except WeightsUnavailableError as exc:
-                    st.error(str(exc))
-                    return
-                with st.spinner(f"Matching with the {pipe.name} pipeline…"):
-                    result = run_pipeline(store, pipe.name, settings, stages=_PageHooks().progress)
-                text = f"{pipe.name}: {len(result.pairs):,} pairs in {result.seconds:.1f} s"
-                if labels_of(store) is not None:
-                    metrics = evaluate_result(store, result)
-                    text += f" · F1 {metrics['f1']:.3f}"
-                    if pipe.in_sample(store):
-                        text += " (in-sample: its model learnt from these labels)"
-                common.flash("success", text, place="match")
-                for notice in result.notices:
-                    common.flash("info", f"{pipe.name}: {notice}", place="match")
-                st.rerun()
+                _run_now(store, pipe, settings, embed_first)
     common.show_flashes(place="match")
 
 

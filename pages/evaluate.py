@@ -31,13 +31,21 @@ def _tuned_pipelines() -> list[Pipeline]:
 
 
 def _metric_row(metrics: dict[str, float], reference: dict[str, float] | None = None) -> None:
+    """F1, precision and recall; against ``reference``, each one's change (a gain green, a
+    loss red, none a grey "no change": a green "+0.000" read as a gain)."""
     columns = st.columns(3)
     for column, name in zip(columns, ("f1", "precision", "recall"), strict=True):
-        delta = None
+        delta, colour, arrow = None, "normal", "auto"
         if reference is not None:
-            delta = f"{metrics[name] - reference[name]:+.3f}"
+            change = round(metrics[name] - reference[name], 3)
+            delta = f"{change:+.3f}" if change else "no change"
+            colour, arrow = ("normal", "auto") if change else ("off", "off")
         column.metric(
-            name.upper() if name == "f1" else name.capitalize(), f"{metrics[name]:.3f}", delta=delta
+            name.upper() if name == "f1" else name.capitalize(),
+            f"{metrics[name]:.3f}",
+            delta=delta,
+            delta_color=colour,
+            delta_arrow=arrow,
         )
 
 
@@ -72,6 +80,9 @@ def _stored(store: Store) -> dict[str, dict[str, float] | None]:
                 f"{run['seconds']:.1f} s over {int(metrics['postings']):,} labelled postings · "
                 f"as clusters: F1 {metrics['cluster_f1']:.3f}"
             )
+            note = common.untrained_rule_note(pipe, metrics["f1"])
+            if note:
+                st.info(note, icon=":material/school:")
             common.in_sample_note(store, pipe)
             common.show_run_notices(store, pipe.name)
             state = run_state(store, pipe.name)

@@ -303,6 +303,31 @@ def in_sample_note(store: Store, pipe) -> None:
         st.caption(IN_SAMPLE)
 
 
+#: Below this F1 an untrained rule on a labelled catalog gets a word on what to do.
+LOW_F1 = 0.5
+
+
+def untrained_rule_note(pipe, f1: float | None) -> str | None:
+    """For a newcomer: an untrained rule pipeline's low F1 on the demo (or on any labelled
+    catalog, below `LOW_F1`) is expected, and training the best matcher is what to do."""
+    if pipe.needs_model or f1 is None:
+        return None
+    if is_demo(current_db()):
+        return (
+            f"F1 {f1:.2f} is expected on the demo: the {pipe.name} pipeline is an untrained "
+            "rule whose thresholds were set on real Shopee photos and titles, and the demo's "
+            "drawn photos and made-up titles fool it. Train the best matcher on the Embed page: "
+            "it learns from the demo's labels (out-of-fold F1 about 0.88 here)."
+        )
+    if f1 < LOW_F1:
+        return (
+            f"The {pipe.name} pipeline is an untrained rule (thresholds set on Shopee data), so "
+            f"a low F1 ({f1:.2f}) on another kind of catalog is expected. This catalog has "
+            "labels: train the best matcher on the Embed page to learn from them."
+        )
+    return None
+
+
 # -- messages that survive the rerun after an action -----------------------------------------
 _FLASH_KEY = "flash_messages"
 

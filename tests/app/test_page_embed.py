@@ -53,6 +53,12 @@ def test_match_now_stores_pairs_and_reports_f1(app, demo_db):
     [message] = texts(app.success)
     assert message.startswith(f"ensemble: {pairs:,} pairs in ")
     assert message.endswith(f"F1 {f1:.3f}")
+    # A newcomer reads that an untrained rule's low F1 on the demo is expected, and what to do.
+    assert any(
+        i.startswith(f"F1 {f1:.2f} is expected on the demo: the ensemble pipeline is an untrained")
+        and "Train the best matcher on the Embed page" in i
+        for i in texts(app.info)
+    )
     # The fresh demo has no Siamese vectors: the notice says hashes stood in.
     assert any("perceptual hashes" in i for i in texts(app.info))
     # The answer sits next to the button that asked, below the match section's heading.

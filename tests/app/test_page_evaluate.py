@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from streamlit.proto.Metric_pb2 import Metric
+
 from core import evaluation, matching
 from core.store import Store
 from tests.app.helpers import button, open_page, run_pipelines, texts
@@ -131,3 +133,35 @@ def test_catalog_without_labels_is_estimated_from_verdicts(app, demo_db, samesam
     assert precision["from"].iloc[0] == "12 pair(s)"
     assert precision["for ±5 points"].iloc[0].endswith(" more")
     assert precision["note"].iloc[0] == ""
+
+
+def test_the_demo_tells_a_newcomer_that_the_untrained_rules_score_low(app, demo_db):
+    run_pipelines(demo_db)
+    with Store(demo_db) as store:
+        f1 = evaluation.evaluate_result(store, matching.stored_result(store, "baseline"))["f1"]
+    open_page(app, "evaluate")
+
+    notes = [i for i in texts(app.info) if "is expected on the demo" in i]
+    assert len(notes) == 2  # the baseline's and the ensemble's
+    assert notes[0] == (
+        f"F1 {f1:.2f} is expected on the demo: the baseline pipeline is an untrained rule whose "
+        "thresholds were set on real Shopee photos and titles, and the demo's drawn photos and "
+        "made-up titles fool it. Train the best matcher on the Embed page: it learns from the "
+        "demo's labels (out-of-fold F1 about 0.88 here)."
+    )
+
+
+def test_unchanged_figures_show_no_change_not_a_green_gain(app, demo_db):
+    run_pipelines(demo_db)
+    open_page(app, "evaluate")
+    button(app, "Recompute").click().run()  # the same thresholds: the same figures
+
+    assert not app.exception
+    tried = app.metric[6:]
+    assert len(tried) == 6
+    assert {m.delta for m in tried} == {"no change"}
+    assert not any(m.delta.startswith("+") for m in tried)
+    # Grey, with no arrow up: nothing reads as a gain.
+    assert {(m.proto.color, m.proto.direction) for m in tried} == {
+        (Metric.MetricColor.GRAY, Metric.MetricDirection.NONE)
+    }
