@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,8 @@ from core.settings import MatchSettings, data_dir
 from core.store import Store
 from core.workspace import default_db_path, demo_db_path
 from ui import navigation
+from ui.progress import ProgressBar as ProgressBar  # re-exported: pages use common's
+from ui.progress import format_seconds as format_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -155,46 +156,6 @@ def run_page(body: Callable[[], None]) -> None:
     except OSError as exc:
         # Paths typed by the user: permissions, a full disk, a folder that vanished.
         st.error(f"File problem: {exc}")
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def eta_seconds(elapsed: float, done: int, total: int) -> float | None:
-    """Time left at the pace so far: (elapsed / done) × (total − done); None before any work."""
-    if done <= 0:
-        return None
-    return elapsed / done * max(0, total - done)
-
-
-class ProgressBar:
-    """A ``progress(done, total)`` callback for core, drawing a bar with elapsed time and ETA.
-
-    Args:
-        label: what is being done.
-        already: items done before this run started (resumed embedding), left out of the pace.
-    """
-
-    def __init__(self, label: str, already: int = 0) -> None:
-        self.label = label
-        self.already = already
-        self.started = time.perf_counter()
-        self.bar = st.progress(0.0, text=f"{label}: starting…")
-
-    def __call__(self, done: int, total: int) -> None:
-        elapsed = time.perf_counter() - self.started
-        fraction = done / total if total else 1.0
-        text = f"{self.label}: {done:,} of {total:,} · {format_seconds(elapsed)} elapsed"
-        eta = eta_seconds(elapsed, done - self.already, total - self.already)
-        if eta is not None and done < total:
-            text += f" · about {format_seconds(eta)} left"
-        self.bar.progress(min(1.0, max(0.0, fraction)), text=text)
 
 
 # -- small renderers --------------------------------------------------------------------------

@@ -14,10 +14,11 @@ import time
 
 import streamlit as st
 
+from core.demo import DEMO_FOLDER, DEMO_VERSION, VERSION_FILE, build_demo_catalog
 from core.errors import SameSameError
 from core.settings import data_dir
 from core.workspace import open_demo
-from ui.common import format_seconds
+from ui.progress import format_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ class DemoPreparation:
         return report
 
     def _run(self) -> None:
-        from core.demo import DEMO_FOLDER, DEMO_VERSION, VERSION_FILE, build_demo_catalog
-
         demo_dir = data_dir() / DEMO_FOLDER
         try:
             try:
