@@ -18,8 +18,17 @@ import pandas as pd
 import streamlit as st
 
 from core import models
+from core import review_queue as queue
+from core.clusters import describe_cluster
+from core.device import tensorflow_device
+from core.embedders.siamese import SiameseEmbedder
+from core.errors import ImageError
 from core.evaluation import evaluate_result
+from core.images import check_stored_path, open_image
 from core.matching import run_pipeline, summarised_run
+from core.pipelines import pipeline_names
+from core.pipelines.best.model import CONFIG_FILE, BestMatcher
+from core.query_index.cache import QueryIndexCache
 from core.settings import MatchSettings
 from core.store import Store
 from core.text import display_titles
@@ -45,8 +54,6 @@ class DeviceProbe:
         self._thread.start()
 
     def _run(self) -> None:
-        from core.device import tensorflow_device
-
         try:
             self.result = tensorflow_device()
         except Exception as exc:  # a broken TensorFlow install must not break the app
@@ -106,8 +113,6 @@ def siamese_embedder(
     model_dir: str, version: str, batch_size: int, backend: str = "auto"
 ) -> ImageEmbedder:
     """A trained Siamese model; ``version`` (the file digest) makes a retrained model reload."""
-    from core.embedders.siamese import SiameseEmbedder
-
     del version  # part of the cache key only
     tensorflow_ready()
     return SiameseEmbedder.load(Path(model_dir), batch_size).serve_with(backend)
@@ -116,16 +121,12 @@ def siamese_embedder(
 @st.cache_resource(show_spinner="Loading the best matcher…", max_entries=2)
 def best_matcher(model_dir: str, stamp: str):
     """A trained best matcher; ``stamp`` (its file's mtime) makes a retrained model reload."""
-    from core.pipelines.best.model import BestMatcher
-
     del stamp  # part of the cache key only
     return BestMatcher.load(Path(model_dir))
 
 
 def best_matcher_of(store: Store):
     """This database's best matcher, or None when it has none yet."""
-    from core.pipelines.best.model import CONFIG_FILE
-
     folder = models.best_dir(store)
     config = folder / CONFIG_FILE
     if not config.is_file():
@@ -202,8 +203,6 @@ def catalog_view(store: Store) -> CatalogView:
 def cluster_of(store: Store, pipeline: str, posting_id: str) -> tuple[list[str], str] | None:
     """The posting's cluster under the pipeline's stored matches, and how it formed in words
     (None while the pipeline has no stored matches)."""
-    from core.clusters import describe_cluster
-
     if summarised_run(store, pipeline) is None:
         return None
     members, summary = store.cluster_of(pipeline, posting_id)
@@ -213,9 +212,6 @@ def cluster_of(store: Store, pipeline: str, posting_id: str) -> tuple[list[str],
 @st.cache_data(show_spinner=False, max_entries=20_000)
 def _thumbnail(image_path: str, mtime: float, pixels: int) -> str | None:
     from PIL import Image
-
-    from core.errors import ImageError
-    from core.images import check_stored_path, open_image
 
     del mtime
     try:
@@ -304,8 +300,6 @@ def f1_curve(
 @st.cache_resource(show_spinner=False)
 def _query_indexes():
     """One `QueryIndexCache` per process, shared by sessions: plain arrays, no connection."""
-    from core.query_index.cache import QueryIndexCache
-
     return QueryIndexCache()
 
 
@@ -326,8 +320,6 @@ def grow_query_index(store: Store, posting_id: str) -> None:
 
 # -- review -----------------------------------------------------------------------------------
 def _runs_key(store: Store) -> tuple:
-    from core.pipelines import pipeline_names
-
     return tuple(
         (name, (store.match_run(name) or {}).get("computed_at")) for name in pipeline_names()
     )
@@ -335,11 +327,9 @@ def _runs_key(store: Store) -> tuple:
 
 @st.cache_data(show_spinner="Ordering the pairs to review…", max_entries=4)
 def _review_queue(db_path: str, runs: tuple) -> pd.DataFrame:
-    from core.review_queue import review_queue
-
     del runs  # part of the cache key only: a new run reorders the queue
     with Store(db_path) as store:
-        return review_queue(store)
+        return queue.review_queue(store)
 
 
 def review_queue(store: Store) -> pd.DataFrame:
@@ -350,11 +340,9 @@ def review_queue(store: Store) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _match_sample(db_path: str, pipeline: str, computed_at: float) -> pd.DataFrame:
-    from core.review_queue import match_sample as sample
-
     del computed_at
     with Store(db_path) as store:
-        return sample(store, pipeline)
+        return queue.match_sample(store, pipeline)
 
 
 def match_sample(store: Store, pipeline: str) -> pd.DataFrame:
