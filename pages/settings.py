@@ -62,7 +62,9 @@ def _inputs(groups: dict[str, list[SettingSpec]], current: MatchSettings, token:
 
 def _form(current: MatchSettings) -> dict | None:
     token = common.settings_token(current)
-    with st.form("settings_form"):
+    # Enter in a field (the weights folder's path, a threshold) must not save half-typed
+    # settings: only the button saves.
+    with st.form("settings_form", enter_to_submit=False):
         values = _inputs(_groups(advanced=False), current, token)
         with st.expander("Advanced: neighbour search, Siamese details, best matcher training"):
             values |= _inputs(_groups(advanced=True), current, token)

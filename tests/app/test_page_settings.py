@@ -63,3 +63,11 @@ def test_invalid_stored_settings_fall_back_with_a_warning(app, demo_db):
     assert not app.exception
     assert "Stored settings are invalid" in texts(app.warning)[0]
     assert _widget(app.selectbox, "MobileNet width (alpha)").value == 1.0
+
+
+def test_enter_in_a_field_does_not_save_the_form(app, demo_db):
+    open_page(app, "settings")
+    [form] = [f.proto.form for f in app.get("form") if f.proto.form.form_id == "settings_form"]
+    # Streamlit submits a form on Enter unless told not to; the Save button still does.
+    assert form.enter_to_submit is False
+    assert [b.label for b in app.button if b.proto.is_form_submitter] == ["Save settings"]
