@@ -12,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.embedders import backbones
 from core.errors import SameSameError
+from core.pipelines import PIPELINES
 from core.settings import MatchSettings, data_dir
 from core.store import Store
 from core.workspace import default_db_path, demo_db_path
@@ -239,8 +241,6 @@ def score_columns(frame: pd.DataFrame) -> dict[str, st.column_config.Column]:
 
 def pipelines():
     """The registered pipelines, in the registry's order."""
-    from core.pipelines import PIPELINES
-
     return list(PIPELINES.values())
 
 
@@ -311,9 +311,7 @@ def show_flashes(place: str = "top") -> None:
 
 def weights_note(backbone: str, alpha: float, image_size: int, settings: MatchSettings) -> str:
     """Whether the ImageNet weights for a backbone are on this machine (no TensorFlow)."""
-    from core.embedders.backbones import weights_note as note
-
-    return note(backbone, alpha, image_size, settings.resolved_weights_dir())
+    return backbones.weights_note(backbone, alpha, image_size, settings.resolved_weights_dir())
 
 
 def settings_token(settings: MatchSettings) -> str:
