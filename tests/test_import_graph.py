@@ -18,6 +18,9 @@ the imports written inside functions: an import of a project module moved into a
 get around a circle is still that circle, only postponed, so it fails here too. (Imports of
 heavy optional third-party packages stay inside functions, but they are not project modules and
 so are never in either graph.)
+
+Imports of project modules sit at module top, but for the few modules that load a heavy library
+as they are imported (`IMPORTED_IN_FUNCTIONS`): they are imported where they are used.
 """
 
 from __future__ import annotations
@@ -30,6 +33,12 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "ui")
+
+#: The project modules imported inside functions, and why: importing them loads a heavy library.
+IMPORTED_IN_FUNCTIONS = {
+    "core.service.app": "FastAPI and uvicorn, only to serve",
+    "core.embedders.bert_layers": "Keras, only to build or load a title model",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -102,6 +111,19 @@ def _with_packages(targets: set[str], importer: str, modules: dict[str, Path]) -
     """The imported modules and the packages importing them runs, less the importer's own."""
     found = set().union(*(_packages(target) for target in targets)) if targets else set()
     return (found & set(modules)) - _packages(importer)
+
+
+def function_imports() -> list[str]:
+    """``module:line -> imported`` for each import of a project module inside a function."""
+    modules = project_modules()
+    found = []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node, in_function in _imports([tree], in_function=False):
+            targets = _targets(node, name, path.name == "__init__.py", modules) - {name}
+            if in_function and targets:
+                found.append(f"{name}:{node.lineno} -> {', '.join(sorted(targets))}")
+    return found
 
 
 def import_graphs() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
@@ -220,6 +242,18 @@ def test_no_import_circles_through_imports_inside_functions(
     _, every = graphs
     cycles = find_cycles(every)
     assert not cycles, "import circles (counting imports inside functions):\n" + _describe(cycles)
+
+
+def test_project_imports_sit_at_module_top() -> None:
+    inside = [
+        line
+        for line in function_imports()
+        if not set(line.split(" -> ")[1].split(", ")) <= set(IMPORTED_IN_FUNCTIONS)
+    ]
+    assert not inside, (
+        "project modules imported inside functions (import them at module top, or name them "
+        "in IMPORTED_IN_FUNCTIONS when importing them loads a heavy library):\n" + "\n".join(inside)
+    )
 
 
 def test_finds_a_circle() -> None:
