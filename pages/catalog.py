@@ -277,9 +277,13 @@ def _postings_table(store: Store) -> None:
         f"{len(shown):,} postings · showing {(page - 1) * PAGE_SIZE + 1:,}–"
         f"{(page - 1) * PAGE_SIZE + len(visible):,}"
     )
-    table = resources.with_thumbnails(visible)[
-        ["thumbnail", "posting_id", "title", "label_group", "image_status", "image_phash", "image"]
-    ]
+    table = resources.with_thumbnails(visible)
+    # One photo column: the picture; the file's name beside it says when it is unusable.
+    status = table["image_status"].fillna("none")
+    table["image"] = table["image"].fillna("").astype(str).where(status != "none", "")
+    table["image"] = table["image"].where(status == "ok", table["image"] + " (" + status + ")")
+    table["image"] = table["image"].str.strip()
+    table = table[["thumbnail", "posting_id", "title", "label_group", "image", "image_phash"]]
     text = st.column_config.TextColumn
     # Unlabelled postings and missing hashes read as a dash, not as "None".
     table = table.fillna({"label_group": "—", "image_phash": "—"})
@@ -289,15 +293,20 @@ def _postings_table(store: Store) -> None:
         width="stretch",
         row_height=common.THUMB_ROW_HEIGHT,
         height=common.table_height(len(table), max_rows=PAGE_SIZE),
-        # Fixed widths that add up to less than the page at 1400 px: no sideways scrolling.
+        # Fixed widths that add up to less than the page at 1400 px: no sideways scrolling;
+        # a long title wraps in its row.
         column_config={
             **common.score_columns(table),
             "posting_id": text("posting", width=110),
-            "title": text("title", width=300),
-            "label_group": text("label", width=100),
-            "image_status": text("image", width=70, help="ok, missing, corrupt, refused, none"),
+            "title": text("title", width=320),
+            "label_group": text("label", width=90),
+            "image": text(
+                "photo file",
+                width=150,
+                help="The image file; (missing), (corrupt) or (refused) when it cannot be used, "
+                "(none) when the posting names no image.",
+            ),
             "image_phash": text("photo hash", width=140),
-            "image": text("file", width=110),
         },
     )
 

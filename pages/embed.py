@@ -343,7 +343,7 @@ def _run_now(store: Store, pipe: Pipeline, settings: MatchSettings, embed_first:
         text += f" · F1 {metrics['f1']:.3f}"
         if pipe.in_sample(store):
             text += " (in-sample: its model learnt from these labels)"
-        note = common.untrained_rule_note(pipe, metrics["f1"])
+        note = common.untrained_rule_note({pipe.name: metrics["f1"]})
     common.flash("success", text, place="match")
     if note:
         common.flash("info", note, place="match")

@@ -80,14 +80,14 @@ def _stored(store: Store) -> dict[str, dict[str, float] | None]:
                 f"{run['seconds']:.1f} s over {int(metrics['postings']):,} labelled postings · "
                 f"as clusters: F1 {metrics['cluster_f1']:.3f}"
             )
-            note = common.untrained_rule_note(pipe, metrics["f1"])
-            if note:
-                st.info(note, icon=":material/school:")
             common.in_sample_note(store, pipe)
             common.show_run_notices(store, pipe.name)
             state = run_state(store, pipe.name)
             if not state.current:
                 st.warning(f"**{state.headline}**  \n{state.details}")
+    note = common.untrained_rule_note({k: v["f1"] for k, v in found.items() if v is not None})
+    if note:
+        st.info(note, icon=":material/school:")
     return found
 
 

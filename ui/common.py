@@ -170,7 +170,9 @@ def posting_label(posting_id: str, title, width: int = 90) -> str:
     return f"{posting_id} · {text[:width]}{'…' if len(text) > width else ''}"
 
 
-THUMB_ROW_HEIGHT = 56
+#: A table row with a photo: the photo is about this many pixels (50 were too small to tell
+#: two products apart), and a long title wraps onto more lines instead of being cut off.
+THUMB_ROW_HEIGHT = 128
 
 
 def table_height(rows: int, max_rows: int = 12, row_height: int = THUMB_ROW_HEIGHT) -> int:
@@ -233,7 +235,7 @@ def score_columns(frame: pd.DataFrame) -> dict[str, st.column_config.Column]:
             "for the best matcher 'model' (its probability passed the threshold) or 'nearest' "
             "(nothing passed, so the closest posting is kept).",
         ),
-        "thumbnail": st.column_config.ImageColumn("image", width="small"),
+        "thumbnail": st.column_config.ImageColumn("photo", width=THUMB_ROW_HEIGHT),
         "title": st.column_config.TextColumn("title", width="large"),
     }
     return {k: v for k, v in config.items() if k in frame.columns}
@@ -268,25 +270,38 @@ def in_sample_note(store: Store, pipe) -> None:
 LOW_F1 = 0.5
 
 
-def untrained_rule_note(pipe, f1: float | None) -> str | None:
-    """For a newcomer: an untrained rule pipeline's low F1 on the demo (or on any labelled
-    catalog, below `LOW_F1`) is expected, and training the best matcher is what to do."""
-    if pipe.needs_model or f1 is None:
+def untrained_rule_note(figures: dict[str, float]) -> str | None:
+    """For a newcomer: the untrained rule pipelines' low F1 (``figures``: pipeline name -> F1;
+    pipelines with a trained model are left out) on the demo, or below `LOW_F1` on another
+    labelled catalog, is expected, and training the best matcher is what to do."""
+    from core.pipelines import get_pipeline
+
+    rules = {name: f1 for name, f1 in figures.items() if not get_pipeline(name).needs_model}
+    if not rules:
         return None
+    scores = " and ".join(f"{f1:.2f} ({name})" for name, f1 in rules.items())
     if is_demo(current_db()):
+        many = len(rules) > 1
         return (
-            f"F1 {f1:.2f} is expected on the demo: the {pipe.name} pipeline is an untrained "
-            "rule whose thresholds were set on real Shopee photos and titles, and the demo's "
-            "drawn photos and made-up titles fool it. Train the best matcher on the Embed page: "
-            "it learns from the demo's labels (out-of-fold F1 about 0.88 here)."
+            f"F1 {scores} {'are' if many else 'is'} expected on the demo: "
+            + (
+                "the untrained rules' thresholds were"
+                if many
+                else "this untrained rule's thresholds were"
+            )
+            + " set on real Shopee photos and titles, and the demo's drawn photos and made-up "
+            f"titles fool {'them' if many else 'it'}. Train the best matcher on the Embed "
+            "page: it learns from the demo's labels (out-of-fold F1 about 0.88 here)."
         )
-    if f1 < LOW_F1:
-        return (
-            f"The {pipe.name} pipeline is an untrained rule (thresholds set on Shopee data), so "
-            f"a low F1 ({f1:.2f}) on another kind of catalog is expected. This catalog has "
-            "labels: train the best matcher on the Embed page to learn from them."
-        )
-    return None
+    low = {name: f1 for name, f1 in rules.items() if f1 < LOW_F1}
+    if not low:
+        return None
+    scores = " and ".join(f"{f1:.2f} ({name})" for name, f1 in low.items())
+    return (
+        f"A low F1 ({scores}) is expected of an untrained rule on another kind of catalog than "
+        "Shopee's, where its thresholds were set. This catalog has labels: train the best "
+        "matcher on the Embed page to learn from them."
+    )
 
 
 # -- messages that survive the rerun after an action -----------------------------------------

@@ -245,8 +245,8 @@ def side_by_side(
 
 
 def pipelines_table(answers: dict[str, pd.DataFrame]) -> None:
-    """One row per posting any pipeline matched, one narrow column per pipeline ("✔ 0.91"
-    matched, "· 0.40" listed as a near miss, blank: not listed): fits 1400 px, no scrolling.
+    """One row per posting any pipeline matched, one narrow column per pipeline ("✔ Same"
+    matched, "· Unsure" listed as a near miss, blank: not listed): fits 1400 px, no scrolling.
     Titles and photos come from the answers themselves (each has ``title``, ``image_path``)."""
     ids: list[str] = []
     titles: dict[str, object] = {}
@@ -279,14 +279,14 @@ def pipelines_table(answers: dict[str, pd.DataFrame]) -> None:
         )
         for name in answers
     }
-    config["thumbnail"] = st.column_config.ImageColumn("photo", width="small")
-    config["posting_id"] = st.column_config.TextColumn("posting", width="small")
+    config["thumbnail"] = st.column_config.ImageColumn("photo", width=common.THUMB_ROW_HEIGHT)
+    config["posting_id"] = st.column_config.TextColumn("posting", width=110)
     config["title"] = st.column_config.TextColumn("title", width="large")
     st.dataframe(
         shown[["thumbnail", "posting_id", *answers, "title"]],
         hide_index=True,
         width="stretch",
-        row_height=56,
-        height=min(len(shown), 12) * 56 + 40,
+        row_height=common.THUMB_ROW_HEIGHT,
+        height=common.table_height(len(shown)),
         column_config=config,
     )

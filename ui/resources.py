@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-THUMBNAIL_PIXELS = 96
+#: Thumbnails are drawn at this size for a table cell of `ui.common.THUMB_ROW_HEIGHT` pixels
+#: (sharp on a high-density screen too).
+THUMBNAIL_PIXELS = 160
 
 
 # -- device ---------------------------------------------------------------------------------

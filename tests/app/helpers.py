@@ -102,3 +102,29 @@ def import_small_catalog(home: Path, db: Path, rows: list[dict[str, str]]) -> Pa
     with Store(db) as store:
         import_catalog(store, csv_path, home / "demo" / "images")
     return db
+
+
+def table_columns(element) -> dict[str, dict]:
+    """A shown table's column settings (label, width, type) by column name."""
+    import json
+
+    return json.loads(element.proto.columns or "{}")
+
+
+#: Pixels of the page's main column at a 1440-px window with the sidebar open: a table whose
+#: columns add up to more is cut off at the right (scrolled sideways).
+MAIN_COLUMN = 980
+_NAMED_WIDTHS = {"small": 75, "medium": 200, "large": 400}
+
+
+def assert_table_fits(element, photo_pixels: int = 120) -> dict[str, dict]:
+    """A table with one photo column of at least ``photo_pixels``, whose columns fit the
+    page; returns its columns."""
+    columns = {k: v for k, v in table_columns(element).items() if not v.get("hidden")}
+    photos = [name for name, c in columns.items() if c["type_config"]["type"] == "image"]
+    assert len(photos) == 1, columns
+    assert element.proto.row_height >= photo_pixels
+    assert columns[photos[0]]["width"] >= photo_pixels
+    widths = [_NAMED_WIDTHS.get(c.get("width"), c.get("width")) for c in columns.values()]
+    assert None not in widths and sum(widths) <= MAIN_COLUMN, columns
+    return columns

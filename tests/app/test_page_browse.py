@@ -12,6 +12,7 @@ from core.store import Store
 from core.text import display_title
 from core.verdict_words import VERDICT_WORDS
 from tests.app.helpers import (
+    assert_table_fits,
     button,
     card_ids,
     demo_rows,
@@ -35,9 +36,12 @@ def _posting_with_matches(db) -> tuple[str, dict[str, set[str]]]:
 
 
 def _pipelines_table(at):
-    """The "Compare pipelines" tab's table: one row per posting, one column per pipeline."""
+    """The "Compare pipelines" tab's table: one row per posting, one column per pipeline (a
+    photo column large enough to see, no column cut off at the right)."""
     open_tab(at, "browse_tab", "Compare pipelines")
-    return next(d.value for d in at.dataframe if "baseline" in d.value.columns)
+    shown = next(d for d in at.dataframe if "baseline" in d.value.columns)
+    assert_table_fits(shown)
+    return shown.value
 
 
 def test_selected_posting_leads_with_the_most_accurate_pipeline(app, demo_db):

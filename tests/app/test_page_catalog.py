@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from core import workspace
 from core.store import Store
-from tests.app.helpers import button, demo_rows, open_page, texts, write_catalog
+from tests.app.helpers import (
+    assert_table_fits,
+    button,
+    demo_rows,
+    import_small_catalog,
+    open_page,
+    texts,
+    write_catalog,
+)
 
 
 def _metric(at, label: str) -> str:
@@ -249,3 +257,39 @@ def test_next_steps_start_over_when_the_catalog_changes(app, demo_db, samesame_h
         "**3.** Check the matches: browse a posting's matches and mark pairs same or "
         "different, or compare a new item with the catalog.",
     ]
+
+
+def test_the_postings_table_shows_one_photo_large_enough_and_fits(app, samesame_home, tmp_path):
+    rows = demo_rows(samesame_home, 3)
+    rows[2] = {**rows[2], "image": "no_such_photo.jpg"}
+    db = import_small_catalog(samesame_home, tmp_path / "three.db", rows)
+    app.session_state["db_path"] = str(db)
+    open_page(app, "catalog")
+
+    table = next(d for d in app.dataframe if "thumbnail" in d.value.columns)
+    columns = assert_table_fits(table)
+    # One photo column (it was "image" twice: the picture and its status), the file beside it.
+    assert [columns[name]["label"] for name in table.value.columns] == [
+        "photo",
+        "posting",
+        "title",
+        "label",
+        "photo file",
+        "photo hash",
+    ]
+    assert table.value["image"].tolist() == [
+        rows[0]["image"],
+        rows[1]["image"],
+        "no_such_photo.jpg (missing)",
+    ]
+    photo = resources_decode(table.value["thumbnail"].iloc[0])
+    assert max(photo.size) >= 120  # was 96 px, drawn in a 50-px cell
+
+
+def resources_decode(uri: str):
+    import base64
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(base64.b64decode(uri.partition(";base64,")[2])))

@@ -55,7 +55,7 @@ def test_match_now_stores_pairs_and_reports_f1(app, demo_db):
     assert message.endswith(f"F1 {f1:.3f}")
     # A newcomer reads that an untrained rule's low F1 on the demo is expected, and what to do.
     assert any(
-        i.startswith(f"F1 {f1:.2f} is expected on the demo: the ensemble pipeline is an untrained")
+        i.startswith(f"F1 {f1:.2f} (ensemble) is expected on the demo: this untrained rule's")
         and "Train the best matcher on the Embed page" in i
         for i in texts(app.info)
     )

@@ -6,7 +6,7 @@ from streamlit.proto.Metric_pb2 import Metric
 
 from core import evaluation, matching
 from core.store import Store
-from tests.app.helpers import button, open_page, run_pipelines, texts
+from tests.app.helpers import assert_table_fits, button, open_page, run_pipelines, texts
 
 
 def _metrics(at) -> list[tuple[str, str]]:
@@ -138,17 +138,19 @@ def test_catalog_without_labels_is_estimated_from_verdicts(app, demo_db, samesam
 def test_the_demo_tells_a_newcomer_that_the_untrained_rules_score_low(app, demo_db):
     run_pipelines(demo_db)
     with Store(demo_db) as store:
-        f1 = evaluation.evaluate_result(store, matching.stored_result(store, "baseline"))["f1"]
+        f1 = {
+            p: evaluation.evaluate_result(store, matching.stored_result(store, p))["f1"]
+            for p in ("baseline", "ensemble")
+        }
     open_page(app, "evaluate")
 
-    notes = [i for i in texts(app.info) if "is expected on the demo" in i]
-    assert len(notes) == 2  # the baseline's and the ensemble's
-    assert notes[0] == (
-        f"F1 {f1:.2f} is expected on the demo: the baseline pipeline is an untrained rule whose "
-        "thresholds were set on real Shopee photos and titles, and the demo's drawn photos and "
-        "made-up titles fool it. Train the best matcher on the Embed page: it learns from the "
-        "demo's labels (out-of-fold F1 about 0.88 here)."
-    )
+    notes = [i for i in texts(app.info) if "expected on the demo" in i]
+    assert notes == [
+        f"F1 {f1['baseline']:.2f} (baseline) and {f1['ensemble']:.2f} (ensemble) are expected on "
+        "the demo: the untrained rules' thresholds were set on real Shopee photos and titles, "
+        "and the demo's drawn photos and made-up titles fool them. Train the best matcher on "
+        "the Embed page: it learns from the demo's labels (out-of-fold F1 about 0.88 here)."
+    ]
 
 
 def test_unchanged_figures_show_no_change_not_a_green_gain(app, demo_db):
@@ -165,3 +167,11 @@ def test_unchanged_figures_show_no_change_not_a_green_gain(app, demo_db):
     assert {(m.proto.color, m.proto.direction) for m in tried} == {
         (Metric.MetricColor.GRAY, Metric.MetricDirection.NONE)
     }
+
+
+def test_the_worst_postings_table_shows_the_photos_and_fits(app, demo_db):
+    run_pipelines(demo_db)
+    open_page(app, "evaluate")
+    worst = next(d for d in app.dataframe if "f1" in d.value.columns)
+    columns = assert_table_fits(worst)
+    assert columns["thumbnail"]["label"] == "photo"
