@@ -435,7 +435,9 @@ def test_import_from_a_path(page, server, tmp_path):
     page.get_by_label("CSV path", exact=True).fill(str(csv_file))
     page.get_by_label("Image folder", exact=True).fill(str(home / "demo" / "images"))
     page.get_by_role("button", name="Import from path", exact=True).click()
-    page.get_by_text(re.compile(r"^Imported shop-export\.csv: 20 rows read")).wait_for()
+    page.get_by_text(
+        re.compile(r"^Imported shop-export\.csv: 20 postings added or changed, from 20 rows")
+    ).wait_for()
     _settle(page)
     _no_exception(page)
     sidebar = page.get_by_test_id("stSidebar")
