@@ -20,6 +20,15 @@ from ui import common
 WIDGET_KEY = "sidebar_pipeline"
 
 
+def _settings(store: Store) -> MatchSettings:
+    """The catalog's settings, the defaults when the stored ones no longer validate (the page
+    itself says so, once)."""
+    try:
+        return store.load_settings()
+    except SameSameError:
+        return MatchSettings()
+
+
 def _choose(db_path: str) -> None:
     with Store(db_path) as store:
         choose_pipeline(store, st.session_state[WIDGET_KEY])
@@ -30,8 +39,7 @@ def sidebar_selector(db_path: Path) -> None:
     the choice is kept with the catalog."""
     try:
         with Store(db_path) as store:
-            settings = common.load_settings(store)
-            chosen = chosen_pipeline(store, settings).name
+            chosen = chosen_pipeline(store, _settings(store)).name
             ran = {p.name for p in most_accurate_first() if store.match_run(p.name)}
     except SameSameError:
         return  # the catalog switcher above says what is wrong with the database
@@ -53,7 +61,7 @@ def sidebar_selector(db_path: Path) -> None:
 def header(store: Store, settings: MatchSettings | None = None) -> Pipeline:
     """Name the chosen pipeline at the top of a page, with the banner when its matches are
     old or missing; returns the pipeline."""
-    settings = settings or common.load_settings(store)
+    settings = settings or _settings(store)
     pipe = chosen_pipeline(store, settings)
     st.caption(
         f":material/route: Pipeline: **{pipe.title}** — every page answers with it "

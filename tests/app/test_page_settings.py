@@ -62,6 +62,8 @@ def test_invalid_stored_settings_fall_back_with_a_warning(app, demo_db):
     open_page(app, "settings")
     assert not app.exception
     assert "Stored settings are invalid" in texts(app.warning)[0]
+    # Said once, by the page (the sidebar's pipeline selector and the header stay quiet).
+    assert sum("Stored settings are invalid" in w for w in texts(app.warning)) == 1
     assert _widget(app.selectbox, "MobileNet width (alpha)").value == 1.0
 
 
