@@ -144,6 +144,27 @@ def _not_ready(pipe: Pipeline, readiness) -> None:
     st.caption(f"**{pipe.name}**: {readiness.reason} {readiness.action or ''}".strip())
 
 
+def _annotated(store: Store, item: NewItem, settings: MatchSettings, answers: dict) -> dict:
+    """Each pipeline's answer with the verdict words and the evidence in words (title scores
+    left out when no title was typed)."""
+    annotated = {}
+    for name, (frame, notices) in answers.items():
+        pipe = get_pipeline(name)
+        annotated[name] = (
+            match_view.annotate(
+                frame,
+                pipe,
+                settings,
+                resources.best_threshold(store, pipe),
+                without=() if item.title.strip() else TITLE_SCORES,
+                store=store,
+                own_title=item.title,
+            ),
+            notices,
+        )
+    return annotated
+
+
 def _results(
     store: Store,
     index: int,
@@ -160,21 +181,7 @@ def _results(
         for pipe in pipes:
             _not_ready(pipe, ready[pipe.name])
         return
-    annotated = {}
-    for name, (frame, notices) in answers.items():
-        pipe = get_pipeline(name)
-        annotated[name] = (
-            match_view.annotate(
-                frame,
-                pipe,
-                settings,
-                resources.best_threshold(store, pipe),
-                without=() if item.title.strip() else TITLE_SCORES,
-                store=store,
-                own_title=item.title,
-            ),
-            notices,
-        )
+    annotated = _annotated(store, item, settings, answers)
     frame, notices = annotated.get(lead.name, (None, []))
     key = f"compare_{index}_{_item_key(item)[:12]}"
     count = "" if frame is None else f" ({int(frame['matched'].sum())})"
