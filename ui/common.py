@@ -14,7 +14,7 @@ import streamlit as st
 
 from core.embedders import backbones
 from core.errors import SameSameError
-from core.pipelines import PIPELINES
+from core.pipelines import PIPELINES, get_pipeline
 from core.settings import MatchSettings, data_dir
 from core.store import Store
 from core.workspace import default_db_path, demo_db_path
@@ -274,8 +274,6 @@ def untrained_rule_note(figures: dict[str, float]) -> str | None:
     """For a newcomer: the untrained rule pipelines' low F1 (``figures``: pipeline name -> F1;
     pipelines with a trained model are left out) on the demo, or below `LOW_F1` on another
     labelled catalog, is expected, and training the best matcher is what to do."""
-    from core.pipelines import get_pipeline
-
     rules = {name: f1 for name, f1 in figures.items() if not get_pipeline(name).needs_model}
     if not rules:
         return None
