@@ -39,8 +39,9 @@ lint: setup-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# The browser tour's screenshots (tests/e2e/test_newcomer_tour.py) are kept for CI as artifacts.
 test: setup-dev setup-ocr browser lint
-	$(PY) -m pytest
+	SAMESAME_SCREENSHOTS=test-artifacts/tour $(PY) -m pytest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
