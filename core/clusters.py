@@ -135,33 +135,80 @@ def cluster_matches(
         min_link: weakest average link two clusters may merge at.
         positions: the pairs' catalog positions, when known (else looked up by id).
     """
+    if len(pairs) and positions is None:
+        position = pd.Index(posting_ids)
+        positions = (position.get_indexer(pairs["left"]), position.get_indexer(pairs["right"]))
+    elif not len(pairs):
+        positions = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    listed = (
+        pairs["listed"].to_numpy()
+        if "listed" in pairs
+        else np.full(len(pairs), LISTED_BOTH, np.int8)
+    )
+    similarity = pairs["similarity"].to_numpy() if len(pairs) else np.zeros(0)
+    return cluster_edges(posting_ids, (*positions, similarity, listed), max_size, min_link)
+
+
+def cluster_edges(
+    posting_ids: list[str],
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_size: int = 50,
+    min_link: float = 0.3,
+) -> Clustering:
+    """`cluster_matches` of pairs given as arrays: (left, right) catalog positions, their
+    similarity and listed (only pairs listed by both sides link postings)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n = len(posting_ids)
-    position = pd.Index(posting_ids)
-    if len(pairs):
-        if positions is None:
-            positions = (position.get_indexer(pairs["left"]), position.get_indexer(pairs["right"]))
-        mutual = (
-            pairs["listed"].to_numpy() == LISTED_BOTH
-            if "listed" in pairs
-            else np.ones(len(pairs), bool)
-        )
-        left = np.asarray(positions[0])[mutual].astype(np.int64)
-        right = np.asarray(positions[1])[mutual].astype(np.int64)
-        weight = pairs["similarity"].to_numpy(np.float64)[mutual]
-    else:
-        left = right = np.zeros(0, np.int64)
-        weight = np.zeros(0)
+    mutual = np.asarray(pairs[3]) == LISTED_BOTH
+    left = np.asarray(pairs[0])[mutual].astype(np.int64)
+    right = np.asarray(pairs[1])[mutual].astype(np.int64)
+    weight = np.asarray(pairs[2])[mutual].astype(np.float64)
+    del mutual
     graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n))
     count, component = connected_components(graph, directed=False)
+    del graph
     component_size = np.bincount(component, minlength=count)
-    labels = np.full(n, -1, np.int64)
-    weakest_of = np.full(n, np.nan)
     # One component at a time: what is held is the largest component's links, not the run's.
     edge_order = np.argsort(component[left], kind="stable")
     left, right, weight = left[edge_order], right[edge_order], weight[edge_order]
+    del edge_order
+    labels, weakest_of = _label_components(
+        component, component_size, (left, right, weight), max_size, min_link
+    )
+    next_label = int(labels.max()) + 1 if n else 0
+    sizes = np.bincount(labels, minlength=next_label)
+    same = labels[left] == labels[right] if len(left) else np.zeros(0, bool)
+    internal = np.bincount(labels[left[same]], minlength=next_label) if len(left) else sizes * 0
+    first = np.unique(labels, return_index=True)[1]
+    summary = pd.DataFrame(
+        {
+            "cluster": np.arange(next_label),
+            "size": sizes,
+            "pairs": internal,
+            "density": np.where(sizes > 1, internal / np.maximum(1, sizes * (sizes - 1) / 2), 1.0),
+            "weakest_link": weakest_of[first],
+            "component_size": component_size[component[first]],
+        }
+    )
+    return Clustering(list(posting_ids), labels, summary)
+
+
+def _label_components(
+    component: np.ndarray,
+    component_size: np.ndarray,
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray],
+    max_size: int,
+    min_link: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster numbers (in order of each cluster's first posting within its component, the
+    components in order) and each posting's weakest merge, from the mutual edges (left,
+    right, weight) sorted by component."""
+    left, right, weight = edges
+    n, count = len(component), len(component_size)
+    labels = np.full(n, -1, np.int64)
+    weakest_of = np.full(n, np.nan)
     edge_bounds = np.searchsorted(component[left], np.arange(count + 1))
     order = np.argsort(component, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(component_size)])
@@ -180,30 +227,16 @@ def cluster_matches(
             weakest_of[nodes] = float(weight[a:b].min())
             next_label += 1
             continue
-        edges: dict[int, dict[int, float]] = {}
+        links: dict[int, dict[int, float]] = {}
         for x, y, w in zip(
             left[a:b].tolist(), right[a:b].tolist(), weight[a:b].tolist(), strict=True
         ):
             for p, q in ((x, y), (y, x)):
-                links = edges.setdefault(p, {})
-                links[q] = links.get(q, 0.0) + w
-        members, weakest = _agglomerate(nodes, edges, max_size, min_link)
+                mine = links.setdefault(p, {})
+                mine[q] = mine.get(q, 0.0) + w
+        members, weakest = _agglomerate(nodes, links, max_size, min_link)
         for root, group in sorted(members.items(), key=lambda item: min(item[1])):
             labels[group] = next_label
             weakest_of[group] = weakest.get(root, np.nan)
             next_label += 1
-    sizes = np.bincount(labels, minlength=next_label)
-    same = labels[left] == labels[right] if len(left) else np.zeros(0, bool)
-    internal = np.bincount(labels[left[same]], minlength=next_label) if len(left) else sizes * 0
-    first = np.unique(labels, return_index=True)[1]
-    summary = pd.DataFrame(
-        {
-            "cluster": np.arange(next_label),
-            "size": sizes,
-            "pairs": internal,
-            "density": np.where(sizes > 1, internal / np.maximum(1, sizes * (sizes - 1) / 2), 1.0),
-            "weakest_link": weakest_of[first],
-            "component_size": component_size[component[first]],
-        }
-    )
-    return Clustering(list(posting_ids), labels, summary)
+    return labels, weakest_of

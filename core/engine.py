@@ -26,12 +26,13 @@ import pandas as pd
 
 from core.matches import MatchResult
 from core.pair_listing import LISTED_LEFT, LISTED_RIGHT
+from core.pair_table import PairTable
 from core.settings import MatchSettings
 
 if TYPE_CHECKING:
     # Only named in annotations: the engine runs whatever pipeline it is given (through the
     # interface), and the pipelines (`Pipeline.match`, `best`'s own stages) run the engine.
-    from core.pipelines.base import Pipeline, Progress
+    from core.pipelines.base import Pipeline, Prepared, Progress
     from core.pipelines.inputs import MatchInputs
 
 logger = logging.getLogger(__name__)
@@ -130,13 +131,28 @@ def match_catalog(
     """Match every posting of a catalog with one rule pipeline (see the module docstring)."""
     started = time.perf_counter()
     stats = EngineStats()
-    n = inputs.size
     prepared = pipeline.prepare(inputs, settings, progress)
     stats.seconds["candidates_index"] = time.perf_counter() - started
+    scoring_started = time.perf_counter()
+    kept = _kept_matches(pipeline, prepared, settings, pairs_per_chunk, stats, progress)
+    del prepared  # the indexes go before the kept matches are capped
+    stats.seconds["scoring"] = time.perf_counter() - scoring_started
+    return finish(pipeline.name, pipeline.image_kind, inputs, settings, kept, stats, started)
+
+
+def _kept_matches(
+    pipeline: Pipeline,
+    prepared: Prepared,
+    settings: MatchSettings,
+    pairs_per_chunk: int,
+    stats: EngineStats,
+    progress: Progress | None,
+) -> _Kept:
+    """Each posting's ``max_matches`` best matches of its own, a chunk of postings at a time."""
+    n = prepared.inputs.size
     width = max(1, sum(source.k for source in prepared.sources))
     rows_per_chunk = max(1, pairs_per_chunk // width)
     kept = _Kept()
-    scoring_started = time.perf_counter()
     for start in range(0, n, rows_per_chunk):
         rows = np.arange(start, min(n, start + rows_per_chunk), dtype=np.int64)
         lists = [s.index.search_rows(rows, s.k, s.min_score) for s in prepared.sources]
@@ -154,8 +170,7 @@ def match_catalog(
         stats.peak_pairs = max(stats.peak_pairs, len(query) + kept.size)
         if progress is not None:
             progress(int(rows[-1]) + 1, n)
-    stats.seconds["scoring"] = time.perf_counter() - scoring_started
-    return finish(pipeline.name, pipeline.image_kind, inputs, settings, kept, stats, started)
+    return kept
 
 
 def scored_candidates(
@@ -202,17 +217,17 @@ def finish(
     started: float,
 ) -> MatchResult:
     """The capped matches as a `MatchResult`, saying when hashes stood in for photos."""
-    pairs, positions = capped_pairs(inputs.posting_ids, kept, settings.max_matches, stats)
+    table = capped_pairs(inputs.posting_ids, kept, settings.max_matches, stats)
     result = MatchResult(
         name,
         inputs.posting_ids,
-        pairs,
+        MatchResult.empty_pairs() if table is None else None,
         settings,
         time.perf_counter() - started,
         [],
         capped=stats.capped,
         stats=stats,
-        positions=positions,
+        table=table,
     )
     if inputs.vector_count == 0:
         what = "Siamese" if image_kind == "siamese" else "image"
@@ -222,65 +237,82 @@ def finish(
     return result
 
 
+#: Postings whose pairs are ranked at once when a crowded posting keeps its best.
+POSTINGS_PER_BLOCK = 20_000
+
+
 def capped_pairs(
     posting_ids: list[str], kept: _Kept, cap: int, stats: EngineStats
-) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
+) -> PairTable | None:
     """Each posting's own best matches plus those that chose it, best first, at most ``cap``;
-    as unordered pairs with which side lists the other, and the pairs' catalog positions.
+    as unordered pairs with which side lists the other (None when there are none).
 
     This is the largest thing a run holds (n × max_matches pairs): positions stay int32,
-    scores float32, and every array is let go as soon as it is used.
+    scores float32, no Python object per pair, and every array is let go once used; crowded
+    postings are ranked a block of postings at a time.
     """
     if kept.size == 0:
-        return MatchResult.empty_pairs(), (np.zeros(0, np.int32), np.zeros(0, np.int32))
+        return None
     n = len(posting_ids)
+    low, high, rows = _unique_pairs(kept, n)
+    similarity = np.concatenate(kept.columns["similarity"])[rows]
+    listed = _listing(low, high, similarity, cap, stats)
+    del similarity
+    keep = listed > 0
+    low, high, listed = low[keep], high[keep], listed[keep]
+    picked = rows[keep]
+    del rows, keep
+    columns = {name: kept.take(name)[picked] for name in list(kept.columns)}
+    ids = np.asarray(posting_ids, dtype=object)
+    return PairTable(ids, low, high, columns, list(kept.rules or []), listed)
+
+
+def _unique_pairs(kept: _Kept, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kept matches as unordered pairs (low, high: int32 positions, sorted), each with
+    the row of its first directed match in ``kept`` (a pair both ends kept appears twice)."""
     query, other = kept.take("query"), kept.take("other")
-    # Unordered pairs: a pair both ends kept appears twice, once per end.
     low, high = np.minimum(query, other), np.maximum(query, other)
-    from_low = query == low
     del query, other
     order = np.argsort(low.astype(np.int64) * n + high, kind="stable")
     low, high = low[order], high[order]
     first = np.ones(len(low), bool)
     first[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
     rows = order[first]
-    del order, from_low
-    low, high = low[first], high[first]
-    del first
-    similarity = kept.columns["similarity"]
-    similarity = np.concatenate(similarity)[rows]
-    # A posting offered at most cap pairs (its own plus those that chose it) lists them all;
-    # one offered more lists its cap best, by similarity (then the earlier posting).
+    del order
+    dtype = np.int32 if kept.size < 2**31 else np.int64
+    return low[first], high[first], rows.astype(dtype)
+
+
+def _listing(
+    low: np.ndarray, high: np.ndarray, similarity: np.ndarray, cap: int, stats: EngineStats
+) -> np.ndarray:
+    """Which end lists each pair (int8 `LISTED_LEFT` | `LISTED_RIGHT`, 0 for neither): a
+    posting offered at most ``cap`` pairs (its own plus those that chose it) lists them all;
+    one offered more lists its ``cap`` best, by similarity (then the earlier posting)."""
+    n = int(high.max()) + 1  # high > low: the last posting with a pair, plus one
     degree = np.bincount(low, minlength=n) + np.bincount(high, minlength=n)
     full = degree > cap
     stats.capped = int(np.count_nonzero(degree >= cap))
     listed_by = [~full[low], ~full[high]]
-    # Rank each crowded posting's pairs, whichever end of the pair it is.
-    crowded = [np.flatnonzero(full[low]), np.flatnonzero(full[high])]
-    pair = np.concatenate(crowded)
-    side = np.repeat(np.array([0, 1], np.int8), [len(crowded[0]), len(crowded[1])])
-    end = np.concatenate([low[crowded[0]], high[crowded[1]]])
-    far = np.concatenate([high[crowded[0]], low[crowded[1]]])
-    del crowded
-    best = np.lexsort((far, -similarity[pair], end))
-    pair, side, end = pair[best], side[best], end[best]
-    del far, best
-    chosen = np.arange(len(end)) - np.searchsorted(end, end, side="left") < cap
-    for s in (0, 1):
-        listed_by[s][pair[chosen & (side == s)]] = True
-    del pair, side, end, chosen
-    listed = np.where(listed_by[0], LISTED_LEFT, 0) | np.where(listed_by[1], LISTED_RIGHT, 0)
-    keep = listed > 0
-    ids = np.asarray(posting_ids, dtype=object)
-    positions = (low[keep], high[keep])
-    frame = pd.DataFrame({"left": ids[positions[0]], "right": ids[positions[1]]})
-    del low, high
-    picked = rows[keep]
-    for name in list(kept.columns):
-        values = kept.take(name)[picked]
-        if name == "rule":
-            frame[name] = pd.Categorical.from_codes(values.astype(np.int64), kept.rules)
-        else:
-            frame[name] = values
-    frame["listed"] = listed[keep].astype(np.int8)
-    return frame, positions
+    # The pairs are sorted by their low end; by_high orders them by their high end.
+    by_high = np.argsort(high, kind="stable").astype(low.dtype)
+    starts = [np.concatenate([[0], np.cumsum(np.bincount(e, minlength=n))]) for e in (low, high)]
+    for a in range(0, n, POSTINGS_PER_BLOCK):
+        b = min(n, a + POSTINGS_PER_BLOCK)
+        if not full[a:b].any():
+            continue
+        # The block's crowded postings' pairs, whichever end of the pair each posting is.
+        as_low = np.arange(starts[0][a], starts[0][b])
+        as_low = as_low[full[low[as_low]]]
+        as_high = by_high[starts[1][a] : starts[1][b]]
+        as_high = as_high[full[high[as_high]]]
+        pair = np.concatenate([as_low, as_high])
+        side = np.repeat(np.array([0, 1], np.int8), [len(as_low), len(as_high)])
+        end = np.concatenate([low[as_low], high[as_high]])
+        far = np.concatenate([high[as_low], low[as_high]])
+        best = np.lexsort((far, -similarity[pair], end))
+        pair, side, end = pair[best], side[best], end[best]
+        chosen = np.arange(len(end)) - np.searchsorted(end, end, side="left") < cap
+        for s in (0, 1):
+            listed_by[s][pair[chosen & (side == s)]] = True
+    return listed_by[0] * np.int8(LISTED_LEFT) | listed_by[1] * np.int8(LISTED_RIGHT)

@@ -30,7 +30,9 @@ def posting_scores(store: Store, result: MatchResult, clusters: bool = False) ->
     labels = _labels_or_raise(store)
     if clusters:
         return group_scores(result.posting_ids, result.clusters().labels, labels)
-    return pair_scores(result.posting_ids, result.pairs, labels, result.pair_positions())
+    # Only who lists whom is read, by position: the pairs' posting ids are never needed.
+    listed = pd.DataFrame({"listed": result.pair_column("listed")})
+    return pair_scores(result.posting_ids, listed, labels, result.pair_positions())
 
 
 def evaluate_result(store: Store, result: MatchResult, clusters: bool = False) -> dict[str, float]:

@@ -186,7 +186,7 @@ def run_pipeline(
     # the rules said about the reviewed pairs is kept for the estimates of precision.
     own = pipe.match(inputs, settings, progress, **options)
     reviews = store.reviews()
-    decisions = pipeline_decisions(own.pairs, reviews)
+    decisions = pipeline_decisions(own, reviews)
     result = with_verdicts(own, reviews)
     result.notices = notices + result.notices
     images = _images(store)
@@ -201,22 +201,30 @@ def run_pipeline(
             "each and kept their best ones (Matches kept per posting, in Settings)."
         )
     if save:
-        clustering, figures = run_summary(store, result)
-        store.save_matches(
-            pipeline,
-            result.pairs,
-            settings,
-            result.seconds,
-            {
-                "notices": result.notices,
-                "capped": result.capped,
-                "stats": result.stats,
-                "decisions": decisions,
-                **figures,
-            },
-            clustering,
-        )
+        _store_run(store, pipeline, settings, result, decisions)
     return result
+
+
+def _store_run(
+    store: Store,
+    pipeline: str,
+    settings: MatchSettings,
+    result: MatchResult,
+    decisions: list[list],
+) -> None:
+    """Store a run with its clusters and figures, replacing the pipeline's last one: its pairs
+    go to the database a slice at a time, inside one transaction (`Store.save_matches`)."""
+    clustering, figures = run_summary(store, result)
+    details = {
+        "notices": result.notices,
+        "capped": result.capped,
+        "stats": result.stats,
+        "decisions": decisions,
+        **figures,
+    }
+    store.save_matches(
+        pipeline, result.pair_frames(), settings, result.seconds, details, clustering
+    )
 
 
 def run_summary(store: Store, result: MatchResult) -> tuple[Clustering, dict[str, Any]]:

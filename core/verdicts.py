@@ -11,12 +11,14 @@ are kept by posting id, so re-importing the same catalog keeps them.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from core.matches import MatchResult
 from core.pair_listing import LISTED_BOTH
+from core.pair_table import PairTable
 
 #: The rule of a pair that is a match because the reviewer said so.
 REVIEWED = "reviewed"
@@ -63,6 +65,54 @@ def _touched(pairs: pd.DataFrame, reviews: pd.DataFrame) -> tuple[list[int], lis
     return touched.tolist(), keys
 
 
+def _touched_table(table: PairTable, reviews: pd.DataFrame) -> tuple[list[int], list[Pair]]:
+    """`_touched` for a `PairTable`: by catalog position, no posting id per pair."""
+    ids = table.posting_ids
+    reviewed = pd.Index(ids).get_indexer(
+        pd.unique(reviews[["left_id", "right_id"]].to_numpy().ravel())
+    )
+    mask = np.zeros(len(ids), bool)
+    mask[reviewed[reviewed >= 0]] = True
+    touched = np.flatnonzero(mask[table.left] & mask[table.right])
+    lefts, rights = ids[table.left[touched]], ids[table.right[touched]]
+    keys = [pair_key(a, b) for a, b in zip(lefts.tolist(), rights.tolist(), strict=True)]
+    return touched.tolist(), keys
+
+
+@dataclass
+class _Changes:
+    """What the verdicts change in a run's pairs: rows to drop, rows to list from both sides,
+    and same-pairs the run lacks (ids and catalog positions, left before right)."""
+
+    drop: list[int]
+    confirm: list[int]
+    missing: list[tuple[str, str, int, int]]
+
+
+def _changes(
+    touched: list[int], keys: list[Pair], posting_ids: list[str], reviews: pd.DataFrame
+) -> _Changes | None:
+    """The verdicts' changes to the ``touched`` rows (unordered ``keys``), None if none."""
+    same, different = _verdict_sets(reviews)
+    drop = [i for i, k in zip(touched, keys, strict=True) if k in different]
+    confirm = [i for i, k in zip(touched, keys, strict=True) if k in same]
+    missing = []
+    absent = sorted(same - set(keys))
+    if absent:
+        ends = np.asarray(absent, dtype=object)
+        catalog = pd.Index(posting_ids)
+        positions = np.stack([catalog.get_indexer(ends[:, 0]), catalog.get_indexer(ends[:, 1])])
+        known = (positions >= 0).all(axis=0)  # a reviewed posting may have left the catalog
+        missing = [
+            (a, b, pa, pb) if pa < pb else (b, a, pb, pa)  # left before right in catalog order
+            for (a, b), pa, pb, ok in zip(absent, *positions.tolist(), known, strict=True)
+            if ok
+        ]
+    if not drop and not confirm and not missing:
+        return None
+    return _Changes(drop, confirm, missing)
+
+
 def apply_verdicts(
     pairs: pd.DataFrame, posting_ids: list[str], reviews: pd.DataFrame
 ) -> pd.DataFrame:
@@ -72,35 +122,21 @@ def apply_verdicts(
     verdict touches it; only the pairs between reviewed postings are looked at."""
     if reviews.empty:
         return pairs
-    same, different = _verdict_sets(reviews)
-    touched, keys = _touched(pairs, reviews)
-    drop = [i for i, k in zip(touched, keys, strict=True) if k in different]
-    confirm = [i for i, k in zip(touched, keys, strict=True) if k in same]
-    catalog = pd.Index(posting_ids)
-    missing = sorted(same - set(keys))
-    if missing:
-        ends = np.asarray(missing, dtype=object)
-        positions = np.stack([catalog.get_indexer(ends[:, 0]), catalog.get_indexer(ends[:, 1])])
-        known = (positions >= 0).all(axis=0)  # a reviewed posting may have left the catalog
-        missing = [
-            (a, b) if pa < pb else (b, a)  # left before right in catalog order
-            for (a, b), pa, pb, ok in zip(missing, positions[0], positions[1], known, strict=True)
-            if ok
-        ]
-    if not drop and not confirm and not missing:
+    changes = _changes(*_touched(pairs, reviews), posting_ids, reviews)
+    if changes is None:
         return pairs
     out = pairs.copy()
-    if confirm and "listed" in out:
-        out.iloc[confirm, out.columns.get_loc("listed")] = LISTED_BOTH
-    if drop:
+    if changes.confirm and "listed" in out:
+        out.iloc[changes.confirm, out.columns.get_loc("listed")] = LISTED_BOTH
+    if changes.drop:
         keep = np.ones(len(out), bool)
-        keep[drop] = False
+        keep[changes.drop] = False
         out = out[keep]
-    if missing:
+    if changes.missing:
         added = pd.DataFrame(
             {
-                "left": [a for a, _ in missing],
-                "right": [b for _, b in missing],
+                "left": [a for a, _, _, _ in changes.missing],
+                "right": [b for _, b, _, _ in changes.missing],
                 "rule": REVIEWED,
                 "similarity": np.float32(1.0),
                 "listed": np.int8(LISTED_BOTH),
@@ -110,13 +146,35 @@ def apply_verdicts(
     return out.reset_index(drop=True)
 
 
-def pipeline_decisions(pairs: pd.DataFrame, reviews: pd.DataFrame) -> list[list]:
+def _table_with_verdicts(table: PairTable, reviews: pd.DataFrame) -> PairTable:
+    """`apply_verdicts` for a `PairTable` (the same pairs, rows and order)."""
+    changes = _changes(*_touched_table(table, reviews), table.posting_ids.tolist(), reviews)
+    if changes is None:
+        return table
+    if changes.confirm:
+        table = table.select(np.ones(len(table), bool))  # a copy, so the caller's is kept
+        table.listed[changes.confirm] = LISTED_BOTH
+    if changes.drop:
+        keep = np.ones(len(table), bool)
+        keep[changes.drop] = False
+        table = table.select(keep)
+    if changes.missing:
+        lefts = np.array([pa for _, _, pa, _ in changes.missing])
+        rights = np.array([pb for _, _, _, pb in changes.missing])
+        table = table.appended(lefts, rights, REVIEWED, 1.0, LISTED_BOTH)
+    return table
+
+
+def pipeline_decisions(result: MatchResult, reviews: pd.DataFrame) -> list[list]:
     """For each reviewed pair, whether the pipeline's own rules matched it, before any verdict
     overruled them: [left_id, right_id, matched], what precision and recall are estimated
     from (`core.review_estimates`)."""
     if reviews.empty:
         return []
-    present = set(_touched(pairs, reviews)[1])
+    if result.table is not None:
+        present = set(_touched_table(result.table, reviews)[1])
+    else:
+        present = set(_touched(result.pairs, reviews)[1])
     return [
         [left, right, (left, right) in present]
         for left, right in zip(reviews["left_id"], reviews["right_id"], strict=True)
@@ -125,10 +183,17 @@ def pipeline_decisions(pairs: pd.DataFrame, reviews: pd.DataFrame) -> list[list]
 
 def with_verdicts(result: MatchResult, reviews: pd.DataFrame) -> MatchResult:
     """The result with `apply_verdicts` applied (itself when no verdict touches it)."""
+    if reviews.empty:
+        return result
+    if result.table is not None:
+        table = _table_with_verdicts(result.table, reviews)
+        if table is result.table:
+            return result
+        return dataclasses.replace(result, table=table, positions=None, _clusters=None)
     pairs = apply_verdicts(result.pairs, result.posting_ids, reviews)
     if pairs is result.pairs:
         return result
-    return dataclasses.replace(result, pairs=pairs, positions=None, _clusters=None)
+    return dataclasses.replace(result, frame=pairs, positions=None, _clusters=None)
 
 
 def verdicts_of(reviews: pd.DataFrame, posting_id: str) -> dict[str, str]:

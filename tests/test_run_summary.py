@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core import matching
+from core import matching, pair_table
 from core.catalog import import_catalog
 from core.clusters import describe_cluster
 from core.evaluation import evaluate_result, worst_postings
+from core.pair_table import PairTable
 from core.store import SCHEMA_VERSION, Store
 
 #: Real Shopee postings (titles and perceptual hashes) from groups of several postings.
@@ -115,3 +116,49 @@ def test_a_run_stored_before_clusters_were_kept_gets_them_once(
         expected = shopee_slice_store.cluster_of("baseline", pid)
         assert store.cluster_of("baseline", pid) == expected
         assert len(expected[0]) > 1
+
+
+def test_a_run_goes_to_the_database_a_slice_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    """Storing a run (verdicts, clusters, figures, pairs) reads the engine's pairs a slice of
+    `FRAME_ROWS` at a time and never makes them one frame of posting ids; what is stored is
+    every pair with its scores, the verdicts applied."""
+    base = "kaos polos cotton combed premium unisex lengan pendek"
+    rows = [
+        (f"p{v:02d}{c:02d}", "", f"{base} varian {v}" + (" promo" if c % 2 else ""), f"g{v}")
+        for v in range(30)
+        for c in range(50)
+    ]
+    frame = pd.DataFrame(rows, columns=["posting_id", "image", "title", "label_group"])
+    frame.to_csv(tmp_path / "dense.csv", index=False)
+    sizes: list[int] = []
+    whole_frame = PairTable.frame
+
+    def frame_of(table: PairTable, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+        sizes.append(min(len(table), len(table) if stop is None else stop) - start)
+        return whole_frame(table, start, stop)
+
+    monkeypatch.setattr(PairTable, "frame", frame_of)
+    monkeypatch.setattr(pair_table, "FRAME_ROWS", 1_000)
+    with Store(tmp_path / "dense.db") as store:
+        import_catalog(store, tmp_path / "dense.csv", None)
+        store.save_review("p0000", "p0001", "different")
+        store.save_review("p0000", "p2949", "same")
+        result = matching.run_pipeline(store, "baseline")
+
+        assert result.frame is None  # the run was never one frame of ids
+        assert result.pair_count > 20_000
+        assert max(sizes) <= 1_000 and sum(sizes) == result.pair_count
+        stored = store.load_match_pairs("baseline")
+        figures = store.match_run("baseline")["details"]["metrics"]
+        whole = result.pairs
+        assert figures["f1"] == pytest.approx(evaluate_result(store, result)["f1"])
+
+    def ordered(pairs: pd.DataFrame) -> pd.DataFrame:
+        pairs = pairs.astype({"rule": str}).sort_values(["left", "right"])
+        return pairs[["left", "right", "rule", "similarity", "listed", "tfidf_cosine"]]
+
+    pd.testing.assert_frame_equal(
+        ordered(stored).reset_index(drop=True), ordered(whole).reset_index(drop=True)
+    )
+    keys = set(zip(stored["left"], stored["right"], strict=True))
+    assert ("p0000", "p0001") not in keys and ("p0000", "p2949") in keys

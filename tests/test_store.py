@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +140,61 @@ def test_matches_round_trip_with_scores_and_staleness(store: Store) -> None:
     store.save_matches("baseline", pairs.iloc[:0], settings)
     assert store.load_match_pairs("baseline").empty
     assert store.match_run("ensemble") is None
+
+
+def _pair_slices(count: int, rows: int, alive: list, fail_after: int | None = None):
+    """``count`` frames of ``rows`` pairs of postings p0..p9, made one at a time; each call
+    for the next first checks that the consumer let go of every frame it was given."""
+    for i in range(count):
+        gc.collect()  # frames hold reference cycles: only a frame still referenced survives
+        held = sum(ref() is not None for ref in alive)
+        assert held == 0, f"{held} frame(s) still held when frame {i} was asked for"
+        if fail_after is not None and i == fail_after:
+            raise RuntimeError("boom")
+        box = [
+            pd.DataFrame(
+                {
+                    "left": [f"p{i % 10}"] * rows,
+                    "right": [f"q{i}-{j}" for j in range(rows)],
+                    "rule": "text",
+                    "similarity": np.float32(0.8),
+                    "tfidf_cosine": np.float32(0.8),
+                    "listed": np.int8(3),
+                }
+            )
+        ]
+        alive.append(weakref.ref(box[0]))
+        yield box.pop()  # this generator keeps no reference to what it gave
+
+
+def test_matches_are_written_a_slice_at_a_time(store: Store) -> None:
+    """`save_matches` takes the pairs as an iterator of frames and lets each go before it
+    reads the next: a run is never held whole on the way to the database."""
+    alive: list = []
+
+    store.save_matches("baseline", _pair_slices(6, 1_000, alive), MatchSettings())
+
+    assert store.match_counts() == {"baseline": 6_000}
+    back = store.load_match_pairs("baseline")
+    assert back["right"].nunique() == 6_000 and back["rule"].eq("text").all()
+    with pytest.raises(AssertionError, match="still held"):
+        kept = list(_pair_slices(3, 10, []))  # a consumer that gathers the frames fails
+        assert kept
+
+
+def test_a_write_that_fails_part_way_leaves_the_last_run(store: Store) -> None:
+    alive: list = []
+    store.save_matches("baseline", _pair_slices(2, 500, alive), MatchSettings(), seconds=1.0)
+    before = store.load_match_pairs("baseline")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        store.save_matches(
+            "baseline", _pair_slices(5, 500, [], fail_after=3), MatchSettings(), seconds=2.0
+        )
+
+    pd.testing.assert_frame_equal(store.load_match_pairs("baseline"), before)
+    assert store.match_run("baseline")["seconds"] == 1.0
+    assert store.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 def test_translations_are_cached_per_language(store: Store) -> None:

@@ -264,7 +264,7 @@ def cmd_match(args: argparse.Namespace) -> int:
             result = _run(store, pipeline, settings, args)
             clusters = result.clusters()
             print(
-                f"{pipeline}: {len(result.pairs):,} matched pairs, {len(clusters.summary):,} "
+                f"{pipeline}: {result.pair_count:,} matched pairs, {len(clusters.summary):,} "
                 f"clusters (largest {int(clusters.summary['size'].max())}), "
                 f"{result.capped:,} posting(s) at the {settings.max_matches}-match cap, "
                 f"{result.seconds:.1f}s"

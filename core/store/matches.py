@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -88,23 +88,29 @@ class MatchesMixin:
     def save_matches(
         self,
         pipeline: str,
-        pairs: pd.DataFrame,
+        pairs: pd.DataFrame | Iterable[pd.DataFrame],
         settings: MatchSettings,
         seconds: float = 0.0,
         details: dict[str, Any] | None = None,
         clustering: Clustering | None = None,
     ) -> None:
-        """Replace the stored matches of one pipeline (and its clusters) in one transaction.
+        """Replace the stored matches of one pipeline (and its clusters) in one transaction:
+        a failure part-way leaves the last run as it was.
 
         Args:
-            pairs: left, right, rule, similarity, listed and score columns (`MatchResult`).
+            pairs: left, right, rule, similarity, listed and score columns (`MatchResult`),
+                as one frame or as consecutive frames (`MatchResult.pair_frames`), each
+                written and let go before the next is read.
             details: what the run reported (notices, postings at the cap, counts), as JSON.
             clustering: the clusters of these pairs, stored for pages that show one posting's.
         """
+        frames = [pairs] if isinstance(pairs, pd.DataFrame) else pairs
         with self.transaction() as conn:
             conn.execute("DELETE FROM matches WHERE pipeline=?", (pipeline,))
-            scores = tuple(c for c in MATCH_SCORE_COLUMNS if c in pairs)
-            conn.executemany(_insert_pair(scores), _rows(pipeline, pairs, scores))
+            for frame in frames:
+                scores = tuple(c for c in MATCH_SCORE_COLUMNS if c in frame)
+                conn.executemany(_insert_pair(scores), _rows(pipeline, frame, scores))
+                del frame
             conn.execute(
                 "INSERT OR REPLACE INTO match_runs VALUES (?, ?, ?, ?, ?, ?)",
                 (
