@@ -10,6 +10,9 @@ The catalog comes from ``make_scale_catalog.py`` (built into a temporary folder 
 ``--catalog`` names one). Each step is its own process (``python -m core`` for import and
 matching, this script's ``--query-worker`` for uploads), so its peak RSS is its own.
 
+- each pipeline: ``evaluate`` (matching, storing the pairs, their clusters and figures, then
+  F1) after the import, and the two steps' total (import + match + store); ``--from-csv``
+  also runs ``match --catalog`` (import, match and store in one process, as a user would);
 - upload queries: build (or load) the persisted query index, then time ``query_item`` for
   ``--queries`` new items (a posting's title rewritten by a seller, its hash 2 bits away),
   baseline and ensemble, model forward pass excluded (title + hash);
@@ -226,16 +229,77 @@ def recall_report(catalog: Path, sample_rows: int = 2_000) -> list[list[str]]:
     return rows
 
 
+def pipeline_rows(
+    pipeline: str, db: Path, imported: tuple[float, float] | None, model: Path | None
+) -> list[list[str]]:
+    """The pipeline's match + store + score step (``evaluate``: matching, storing the pairs,
+    clusters and figures, then F1) and, after an import, the two steps' total."""
+    model_args = ["--model", model] if pipeline == "best" and model else []
+    seconds, rss, out = run_step(
+        "evaluate", "--db", db, "--pipeline", pipeline, "--hash-only", "--json", *model_args
+    )
+    figures = json.loads(out)[pipeline]
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in figures.get("stages", {}).items())
+    rows = [
+        [
+            f"{pipeline} match + store + score",
+            f"{seconds:.1f}",
+            f"{rss:.2f}",
+            f"matching {figures['seconds']:.1f} s ({stages}); F1 {figures['f1']:.4f}, "
+            f"precision {figures['precision']:.4f}, recall {figures['recall']:.4f}; "
+            f"as clusters F1 {figures['cluster_f1']:.4f}; {figures['capped']:,} "
+            "postings at the 50-match cap",
+        ]
+    ]
+    if imported is not None:
+        rows.append(
+            [
+                f"total: import + {pipeline} match + store + score",
+                f"{imported[0] + seconds:.1f}",
+                f"{max(imported[1], rss):.2f}",
+                "the two steps above: time summed, the larger peak",
+            ]
+        )
+    return rows
+
+
+def from_csv_row(pipeline: str, catalog: Path, model: Path | None) -> list[str]:
+    """``match --catalog``: import, match and store in one process, as a user runs it."""
+    model_args = ["--model", model] if pipeline == "best" and model else []
+    seconds, rss, out = run_step(
+        "match", "--catalog", catalog, "--pipeline", pipeline, "--hash-only", *model_args
+    )
+    said = [line for line in out.splitlines() if line.startswith(f"{pipeline}:")]
+    return [
+        f"{pipeline} from the CSV, one process (match --catalog)",
+        f"{seconds:.1f}",
+        f"{rss:.2f}",
+        said[-1] if said else out.strip()[-200:],
+    ]
+
+
+def query_row(db: Path, catalog: Path, queries: int, home: Path) -> list[str]:
+    """The upload queries' step: index build and load, each pipeline's latency."""
+    seconds, rss, out = run_script("--query-worker", db, catalog, queries, env_home=home)
+    figures = json.loads(out)
+    build, load = figures["index_build_s"], figures["index_load_s"]
+    notes = [f"index build {build:.1f} s, load {load:.1f} s"]
+    for pipeline in ("baseline", "ensemble"):
+        q = figures[pipeline]
+        notes.append(
+            f"{pipeline} p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms, source "
+            f"posting matched {q['source_found']:.0%}"
+        )
+    return [f"{queries} upload queries", f"{seconds:.1f}", f"{rss:.2f}", "; ".join(notes)]
+
+
 def run_script(*args: object, env_home: Path) -> tuple[float, float, str]:
     """(seconds, peak RSS in GiB, stdout) of this script run as a child process."""
     env = {**os.environ, "SAMESAME_HOME": str(env_home)}
     return child_usage([sys.executable, __file__, *map(str, args)], "query worker", env)
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--query-worker":
-        query_worker(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
-        return
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postings", type=int, default=100_000)
     parser.add_argument("--catalog", type=Path, help="an existing generated catalog CSV")
@@ -248,7 +312,20 @@ def main() -> None:
     parser.add_argument("--recall", action="store_true", help="measure candidate recall")
     parser.add_argument("--model", type=Path, help="a trained best model folder (--pipelines best)")
     parser.add_argument("--shape", choices=["dev", "dense"], default="dev", help="see generator")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--from-csv",
+        action="store_true",
+        help="also time each pipeline from the CSV in one process (match --catalog: import, "
+        "match and store the pairs in a temporary database)",
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--query-worker":
+        query_worker(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+        return
+    args = parse_args()
 
     print("## Scale: import and whole-catalog matching (titles + hashes)\n")
     print("\n".join(machine_lines()))
@@ -270,46 +347,22 @@ def main() -> None:
             print(f"- catalog: {catalog}")
         db = args.db or Path(tmp) / "scale.db"
         rows = []
+        imported = None
         if args.db is None or not args.db.exists():
             seconds, rss, out = run_step("import", catalog, "--db", db)
             rows.append(["import", f"{seconds:.1f}", f"{rss:.2f}", out.strip().splitlines()[0]])
+            imported = (seconds, rss)
         for pipeline in filter(None, args.pipelines.split(",")):
-            model = ["--model", args.model] if pipeline == "best" and args.model else []
-            seconds, rss, out = run_step(
-                "evaluate", "--db", db, "--pipeline", pipeline, "--hash-only", "--json", *model
-            )
-            figures = json.loads(out)[pipeline]
-            stages = ", ".join(f"{k} {v:.0f} s" for k, v in figures.get("stages", {}).items())
-            rows.append(
-                [
-                    f"{pipeline} match + store + score",
-                    f"{seconds:.1f}",
-                    f"{rss:.2f}",
-                    f"matching {figures['seconds']:.1f} s ({stages}); F1 {figures['f1']:.4f}, "
-                    f"precision {figures['precision']:.4f}, recall {figures['recall']:.4f}; "
-                    f"as clusters F1 {figures['cluster_f1']:.4f}; {figures['capped']:,} "
-                    "postings at the 50-match cap",
-                ]
-            )
-            print(f"  {rows[-1]}", flush=True)
+            added = pipeline_rows(pipeline, db, imported, args.model)
+            if args.from_csv:
+                added.append(from_csv_row(pipeline, catalog, args.model))
+            for row in added:
+                print(f"  {row}", flush=True)
+            rows += added
         if args.queries:
             # Query indexes live in the data folder; keep one beside a reused database.
             home = args.db.with_suffix(".home") if args.db else Path(tmp) / "home"
-            seconds, rss, out = run_script(
-                "--query-worker", db, catalog, args.queries, env_home=home
-            )
-            figures = json.loads(out)
-            build, load = figures["index_build_s"], figures["index_load_s"]
-            notes = [f"index build {build:.1f} s, load {load:.1f} s"]
-            for pipeline in ("baseline", "ensemble"):
-                q = figures[pipeline]
-                notes.append(
-                    f"{pipeline} p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms, source "
-                    f"posting matched {q['source_found']:.0%}"
-                )
-            rows.append(
-                [f"{args.queries} upload queries", f"{seconds:.1f}", f"{rss:.2f}", "; ".join(notes)]
-            )
+            rows.append(query_row(db, catalog, args.queries, home))
             print(f"  {rows[-1]}", flush=True)
     print()
     print(markdown_table(["step (one process each)", "wall s", "peak RSS GiB", "notes"], rows))
