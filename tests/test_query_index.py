@@ -137,7 +137,8 @@ def test_a_changed_catalog_rebuilds_the_index(small_store: Store, shopee_csv: Pa
 
 
 def test_large_catalogs_answer_from_the_index(small_store: Store, monkeypatch) -> None:
-    monkeypatch.setattr(qi, "INDEXED_QUERY_FROM", 100)
+    # core.query reads the size it opens an index from at module level, as imported.
+    monkeypatch.setattr("core.query.INDEXED_QUERY_FROM", 100)
     title = small_store.postings()["title"].iloc[5]
     found = query_item(small_store, NewItem(title=title), "baseline", SETTINGS)
     assert (qi.index_folder(small_store) / "index.json").exists()

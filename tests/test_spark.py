@@ -498,8 +498,9 @@ def test_best_trained_with_image_vectors_embeds_on_spark_as_on_one_machine(
     """A best model trained with MobileNet 0.25 vectors (real weights) gets them on Spark too.
     Given one machine's vectors, Spark decides exactly one machine's matches; end to end, the
     executors embed the photos to the same vectors (to float rounding: batches differ) and
-    the matches agree but for pairs that rounding tips. Without --images, or with another
-    image model, the job says what the model needs instead of matching without them."""
+    the matches agree but for pairs that rounding tips. Without --images the job says what the
+    model needs instead of matching without them; settings naming another image model still
+    embed by the model's own."""
     from core import matching, models
     from core.catalog import import_catalog
     from core.spark.best import best_pairs, load_model
@@ -554,15 +555,10 @@ def test_best_trained_with_image_vectors_embeds_on_spark_as_on_one_machine(
 
     with pytest.raises(SameSameError, match=r"trained with mobilenet.*give --images DIR"):
         run_spark(spark, demo_catalog, tmp_path / "x.csv", "best", "blocked", model_dir=folder)
+    # Settings that name another backbone width: the executors still embed as the model
+    # learnt (MobileNet 0.25), not as the settings say.
+    from core.spark.best import image_spec
+
     other = MatchSettings(image_alpha=1.0, weights_dir=str(weights_dir))
-    with pytest.raises(SameSameError, match="set the image backbone, alpha and size"):
-        run_spark(
-            spark,
-            demo_catalog,
-            tmp_path / "x.csv",
-            "best",
-            "blocked",
-            images=images,
-            settings=other,
-            model_dir=folder,
-        )
+    spec = image_spec(load_model(folder), other, True)
+    assert spec[:4] == ("pretrained", "mobilenet", 0.25, 224)
