@@ -29,16 +29,37 @@ IMAGENET_FIELDS = ("image_backbone", "image_alpha", "image_size")
 
 def default_pipeline(store: Store, settings: MatchSettings | None = None) -> Pipeline:
     """The most accurate pipeline with stored matches for this catalog; else the most accurate
-    one ready to run; else the most accurate of all."""
+    one ready to run that compares photos by vectors where the catalog has no titles (see
+    `photo_vectors_first`); else the most accurate of all."""
     ordered = most_accurate_first()
     for pipe in ordered:
         if store.match_run(pipe.name) is not None:
             return pipe
     settings = settings or store.load_settings()
-    for pipe in ordered:
-        if pipe.readiness(store, settings).ready:
-            return pipe
+    ready = [pipe for pipe in ordered if pipe.readiness(store, settings).ready]
+    if ready:
+        return photo_vectors_first(ready, store, settings)[0]
     return ordered[0]
+
+
+def photo_vectors_first(
+    pipes: list[Pipeline], store: Store, settings: MatchSettings
+) -> list[Pipeline]:
+    """``pipes`` (most accurate first), those with no image model here moved last where the
+    catalog's postings have no titles.
+
+    Without titles a pipeline's only evidence is its photos. One with no image model of its
+    own yet (the ensemble before its Siamese network is trained) then compares perceptual
+    hashes alone, which find little more than copies of one photo: on the grocery photos
+    pHash scores F1 0.20, as low as matching each posting with itself only, where the
+    baseline's ImageNet vectors score 0.39 (MobileNet 0.25) to 0.46 (EfficientNet-Lite2) on
+    held-back products (BENCHMARKS.md, grocery table). Rank order alone would suggest the
+    ensemble there.
+    """
+    if store.has_titles() or not store.count_postings():
+        return pipes
+    with_vectors = [pipe for pipe in pipes if pipe.image_model(store, settings) is not None]
+    return with_vectors + [pipe for pipe in pipes if pipe not in with_vectors]
 
 
 def chosen_by_hand(store: Store) -> str | None:

@@ -98,3 +98,56 @@ def test_training_options_do_not_make_rule_matches_old():
         assert "siamese_epochs" not in fields and "best_n_estimators" not in fields
         assert "max_cluster_size" in fields
     assert "top_k" not in matching_fields(get_pipeline("best"))
+
+
+@pytest.fixture
+def photos_only(grocery_dir: Path, tmp_path: Path) -> Store:
+    """Real grocery photos of 8 products (no titles: an image-only catalog), imported."""
+    import pandas as pd
+
+    catalog = pd.read_csv(grocery_dir / "catalog.csv", dtype=str, keep_default_na=False)
+    chosen = catalog[catalog["label_group"].isin(sorted(catalog["label_group"].unique())[:8])]
+    assert (chosen["title"] == "").all()
+    chosen.to_csv(tmp_path / "photos.csv", index=False)
+    with Store(tmp_path / "photos.db") as store:
+        import_catalog(store, tmp_path / "photos.csv", grocery_dir / "images")
+        yield store
+
+
+def test_before_any_run_an_image_only_catalog_starts_with_photo_vectors(photos_only):
+    # The ensemble ranks above the baseline and can run, but with no trained Siamese
+    # network and no titles it would compare perceptual hashes alone.
+    ensemble = get_pipeline("ensemble").readiness(photos_only, photos_only.load_settings())
+    assert ensemble.ready and "perceptual hashes stand in" in ensemble.reason
+    assert not photos_only.has_titles()
+    assert default_pipeline(photos_only).name == "baseline"
+    assert chosen_pipeline(photos_only).name == "baseline"
+    # Once a pipeline has run, the rule is unchanged: the most accurate that has run.
+    matching.run_pipeline(photos_only, "ensemble", hash_only=True)
+    assert default_pipeline(photos_only).name == "ensemble"
+
+
+def test_a_titled_catalog_still_starts_with_the_most_accurate_ready_pipeline(titled):
+    assert titled.has_titles()
+    assert default_pipeline(titled).name == "ensemble"
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_the_photo_vector_default_is_the_better_one_on_real_photos(photos_only, weights_dir):
+    # Measured, not assumed: on these real photos the baseline's ImageNet vectors find
+    # more of each product than the perceptual hashes the untrained ensemble would use.
+    from core.evaluation import evaluate_result
+
+    settings = photos_only.load_settings().replace(
+        image_alpha=0.25, image_size=224, weights_dir=str(weights_dir)
+    )
+    matching.ensure_ready(photos_only, "baseline", settings)
+    f1 = {
+        name: evaluate_result(
+            photos_only, matching.run_pipeline(photos_only, name, settings, save=False)
+        )["f1"]
+        for name in ("baseline", "ensemble")
+    }
+    assert default_pipeline(photos_only, settings).name == "baseline"
+    assert f1["baseline"] > f1["ensemble"] + 0.05, f1

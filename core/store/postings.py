@@ -121,6 +121,11 @@ class PostingsMixin:
     def count_postings(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM postings").fetchone()[0])
 
+    def has_titles(self) -> bool:
+        """Whether any posting has a title (False: an image-only catalog, or an empty one)."""
+        row = self.conn.execute("SELECT EXISTS(SELECT 1 FROM postings WHERE title != '')")
+        return bool(row.fetchone()[0])
+
     def replace_import_problems(self, problems: Sequence[dict[str, Any]]) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM import_problems")
