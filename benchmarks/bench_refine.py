@@ -45,7 +45,8 @@ def main() -> None:
     from core.pipelines.best import catalog_training
     from core.pipelines.best.graph import graph_features
     from core.pipelines.best.model import BestMatcher
-    from core.pipelines.best.training import _lgb_params, pair_f1, select_pairs
+    from core.pipelines.best.thresholds import pair_f1, select_pairs
+    from core.pipelines.best.training import _lgb_params
     from core.review_queue import QUEUE_LIMIT, review_queue
     from core.settings import MatchSettings
     from core.store import Store

@@ -23,7 +23,7 @@ from core.pipelines.best import (
 )
 from core.pipelines.best.features import title_matrices
 from core.pipelines.best.text_features import model_codes, text_pair_features, title_facts
-from core.pipelines.best.training import pair_f1
+from core.pipelines.best.thresholds import pair_f1
 from core.settings import MatchSettings
 from core.text import normalize_title
 

@@ -170,7 +170,7 @@ def test_training_cross_fits_the_head_on_the_out_of_fold_folds(grocery_dir, monk
     """The split the head is cross-fitted on is the classifier's folds: every training
     sub-catalog lies inside one split value, and gets the vectors of its own postings."""
     from core.embedders.vector_head import VectorHead
-    from core.pipelines.best import training
+    from core.pipelines.best import training_set
 
     catalog = pd.read_csv(grocery_dir / "catalog.csv", dtype=str, keep_default_na=False)
     vectors = np.random.default_rng(0).normal(size=(len(catalog), 16)).astype(np.float32)
@@ -184,14 +184,14 @@ def test_training_cross_fits_the_head_on_the_out_of_fold_folds(grocery_dir, monk
         return "head", out
 
     tables: list[tuple[list[str], np.ndarray]] = []
-    build = training.build_pair_table
+    build = training_set.build_pair_table
 
     def spy_build(inputs, config, title_vectors=None, stages=None, head_vectors=None):
         tables.append((inputs.posting_ids, head_vectors))
         return build(inputs, config, title_vectors, stages, head_vectors)
 
     monkeypatch.setattr(VectorHead, "fit_cross", staticmethod(fake_fit_cross))
-    monkeypatch.setattr(training, "build_pair_table", spy_build)
+    monkeypatch.setattr(training_set, "build_pair_table", spy_build)
     matcher = BestMatcher.fit(
         _inputs(catalog, vectors),
         catalog["label_group"].tolist(),

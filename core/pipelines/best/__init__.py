@@ -12,7 +12,8 @@ the catalog's own labels, and a second, graph-aware classifier on top.
    probabilities.
 4. Optionally (`rescoring`): a fine-tuned title cross-encoder re-scores the pairs stage 2 is
    unsure of, blended with its probability.
-5. Decisions (`model`): thresholds tuned on out-of-fold probabilities (`training`).
+5. Decisions (`model`): thresholds tuned on out-of-fold probabilities (`thresholds`), learnt
+   from sub-catalogs of the labelled catalog (`training_set`, `training`).
 
 A catalog's pairs are scored a chunk at a time (`scoring`), on this machine or as Spark tasks
 (`core.spark.best`), by the same code.
@@ -23,7 +24,7 @@ from __future__ import annotations
 from core.pipelines.best.config import BestConfig
 from core.pipelines.best.model import CONFIG_FILE, BestMatcher
 from core.pipelines.best.pipeline import BEST, BestPipeline
-from core.pipelines.best.training import group_folds, select_pairs, tune_thresholds
+from core.pipelines.best.thresholds import group_folds, select_pairs, tune_thresholds
 
 __all__ = [
     "BEST",

@@ -31,7 +31,8 @@ from core.pipelines.best.config import BestConfig
 from core.pipelines.best.features import PairTable, Stages
 from core.pipelines.best.rescoring import Rescorer
 from core.pipelines.best.scoring import Runner, score_candidates
-from core.pipelines.best.training import fit_stages, select_pairs
+from core.pipelines.best.thresholds import select_pairs
+from core.pipelines.best.training import fit_stages
 from core.pipelines.inputs import MatchInputs
 from core.settings import MatchSettings
 

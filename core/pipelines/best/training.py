@@ -18,13 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from core.embedders.text_model import TitleEncoder, TitleEncoderConfig
-from core.embedders.vector_head import VectorHead, VectorHeadConfig, can_fit_cross
 from core.errors import SameSameError
 from core.pipelines.best.config import BestConfig, training_levels
-from core.pipelines.best.features import PairTable, build_pair_table
 from core.pipelines.best.graph import graph_features
 from core.pipelines.best.rescoring import Rescorer, fit_rescorer
+from core.pipelines.best.thresholds import group_folds, subset_f1, tune_thresholds
+from core.pipelines.best.training_set import (
+    TrainingSet,
+    build_training_set,
+    fit_image_head,
+    fit_title_encoder,
+)
 from core.pipelines.inputs import MatchInputs
 
 Progress = Callable[[int, int], None]
@@ -112,88 +116,6 @@ def _nested_stage1(
     return nested
 
 
-def group_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold number per posting such that each label group sits in one fold."""
-    rng = np.random.default_rng(seed)
-    groups, inverse = np.unique(labels, return_inverse=True)
-    fold_of_group = rng.permutation(len(groups)) % k
-    return fold_of_group[inverse]
-
-
-def best_partner(n: int, left: np.ndarray, right: np.ndarray, prob: np.ndarray) -> np.ndarray:
-    """Index of each posting's most probable candidate pair (-1 when it has none)."""
-    ends = np.concatenate([left, right])
-    pair = np.concatenate([np.arange(len(left)), np.arange(len(left))])
-    probs = np.concatenate([prob, prob])
-    order = np.lexsort((-probs, ends))
-    ends, pair = ends[order], pair[order]
-    first = np.ones(len(ends), bool)
-    first[1:] = ends[1:] != ends[:-1]
-    best = np.full(n, -1, np.int64)
-    best[ends[first]] = pair[first]
-    return best
-
-
-def select_pairs(
-    n: int,
-    left: np.ndarray,
-    right: np.ndarray,
-    prob: np.ndarray,
-    threshold: float,
-    threshold_low: float,
-    min_one: bool,
-    partner: np.ndarray | None = None,
-) -> np.ndarray:
-    """Which pairs match: probability >= threshold, plus each lonely posting's best partner."""
-    keep = prob >= threshold
-    if not min_one or len(prob) == 0:
-        return keep
-    if partner is None:
-        partner = best_partner(n, left, right, prob)
-    matched = np.zeros(n, bool)
-    matched[left[keep]] = True
-    matched[right[keep]] = True
-    has = partner >= 0
-    lonely = has & ~matched
-    lonely[has] &= prob[partner[has]] >= threshold_low
-    keep = keep.copy()
-    keep[partner[lonely]] = True
-    return keep
-
-
-def pair_f1(n: int, labels: np.ndarray, left: np.ndarray, right: np.ndarray) -> float:
-    """Mean per-posting F1 of matched pairs (self included), as `core.metrics.evaluate`."""
-    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    return _pair_f1(n, counts[inverse], labels[left] == labels[right], left, right)
-
-
-def _pair_f1(
-    n: int, true_size: np.ndarray, same: np.ndarray, left: np.ndarray, right: np.ndarray
-) -> float:
-    predicted = 1.0 + np.bincount(left, minlength=n) + np.bincount(right, minlength=n)
-    hits = 1.0 + np.bincount(left[same], minlength=n) + np.bincount(right[same], minlength=n)
-    return float(np.mean(2 * hits / (predicted + true_size)))
-
-
-def tune_thresholds(
-    n: int, labels: np.ndarray, left: np.ndarray, right: np.ndarray, prob: np.ndarray, min_one: bool
-) -> tuple[float, float, float]:
-    """(threshold, threshold_low, F1) maximising mean per-posting F1 on out-of-fold scores."""
-    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    true_size = counts[inverse]
-    same = labels[left] == labels[right]
-    partner = best_partner(n, left, right, prob)
-    best = (0.5, 0.5, -1.0)
-    for t in np.arange(0.2, 0.9001, 0.025):
-        lows = np.arange(0.05, t + 1e-9, 0.05) if min_one else [t]
-        for low in lows:
-            keep = select_pairs(n, left, right, prob, t, low, min_one, partner)
-            f1 = _pair_f1(n, true_size, same[keep], left[keep], right[keep])
-            if f1 > best[2]:
-                best = (float(round(t, 4)), float(round(low, 4)), f1)
-    return best
-
-
 @dataclass(frozen=True)
 class TrainedStages:
     """What `fit_stages` learnt: the classifiers, their feature names, the learned encoders
@@ -209,54 +131,143 @@ class TrainedStages:
     info: dict[str, Any]
 
 
-def _subset_f1(
-    keep_postings: np.ndarray,
-    labels: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    prob: np.ndarray,
-    min_one: bool,
-) -> tuple[float, float, float]:
-    """`tune_thresholds` over the postings ``keep_postings`` selects and the pairs inside them."""
-    rows = keep_postings[left] & keep_postings[right]
-    position = np.cumsum(keep_postings) - 1
-    return tune_thresholds(
-        int(keep_postings.sum()),
-        labels[keep_postings],
-        position[left[rows]],
-        position[right[rows]],
-        prob[rows],
-        min_one,
-    )
+class _Steps:
+    """The training's progress in steps, reported to ``progress`` as (done, total)."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.done = 0
+        self.total = total
+        self.progress = progress
+
+    def add(self) -> None:
+        """One more step: the image head's, counted once the head is fitted."""
+        self.total += 1
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def within_next(self) -> Progress:
+        """A (done, total) callback drawn inside the next step (the fine-tuning's batches)."""
+
+        def report(done: int, total: int) -> None:
+            if self.progress is not None:
+                self.progress(self.done * total + done, self.total * total)
+
+        return report
+
+
+def _checked_labels(inputs: MatchInputs, labels: Sequence[str]) -> np.ndarray:
+    """The labels as strings, one per posting.
+
+    Raises:
+        SameSameError: labels do not line up with the postings, or no two postings share a
+            label (nothing to learn from).
+    """
+    checked = np.asarray([str(v) for v in labels], dtype=object)
+    n = inputs.size
+    if len(checked) != n:
+        raise SameSameError(f"{len(checked)} labels for {n} postings; give one per posting")
+    if n < 4 or len(set(checked.tolist())) == n:
+        raise SameSameError("Training needs labelled groups: no two postings share a label")
+    return checked
+
+
+def _fit_first_stage(
+    training: TrainingSet, config: BestConfig, timings: dict[str, float], steps: _Steps
+) -> tuple[Any, np.ndarray]:
+    """Stage 1's booster on every training pair and its out-of-fold probabilities."""
+    t0 = time.perf_counter()
+    oof = _out_of_fold(training.x1, training.y, training.names, training.fold, config)
+    steps.tick()
+    stage1 = _train_booster(training.x1, training.y, training.names, config)
+    timings["stage1"] = time.perf_counter() - t0
+    steps.tick()
+    return stage1, oof
+
+
+def _graph_block(
+    training: TrainingSet, probabilities: np.ndarray, keep: list[int], config: BestConfig
+) -> np.ndarray:
+    """Graph features of the tables ``keep``, from these stage 1 probabilities."""
+    blocks = []
+    for t in keep:
+        prob = probabilities[training.table_rows(t)]
+        blocks.append(graph_features(training.tables[t], prob, len(training.parts[t]), config)[0])
+    return np.vstack(blocks)
+
+
+def _graph_out_of_fold(
+    training: TrainingSet, oof: np.ndarray, x2: np.ndarray, names2: list[str], config: BestConfig
+) -> np.ndarray:
+    """Stage 2's out-of-fold probabilities: the model holding fold f out trains on the other
+    folds with graph features from stage 1 models that saw neither fold f nor the pair's own
+    fold, so no label of fold f reaches it through its graph features."""
+    x1, y, fold = training.x1, training.y, training.fold
+    nested = _nested_stage1(x1, y, training.names, fold, config)
+    everything = range(len(training.tables))
+    oof2 = np.zeros(len(y), np.float32)
+    for f in np.unique(fold):
+        train_tables = [t for t in everything if training.table_fold(t) != f]
+        nested_prob = oof.copy()
+        for g in np.unique(fold):
+            if g != f:
+                nested_prob[fold == g] = nested[(f, g)]
+        train = np.concatenate([np.arange(len(y))[training.table_rows(t)] for t in train_tables])
+        x_train = np.hstack([x1[train], _graph_block(training, nested_prob, train_tables, config)])
+        booster = _fit_held_out(
+            x_train, y[train], names2, np.ones(len(train), bool), config, f"fold {f}"
+        )
+        held = fold == f
+        oof2[held] = booster.predict(x2[held])
+    return oof2
+
+
+def _fit_graph_stage(
+    training: TrainingSet,
+    oof: np.ndarray,
+    config: BestConfig,
+    timings: dict[str, float],
+    steps: _Steps,
+) -> tuple[Any, list[str], np.ndarray]:
+    """Stage 2's booster on stage 1's features plus graph features of its out-of-fold
+    probabilities ``oof``; returns it, its feature names and its own out-of-fold
+    probabilities."""
+    t0 = time.perf_counter()
+    first = training.tables[0]
+    gnames = graph_features(first, oof[: len(first.left)], len(training.parts[0]), config)[1]
+    names2 = training.names + gnames
+    everything = list(range(len(training.tables)))
+    x2 = np.hstack([training.x1, _graph_block(training, oof, everything, config)])
+    oof2 = _graph_out_of_fold(training, oof, x2, names2, config)
+    steps.tick()
+    stage2 = _train_booster(x2, training.y, names2, config)
+    timings["stage2"] = time.perf_counter() - t0
+    steps.tick()
+    return stage2, names2, oof2
 
 
 def _fit_third_stage(
     titles: Sequence[str],
-    real: np.ndarray,
-    posting_fold: np.ndarray,
-    pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    training: TrainingSet,
     prob: np.ndarray,
-    virtual_labels: np.ndarray,
     config: BestConfig,
     progress: Progress | None,
 ) -> tuple[Rescorer, dict[str, Any]]:
     """Fit the cross-encoder stage and set the thresholds, tuned on the fold it held out.
 
-    ``pairs``: the candidates' (left, right, label) over virtual postings, ``posting_fold``
-    each virtual posting's fold. Returns the rescorer and what the held-out fold's F1 was
-    before and after it, for the training record.
+    Returns the rescorer and what the held-out fold's F1 was before and after it, for the
+    training record.
     """
-    left, right, y = pairs
-    fold = posting_fold[left]
+    left, right, labels = training.left, training.right, training.virtual_labels
     started = time.perf_counter()
     rescorer, rescored, held = fit_rescorer(
-        titles, real, left, right, prob, y, fold, config, progress
+        titles, training.real, left, right, prob, training.y, training.fold, config, progress
     )
-    inside = posting_fold == held
-    before = _subset_f1(inside, virtual_labels, left, right, prob, config.min_one)[2]
-    threshold, low, after = _subset_f1(
-        inside, virtual_labels, left, right, rescored, config.min_one
-    )
+    inside = training.posting_fold == held
+    before = subset_f1(inside, labels, left, right, prob, config.min_one)[2]
+    threshold, low, after = subset_f1(inside, labels, left, right, rescored, config.min_one)
     config.threshold, config.threshold_low = threshold, low
     config.cross_encoder_blend = list(rescorer.weights)
     record = {
@@ -267,6 +278,39 @@ def _fit_third_stage(
         "seconds": round(time.perf_counter() - started, 2),
     }
     return rescorer, record
+
+
+def _training_record(
+    labels: np.ndarray,
+    training: TrainingSet,
+    started: float,
+    timings: dict[str, float],
+    f1: tuple[float, float],
+    settings_record: dict[str, Any],
+) -> dict[str, Any]:
+    """What the training saw and reached (``f1``: stage 1's and the final out-of-fold F1),
+    stored with the model."""
+    y = training.y
+    positives = int(y.sum())
+    sizes = np.unique(training.virtual_labels, return_counts=True)[1]
+    true_pairs = int(sum(c * (c - 1) // 2 for c in sizes))
+    return {
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "training_seconds": round(time.perf_counter() - started, 2),
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+        "postings": len(labels),
+        "label_groups": len(set(labels.tolist())),
+        "training_catalogs": [len(idx) for idx in training.parts],
+        "candidate_pairs": len(y),
+        "candidate_recall": round(positives / max(1, true_pairs), 4),
+        # The share of training candidates that are true pairs: the prior the probabilities
+        # were learnt under (what a catalog-adaptive decision compares a new catalog with).
+        "positive_share": round(positives / max(1, len(y)), 6),
+        "oof_f1_stage1": round(f1[0], 4),
+        "oof_f1": round(f1[1], 4),
+        "settings": settings_record,
+        "python": platform.python_version(),
+    }
 
 
 def fit_stages(
@@ -284,21 +328,8 @@ def fit_stages(
         SameSameError: labels do not line up with the postings, or no two postings share a
             label (nothing to learn from).
     """
-    labels = np.asarray([str(v) for v in labels], dtype=object)
-    n = inputs.size
-    if len(labels) != n:
-        raise SameSameError(f"{len(labels)} labels for {n} postings; give one per posting")
-    if n < 4 or len(set(labels.tolist())) == n:
-        raise SameSameError("Training needs labelled groups: no two postings share a label")
-    steps = (6 if config.graph_stage else 4) + int(config.cross_encoder)
-    step = 0
-
-    def tick() -> None:
-        nonlocal step
-        step += 1
-        if progress is not None:
-            progress(step, steps)
-
+    labels = _checked_labels(inputs, labels)
+    steps = _Steps((6 if config.graph_stage else 4) + int(config.cross_encoder), progress)
     started = time.perf_counter()
     timings: dict[str, float] = {}
     levels = training_levels(config)
@@ -312,165 +343,36 @@ def fit_stages(
     # The coarsest sub-catalogs: the folds of the out-of-fold predictions, and the splits the
     # learned encoders are cross-fitted on (a posting's vector from a model without its fold).
     coarsest = part_of // (top // levels[0])
-    encoder = None
-    vectors = None
-    if config.title_model:
-        t0 = time.perf_counter()
-        encoder, vectors = TitleEncoder.fit_cross(
-            inputs.titles,
-            labels,
-            coarsest,
-            TitleEncoderConfig(epochs=config.title_model_epochs, seed=config.seed),
-        )
-        timings["title_model"] = time.perf_counter() - t0
-    head, head_vectors = None, None
-    # Too few photos outside some fold: a member with nothing to learn would serve noise.
-    if (
-        config.image_head
-        and inputs.has_vector is not None
-        and can_fit_cross(inputs.has_vector, labels, coarsest)
-    ):
-        steps += 1
-        t0 = time.perf_counter()
-        head, head_vectors = VectorHead.fit_cross(
-            inputs.image_vectors,
-            inputs.has_vector,
-            labels,
-            coarsest,
-            VectorHeadConfig(epochs=config.image_head_epochs, seed=config.seed),
-        )
-        timings["image_head"] = time.perf_counter() - t0
-        tick()
+    encoder, vectors = fit_title_encoder(inputs, labels, coarsest, config, timings)
+    head, head_vectors = fit_image_head(inputs, labels, coarsest, config, timings)
+    if head is not None:  # a step of its own, counted once the head is known to be fitted
+        steps.add()
+        steps.tick()
     # A catalog without image vectors has nothing to train the head on: no head columns.
     config.image_head = head is not None
-    parts: list[np.ndarray] = []
-    tables: list[PairTable] = []
-    tags: list[str] = []
-    for level in levels:
-        for s in range(level):
-            idx = np.flatnonzero(part_of // (top // level) == s)
-            sub_vectors = vectors[idx] if vectors is not None else None
-            sub_head = head_vectors[idx] if head_vectors is not None else None
-            table = build_pair_table(inputs.subset(idx), config, sub_vectors, None, sub_head)
-            for key, value in table.timings.items():
-                timings[key] = timings.get(key, 0.0) + value
-            parts.append(idx)
-            tables.append(table)
-            tags.append(f"{level}/{s}|")
-    # "Virtual" postings: a posting appears once per level; ids are offsets into `real`.
-    real = np.concatenate(parts)
-    offsets = np.cumsum([0] + [len(idx) for idx in parts])
-    virtual_labels = np.concatenate(
-        [np.char.add(tag, labels[idx].astype(str)) for tag, idx in zip(tags, parts, strict=True)]
-    ).astype(object)
-    names = tables[0].names
-    x1 = np.vstack([t.features for t in tables])
-    left = np.concatenate([o + t.left for o, t in zip(offsets, tables, strict=False)])
-    right = np.concatenate([o + t.right for o, t in zip(offsets, tables, strict=False)])
-    nv = len(real)
-    tick()
-    y = (labels[real[left]] == labels[real[right]]).astype(np.float32)
-    if y.sum() == 0 or y.min() == y.max():
-        raise SameSameError("No candidate pair shares a label: nothing to learn from")
-    # The folds are the coarsest sub-catalogs: every candidate pair lies inside one.
-    posting_fold = coarsest[real]
-    fold = posting_fold[left]
-    if (posting_fold[right] != fold).any():
-        raise SameSameError("training sub-catalogs do not nest in the folds; check train_splits")
-    t0 = time.perf_counter()
-    oof = _out_of_fold(x1, y, names, fold, config)
-    tick()
-    stage1 = _train_booster(x1, y, names, config)
-    timings["stage1"] = time.perf_counter() - t0
-    tick()
-    t1, low1, oof1_f1 = tune_thresholds(nv, virtual_labels, left, right, oof, config.min_one)
+    training = build_training_set(
+        inputs, labels, part_of, coarsest, levels, config, vectors, head_vectors, timings
+    )
+    steps.tick()
+    training.check()
+    stage1, oof = _fit_first_stage(training, config, timings, steps)
+    nv, vlabels, left, right = training.size, training.virtual_labels, training.left, training.right
+    t1, low1, oof1_f1 = tune_thresholds(nv, vlabels, left, right, oof, config.min_one)
     stage2, names2 = None, []
     if config.graph_stage:
-        t0 = time.perf_counter()
-        starts = np.cumsum([0] + [len(t.left) for t in tables])
-        table_fold = [int(coarsest[idx[0]]) for idx in parts]
-
-        def graphs_with(probabilities: np.ndarray, keep: list[int]) -> np.ndarray:
-            """Graph features of the tables ``keep``, from these stage 1 probabilities."""
-            blocks = []
-            for t in keep:
-                rows = slice(starts[t], starts[t] + len(tables[t].left))
-                blocks.append(
-                    graph_features(tables[t], probabilities[rows], len(parts[t]), config)[0]
-                )
-            return np.vstack(blocks)
-
-        everything = list(range(len(tables)))
-        gnames = graph_features(tables[0], oof[: len(tables[0].left)], len(parts[0]), config)[1]
-        names2 = names + gnames
-        x2 = np.hstack([x1, graphs_with(oof, everything)])
-        # Out-of-fold stage 2: the model holding fold f out trains on the other folds with
-        # graph features from stage 1 models that saw neither fold f nor the pair's own fold.
-        nested = _nested_stage1(x1, y, names, fold, config)
-        oof2 = np.zeros(len(y), np.float32)
-        for f in np.unique(fold):
-            train_tables = [t for t in everything if table_fold[t] != f]
-            nested_prob = oof.copy()
-            for g in np.unique(fold):
-                if g != f:
-                    nested_prob[fold == g] = nested[(f, g)]
-            train = np.concatenate(
-                [np.arange(starts[t], starts[t] + len(tables[t].left)) for t in train_tables]
-            )
-            x_train = np.hstack([x1[train], graphs_with(nested_prob, train_tables)])
-            booster = _fit_held_out(
-                x_train, y[train], names2, np.ones(len(train), bool), config, f"fold {f}"
-            )
-            held = fold == f
-            oof2[held] = booster.predict(x2[held])
-        oof = oof2
-        tick()
-        stage2 = _train_booster(x2, y, names2, config)
-        timings["stage2"] = time.perf_counter() - t0
-        tick()
-    threshold, low, f1 = tune_thresholds(nv, virtual_labels, left, right, oof, config.min_one)
+        stage2, names2, oof = _fit_graph_stage(training, oof, config, timings, steps)
+    threshold, low, f1 = tune_thresholds(nv, vlabels, left, right, oof, config.min_one)
     config.threshold, config.threshold_low = threshold, low
     config.stage1_threshold, config.stage1_threshold_low = t1, low1
-    tick()
+    steps.tick()
     rescorer, rescoring = None, None
     if config.cross_encoder:
-
-        def fine_tuning(done: int, total: int) -> None:
-            if progress is not None:  # the fine-tuning's batches inside one more step
-                progress(step * total + done, steps * total)
-
         rescorer, rescoring = _fit_third_stage(
-            inputs.titles,
-            real,
-            posting_fold,
-            (left, right, y),
-            oof,
-            virtual_labels,
-            config,
-            fine_tuning,
+            inputs.titles, training, oof, config, steps.within_next()
         )
         timings["cross_encoder"] = rescoring["seconds"]
-        tick()
-    positives = int(y.sum())
-    sizes = np.unique(virtual_labels, return_counts=True)[1]
-    true_pairs = int(sum(c * (c - 1) // 2 for c in sizes))
-    info = {
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "training_seconds": round(time.perf_counter() - started, 2),
-        "timings": {k: round(v, 2) for k, v in timings.items()},
-        "postings": n,
-        "label_groups": len(set(labels.tolist())),
-        "training_catalogs": [len(idx) for idx in parts],
-        "candidate_pairs": len(y),
-        "candidate_recall": round(positives / max(1, true_pairs), 4),
-        # The share of training candidates that are true pairs: the prior the probabilities
-        # were learnt under (what a catalog-adaptive decision compares a new catalog with).
-        "positive_share": round(positives / max(1, len(y)), 6),
-        "oof_f1_stage1": round(oof1_f1, 4),
-        "oof_f1": round(f1, 4),
-        "settings": settings_record,
-        "python": platform.python_version(),
-    }
+        steps.tick()
+    info = _training_record(labels, training, started, timings, (oof1_f1, f1), settings_record)
     if rescoring is not None:
         info["cross_encoder"] = rescoring
-    return TrainedStages(stage1, stage2, names, names2, encoder, head, rescorer, info)
+    return TrainedStages(stage1, stage2, training.names, names2, encoder, head, rescorer, info)
