@@ -19,7 +19,7 @@ import streamlit as st
 from core.errors import SameSameError
 from core.store import Store
 from core.workspace import demo_db_path
-from ui import common, demo, navigation, pipeline_bar, resources
+from ui import common, demo, navigation, pipeline_bar, resources, review_cache
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -133,6 +133,16 @@ def main() -> None:
         navigation.run(page)
     finally:
         _log_run_time(page.title, time.perf_counter() - started)
+    _prefetch_review_queue()
+
+
+def _prefetch_review_queue() -> None:
+    # After the page has drawn, so the background work never holds up what a person sees.
+    try:
+        with Store(common.current_db()) as store:
+            review_cache.prefetch(store)
+    except SameSameError:
+        pass  # the page has already said what is wrong with the catalog
 
 
 def _log_run_time(page: str, seconds: float) -> None:

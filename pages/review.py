@@ -16,7 +16,7 @@ from core.review_queue import QUEUE_LIMIT
 from core.settings import MatchSettings
 from core.store import Store
 from core.verdicts import pair_key, reviewed_pairs, without_pairs
-from ui import common, match_view, pipeline_bar, resources
+from ui import common, match_view, pipeline_bar, resources, review_cache
 
 MOST_TELLING = "Most telling first"
 RANDOM_SAMPLE = "Random sample of matches"
@@ -181,7 +181,7 @@ def main() -> None:
         if mode == RANDOM_SAMPLE:
             queue, chosen = resources.match_sample(store, pipe.name), "sample"
         else:
-            queue, chosen = resources.review_queue(store), "queue"
+            queue, chosen = review_cache.review_queue(store), "queue"
         reviews = store.reviews()
         done = reviewed_pairs(reviews) | st.session_state.get(SKIPPED_KEY, set())
         pending = without_pairs(queue, done)

@@ -26,7 +26,6 @@ from core.errors import ImageError
 from core.evaluation import evaluate_result
 from core.images import check_stored_path, open_image
 from core.matching import run_pipeline, summarised_run
-from core.pipelines import pipeline_names
 from core.pipelines.best.model import CONFIG_FILE, BestMatcher
 from core.query_index.cache import QueryIndexCache
 from core.settings import MatchSettings
@@ -321,25 +320,6 @@ def grow_query_index(store: Store, posting_id: str) -> None:
 
 
 # -- review -----------------------------------------------------------------------------------
-def _runs_key(store: Store) -> tuple:
-    return tuple(
-        (name, (store.match_run(name) or {}).get("computed_at")) for name in pipeline_names()
-    )
-
-
-@st.cache_data(show_spinner="Ordering the pairs to review…", max_entries=4)
-def _review_queue(db_path: str, runs: tuple) -> pd.DataFrame:
-    del runs  # part of the cache key only: a new run reorders the queue
-    with Store(db_path) as store:
-        return queue.review_queue(store)
-
-
-def review_queue(store: Store) -> pd.DataFrame:
-    """The most telling pairs to review (`core.review_queue`), kept until a pipeline runs
-    again; pairs reviewed since are still in it (pages leave them out)."""
-    return _review_queue(str(store.path), _runs_key(store))
-
-
 @st.cache_data(show_spinner=False, max_entries=4)
 def _match_sample(db_path: str, pipeline: str, computed_at: float) -> pd.DataFrame:
     del computed_at
