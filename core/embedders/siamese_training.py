@@ -6,23 +6,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.embedders.backbones import preprocess
-from core.embedders.base import decoded_batches, l2_normalise
+from core.embedders.base import decoded_batches
 from core.embedders.calibration import Calibration, calibrate_distance, held_back_products
-from core.embedders.efficientnet_lite import PIXEL_CENTRE, PIXEL_SCALE, is_lite
-from core.embedders.losses import arcface_loss, boundary_margin_loss, semi_hard_triplet_loss
 from core.embedders.siamese import (
     Progress,
     SiameseConfig,
     SiameseEmbedder,
-    assemble,
     build_head,
     build_siamese,
     trained_members,
+)
+from core.embedders.siamese_network import (
+    TrainingNetwork,
+    backbone_features,
+    embed_members,
+    served_model,
+    train_step,
 )
 from core.errors import SameSameError
 
@@ -67,99 +71,216 @@ def _augmenter(kind: str = "standard"):
     return keras.Sequential(layers, name="augment")
 
 
-def _backbone_features(base, pixels: np.ndarray, backbone: str, augment=None) -> np.ndarray:
-    parts = []
-    for i in range(0, len(pixels), 64):
-        batch = pixels[i : i + 64].astype(np.float32)
-        if augment is not None:
-            batch = np.clip(np.asarray(augment(batch, training=True)), 0.0, 255.0)
-        parts.append(np.asarray(base.predict_on_batch(preprocess(backbone, batch))))
-    return np.concatenate(parts)
+@dataclass(frozen=True)
+class _Groups:
+    """The training pictures' label groups.
+
+    Attributes:
+        labels: each picture's label, as a string.
+        y: (pictures,) int32 label numbers.
+        classes: how many labels there are.
+        trainable: the pictures of each group of two or more (single ones serve as negatives).
+        fitted: the trainable groups not held back to calibrate.
+        held: the label numbers held back to calibrate the distance.
+        calibration_rows, fit_rows: the pictures held back, and the others.
+    """
+
+    labels: list[str]
+    y: np.ndarray
+    classes: int
+    trainable: list[np.ndarray]
+    fitted: list[np.ndarray]
+    held: set[int]
+    calibration_rows: np.ndarray
+    fit_rows: np.ndarray
 
 
-class _Network:
-    """One network being trained (one member: its own head on the shared backbone): model,
-    loss, optimiser and the two kinds of step (on precomputed backbone features when the
-    backbone is frozen, else on pixels)."""
+def _label_groups(labels: Sequence[str], config: SiameseConfig) -> _Groups:
+    """The label groups, and which are held back to calibrate.
+
+    Raises:
+        SameSameError: fewer than two groups with at least two images.
+    """
+    labels = [str(label) for label in labels]
+    label_ids = {label: i for i, label in enumerate(dict.fromkeys(labels))}
+    y = np.array([label_ids[label] for label in labels], dtype=np.int32)
+    groups = [np.flatnonzero(y == g) for g in range(len(label_ids))]
+    trainable = [g for g in groups if len(g) >= 2]
+    if len(trainable) < 2:
+        raise SameSameError(
+            "Training the Siamese model needs at least two label groups with two or more images "
+            f"each; this catalog has {len(trainable)}."
+        )
+    held = {label_ids[label] for label in held_back_products(labels, config.calibration_share)}
+    return _Groups(
+        labels=labels,
+        y=y,
+        classes=len(label_ids),
+        trainable=trainable,
+        fitted=[g for g in trainable if int(y[g[0]]) not in held],
+        held=held,
+        calibration_rows=np.flatnonzero(np.isin(y, sorted(held))),
+        fit_rows=np.flatnonzero(~np.isin(y, sorted(held))),
+    )
+
+
+class _Trainer:
+    """Trains the networks phase by phase (calibrating on the held-back products, then
+    optionally a refit on every product) and keeps what the phases share: the pictures, their
+    backbone features, the progress count, the history and the best calibrating epoch."""
 
     def __init__(
-        self, config: SiameseConfig, base, head, classes: int, augment, member: int = 0
+        self,
+        config: SiameseConfig,
+        groups: _Groups,
+        pixels: np.ndarray,
+        augment,
+        weights_dir: Path | None,
+        progress: Progress | None,
     ) -> None:
-        import keras
-        import tensorflow as tf
-
-        self.config = config
-        self.base, self.head = base, head
-        self.model = assemble(config, base, [head])
-        class_head = None
-        if config.loss == "arcface":
-            class_head = keras.layers.Dense(
-                classes,
-                use_bias=False,
-                name="class_centres",
-                # its own seed: built after every head, it would otherwise share the last one's
-                kernel_initializer=keras.initializers.GlorotUniform(seed=config.seed + member),
-            )
-            class_head.build((None, config.embedding_dim))
-        self.trained = self.model if config.train_backbone else self.head
-        variables = self.trained.trainable_variables + (
-            class_head.trainable_variables if class_head else []
+        self.config, self.groups, self.pixels, self.augment = config, groups, pixels, augment
+        self.weights_dir, self.progress = weights_dir, progress
+        self.per_batch = config.groups_per_batch * config.images_per_group
+        self.copies = 1 if config.train_backbone else 1 + config.augment_copies
+        refit = bool(groups.held) and config.calibration_refit
+        self.phases = [(groups.fitted, True)] + ([(groups.trainable, False)] if refit else [])
+        # Without a refit the best calibrating epoch's weights are the ones kept.
+        self.restore_best = len(self.phases) == 1
+        self.members = config.members = trained_members(config.members, config.train_backbone)
+        self.total = sum(
+            self.steps_for(chosen) * config.epochs * self.members for chosen, _ in self.phases
         )
-        optimizer = keras.optimizers.Adam(config.learning_rate)
-        mean = tf.constant([103.939, 116.779, 123.68], dtype=tf.float32)
+        self.done = 0
+        self.history: list[dict] = []
+        self.started = time.perf_counter()
+        self.chosen_calibration: tuple[int, Calibration] | None = None
+        self.clean: np.ndarray | None = None
+        self.bank: np.ndarray | None = None
 
-        def metric_loss(batch_labels, embeddings):
-            if config.loss == "triplet":
-                return semi_hard_triplet_loss(batch_labels, embeddings, config.triplet_margin)
-            if config.loss == "margin":
-                return boundary_margin_loss(
-                    batch_labels, embeddings, config.boundary, config.margin
-                )
-            return arcface_loss(
-                batch_labels,
-                embeddings,
-                class_head.kernel,
-                config.arcface_scale,
-                config.arcface_margin,
-            )
+    def steps_for(self, chosen_groups: list[np.ndarray]) -> int:
+        """Steps per epoch and network: each chosen picture (and copy) seen about once."""
+        return max(1, sum(len(g) for g in chosen_groups) * self.copies // self.per_batch)
 
-        def to_input(batch):
-            if config.backbone == "vgg16":
-                return batch[..., ::-1] - mean
-            if is_lite(config.backbone):
-                return (batch - PIXEL_CENTRE) / PIXEL_SCALE
-            return batch / 127.5 - 1.0
+    def _backbone_bank(self, base) -> None:
+        """The clean pictures' backbone features, and with a frozen backbone a bank of
+        (copies, pictures, features): the clean ones and ``augment_copies`` augmented ones."""
+        config = self.config
+        self.clean = backbone_features(base, self.pixels, config.backbone)
+        if not config.train_backbone:
+            augmented = [
+                backbone_features(base, self.pixels, config.backbone, self.augment)
+                for _ in range(config.augment_copies)
+            ]
+            self.bank = np.stack([self.clean] + augmented)
 
-        @tf.function
-        def step_on_pixels(batch, batch_labels):
-            with tf.GradientTape() as tape:
-                augmented = tf.clip_by_value(augment(batch, training=True), 0.0, 255.0)
-                loss = metric_loss(batch_labels, self.model(to_input(augmented), training=True))
-            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-            return loss
+    def _networks(self, calibrating: bool) -> list[TrainingNetwork]:
+        """Fresh networks from the ImageNet backbone, their feature standardisation adapted to
+        the pictures the phase learns from."""
+        import keras
 
-        @tf.function
-        def step_on_features(batch, batch_labels):
-            with tf.GradientTape() as tape:
-                loss = metric_loss(batch_labels, self.head(batch, training=True))
-            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-            return loss
-
-        self.to_input = to_input
-        self.step_on_pixels = step_on_pixels
-        self.step_on_features = step_on_features
-
-    def embed(self, pixels: np.ndarray, features: np.ndarray | None) -> np.ndarray:
-        """Embeddings of un-augmented pictures (their backbone features when frozen)."""
-        if features is not None:
-            return np.asarray(self.head.predict_on_batch(features))
-        parts = [
-            np.asarray(
-                self.model.predict_on_batch(self.to_input(pixels[i : i + 64].astype(np.float32)))
-            )
-            for i in range(0, len(pixels), 64)
+        config = self.config
+        keras.utils.set_random_seed(config.seed)
+        _, base, first_head = build_siamese(config, self.weights_dir)
+        if self.clean is None:  # every phase starts from the same ImageNet backbone
+            self._backbone_bank(base)
+        feature_dim = int(base.output_shape[-1])
+        heads = [first_head] + [build_head(config, feature_dim, m) for m in range(1, self.members)]
+        networks = [
+            TrainingNetwork(config, base, head, self.groups.classes, self.augment, member)
+            for member, head in enumerate(heads)
         ]
-        return np.concatenate(parts) if parts else np.zeros((0, self.config.embedding_dim))
+        rows = self.groups.fit_rows if calibrating else np.arange(len(self.groups.y))
+        for network in networks:
+            network.head.get_layer("feature_norm").adapt(self.clean[rows])
+        return networks
+
+    def _train_epoch(
+        self, networks: list[TrainingNetwork], rngs: list, chosen_groups: list[np.ndarray]
+    ) -> float:
+        """One epoch of every network; returns the mean loss."""
+        steps = self.steps_for(chosen_groups)
+        losses = []
+        for network, rng in zip(networks, rngs, strict=True):
+            for _ in range(steps):
+                losses.append(
+                    train_step(
+                        network,
+                        rng,
+                        chosen_groups,
+                        self.groups.y,
+                        self.pixels,
+                        self.bank,
+                        self.config,
+                    )
+                )
+                self.done += 1
+                if self.progress is not None:
+                    self.progress(self.done, self.total)
+        return float(np.mean(losses))
+
+    def _calibrate(self, networks: list[TrainingNetwork], epoch: int, entry: dict) -> bool:
+        """The held-back products' best distance after this epoch, into ``entry``; True when
+        it is the best epoch so far."""
+        rows = self.groups.calibration_rows
+        features = self.clean[rows] if self.bank is not None else None
+        vectors = embed_members(networks, self.pixels[rows], features)
+        labels = [self.groups.labels[i] for i in rows]
+        found = calibrate_distance(vectors, labels, self.config.boundary)
+        entry["calibrated_distance"] = found.distance
+        entry["calibration_f1"] = found.f1
+        if self.chosen_calibration is None or found.f1 > self.chosen_calibration[1].f1:
+            self.chosen_calibration = (epoch, found)
+            return True
+        return False
+
+    def run_phase(
+        self,
+        chosen_groups: list[np.ndarray],
+        calibrating: bool,
+        on_epoch_end: Callable[[int, SiameseEmbedder], dict] | None,
+        batch_size: int,
+    ) -> list[TrainingNetwork]:
+        """Train fresh networks on ``chosen_groups``: calibrating, for ``config.epochs``;
+        refitting, for as many epochs as calibrated best."""
+        config = self.config
+        rngs = [np.random.default_rng(config.seed + member) for member in range(self.members)]
+        networks = self._networks(calibrating)
+        epochs = config.epochs if calibrating else self.chosen_calibration[0]
+        kept_weights = None
+        for epoch in range(1, epochs + 1):
+            entry = {
+                "epoch": epoch,
+                "loss": self._train_epoch(networks, rngs, chosen_groups),
+                "seconds": round(time.perf_counter() - self.started, 2),
+            }
+            if not calibrating:
+                entry["refit"] = True
+            if calibrating and len(self.groups.calibration_rows):
+                if self._calibrate(networks, epoch, entry) and self.restore_best:
+                    kept_weights = [network.trained.get_weights() for network in networks]
+            if on_epoch_end is not None:
+                current = SiameseEmbedder(
+                    served_model(config, networks), config, "unsaved", batch_size
+                )
+                entry.update(on_epoch_end(epoch, current))
+            self.history.append(entry)
+            logger.info("siamese epoch %d: %s", epoch, entry)
+        if kept_weights is not None:
+            for network, weights in zip(networks, kept_weights, strict=True):
+                network.trained.set_weights(weights)
+        return networks
+
+    def record(self) -> None:
+        """The history and the chosen calibration, onto ``config``."""
+        config = self.config
+        config.history = self.history
+        if self.chosen_calibration is not None:
+            epoch, found = self.chosen_calibration
+            config.calibrated_distance = found.distance
+            config.calibration = {**found.to_dict(), "epoch": epoch, "refit": not self.restore_best}
+        else:
+            config.calibrated_distance = None
+            config.calibration = {}
 
 
 def train_siamese(
@@ -202,146 +323,17 @@ def train_siamese(
         raise ValueError("sources and labels differ in length")
     if config.loss not in LOSSES:
         raise SameSameError(f"Unknown Siamese loss {config.loss!r}; use margin, triplet or arcface")
-    labels = [str(label) for label in labels]
-    label_ids = {label: i for i, label in enumerate(dict.fromkeys(labels))}
-    y = np.array([label_ids[label] for label in labels], dtype=np.int32)
-    groups = [np.flatnonzero(y == g) for g in range(len(label_ids))]
-    trainable = [g for g in groups if len(g) >= 2]
-    if len(trainable) < 2:
-        raise SameSameError(
-            "Training the Siamese model needs at least two label groups with two or more images "
-            f"each; this catalog has {len(trainable)}."
-        )
-    held = {label_ids[label] for label in held_back_products(labels, config.calibration_share)}
-    fitted = [g for g in trainable if int(y[g[0]]) not in held]
-    calibration_rows = np.flatnonzero(np.isin(y, sorted(held)))
-    fit_rows = np.flatnonzero(~np.isin(y, sorted(held)))
-
+    groups = _label_groups(labels, config)
     keras.utils.set_random_seed(config.seed)
     pixels = np.concatenate(list(decoded_batches(list(sources), config.image_size, 64)))
     augment = _augmenter(config.augmentation)
-    per_batch = config.groups_per_batch * config.images_per_group
-    copies = 1 if config.train_backbone else 1 + config.augment_copies
-
-    def steps_for(chosen_groups: list[np.ndarray]) -> int:
-        return max(1, sum(len(g) for g in chosen_groups) * copies // per_batch)
-
-    phases = [(fitted, True)] + ([(trainable, False)] if held and config.calibration_refit else [])
-    # Without a refit the best calibrating epoch's weights are the ones kept.
-    restore_best = len(phases) == 1
-    members = config.members = trained_members(config.members, config.train_backbone)
-    total = sum(steps_for(chosen) * config.epochs * members for chosen, _ in phases)
-    done = 0
-    history: list[dict] = []
-    started = time.perf_counter()
-    chosen_calibration: tuple[int, Calibration] | None = None
-    networks: list[_Network] = []
-    clean: np.ndarray | None = None
-    bank: np.ndarray | None = None
-    for chosen_groups, calibrating in phases:
-        rngs = [np.random.default_rng(config.seed + member) for member in range(members)]
-        keras.utils.set_random_seed(config.seed)
-        _, base, first_head = build_siamese(config, weights_dir)
-        if clean is None:  # every phase starts from the same ImageNet backbone
-            clean = _backbone_features(base, pixels, config.backbone)
-            if not config.train_backbone:
-                bank = np.stack(
-                    [clean]
-                    + [
-                        _backbone_features(base, pixels, config.backbone, augment)
-                        for _ in range(config.augment_copies)
-                    ]
-                )  # (copies, n, d)
-        feature_dim = int(base.output_shape[-1])
-        heads = [first_head] + [build_head(config, feature_dim, m) for m in range(1, members)]
-        networks = [
-            _Network(config, base, head, len(label_ids), augment, member)
-            for member, head in enumerate(heads)
-        ]
-        rows = fit_rows if calibrating else np.arange(len(y))
-        for network in networks:
-            network.head.get_layer("feature_norm").adapt(clean[rows])
-        epochs = config.epochs if calibrating else chosen_calibration[0]
-        steps = steps_for(chosen_groups)
-        kept_weights = None
-        for epoch in range(1, epochs + 1):
-            losses = []
-            for network, rng in zip(networks, rngs, strict=True):
-                for _ in range(steps):
-                    losses.append(_step(network, rng, chosen_groups, y, pixels, bank, config))
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-            entry = {
-                "epoch": epoch,
-                "loss": float(np.mean(losses)),
-                "seconds": round(time.perf_counter() - started, 2),
-            }
-            if not calibrating:
-                entry["refit"] = True
-            if calibrating and len(calibration_rows):
-                features = clean[calibration_rows] if bank is not None else None
-                vectors = _embed_members(networks, pixels[calibration_rows], features)
-                found = calibrate_distance(
-                    vectors, [labels[i] for i in calibration_rows], config.boundary
-                )
-                entry["calibrated_distance"] = found.distance
-                entry["calibration_f1"] = found.f1
-                if chosen_calibration is None or found.f1 > chosen_calibration[1].f1:
-                    chosen_calibration = (epoch, found)
-                    if restore_best:
-                        kept_weights = [network.trained.get_weights() for network in networks]
-            if on_epoch_end is not None:
-                current = SiameseEmbedder(_served(config, networks), config, "unsaved", batch_size)
-                entry.update(on_epoch_end(epoch, current))
-            history.append(entry)
-            logger.info("siamese epoch %d: %s", epoch, entry)
-        if kept_weights is not None:
-            for network, weights in zip(networks, kept_weights, strict=True):
-                network.trained.set_weights(weights)
+    trainer = _Trainer(config, groups, pixels, augment, weights_dir, progress)
+    networks: list[TrainingNetwork] = []
+    for chosen_groups, calibrating in trainer.phases:
+        networks = trainer.run_phase(chosen_groups, calibrating, on_epoch_end, batch_size)
     if progress is not None:
-        progress(total, total)
-    config.history = history
-    if chosen_calibration is not None:
-        epoch, found = chosen_calibration
-        config.calibrated_distance = found.distance
-        config.calibration = {**found.to_dict(), "epoch": epoch, "refit": not restore_best}
-    else:
-        config.calibrated_distance = None
-        config.calibration = {}
+        progress(trainer.total, trainer.total)
+    trainer.record()
     return SiameseEmbedder(
-        _served(config, networks), config, version="unsaved", batch_size=batch_size
+        served_model(config, networks), config, version="unsaved", batch_size=batch_size
     )
-
-
-def _embed_members(networks: list[_Network], pixels: np.ndarray, features) -> np.ndarray:
-    if len(networks) == 1:
-        return networks[0].embed(pixels, features)
-    return l2_normalise(np.hstack([network.embed(pixels, features) for network in networks]))
-
-
-def _served(config: SiameseConfig, networks: list[_Network]):
-    """The model that embeds pixels: the backbone under every head (one head: that network)."""
-    return assemble(config, networks[0].base, [network.head for network in networks])
-
-
-def _step(network: _Network, rng, groups, y, pixels, bank, config: SiameseConfig) -> float:
-    """One P×K batch: P groups, K pictures of each (drawn with replacement from small groups)."""
-    import tensorflow as tf
-
-    chosen = rng.choice(len(groups), size=min(config.groups_per_batch, len(groups)), replace=False)
-    index = np.concatenate(
-        [
-            rng.choice(
-                groups[g],
-                size=config.images_per_group,
-                replace=len(groups[g]) < config.images_per_group,
-            )
-            for g in chosen
-        ]
-    )
-    batch_labels = tf.constant(y[index])
-    if bank is None:
-        return float(network.step_on_pixels(tf.constant(pixels[index], tf.float32), batch_labels))
-    copy = rng.integers(0, len(bank), size=len(index))
-    return float(network.step_on_features(tf.constant(bank[copy, index]), batch_labels))
