@@ -13,16 +13,32 @@ measures every pipeline on the held-back fifth, matched as a catalog of its own:
 - **matched**: those of the pairs the pipeline calls a match (what pages show with a word).
 
 Expected calibration error: 10 equal-width probability bins, Σ (bin's pairs / pairs) ×
-|mean predicted − observed share same|.
+|mean predicted − observed share same|. Beside it, "chance": the mean ECE a perfectly
+calibrated model would read on the same probabilities (outcomes drawn, 200 times): on a few
+hundred pairs ECE is well above 0 by chance alone.
+
+``--grocery``: the same on photos (Shopee has none): the 549 grocery photos of 61 products,
+image only (no titles), split as every grocery benchmark does (`common.split_held_back`: the
+last 13 products by label held back from every fit). Baseline: MobileNet alpha 0.25 ImageNet
+vectors (``../shared/weights``), cosine ≥ 0.85. Ensemble: a Siamese head on the same frozen
+backbone (the cheap path on a CPU; the settings' own backbone may be VGG16 or EfficientNet-Lite),
+trained on the training products and measured on products it never saw: the held-back ones by
+a model trained on all 48, each of the 4 training folds by a model trained on the other three.
+The shipped curves are measured on the held-back products; ``--write-photos`` fits the
+photo-only curves (`rule_calibration.Calibration.photos`: pairs whose only evidence is photo
+vectors) on the 4 training folds, writes them beside the Shopee curves and measures them.
 
     python benchmarks/bench_calibration.py                    # measure the shipped curves
     python benchmarks/bench_calibration.py --write            # refit them (selection part)
     python benchmarks/bench_calibration.py --pipelines best --best-model /tmp/best-selection
+    python benchmarks/bench_calibration.py --grocery --pipelines baseline,ensemble
+    python benchmarks/bench_calibration.py --grocery --write-photos
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -38,29 +54,53 @@ from benchmarks.bench_best import (  # noqa: E402
     held_back_groups,
     load_catalog,
 )
+from benchmarks.common import SHARED, split_held_back  # noqa: E402
 from core import rule_calibration as rc  # noqa: E402
 from core.settings import MatchSettings  # noqa: E402
 from core.verdict_words import default_probability  # noqa: E402
 
 SELECTION_FOLDS = 4
+GROCERY = SHARED / "data" / "grocery"
+WEIGHTS = SHARED / "weights"
+#: The grocery benchmarks' split: the last 13 of 61 products by label, held back.
+GROCERY_HOLD_BACK = 13
+#: What writes the shipped file (``about`` in it).
+ABOUT = (
+    "benchmarks/bench_calibration.py: --write (the Shopee curves), "
+    "--grocery --write-photos (the photo-only curves)"
+)
+#: The MobileNet the grocery photos are embedded with: alpha, input pixels.
+PHOTO_ALPHA, PHOTO_SIZE = 0.25, 224
 
 
-def rule_pairs(name: str, catalog: pd.DataFrame) -> pd.DataFrame:
-    """Every relaxed candidate pair of ``catalog`` scored by rule pipeline ``name``, with
-    ``same`` from the labels and ``z`` (the default number at the reference thresholds)."""
+def rule_pairs(name: str, catalog: pd.DataFrame, vectors: np.ndarray | None = None) -> pd.DataFrame:
+    """Every relaxed candidate pair of ``catalog`` scored by rule pipeline ``name`` (with
+    ``vectors``, one per row, as its photo vectors), with ``same`` from the labels, whether
+    both postings have a title, and ``z`` (the default number at the reference thresholds)."""
     from core.engine import scored_candidates
     from core.pipelines import MatchInputs, get_pipeline
 
-    inputs = MatchInputs.from_frame(catalog)
+    by_id = None if vectors is None else dict(zip(catalog["posting_id"], vectors, strict=True))
+    inputs = MatchInputs.from_frame(catalog, by_id, None if by_id is None else "bench")
     pairs = scored_candidates(get_pipeline(name), inputs, MatchSettings(), relaxed=True)
     labels = catalog["label_group"].to_numpy()
     pairs["same"] = labels[pairs["left"]] == labels[pairs["right"]]
+    titled = catalog["title_norm"].fillna("").to_numpy(object) != ""
+    pairs["has_titles"] = titled[pairs["left"]] & titled[pairs["right"]]
     reference = MatchSettings().replace(**rc.reference_thresholds())
-    pairs["z"] = default_probability(pairs, reference)
+    pairs["z"] = default_probability(pairs, reference, pairs["has_titles"].to_numpy())
     return pairs
 
 
-def choose_and_fit(name: str, folds: list[pd.DataFrame]) -> tuple[rc.Calibration, dict]:
+SHOPEE_FITTED_ON = (
+    f"Shopee train.csv selection part (label groups not held back), "
+    f"{SELECTION_FOLDS} group folds matched as catalogs of their own, relaxed candidates"
+)
+
+
+def choose_and_fit(
+    name: str, folds: list[pd.DataFrame], fitted_on: str = SHOPEE_FITTED_ON
+) -> tuple[rc.Calibration, dict]:
     """Each method's ECE on every selection fold when fitted on the others; the better
     method refitted on all of them."""
     arrays = [(f["z"].to_numpy(), f["same"].to_numpy()) for f in folds]
@@ -72,10 +112,7 @@ def choose_and_fit(name: str, folds: list[pd.DataFrame]) -> tuple[rc.Calibration
         everything["z"].to_numpy(),
         everything["same"].to_numpy(),
         method,
-        fitted_on=(
-            f"Shopee train.csv selection part (label groups not held back), "
-            f"{SELECTION_FOLDS} group folds matched as catalogs of their own, relaxed candidates"
-        ),
+        fitted_on=fitted_on,
     )
     return curve, scores
 
@@ -87,7 +124,7 @@ def best_pairs(
     probability, whether same, whether matched, for every candidate of the held fifth."""
     from core.pipelines import MatchInputs
     from core.pipelines.best import BestMatcher
-    from core.pipelines.best.training import select_pairs
+    from core.pipelines.best.thresholds import select_pairs
 
     if model_dir is not None and (model_dir / "best.json").is_file():
         matcher = BestMatcher.load(model_dir)
@@ -111,6 +148,20 @@ def best_pairs(
     return np.asarray(prob, np.float64), same, matched
 
 
+def chance_floor(p: np.ndarray, draws: int = 200, seed: int = 0) -> float:
+    """The mean ECE a perfectly calibrated model would read on probabilities ``p`` (each
+    pair's outcome drawn with its own probability): with few pairs a bin, ECE is above 0 by
+    chance alone."""
+    p = np.asarray(p, dtype=np.float64)
+    p = p[~np.isnan(p)]
+    rng = np.random.default_rng(seed)
+    return float(
+        np.mean(
+            [rc.expected_calibration_error(p, rng.uniform(size=len(p)) < p) for _ in range(draws)]
+        )
+    )
+
+
 def report(name: str, p: np.ndarray, same: np.ndarray, matched: np.ndarray) -> dict:
     """Print the reliability tables (all pairs, matched pairs); return the figures."""
     row = {"pipeline": name}
@@ -119,7 +170,11 @@ def report(name: str, p: np.ndarray, same: np.ndarray, matched: np.ndarray) -> d
         ece = rc.expected_calibration_error(p[mask], same[mask])
         row[f"ece_{what}"], row[f"n_{what}"] = ece, int(mask.sum())
         row[f"same_{what}"] = int(same[mask].sum())
-        print(f"\n{name}, {what}: {mask.sum():,} pairs, {same[mask].sum():,} same, ECE {ece:.4f}")
+        row[f"floor_{what}"] = floor = chance_floor(p[mask])
+        print(
+            f"\n{name}, {what}: {mask.sum():,} pairs, {same[mask].sum():,} same, ECE {ece:.4f} "
+            f"(a perfectly calibrated model: {floor:.4f} by chance)"
+        )
         print("| bin | pairs | mean predicted | observed share same |")
         print("|---|---|---|---|")
         for r in table.itertuples(index=False):
@@ -137,6 +192,11 @@ def fit_on_selection(name: str, selection: pd.DataFrame) -> rc.Calibration:
         for _, idx in group_kfold(selection, SELECTION_FOLDS)
     ]
     curve, scores = choose_and_fit(name, folds)
+    print_choice(name, curve, scores)
+    return curve
+
+
+def print_choice(name: str, curve: rc.Calibration, scores: dict) -> None:
     for method, values in scores.items():
         print(
             f"{name} {method}: ECE on each selection fold fitted on the others "
@@ -144,7 +204,6 @@ def fit_on_selection(name: str, selection: pd.DataFrame) -> rc.Calibration:
             + f" (mean {np.mean(values):.4f})"
         )
     print(f"{name}: chose {curve.method}")
-    return curve
 
 
 def measure_rule(name: str, held: pd.DataFrame, curve: rc.Calibration) -> dict:
@@ -163,6 +222,164 @@ def measure_rule(name: str, held: pd.DataFrame, curve: rc.Calibration) -> dict:
     return row
 
 
+def grocery_catalog(folder: Path = GROCERY) -> tuple[pd.DataFrame, list[Path]]:
+    """The grocery catalog (titles empty) and each row's photo file."""
+    from core.text import normalize_title
+
+    catalog = pd.read_csv(folder / "catalog.csv", dtype=str, keep_default_na=False)
+    catalog["title_norm"] = [normalize_title(t) for t in catalog["title"]]
+    return catalog, [folder / "images" / name for name in catalog["image"]]
+
+
+def imagenet_vectors(paths: list[Path]) -> np.ndarray:
+    """The baseline's photo vectors: MobileNet alpha 0.25 with its ImageNet weights."""
+    from core.embedders.mobilenet import PretrainedEmbedder
+
+    return PretrainedEmbedder("mobilenet", PHOTO_ALPHA, PHOTO_SIZE, WEIGHTS).embed(paths)
+
+
+def siamese_vectors(train: pd.DataFrame, part: pd.DataFrame, paths: list[Path]) -> np.ndarray:
+    """The ensemble's photo vectors of ``part``: a Siamese network with the default settings
+    (on the frozen MobileNet 0.25) trained on ``train``'s products only."""
+    from core.embedders.siamese import SiameseConfig
+    from core.embedders.siamese_training import train_siamese
+
+    settings = MatchSettings()
+    config = SiameseConfig(
+        backbone="mobilenet",
+        alpha=PHOTO_ALPHA,
+        image_size=PHOTO_SIZE,
+        embedding_dim=settings.siamese_embedding_dim,
+        epochs=settings.siamese_epochs,
+        loss=settings.siamese_loss,
+        members=settings.siamese_members,
+        boundary=settings.ensemble_image_distance,
+    )
+    started = time.perf_counter()
+    model = train_siamese(
+        [paths[i] for i in train.index],
+        train["label_group"].tolist(),
+        config,
+        weights_dir=WEIGHTS,
+        batch_size=settings.batch_size,
+    )
+    print(
+        f"  Siamese trained on {train['label_group'].nunique()} products "
+        f"({len(train)} photos) in {time.perf_counter() - started:.0f}s",
+        flush=True,
+    )
+    return model.embed([paths[i] for i in part.index])
+
+
+def photo_pairs(name: str, part: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
+    """``part``'s relaxed candidate pairs, matched as a catalog of its own, whose only
+    evidence is photo vectors (on the grocery photos: all that have vectors)."""
+    pairs = rule_pairs(name, part.reset_index(drop=True), vectors)
+    only = rc.photo_vector_only(pairs, MatchSettings(), pairs["has_titles"].to_numpy())
+    return pairs[only].reset_index(drop=True)
+
+
+def print_folds(name: str, method: str, folds: list[pd.DataFrame]) -> None:
+    """ECE of ``method`` on each fold fitted on the others: all pairs and matched pairs (how
+    much the figure moves from one set of products to another)."""
+    every, matched = [], []
+    for i, fold in enumerate(folds):
+        rest = pd.concat([f for j, f in enumerate(folds) if j != i], ignore_index=True)
+        curve = rc.fit(name, rest["z"].to_numpy(), rest["same"].to_numpy(), method)
+        p, same, m = curve.probability(fold["z"].to_numpy()), fold["same"], fold["matched"]
+        every.append(rc.expected_calibration_error(p, same))
+        matched.append(rc.expected_calibration_error(p[m.to_numpy(bool)], same[m]))
+    print(
+        f"{name} {method}, each training fold fitted on the others: ECE "
+        + ", ".join(f"{v:.4f}" for v in every)
+        + " (all pairs); "
+        + ", ".join(f"{v:.4f}" for v in matched)
+        + f" (matched: {', '.join(str(int(f['matched'].sum())) for f in folds)} pairs)"
+    )
+
+
+def grocery_main(args: argparse.Namespace, wanted: list[str]) -> int:
+    """Measure (and with ``--write-photos`` fit) the rule curves on image-only photo pairs."""
+    catalog, paths = grocery_catalog(args.grocery_dir)
+    train, held = split_held_back(catalog, args.hold_back)
+    folds = [train.iloc[idx] for _, idx in group_kfold(train, SELECTION_FOLDS)]
+    print(
+        f"grocery: {train['label_group'].nunique()} training products ({len(train)} photos, "
+        f"{SELECTION_FOLDS} folds of {', '.join(str(f['label_group'].nunique()) for f in folds)}"
+        f" products); {held['label_group'].nunique()} held back ({len(held)} photos), matched "
+        "as one catalog; image only"
+    )
+    started = time.perf_counter()
+    imagenet = imagenet_vectors(paths)
+    print(f"MobileNet 0.25 vectors of {len(paths)} photos in {time.perf_counter() - started:.0f}s")
+    shipped = rc.default_calibrations()
+    rows, written = [], {}
+    for name in wanted:
+        if name not in rc.RULE_PIPELINES:
+            print(f"{name}: not a rule pipeline, skipped on the grocery photos")
+            continue
+
+        def vectors(part: pd.DataFrame, fitted_on: pd.DataFrame, name: str = name) -> np.ndarray:
+            if name == "baseline":
+                return imagenet[part.index]
+            return siamese_vectors(fitted_on, part, paths)
+
+        held_pairs = photo_pairs(name, held, vectors(held, train))
+        z, same = held_pairs["z"].to_numpy(), held_pairs["same"].to_numpy()
+        matched = held_pairs["matched"].to_numpy(bool)
+        curve = shipped[name]
+        row = report(f"{name}, the Shopee curve", curve.probability(z), same, matched)
+        raw = default_probability(held_pairs, MatchSettings(), held_pairs["has_titles"])
+        row["raw_pairs"] = rc.expected_calibration_error(raw, same)
+        row["raw_matched"] = rc.expected_calibration_error(raw[matched], same[matched])
+        print(
+            f"{name}, the uncalibrated default on the same pairs: ECE {row['raw_pairs']:.4f} "
+            f"(all), {row['raw_matched']:.4f} (matched)"
+        )
+        rows.append(row)
+        photos = curve.photos
+        if args.write_photos:
+            fold_pairs = [
+                photo_pairs(name, fold, vectors(fold, train.drop(index=fold.index)))
+                for fold in folds
+            ]
+            photos, scores = choose_and_fit(
+                name,
+                fold_pairs,
+                fitted_on=(
+                    f"grocery photos, image only: the {train['label_group'].nunique()} products "
+                    f"not held back, {SELECTION_FOLDS} product folds matched as catalogs of their "
+                    "own (photo vectors from models that never saw the fold), relaxed candidates"
+                ),
+            )
+            print_choice(name, photos, scores)
+            print_folds(name, photos.method, fold_pairs)
+            written[name] = dataclasses.replace(curve, photos=photos)
+        if photos is not None:
+            p = photos.probability(z)
+            rows.append(report(f"{name}, the photo curve ({photos.method})", p, same, matched))
+    if written:
+        rc.write_default({**shipped, **written}, about=ABOUT)
+        print(f"\nwrote {rc.DEFAULT_FILE}")
+    summary(rows)
+    return 0
+
+
+def summary(rows: list[dict]) -> None:
+    print(
+        "\n| pipeline | ECE, scored pairs (chance) | pairs (same) | ECE, matched (chance) "
+        "| matched (same) |"
+    )
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['pipeline']} | {r['ece_pairs']:.4f} ({r['floor_pairs']:.4f}) "
+            f"| {r['n_pairs']:,} ({r['same_pairs']:,}) "
+            f"| {r['ece_matched']:.4f} ({r['floor_matched']:.4f}) "
+            f"| {r['n_matched']:,} ({r['same_matched']:,}) |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
@@ -173,8 +390,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--best-model", type=Path, default=None, help="load best from here, else train and save"
     )
+    parser.add_argument(
+        "--grocery", action="store_true", help="measure on the grocery photos (image only)"
+    )
+    parser.add_argument("--grocery-dir", type=Path, default=GROCERY)
+    parser.add_argument(
+        "--hold-back", type=int, default=GROCERY_HOLD_BACK, help="grocery products held back"
+    )
+    parser.add_argument(
+        "--write-photos",
+        action="store_true",
+        help="with --grocery: fit the photo-only curves on the training products and write them",
+    )
     args = parser.parse_args(argv)
     wanted = [p.strip() for p in args.pipelines.split(",") if p.strip()]
+    if args.grocery:
+        return grocery_main(args, wanted)
 
     frame = load_catalog(args.csv, None, 0)
     held_back = held_back_groups(frame["label_group"])
@@ -195,15 +426,14 @@ def main(argv: list[str] | None = None) -> int:
             curves[name] = fit_on_selection(name, selection)
         rows.append(measure_rule(name, held, curves.get(name) or rc.default_calibrations()[name]))
     if args.write and curves:
-        rc.write_default(curves, about="benchmarks/bench_calibration.py --write")
+        shipped = rc.default_calibrations()
+        kept = {  # the photo-only curves (`--grocery --write-photos`) stay
+            name: dataclasses.replace(curve, photos=getattr(shipped.get(name), "photos", None))
+            for name, curve in curves.items()
+        }
+        rc.write_default({**shipped, **kept}, about=ABOUT)
         print(f"\nwrote {rc.DEFAULT_FILE}")
-    print("\n| pipeline | ECE, scored pairs | pairs (same) | ECE, matched | matched (same) |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['pipeline']} | {r['ece_pairs']:.4f} | {r['n_pairs']:,} ({r['same_pairs']:,}) "
-            f"| {r['ece_matched']:.4f} | {r['n_matched']:,} ({r['same_matched']:,}) |"
-        )
+    summary(rows)
     return 0
 
 

@@ -15,7 +15,14 @@ no code), fitted on the Shopee selection part by ``benchmarks/bench_calibration.
 What the curves were fitted on fixes some thresholds: the input number is always computed
 with the title and hash thresholds the file names (``reference``), so a threshold moved in
 Settings changes which pairs match, not how sure a pair is. Photo-vector thresholds are the
-run's own (cosines differ by backbone; the Shopee data has no pixels to fit them on).
+run's own (cosines differ by backbone).
+
+The Shopee data has no pixels, so a pair whose only evidence is photo vectors (an image
+cosine or a Siamese distance, and a posting without a title: `photo_vector_only`) has a curve of
+its own, ``photos``, fitted on real photos: the grocery catalog's training products
+(``benchmarks/bench_calibration.py --grocery --write-photos``; its held-back products are only
+measured). Every other pair, photo vectors and titles together included, goes through the
+Shopee curve.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from core.errors import SameSameError
 from core.pipelines import get_pipeline
 from core.pipelines.inputs import load_inputs
 from core.settings import MatchSettings
-from core.verdict_words import default_probability
+from core.verdict_words import default_probability, title_probability
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -60,6 +67,8 @@ class Calibration:
     ``x``/``y``: the isotonic curve's corner points (linear between, flat outside);
     ``a``/``b``: Platt's p = 1 / (1 + exp(-(a·logit(z) + b))). ``reference``: the thresholds
     the input number is computed at. ``fitted_on``: in words, with ``pairs``/``same`` counts.
+    ``photos``: the curve of pairs whose only evidence is photo vectors (`photo_vector_only`),
+    where the main curve was fitted on data without pixels; None: the main curve for all.
     """
 
     pipeline: str
@@ -72,6 +81,7 @@ class Calibration:
     fitted_on: str = ""
     pairs: int = 0
     same: int = 0
+    photos: Calibration | None = None
 
     def probability(self, z: np.ndarray) -> np.ndarray:
         """P(same) of default numbers ``z`` (NaN stays NaN)."""
@@ -88,15 +98,28 @@ class Calibration:
         """``settings`` with the thresholds this curve was fitted at."""
         return settings.replace(**self.reference) if self.reference else settings
 
+    def probability_of(self, z: np.ndarray, photo_only: np.ndarray) -> np.ndarray:
+        """P(same) of default numbers ``z``: the ``photos`` curve where ``photo_only``."""
+        p = self.probability(z)
+        if self.photos is None:
+            return p
+        return np.where(np.asarray(photo_only, bool), self.photos.probability(z), p)
+
     def apply(
         self, frame: pd.DataFrame, settings: MatchSettings, has_titles: np.ndarray | None = None
     ) -> np.ndarray:
-        """P(same) of stored or scored pairs (their score columns)."""
-        return self.probability(default_probability(frame, self.settings(settings), has_titles))
+        """P(same) of stored or scored pairs (their score columns): the ``photos`` curve for
+        pairs whose only evidence is photo vectors, the main curve for the rest."""
+        settings = self.settings(settings)
+        z = default_probability(frame, settings, has_titles)
+        if self.photos is None:
+            return self.probability(z)
+        return self.probability_of(z, photo_vector_only(frame, settings, has_titles))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["x"], out["y"] = list(self.x), list(self.y)
+        out["photos"] = None if self.photos is None else self.photos.to_dict()
         return out
 
     @classmethod
@@ -104,6 +127,8 @@ class Calibration:
         known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
         known["x"] = tuple(float(v) for v in known.get("x", ()))
         known["y"] = tuple(float(v) for v in known.get("y", ()))
+        if known.get("photos") is not None:
+            known["photos"] = cls.from_dict(known["photos"])
         calibration = cls(**known)
         calibration.check()
         return calibration
@@ -112,6 +137,8 @@ class Calibration:
         """Refuse a curve that is not a monotone map into [0, 1]."""
         if self.method not in METHODS:
             raise ValueError(f"unknown calibration method {self.method!r}")
+        if self.photos is not None:
+            self.photos.check()
         if self.method == "platt":
             if not (math.isfinite(self.a) and math.isfinite(self.b) and self.a >= 0):
                 raise ValueError("Platt calibration needs a finite slope >= 0")
@@ -123,6 +150,22 @@ class Calibration:
             raise ValueError("isotonic calibration points must rise")
         if y.min() < 0 or y.max() > 1:
             raise ValueError("isotonic calibration values must lie in [0, 1]")
+
+
+#: Score columns of photo vectors (`core.verdict_words.PHOTO_LADDERS` less the hash).
+PHOTO_VECTOR_COLUMNS = ("image_cosine", "siamese_distance")
+
+
+def photo_vector_only(
+    frame: pd.DataFrame, settings: MatchSettings, has_titles: np.ndarray | None = None
+) -> np.ndarray:
+    """Pairs whose only evidence is photo vectors: an image cosine or a Siamese distance, and
+    no title score (none stored, or ``has_titles`` says one posting has no title)."""
+    vector = np.zeros(len(frame), dtype=bool)
+    for column in PHOTO_VECTOR_COLUMNS:
+        if column in frame:
+            vector |= pd.to_numeric(frame[column], errors="coerce").notna().to_numpy()
+    return vector & np.isnan(title_probability(frame, settings, has_titles))
 
 
 def _logit(z: np.ndarray) -> np.ndarray:
