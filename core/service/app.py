@@ -69,27 +69,29 @@ QUICK_BATCH = 10
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 2**20
 
 
-def create_app(
-    db_path: Path,
-    *,
-    api_key: str | None = None,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    warm: bool = True,
-):
-    """The ASGI application serving one database (FastAPI inside the body-size and API-key
-    guards). ``warm`` loads the default pipeline's query index at start-up, so the first
-    request does not wait for it."""
-    models = ServiceModels(Path(db_path))
-    lanes: dict[str, anyio.CapacityLimiter] = {}
+class _Lanes:
+    """The worker-thread lanes answers run in (`QUICK_THREADS`, `SLOW_THREADS`, and one for
+    health checks); opened at start-up, inside the event loop that uses them."""
 
-    async def in_lane(lane: str, work, *args):
-        return await anyio.to_thread.run_sync(work, *args, limiter=lanes[lane])
+    def __init__(self) -> None:
+        self.limiters: dict[str, anyio.CapacityLimiter] = {}
+
+    def open(self) -> None:
+        self.limiters["quick"] = anyio.CapacityLimiter(QUICK_THREADS)
+        self.limiters["slow"] = anyio.CapacityLimiter(SLOW_THREADS)
+        self.limiters["health"] = anyio.CapacityLimiter(1)
+
+    async def run(self, lane: str, work, *args):
+        """``work(*args)`` in a thread of ``lane``."""
+        return await anyio.to_thread.run_sync(work, *args, limiter=self.limiters[lane])
+
+
+def _lifespan(models: ServiceModels, lanes: _Lanes, warm: bool):
+    """Start-up: the lanes, then (with ``warm``) what the first requests would wait for."""
 
     @asynccontextmanager
     async def lifespan(_app):
-        lanes["quick"] = anyio.CapacityLimiter(QUICK_THREADS)
-        lanes["slow"] = anyio.CapacityLimiter(SLOW_THREADS)
-        lanes["health"] = anyio.CapacityLimiter(1)
+        lanes.open()
         if warm:  # before the port opens: a health check never meets a cold service
             try:
                 warm_up(models)
@@ -97,12 +99,22 @@ def create_app(
                 logger.exception("warming up failed")
         yield
 
-    app = FastAPI(
-        lifespan=lifespan,
-        title="SameSame",
-        summary="Which catalog postings are the same product as a new listing.",
-        version="1",
-    )
+    return lifespan
+
+
+def _error_field(location: tuple) -> str | None:
+    """The request field a validation error's location names (``items[0].title``), without
+    the part of the request it came in (body, query)."""
+    field = ""
+    for part in location:
+        if part in ("body", "query"):
+            continue
+        field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else str(part)
+    return field or None
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every refusal and failure as the service's one error body, with its status."""
 
     @app.exception_handler(RequestError)
     async def _refused(_request, exc: RequestError) -> JSONResponse:
@@ -111,12 +123,7 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        field = ""
-        for part in first.get("loc", ()):
-            if part in ("body", "query"):
-                continue
-            field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else str(part)
-        field = field or None
+        field = _error_field(first.get("loc", ()))
         return JSONResponse(error_body(field, first.get("msg", "invalid request")), 422)
 
     @app.exception_handler(SameSameError)
@@ -131,6 +138,15 @@ def create_app(
             error_body(None, "internal error: the server's log has the details"), 500
         )
 
+
+def _needs_model(pipeline: str | None) -> bool:
+    """Whether the named pipeline answers from a trained model (its features are slow)."""
+    return pipeline in PIPELINES and get_pipeline(pipeline).needs_model
+
+
+def _add_match_routes(app: FastAPI, models: ServiceModels, lanes: _Lanes) -> None:
+    """Matching one new listing, or a batch of them."""
+
     @app.post("/v1/match", summary="Match one new listing (photo and/or title)")
     async def match(
         image: Annotated[UploadFile | None, File(description="the listing's photo")] = None,
@@ -142,10 +158,10 @@ def create_app(
         limit: Annotated[int, Form(ge=1, le=MAX_LIMIT, description="most postings listed")] = 10,
     ) -> dict[str, Any]:
         data = await image.read() if image is not None else None
-        slow = data is not None or (pipeline in PIPELINES and get_pipeline(pipeline).needs_model)
+        slow = data is not None or _needs_model(pipeline)
         request = ItemRequest(title, data, phash)
         lane = "slow" if slow else "quick"
-        return await in_lane(lane, match_item, models, request, pipeline, limit)
+        return await lanes.run(lane, match_item, models, request, pipeline, limit)
 
     @app.post("/v1/match/batch", summary="Match many listings given by title and/or hash")
     async def match_batch(body: BatchRequest) -> dict[str, Any]:
@@ -159,14 +175,16 @@ def create_app(
         def answers() -> list[dict[str, Any]]:
             return [match_item(models, r, body.pipeline, body.limit) for r in requests]
 
-        slow = len(requests) > QUICK_BATCH or (
-            body.pipeline in PIPELINES and get_pipeline(body.pipeline).needs_model
-        )
-        return {"results": await in_lane("slow" if slow else "quick", answers)}
+        slow = len(requests) > QUICK_BATCH or _needs_model(body.pipeline)
+        return {"results": await lanes.run("slow" if slow else "quick", answers)}
+
+
+def _add_catalog_routes(app: FastAPI, models: ServiceModels, lanes: _Lanes) -> None:
+    """What the catalog holds: a posting, the exports, the service's health."""
 
     @app.get("/v1/postings/{posting_id}", summary="A catalog posting and its stored matches")
     async def posting(posting_id: str) -> dict[str, Any]:
-        return await in_lane("quick", posting_answer, models, posting_id)
+        return await lanes.run("quick", posting_answer, models, posting_id)
 
     @app.get("/v1/exports/{what}", summary="Matches, clusters, verdicts or kaggle as a file")
     async def exported(
@@ -174,7 +192,7 @@ def create_app(
         pipeline: str | None = None,
         fmt: Annotated[str, Query(alias="format", description="csv or xlsx")] = "csv",
     ) -> FileResponse:
-        path = await in_lane("slow", export_file, models, what, fmt, pipeline)
+        path = await lanes.run("slow", export_file, models, what, fmt, pipeline)
         return FileResponse(
             path,
             media_type=mime_type(fmt),
@@ -185,8 +203,30 @@ def create_app(
     @app.get("/v1/health", summary="Catalog revision and which pipelines are ready")
     async def healthy() -> dict[str, Any]:
         # Its own lane: a monitor's probe never waits behind a long batch or an index build.
-        return await in_lane("health", health, models)
+        return await lanes.run("health", health, models)
 
+
+def create_app(
+    db_path: Path,
+    *,
+    api_key: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    warm: bool = True,
+):
+    """The ASGI application serving one database (FastAPI inside the body-size and API-key
+    guards). ``warm`` loads the default pipeline's query index at start-up, so the first
+    request does not wait for it."""
+    models = ServiceModels(Path(db_path))
+    lanes = _Lanes()
+    app = FastAPI(
+        lifespan=_lifespan(models, lanes, warm),
+        title="SameSame",
+        summary="Which catalog postings are the same product as a new listing.",
+        version="1",
+    )
+    _add_error_handlers(app)
+    _add_match_routes(app, models, lanes)
+    _add_catalog_routes(app, models, lanes)
     guarded = BodyLimit(app, max_upload_bytes)
     return ApiKey(guarded, api_key) if api_key else guarded
 
