@@ -1,5 +1,5 @@
-"""Embed page: image embeddings (MobileNet), Siamese training + embedding, training the best
-matcher, and matching now.
+"""Embed page: image embeddings (MobileNet), Siamese training + embedding (their sections in
+`ui.embedding_view`), training the best matcher, and matching now.
 
 TensorFlow is imported only when one of the model buttons is pressed.
 """
@@ -9,13 +9,9 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-import pandas as pd
 import streamlit as st
 
 from core import models
-from core.embedders.backbones import backbone_details, resolve_siamese_inputs
-from core.embedders.siamese import trained_members
-from core.embedding import embed_catalog
 from core.errors import SameSameError, WeightsUnavailableError
 from core.evaluation import evaluate_result, labels_of
 from core.matching import ensure_ready, run_pipeline
@@ -23,15 +19,7 @@ from core.pipelines import Pipeline
 from core.pipelines.best import catalog_training
 from core.settings import MatchSettings
 from core.store import Store
-from ui import common, pipeline_bar, resources
-
-IMAGENET = models.IMAGENET
-#: The losses in words (the setting's values are short names).
-LOSS_NAMES = {
-    "triplet": "semi-hard triplet loss",
-    "margin": "boundary margin loss",
-    "arcface": "ArcFace angular-margin loss",
-}
+from ui import common, embedding_view, pipeline_bar, resources
 
 
 def _device(settings: MatchSettings) -> None:
@@ -56,143 +44,6 @@ def _device(settings: MatchSettings) -> None:
         f"Compute device: **{probe.result}**; image networks run on **{engine}** (Settings: "
         "Inference engine)."
     )
-
-
-def _embedded_status(done: int, total: int) -> None:
-    if total == 0:
-        st.info("No posting has a usable image file: there is nothing to embed.")
-        return
-    st.progress(done / total, text=f"{done:,} of {total:,} images already embedded")
-
-
-def _mobilenet(store: Store, settings: MatchSettings, images: int) -> None:
-    st.subheader("Baseline image embeddings")
-    common.show_flashes(place="mobilenet")
-    name = models.image_model_name(settings)
-    st.markdown(
-        f"Model **{name}** (ImageNet {settings.image_backbone}, "
-        f"{backbone_details(settings.image_backbone, settings.image_alpha, settings.image_size)}"
-        "). Saved in batches: a new run continues where the last stopped."
-    )
-    st.caption(
-        common.weights_note(
-            settings.image_backbone, settings.image_alpha, settings.image_size, settings
-        )
-    )
-    done = len(store.embedded_ids(name, IMAGENET))
-    _embedded_status(done, images)
-    label = "Continue embedding" if 0 < done < images else "Embed images"
-    if st.button(label, key="embed_mobilenet", type="primary", disabled=done >= images):
-        try:
-            embedder = resources.image_embedder_for(settings)
-        except WeightsUnavailableError as exc:
-            st.error(str(exc))
-            return
-        started = time.perf_counter()
-        added = embed_catalog(
-            store, embedder, progress=common.ProgressBar(f"Embedding with {name}", already=done)
-        )
-        common.flash(
-            "success",
-            f"Embedded {added:,} new images with {name} in "
-            f"{common.format_seconds(time.perf_counter() - started)}.",
-            place="mobilenet",
-        )
-        st.rerun()
-
-
-def _vector_size(settings: MatchSettings) -> str:
-    members = trained_members(settings.siamese_members, settings.siamese_train_backbone)
-    size = f"{settings.siamese_embedding_dim}-d"
-    return size if members == 1 else f"{members} networks side by side, {members} × {size}"
-
-
-def _members_note(members: int) -> str:
-    return f", {members} networks side by side" if members > 1 else ""
-
-
-def _siamese(store: Store, pipe: Pipeline, settings: MatchSettings, images: int) -> None:
-    st.subheader(f"Siamese network ({pipe.name} pipeline)")
-    common.show_flashes(place="siamese")
-    model_dir = models.siamese_dir(store)
-    version = models.siamese_version(model_dir)
-    backbone, size = resolve_siamese_inputs(
-        settings.siamese_backbone, settings.siamese_image_size, settings.resolved_weights_dir()
-    )
-    chosen = ""
-    if settings.siamese_backbone == "auto":
-        chosen = "; chosen for you" + (
-            "" if backbone == "vgg16" else ", as VGG16's weights are not on this computer"
-        )
-    details = backbone_details(backbone, settings.siamese_alpha, size)
-    st.markdown(
-        f"Training builds a Siamese network with **{LOSS_NAMES[settings.siamese_loss]}** on "
-        f"**{backbone}** ({details}, {_vector_size(settings)}{chosen}), "
-        f"{settings.siamese_epochs} epoch{'s' if settings.siamese_epochs != 1 else ''}, "
-        "from this catalog's labelled groups."
-    )
-    st.caption(common.weights_note(backbone, settings.siamese_alpha, size, settings))
-    history = models.siamese_history(model_dir)
-    train_col, embed_col = st.columns(2)
-    with train_col:
-        if version:
-            trained = models.siamese_config(model_dir)
-            st.caption(
-                f"Trained model `{version}` in `{model_dir}`: "
-                f"{LOSS_NAMES.get(trained.get('loss', ''), trained.get('loss', '?'))}, "
-                f"{trained.get('backbone', '?')} {trained.get('image_size', '?')}px"
-                + _members_note(trained.get("members", 1))
-            )
-        else:
-            st.caption("No trained model yet.")
-        if st.button("Train Siamese model", key="train_siamese", disabled=images == 0):
-            resources.tensorflow_ready()
-            started = time.perf_counter()
-            try:
-                report = pipe.train(
-                    store, settings, model_dir, progress=common.ProgressBar("Training steps")
-                )
-            except WeightsUnavailableError as exc:
-                st.error(str(exc))
-                return
-            loss = report["history"][-1]["loss"] if report["history"] else float("nan")
-            common.flash(
-                "success",
-                f"Trained on {report['images']:,} images in "
-                f"{common.format_seconds(time.perf_counter() - started)}; final loss {loss:.4f}.",
-                place="siamese",
-            )
-            st.rerun()
-    with embed_col:
-        done = len(store.embedded_ids(models.SIAMESE, version)) if version else 0
-        if version:
-            _embedded_status(done, images)
-        else:
-            st.caption("Embedding needs a trained model.")
-        if st.button(
-            "Embed with the Siamese model",
-            key="embed_siamese",
-            disabled=not version or done >= images,
-        ):
-            embedder = resources.siamese_embedder(
-                str(model_dir), version, settings.batch_size, settings.inference_backend
-            )
-            started = time.perf_counter()
-            added = embed_catalog(
-                store, embedder, progress=common.ProgressBar("Siamese embedding", already=done)
-            )
-            common.flash(
-                "success",
-                f"Embedded {added:,} new images with the Siamese model in "
-                f"{common.format_seconds(time.perf_counter() - started)}.",
-                place="siamese",
-            )
-            st.rerun()
-    common.in_sample_note(store, pipe)
-    if history:
-        st.caption("Training loss per epoch")
-        curve = pd.DataFrame(history).set_index("epoch")[["loss"]]
-        st.line_chart(curve, x_label="epoch", y_label="training loss", height=220)
 
 
 def _best(store: Store, pipe: Pipeline, settings: MatchSettings) -> None:
@@ -395,13 +246,13 @@ def main() -> None:
         pipeline_bar.header(store, settings)
         _device(settings)
         images = int(store.info()["images"]["ok"])
-        _mobilenet(store, settings, images)
+        embedding_view.mobilenet_section(store, settings, images)
         st.divider()
         for pipe in common.pipelines():
             if not pipe.trainable:
                 continue
             if pipe.trains_on_images:
-                _siamese(store, pipe, settings, images)
+                embedding_view.siamese_section(store, pipe, settings, images)
             else:
                 _best(store, pipe, settings)
             st.divider()
