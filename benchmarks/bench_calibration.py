@@ -25,14 +25,18 @@ backbone (the cheap path on a CPU; the settings' own backbone may be VGG16 or Ef
 trained on the training products and measured on products it never saw: the held-back ones by
 a model trained on all 48, each of the 4 training folds by a model trained on the other three.
 The shipped curves are measured on the held-back products; ``--write-photos`` fits the
-photo-only curves (`rule_calibration.Calibration.photos`: pairs whose only evidence is photo
-vectors) on the 4 training folds, writes them beside the Shopee curves and measures them.
+photo-only curves of the backbone (`rule_calibration.Calibration.photos`: pairs whose only
+evidence is photo vectors) on the 4 training folds, writes them beside the Shopee curves and
+the other backbones' and measures them. ``--backbone efficientnet-lite2`` (or ``-lite0``)
+embeds with that backbone instead of MobileNet 0.25 (the baseline at its own photo cosine, and
+under the Siamese); with no photo curve of its own, the other backbones' are measured on it.
 
     python benchmarks/bench_calibration.py                    # measure the shipped curves
     python benchmarks/bench_calibration.py --write            # refit them (selection part)
     python benchmarks/bench_calibration.py --pipelines best --best-model /tmp/best-selection
     python benchmarks/bench_calibration.py --grocery --pipelines baseline,ensemble
     python benchmarks/bench_calibration.py --grocery --write-photos
+    python benchmarks/bench_calibration.py --grocery --write-photos --backbone efficientnet-lite2
 """
 
 from __future__ import annotations
@@ -69,11 +73,20 @@ ABOUT = (
     "benchmarks/bench_calibration.py: --write (the Shopee curves), "
     "--grocery --write-photos (the photo-only curves)"
 )
-#: The MobileNet the grocery photos are embedded with: alpha, input pixels.
-PHOTO_ALPHA, PHOTO_SIZE = 0.25, 224
+#: The backbones the grocery photos can be embedded with (``--backbone``): alpha, input pixels.
+PHOTO_INPUTS = {
+    "mobilenet": (0.25, 224),
+    "efficientnet-lite0": (1.0, 224),
+    "efficientnet-lite2": (1.0, 260),
+}
 
 
-def rule_pairs(name: str, catalog: pd.DataFrame, vectors: np.ndarray | None = None) -> pd.DataFrame:
+def rule_pairs(
+    name: str,
+    catalog: pd.DataFrame,
+    vectors: np.ndarray | None = None,
+    settings: MatchSettings | None = None,
+) -> pd.DataFrame:
     """Every relaxed candidate pair of ``catalog`` scored by rule pipeline ``name`` (with
     ``vectors``, one per row, as its photo vectors), with ``same`` from the labels, whether
     both postings have a title, and ``z`` (the default number at the reference thresholds)."""
@@ -82,12 +95,13 @@ def rule_pairs(name: str, catalog: pd.DataFrame, vectors: np.ndarray | None = No
 
     by_id = None if vectors is None else dict(zip(catalog["posting_id"], vectors, strict=True))
     inputs = MatchInputs.from_frame(catalog, by_id, None if by_id is None else "bench")
-    pairs = scored_candidates(get_pipeline(name), inputs, MatchSettings(), relaxed=True)
+    settings = settings or MatchSettings()
+    pairs = scored_candidates(get_pipeline(name), inputs, settings, relaxed=True)
     labels = catalog["label_group"].to_numpy()
     pairs["same"] = labels[pairs["left"]] == labels[pairs["right"]]
     titled = catalog["title_norm"].fillna("").to_numpy(object) != ""
     pairs["has_titles"] = titled[pairs["left"]] & titled[pairs["right"]]
-    reference = MatchSettings().replace(**rc.reference_thresholds())
+    reference = settings.replace(**rc.reference_thresholds())
     pairs["z"] = default_probability(pairs, reference, pairs["has_titles"].to_numpy())
     return pairs
 
@@ -231,24 +245,35 @@ def grocery_catalog(folder: Path = GROCERY) -> tuple[pd.DataFrame, list[Path]]:
     return catalog, [folder / "images" / name for name in catalog["image"]]
 
 
-def imagenet_vectors(paths: list[Path]) -> np.ndarray:
-    """The baseline's photo vectors: MobileNet alpha 0.25 with its ImageNet weights."""
+def photo_settings(backbone: str) -> MatchSettings:
+    """The default settings with ``backbone``'s own photo cosine for the baseline."""
+    from core.settings.match import own_image_cosine
+
+    return MatchSettings(baseline_image_cosine=own_image_cosine(backbone))
+
+
+def imagenet_vectors(paths: list[Path], backbone: str = "mobilenet") -> np.ndarray:
+    """The baseline's photo vectors: ``backbone`` with its ImageNet weights."""
     from core.embedders.mobilenet import PretrainedEmbedder
 
-    return PretrainedEmbedder("mobilenet", PHOTO_ALPHA, PHOTO_SIZE, WEIGHTS).embed(paths)
+    alpha, size = PHOTO_INPUTS[backbone]
+    return PretrainedEmbedder(backbone, alpha, size, WEIGHTS).embed(paths)
 
 
-def siamese_vectors(train: pd.DataFrame, part: pd.DataFrame, paths: list[Path]) -> np.ndarray:
+def siamese_vectors(
+    train: pd.DataFrame, part: pd.DataFrame, paths: list[Path], backbone: str = "mobilenet"
+) -> np.ndarray:
     """The ensemble's photo vectors of ``part``: a Siamese network with the default settings
-    (on the frozen MobileNet 0.25) trained on ``train``'s products only."""
+    (on the frozen ``backbone``) trained on ``train``'s products only."""
     from core.embedders.siamese import SiameseConfig
     from core.embedders.siamese_training import train_siamese
 
     settings = MatchSettings()
+    alpha, size = PHOTO_INPUTS[backbone]
     config = SiameseConfig(
-        backbone="mobilenet",
-        alpha=PHOTO_ALPHA,
-        image_size=PHOTO_SIZE,
+        backbone=backbone,
+        alpha=alpha,
+        image_size=size,
         embedding_dim=settings.siamese_embedding_dim,
         epochs=settings.siamese_epochs,
         loss=settings.siamese_loss,
@@ -271,11 +296,13 @@ def siamese_vectors(train: pd.DataFrame, part: pd.DataFrame, paths: list[Path]) 
     return model.embed([paths[i] for i in part.index])
 
 
-def photo_pairs(name: str, part: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
+def photo_pairs(
+    name: str, part: pd.DataFrame, vectors: np.ndarray, settings: MatchSettings
+) -> pd.DataFrame:
     """``part``'s relaxed candidate pairs, matched as a catalog of its own, whose only
     evidence is photo vectors (on the grocery photos: all that have vectors)."""
-    pairs = rule_pairs(name, part.reset_index(drop=True), vectors)
-    only = rc.photo_vector_only(pairs, MatchSettings(), pairs["has_titles"].to_numpy())
+    pairs = rule_pairs(name, part.reset_index(drop=True), vectors, settings)
+    only = rc.photo_vector_only(pairs, settings, pairs["has_titles"].to_numpy())
     return pairs[only].reset_index(drop=True)
 
 
@@ -309,9 +336,14 @@ def grocery_main(args: argparse.Namespace, wanted: list[str]) -> int:
         f" products); {held['label_group'].nunique()} held back ({len(held)} photos), matched "
         "as one catalog; image only"
     )
+    backbone, settings = args.backbone, photo_settings(args.backbone)
     started = time.perf_counter()
-    imagenet = imagenet_vectors(paths)
-    print(f"MobileNet 0.25 vectors of {len(paths)} photos in {time.perf_counter() - started:.0f}s")
+    imagenet = imagenet_vectors(paths, backbone) if "baseline" in wanted else None
+    print(
+        f"{backbone} {PHOTO_INPUTS[backbone]} vectors of {len(paths)} photos in "
+        f"{time.perf_counter() - started:.0f}s; baseline cosine ≥ "
+        f"{settings.baseline_image_cosine}"
+    )
     shipped = rc.default_calibrations()
     rows, written = [], {}
     for name in wanted:
@@ -322,14 +354,14 @@ def grocery_main(args: argparse.Namespace, wanted: list[str]) -> int:
         def vectors(part: pd.DataFrame, fitted_on: pd.DataFrame, name: str = name) -> np.ndarray:
             if name == "baseline":
                 return imagenet[part.index]
-            return siamese_vectors(fitted_on, part, paths)
+            return siamese_vectors(fitted_on, part, paths, backbone)
 
-        held_pairs = photo_pairs(name, held, vectors(held, train))
+        held_pairs = photo_pairs(name, held, vectors(held, train), settings)
         z, same = held_pairs["z"].to_numpy(), held_pairs["same"].to_numpy()
         matched = held_pairs["matched"].to_numpy(bool)
         curve = shipped[name]
         row = report(f"{name}, the Shopee curve", curve.probability(z), same, matched)
-        raw = default_probability(held_pairs, MatchSettings(), held_pairs["has_titles"])
+        raw = default_probability(held_pairs, settings, held_pairs["has_titles"])
         row["raw_pairs"] = rc.expected_calibration_error(raw, same)
         row["raw_matched"] = rc.expected_calibration_error(raw[matched], same[matched])
         print(
@@ -337,27 +369,34 @@ def grocery_main(args: argparse.Namespace, wanted: list[str]) -> int:
             f"(all), {row['raw_matched']:.4f} (matched)"
         )
         rows.append(row)
-        photos = curve.photos
+        photos = curve.photos.get(backbone)
         if args.write_photos:
             fold_pairs = [
-                photo_pairs(name, fold, vectors(fold, train.drop(index=fold.index)))
+                photo_pairs(name, fold, vectors(fold, train.drop(index=fold.index)), settings)
                 for fold in folds
             ]
             photos, scores = choose_and_fit(
                 name,
                 fold_pairs,
                 fitted_on=(
-                    f"grocery photos, image only: the {train['label_group'].nunique()} products "
+                    f"grocery photos, image only, {backbone} {PHOTO_INPUTS[backbone]}: the "
+                    f"{train['label_group'].nunique()} products "
                     f"not held back, {SELECTION_FOLDS} product folds matched as catalogs of their "
                     "own (photo vectors from models that never saw the fold), relaxed candidates"
                 ),
             )
             print_choice(name, photos, scores)
             print_folds(name, photos.method, fold_pairs)
-            written[name] = dataclasses.replace(curve, photos=photos)
+            written[name] = dataclasses.replace(curve, photos={**curve.photos, backbone: photos})
         if photos is not None:
             p = photos.probability(z)
-            rows.append(report(f"{name}, the photo curve ({photos.method})", p, same, matched))
+            what = f"{name}, the {backbone} photo curve ({photos.method})"
+            rows.append(report(what, p, same, matched))
+        elif curve.photos:
+            for other, photos in curve.photos.items():  # how another backbone's carries over
+                p = photos.probability(z)
+                what = f"{name}, the {other} photo curve ({photos.method})"
+                rows.append(report(what, p, same, matched))
     if written:
         rc.write_default({**shipped, **written}, about=ABOUT)
         print(f"\nwrote {rc.DEFAULT_FILE}")
@@ -395,6 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--grocery-dir", type=Path, default=GROCERY)
     parser.add_argument(
+        "--backbone",
+        default="mobilenet",
+        choices=tuple(PHOTO_INPUTS),
+        help="with --grocery: the ImageNet backbone of the photo vectors and of the Siamese",
+    )
+    parser.add_argument(
         "--hold-back", type=int, default=GROCERY_HOLD_BACK, help="grocery products held back"
     )
     parser.add_argument(
@@ -428,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write and curves:
         shipped = rc.default_calibrations()
         kept = {  # the photo-only curves (`--grocery --write-photos`) stay
-            name: dataclasses.replace(curve, photos=getattr(shipped.get(name), "photos", None))
+            name: dataclasses.replace(curve, photos=getattr(shipped.get(name), "photos", {}))
             for name, curve in curves.items()
         }
         rc.write_default({**shipped, **kept}, about=ABOUT)

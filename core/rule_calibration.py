@@ -18,11 +18,12 @@ Settings changes which pairs match, not how sure a pair is. Photo-vector thresho
 run's own (cosines differ by backbone).
 
 The Shopee data has no pixels, so a pair whose only evidence is photo vectors (an image
-cosine or a Siamese distance, and a posting without a title: `photo_vector_only`) has a curve of
-its own, ``photos``, fitted on real photos: the grocery catalog's training products
-(``benchmarks/bench_calibration.py --grocery --write-photos``; its held-back products are only
-measured). Every other pair, photo vectors and titles together included, goes through the
-Shopee curve.
+cosine or a Siamese distance, and a posting without a title: `photo_vector_only`) has a curve
+of its own per backbone, ``photos``, fitted on real photos: the grocery catalog's training
+products (``benchmarks/bench_calibration.py --grocery --write-photos --backbone B``; its
+held-back products are only measured). The backbone is the run's (`photo_backbone`: the
+baseline's ImageNet backbone, the ensemble's Siamese backbone). Every other pair (photo vectors
+and titles together, or a backbone with no photo curve) goes through the Shopee curve.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from core.embedders.backbones import resolve_siamese_backbone
 from core.engine import scored_candidates
 from core.errors import SameSameError
 from core.pipelines import get_pipeline
@@ -67,8 +69,8 @@ class Calibration:
     ``x``/``y``: the isotonic curve's corner points (linear between, flat outside);
     ``a``/``b``: Platt's p = 1 / (1 + exp(-(a·logit(z) + b))). ``reference``: the thresholds
     the input number is computed at. ``fitted_on``: in words, with ``pairs``/``same`` counts.
-    ``photos``: the curve of pairs whose only evidence is photo vectors (`photo_vector_only`),
-    where the main curve was fitted on data without pixels; None: the main curve for all.
+    ``photos``: by backbone, the curve of pairs whose only evidence is photo vectors
+    (`photo_vector_only`), where the main curve was fitted on data without pixels.
     """
 
     pipeline: str
@@ -81,7 +83,7 @@ class Calibration:
     fitted_on: str = ""
     pairs: int = 0
     same: int = 0
-    photos: Calibration | None = None
+    photos: dict[str, Calibration] = field(default_factory=dict)
 
     def probability(self, z: np.ndarray) -> np.ndarray:
         """P(same) of default numbers ``z`` (NaN stays NaN)."""
@@ -98,28 +100,25 @@ class Calibration:
         """``settings`` with the thresholds this curve was fitted at."""
         return settings.replace(**self.reference) if self.reference else settings
 
-    def probability_of(self, z: np.ndarray, photo_only: np.ndarray) -> np.ndarray:
-        """P(same) of default numbers ``z``: the ``photos`` curve where ``photo_only``."""
-        p = self.probability(z)
-        if self.photos is None:
-            return p
-        return np.where(np.asarray(photo_only, bool), self.photos.probability(z), p)
-
     def apply(
         self, frame: pd.DataFrame, settings: MatchSettings, has_titles: np.ndarray | None = None
     ) -> np.ndarray:
-        """P(same) of stored or scored pairs (their score columns): the ``photos`` curve for
-        pairs whose only evidence is photo vectors, the main curve for the rest."""
+        """P(same) of stored or scored pairs (their score columns): the run's backbone's
+        ``photos`` curve for pairs whose only evidence is photo vectors, the main curve for the
+        rest."""
         settings = self.settings(settings)
         z = default_probability(frame, settings, has_titles)
-        if self.photos is None:
-            return self.probability(z)
-        return self.probability_of(z, photo_vector_only(frame, settings, has_titles))
+        p = self.probability(z)
+        photos = self.photos.get(photo_backbone(self.pipeline, settings)) if self.photos else None
+        if photos is None:
+            return p
+        only = photo_vector_only(frame, settings, has_titles)
+        return np.where(only, photos.probability(z), p)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["x"], out["y"] = list(self.x), list(self.y)
-        out["photos"] = None if self.photos is None else self.photos.to_dict()
+        out["photos"] = {name: curve.to_dict() for name, curve in self.photos.items()}
         return out
 
     @classmethod
@@ -127,8 +126,10 @@ class Calibration:
         known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
         known["x"] = tuple(float(v) for v in known.get("x", ()))
         known["y"] = tuple(float(v) for v in known.get("y", ()))
-        if known.get("photos") is not None:
-            known["photos"] = cls.from_dict(known["photos"])
+        photos = known.get("photos") or {}
+        if not isinstance(photos, dict):
+            raise ValueError("photos must map backbones to curves")
+        known["photos"] = {str(name): cls.from_dict(curve) for name, curve in photos.items()}
         calibration = cls(**known)
         calibration.check()
         return calibration
@@ -137,8 +138,8 @@ class Calibration:
         """Refuse a curve that is not a monotone map into [0, 1]."""
         if self.method not in METHODS:
             raise ValueError(f"unknown calibration method {self.method!r}")
-        if self.photos is not None:
-            self.photos.check()
+        for curve in self.photos.values():
+            curve.check()
         if self.method == "platt":
             if not (math.isfinite(self.a) and math.isfinite(self.b) and self.a >= 0):
                 raise ValueError("Platt calibration needs a finite slope >= 0")
@@ -154,6 +155,19 @@ class Calibration:
 
 #: Score columns of photo vectors (`core.verdict_words.PHOTO_LADDERS` less the hash).
 PHOTO_VECTOR_COLUMNS = ("image_cosine", "siamese_distance")
+
+
+def photo_backbone(pipeline: str, settings: MatchSettings) -> str:
+    """The backbone behind ``pipeline``'s photo vectors under ``settings``: the baseline's
+    ImageNet backbone, the ensemble's Siamese backbone (``auto`` resolved as training does)."""
+    if pipeline == "ensemble":
+        return _siamese_backbone(settings.siamese_backbone, settings.resolved_weights_dir())
+    return settings.image_backbone
+
+
+@cache
+def _siamese_backbone(choice: str, weights_dir: Path | None) -> str:
+    return resolve_siamese_backbone(choice, weights_dir)
 
 
 def photo_vector_only(

@@ -130,21 +130,26 @@ def test_a_labelled_catalog_gets_its_own_curve(demo_store: Store) -> None:
         ("ensemble", "siamese_distance", "text_ratio", [1.2, 1.0, 0.95, 0.7, 0.3]),
     ],
 )
-def test_photo_only_pairs_go_through_the_photo_curve(
+def test_photo_only_pairs_go_through_their_backbones_photo_curve(
     pipeline: str, photo: str, title: str, values: list[float]
 ) -> None:
     curve = rc.default_calibrations()[pipeline]
-    assert curve.photos is not None and "grocery photos" in curve.photos.fitted_on
+    photos = curve.photos["mobilenet"]
+    assert "grocery photos" in photos.fitted_on and photos.pairs > 10_000
     frame = pd.DataFrame({photo: values, title: 0.0, "hash_distance": 30.0})
-    settings = MatchSettings()
+    settings = MatchSettings(image_backbone="mobilenet", siamese_backbone="mobilenet")
+    assert rc.photo_backbone(pipeline, settings) == "mobilenet"
     z = rc.default_probability(frame, settings, np.zeros(len(frame), bool))
     untitled = curve.apply(frame, settings, np.zeros(len(frame), bool))
-    assert np.allclose(untitled, curve.photos.probability(z))
+    assert np.allclose(untitled, photos.probability(z))
     assert (np.diff(untitled) >= -1e-12).all()  # more alike photos, likelier the same
     # Titles on both sides (even unlike ones) or no photo vectors: the Shopee curve.
     titled = curve.apply(frame, settings, np.ones(len(frame), bool))
     z_titled = rc.default_probability(frame, settings, np.ones(len(frame), bool))
     assert np.allclose(titled, curve.probability(z_titled))
+    # A backbone no photo curve was fitted for: the Shopee curve.
+    other = settings.replace(image_backbone="vgg16", siamese_backbone="vgg16")
+    assert np.allclose(curve.apply(frame, other, np.zeros(len(frame), bool)), curve.probability(z))
     hashes = frame.drop(columns=[photo])
     assert not rc.photo_vector_only(hashes, settings, np.zeros(len(frame), bool)).any()
     assert np.allclose(
@@ -159,7 +164,10 @@ def test_photo_curve_survives_the_file_round_trip(tmp_path) -> None:
     rc.write_default(shipped, path)
     again = rc.default_calibrations(path)
     assert again == shipped and again["baseline"].photos == shipped["baseline"].photos
-    bad = {**shipped["baseline"].to_dict(), "photos": {"pipeline": "baseline", "method": "?"}}
+    bad = {**shipped["baseline"].to_dict(), "photos": {"mobilenet": {"pipeline": "b"}}}
+    with pytest.raises(TypeError):
+        rc.Calibration.from_dict(bad)
+    bad["photos"] = {"mobilenet": {"pipeline": "baseline", "method": "?"}}
     with pytest.raises(ValueError, match="method"):
         rc.Calibration.from_dict(bad)
 
