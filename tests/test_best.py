@@ -22,8 +22,9 @@ from core.pipelines.best import (
     tune_thresholds,
 )
 from core.pipelines.best.features import title_matrices
-from core.pipelines.best.text_features import model_codes, text_pair_features, title_facts
+from core.pipelines.best.text_features import text_pair_features
 from core.pipelines.best.thresholds import pair_f1
+from core.pipelines.best.title_facts import model_codes, title_facts
 from core.settings import MatchSettings
 from core.text import normalize_title
 

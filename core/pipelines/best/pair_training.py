@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from core.errors import SameSameError
 from core.pipelines.best.config import BestConfig
-from core.pipelines.best.features import build_pair_table
+from core.pipelines.best.features import PairTable, build_pair_table
 from core.pipelines.best.training import _lgb_params
 from core.pipelines.inputs import MatchInputs
 
@@ -107,6 +108,141 @@ def _best_threshold(
     return best
 
 
+def _candidate_rows(
+    left: np.ndarray, right: np.ndarray, given: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the labelled pairs ``given`` (i, j, same) sit among the candidates.
+
+    Returns:
+        (row of each labelled pair that is a candidate, which of ``given`` are candidates,
+        every candidate's key: smaller position × n + larger).
+    """
+    low, high = np.minimum(given[:, 0], given[:, 1]), np.maximum(given[:, 0], given[:, 1])
+    candidate_keys = np.minimum(left, right) * n + np.maximum(left, right)
+    order = np.argsort(candidate_keys)
+    wanted = low * n + high
+    at = np.searchsorted(candidate_keys[order], wanted)
+    at = np.minimum(at, len(order) - 1) if len(order) else at
+    found = (candidate_keys[order][at] == wanted) if len(order) else np.zeros(len(wanted), bool)
+    return order[at[found]], found, candidate_keys
+
+
+def _unlabelled_sample(
+    candidates: int,
+    rows: np.ndarray,
+    candidate_keys: np.ndarray,
+    rule_matches: tuple[np.ndarray, np.ndarray] | None,
+    n: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Unlabelled candidates, nearly all of them different products, are what the model will
+    mostly decide on; labelled pairs rarely show them (a reviewer sees the hard ones). A
+    sample of them joins as "different" (or as the rule said, with ``rule_matches``).
+
+    Returns:
+        (the sampled candidate rows, their weak labels, how many candidates each stands for).
+    """
+    rng = np.random.default_rng(seed)
+    unlabelled = np.setdiff1d(np.arange(candidates), rows)
+    sample_size = min(len(unlabelled), max(UNLABELLED_MIN, UNLABELLED_PER_PAIR * len(rows)))
+    sampled = rng.choice(unlabelled, sample_size, replace=False) if sample_size else unlabelled
+    weak = np.zeros(len(sampled), np.float32)
+    if rule_matches is not None and len(rule_matches[0]):
+        a, b = np.asarray(rule_matches[0], np.int64), np.asarray(rule_matches[1], np.int64)
+        matched = np.minimum(a, b) * n + np.maximum(a, b)
+        weak = np.isin(candidate_keys[sampled], matched).astype(np.float32)
+    return sampled, weak, len(unlabelled) / max(1, len(sampled))
+
+
+def _out_of_fold(
+    x: np.ndarray,
+    y: np.ndarray,
+    importance: np.ndarray,
+    fold: np.ndarray,
+    names: list[str],
+    config: BestConfig,
+) -> np.ndarray:
+    """Each pair's probability from a booster that never saw its fold.
+
+    Raises:
+        SameSameError: a fold leaves one kind of pair only to learn from.
+    """
+    oof = np.zeros(len(y), np.float32)
+    for f in np.unique(fold):
+        held = fold == f
+        if len(np.unique(y[~held])) < 2:
+            raise SameSameError("Too few same or different pairs to hold a fold out: review more")
+        booster = _booster(x[~held], y[~held], importance[~held], names, config)
+        oof[held] = booster.predict(x[held])
+    return oof
+
+
+@dataclass(frozen=True)
+class _Examples:
+    """The training examples: the labelled pairs the candidate search offers, then the sampled
+    unlabelled candidates.
+
+    Attributes:
+        rows: the labelled pairs' candidate rows.
+        found: which of the given pairs are candidates.
+        sampled: the sampled unlabelled candidate rows.
+        left, right, x, y: every example's postings, features and label (weak for the sample).
+        weight: how many candidates each example stands for in the threshold's F1.
+        importance: each example's weight in training.
+    """
+
+    rows: np.ndarray
+    found: np.ndarray
+    sampled: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    weight: np.ndarray
+    importance: np.ndarray
+
+
+def _examples(
+    table: PairTable,
+    given: np.ndarray,
+    n: int,
+    rule_matches: tuple[np.ndarray, np.ndarray] | None,
+    seed: int,
+) -> _Examples:
+    """The labelled pairs that are candidates, and a sample of the unlabelled ones.
+
+    Raises:
+        SameSameError: fewer than `MIN_EACH` same or different pairs are candidates.
+    """
+    rows, found, candidate_keys = _candidate_rows(table.left, table.right, given, n)
+    y = given[found, 2].astype(np.float32)
+    same, different = int(y.sum()), int(len(y) - y.sum())
+    if same < MIN_EACH or different < MIN_EACH:
+        raise SameSameError(
+            f"Training from pairs needs at least {MIN_EACH} 'same' and {MIN_EACH} 'different' "
+            f"pairs that the candidate search offers; {same} and {different} of the "
+            f"{len(given)} given are (review more pairs, or give more)"
+        )
+    sampled, weak, stands_for = _unlabelled_sample(
+        len(table.left), rows, candidate_keys, rule_matches, n, seed
+    )
+    every = np.concatenate([rows, sampled])
+    # A reviewer's verdict outweighs the rule's word on one unlabelled pair.
+    importance = np.concatenate([np.full(len(rows), VERDICT_WEIGHT), np.ones(len(sampled))])
+    return _Examples(
+        rows=rows,
+        found=found,
+        sampled=sampled,
+        left=table.left[every],
+        right=table.right[every],
+        x=table.features[every],
+        y=np.concatenate([y, weak]),
+        # Each sampled pair weighs in the F1 as the many unlabelled ones it stands for.
+        weight=np.concatenate([np.ones(len(rows)), np.full(len(sampled), stands_for)]),
+        importance=importance.astype(np.float32),
+    )
+
+
 def fit_from_pairs(
     inputs: MatchInputs,
     pairs: Sequence[tuple[int, int, int]],
@@ -137,74 +273,28 @@ def fit_from_pairs(
     n = inputs.size
     table = build_pair_table(inputs, config)
     given = np.asarray(pairs, dtype=np.int64).reshape(-1, 3)
-    low, high = np.minimum(given[:, 0], given[:, 1]), np.maximum(given[:, 0], given[:, 1])
-    candidate_keys = np.minimum(table.left, table.right) * n + np.maximum(table.left, table.right)
-    order = np.argsort(candidate_keys)
-    wanted = low * n + high
-    at = np.searchsorted(candidate_keys[order], wanted)
-    at = np.minimum(at, len(order) - 1) if len(order) else at
-    found = (candidate_keys[order][at] == wanted) if len(order) else np.zeros(len(wanted), bool)
-    rows = order[at[found]]
-    y = given[found, 2].astype(np.float32)
-    same, different = int(y.sum()), int(len(y) - y.sum())
-    if same < MIN_EACH or different < MIN_EACH:
-        raise SameSameError(
-            f"Training from pairs needs at least {MIN_EACH} 'same' and {MIN_EACH} 'different' "
-            f"pairs that the candidate search offers; {same} and {different} of the "
-            f"{len(given)} given are (review more pairs, or give more)"
-        )
-    # Unlabelled candidates, nearly all of them different products, are what the model will
-    # mostly decide on; labelled pairs rarely show them (a reviewer sees the hard ones). A
-    # sample of them joins as "different", weighed in the threshold's F1 as the many they
-    # stand for.
-    rng = np.random.default_rng(config.seed)
-    unlabelled = np.setdiff1d(np.arange(len(table.left)), rows)
-    sample_size = min(len(unlabelled), max(UNLABELLED_MIN, UNLABELLED_PER_PAIR * len(rows)))
-    sampled = rng.choice(unlabelled, sample_size, replace=False) if sample_size else unlabelled
-    every = np.concatenate([rows, sampled])
-    x = table.features[every]
-    weak = np.zeros(len(sampled), np.float32)
-    if rule_matches is not None and len(rule_matches[0]):
-        a, b = np.asarray(rule_matches[0], np.int64), np.asarray(rule_matches[1], np.int64)
-        matched = np.minimum(a, b) * n + np.maximum(a, b)
-        weak = np.isin(candidate_keys[sampled], matched).astype(np.float32)
-    y = np.concatenate([y, weak])
-    weight = np.concatenate(
-        [np.ones(len(rows)), np.full(len(sampled), len(unlabelled) / max(1, len(sampled)))]
-    )
-    fold, folds_by = _posting_folds(n, table.left[every], table.right[every], y, FOLDS, config.seed)
-    # A reviewer's verdict outweighs the rule's word on one unlabelled pair.
-    importance = np.concatenate([np.full(len(rows), VERDICT_WEIGHT), np.ones(len(sampled))]).astype(
-        np.float32
-    )
-    oof = np.zeros(len(y), np.float32)
-    for f in np.unique(fold):
-        held = fold == f
-        if len(np.unique(y[~held])) < 2:
-            raise SameSameError("Too few same or different pairs to hold a fold out: review more")
-        oof[held] = _booster(x[~held], y[~held], importance[~held], table.names, config).predict(
-            x[held]
-        )
-    booster = _booster(x, y, importance, table.names, config)
+    ex = _examples(table, given, n, rule_matches, config.seed)
+    fold, folds_by = _posting_folds(n, ex.left, ex.right, ex.y, FOLDS, config.seed)
+    oof = _out_of_fold(ex.x, ex.y, ex.importance, fold, table.names, config)
+    booster = _booster(ex.x, ex.y, ex.importance, table.names, config)
     judged = np.zeros(n, bool)
-    judged[table.left[rows]] = judged[table.right[rows]] = True
-    threshold, oof_f1 = _best_threshold(
-        n, table.left[every], table.right[every], y, oof, weight, judged
-    )
+    judged[table.left[ex.rows]] = judged[table.right[ex.rows]] = True
+    threshold, oof_f1 = _best_threshold(n, ex.left, ex.right, ex.y, oof, ex.weight, judged)
     config.threshold = config.threshold_low = threshold
     config.stage1_threshold = config.stage1_threshold_low = threshold
+    labelled = ex.y[: len(ex.rows)]
     info = {
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "training_seconds": round(time.perf_counter() - started, 2),
         "trained_from": "pairs",
         "postings": n,
         "pairs_given": len(given),
-        "pairs_used": len(rows),
-        "pairs_not_candidates": int((~found).sum()),
-        "same_pairs": same,
-        "different_pairs": different,
+        "pairs_used": len(ex.rows),
+        "pairs_not_candidates": int((~ex.found).sum()),
+        "same_pairs": int(labelled.sum()),
+        "different_pairs": int(len(labelled) - labelled.sum()),
         "candidate_pairs": len(table.left),
-        "unlabelled_candidates_sampled": int(len(sampled)),
+        "unlabelled_candidates_sampled": int(len(ex.sampled)),
         "weak_labels": rule_matches is not None,
         "folds_by": folds_by,
         "oof_f1": round(oof_f1, 4),

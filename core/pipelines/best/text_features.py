@@ -3,12 +3,12 @@
 Every feature is symmetric in (i, j), so the pair's order never matters. Token rarity is
 counted within the catalog being matched (not the training catalog), so "a rare word both
 titles share" means the same in a catalog of shoes and one of shampoo; model-number-like
-tokens (letters and digits) decide between products of one brand in any domain.
+tokens (letters and digits) decide between products of one brand in any domain. What each
+title says on its own (words, numbers, amounts, model numbers) is `title_facts`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,132 +16,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from core.candidates.ratio import sequence_ratio
+from core.pipelines.best.title_facts import UNITS, title_facts
 from core.threads import map_in_threads
-
-# --- Numbers and units ---------------------------------------------------------------------
-
-# Units to a base unit and factor. Titles are already normalised (lower case, punctuation
-# gone), so "0.5L" arrives as "0 5l" and "500 ML" as "500 ml".
-_UNITS: dict[str, tuple[str, float]] = {
-    "ml": ("ml", 1.0),
-    "l": ("ml", 1000.0),
-    "lt": ("ml", 1000.0),
-    "ltr": ("ml", 1000.0),
-    "liter": ("ml", 1000.0),
-    "litre": ("ml", 1000.0),
-    "cc": ("ml", 1.0),
-    "mg": ("g", 0.001),
-    "g": ("g", 1.0),
-    "gr": ("g", 1.0),
-    "gram": ("g", 1.0),
-    "grams": ("g", 1.0),
-    "gramm": ("g", 1.0),
-    "kg": ("g", 1000.0),
-    "kilo": ("g", 1000.0),
-    "mm": ("m", 0.001),
-    "cm": ("m", 0.01),
-    "m": ("m", 1.0),
-    "meter": ("m", 1.0),
-    "inch": ("inch", 1.0),
-    "in": ("inch", 1.0),
-    "pcs": ("pcs", 1.0),
-    "pc": ("pcs", 1.0),
-    "pce": ("pcs", 1.0),
-    "biji": ("pcs", 1.0),
-    "buah": ("pcs", 1.0),
-    "lembar": ("pcs", 1.0),
-    "lbr": ("pcs", 1.0),
-    "sachet": ("pcs", 1.0),
-    "pack": ("pack", 1.0),
-    "pak": ("pack", 1.0),
-    "box": ("pack", 1.0),
-    "roll": ("pack", 1.0),
-    "set": ("pack", 1.0),
-    "tab": ("tab", 1.0),
-    "tablet": ("tab", 1.0),
-    "kaplet": ("tab", 1.0),
-    "kapsul": ("tab", 1.0),
-    "caps": ("tab", 1.0),
-    "w": ("w", 1.0),
-    "watt": ("w", 1.0),
-    "v": ("v", 1.0),
-    "volt": ("v", 1.0),
-    "mah": ("mah", 1.0),
-    "gb": ("gb", 1.0),
-    "tb": ("gb", 1000.0),
-    "mb": ("gb", 0.001),
-    "oz": ("oz", 1.0),
-    "x": ("x", 1.0),
-}
-_UNIT_ALT = "|".join(sorted(_UNITS, key=len, reverse=True))
-# "0 5 l" is a decimal that lost its point; otherwise a number glued to or followed by a unit.
-_QUANTITY = re.compile(rf"\b(?:(0) (\d+)|(\d+)) ?({_UNIT_ALT})\b")
-_NUMBER = re.compile(r"\d+")
-_HAS_DIGIT = re.compile(r"\d")
-_HAS_LETTER = re.compile(r"[^\W\d_]")
-_QUANTITY_TOKEN = re.compile(rf"^\d+(?:{_UNIT_ALT})$")
-
-
-def _is_code(token: str) -> bool:
-    """A model-number-like token: letters and digits together, not an amount ("150ml")."""
-    return (
-        len(token) >= 3
-        and bool(_HAS_DIGIT.search(token))
-        and bool(_HAS_LETTER.search(token))
-        and not _QUANTITY_TOKEN.match(token)
-    )
-
-
-def model_codes(tokens: Sequence[str]) -> frozenset[str]:
-    """Model-number-like tokens of a title, and each one glued to its neighbours: titles
-    write one model as "sm g950f", "smg950f" or "sm-g950f" (normalised to "sm g950f")."""
-    codes = {t for t in tokens if _is_code(t)}
-    for a, b in zip(tokens, tokens[1:], strict=False):
-        # Only a short letter prefix or suffix ("sm" g950f, rx "580", g950 "f") or digits
-        # glue on: "64gb black" is two words, not one model.
-        short_a, short_b = _short_letters(a), _short_letters(b)
-        if (
-            (short_a and _HAS_DIGIT.search(b))
-            or (_HAS_DIGIT.search(a) and (short_b or b.isdigit()))
-        ) and _is_code(a + b):
-            codes.add(a + b)
-    return frozenset(codes)
-
-
-def _short_letters(token: str) -> bool:
-    return len(token) <= 3 and token.isalpha()
-
-
-@dataclass(frozen=True)
-class TitleFacts:
-    """Per-title facts reused by every pair the title takes part in."""
-
-    tokens: frozenset[str]
-    numbers: frozenset[str]
-    quantities: frozenset[tuple[str, float]]
-    units: frozenset[str]
-    chars: int
-    codes: frozenset[str]
-    first: str
-
-
-def title_facts(title: str) -> TitleFacts:
-    quantities = set()
-    for zero, frac, whole, unit in _QUANTITY.findall(title):
-        value = float(f"0.{frac}") if zero else float(whole)
-        base, factor = _UNITS[unit]
-        quantities.add((base, round(value * factor, 6)))
-    words = title.split()
-    return TitleFacts(
-        tokens=frozenset(words),
-        numbers=frozenset(n.lstrip("0") or "0" for n in _NUMBER.findall(title)),
-        quantities=frozenset(quantities),
-        units=frozenset(u for u, _ in quantities),
-        chars=len(title),
-        codes=model_codes(words),
-        first=words[0] if words else "",
-    )
-
 
 #: What `text_pair_features` computes (and "difflib_ratio" when asked).
 TEXT_FEATURES = (
@@ -222,7 +98,7 @@ def title_context(titles: Sequence[str]) -> TitleContext:
     # Inverse document frequency within these titles, smoothed, >= 1.
     counts = np.bincount(tokens.indices, minlength=tokens.shape[1])
     rarity = np.log((1 + len(titles)) / (1 + counts)) + 1.0
-    unit_kinds = sorted({base for base, _ in _UNITS.values()})
+    unit_kinds = sorted({base for base, _ in UNITS.values()})
     amounts = list(vocabularies["quantities"])
     quantity_unit = csr_matrix(
         (
@@ -268,12 +144,14 @@ def _row_max(matrix: csr_matrix) -> np.ndarray:
     return np.asarray(matrix.max(axis=1).todense(), dtype=np.float64).ravel()
 
 
-def _block_features(
-    titles: Sequence[str], context: TitleContext, left: np.ndarray, right: np.ndarray
-) -> dict[str, np.ndarray]:
+Features = dict[str, np.ndarray]
+
+
+def _fuzzy_features(titles: Sequence[str], left: np.ndarray, right: np.ndarray) -> Features:
+    """rapidfuzz's string similarities of each pair's titles (0..100)."""
     from rapidfuzz import fuzz, process
 
-    out: dict[str, np.ndarray] = {}
+    out: Features = {}
     first_titles = [titles[a] for a in left.tolist()]
     second_titles = [titles[b] for b in right.tolist()]
     for name, scorer in (
@@ -285,56 +163,109 @@ def _block_features(
         out[name] = process.cpdist(
             first_titles, second_titles, scorer=scorer, dtype=np.float32, workers=1
         )
+    return out
+
+
+def _word_features(
+    context: TitleContext, left: np.ndarray, right: np.ndarray
+) -> tuple[Features, csr_matrix, csr_matrix]:
+    """How many words the titles share, and their lengths; also each left title's words and
+    the words both share (the rarity features reuse them)."""
     tokens_a, _, tokens_both, count_a, count_b, shared = _shared(context.tokens, left, right)
-    out["token_jaccard"] = _ratio(shared, count_a + count_b - shared, 0.0)
-    out["tokens_shared"] = shared
     chars_a, chars_b = context.chars[left], context.chars[right]
-    out["chars_min"], out["chars_max"] = np.minimum(chars_a, chars_b), np.maximum(chars_a, chars_b)
-    out["tokens_min"], out["tokens_max"] = (
-        np.minimum(count_a, count_b),
-        np.maximum(count_a, count_b),
-    )
+    out = {
+        "token_jaccard": _ratio(shared, count_a + count_b - shared, 0.0),
+        "tokens_shared": shared,
+        "chars_min": np.minimum(chars_a, chars_b),
+        "chars_max": np.maximum(chars_a, chars_b),
+        "tokens_min": np.minimum(count_a, count_b),
+        "tokens_max": np.maximum(count_a, count_b),
+    }
+    return out, tokens_a, tokens_both
+
+
+def _number_features(context: TitleContext, left: np.ndarray, right: np.ndarray) -> Features:
+    """The numbers the titles share, and those only one has."""
     *_, numbers_a, numbers_b, numbers_shared = _shared(context.numbers, left, right)
-    out["numbers_shared"] = numbers_shared
     numbers_union = numbers_a + numbers_b - numbers_shared
-    out["numbers_only_one"] = numbers_union - numbers_shared
-    out["numbers_jaccard"] = _ratio(numbers_shared, numbers_union, np.nan)
+    return {
+        "numbers_shared": numbers_shared,
+        "numbers_only_one": numbers_union - numbers_shared,
+        "numbers_jaccard": _ratio(numbers_shared, numbers_union, np.nan),
+    }
+
+
+def _quantity_features(context: TitleContext, left: np.ndarray, right: np.ndarray) -> Features:
+    """Amounts with units both titles give, and units both give with no common amount."""
     amounts_a, amounts_b, amounts_both, *_, amounts_shared = _shared(
         context.quantities, left, right
     )
-    out["quantity_shared"] = amounts_shared
     # Same kind of unit on both sides (e.g. both volumes) but no common amount: a 250 ml
     # and a 500 ml bottle are different products however alike the rest of the title is.
     units_a = (amounts_a @ context.quantity_unit) > 0
     units_b = (amounts_b @ context.quantity_unit) > 0
     common_units = _row_sums(units_a.multiply(units_b))
     agreeing_units = _row_sums((amounts_both @ context.quantity_unit) > 0)
-    out["quantity_conflict"] = common_units - agreeing_units
+    return {"quantity_shared": amounts_shared, "quantity_conflict": common_units - agreeing_units}
+
+
+def _rarity_features(
+    context: TitleContext,
+    left: np.ndarray,
+    right: np.ndarray,
+    tokens_a: csr_matrix,
+    tokens_both: csr_matrix,
+) -> Features:
+    """The shared words weighed by rarity, and the rarest word only one title has."""
     rarity, weight = context.rarity, context.weight
     shared_weight = tokens_both @ rarity
     weight_a, weight_b = weight[left], weight[right]
-    out["rarity_jaccard"] = _ratio(shared_weight, weight_a + weight_b - shared_weight, 0.0)
-    out["rarity_containment"] = _ratio(shared_weight, np.minimum(weight_a, weight_b), 0.0)
     # The rarest word only one title has: a rare word the other lacks (a model, a flavour,
     # a colour) is what tells two near-identical titles apart.
     tokens_b = context.tokens[right]
     only_a = _row_max((tokens_a - tokens_both).multiply(rarity).tocsr())
     only_b = _row_max((tokens_b - tokens_both).multiply(rarity).tocsr())
-    out["rarity_only_one_max"] = np.maximum(only_a, only_b)
-    out["rarity_only_one_min"] = np.minimum(only_a, only_b)
+    return {
+        "rarity_jaccard": _ratio(shared_weight, weight_a + weight_b - shared_weight, 0.0),
+        "rarity_containment": _ratio(shared_weight, np.minimum(weight_a, weight_b), 0.0),
+        "rarity_only_one_max": np.maximum(only_a, only_b),
+        "rarity_only_one_min": np.minimum(only_a, only_b),
+    }
+
+
+def _code_and_first_features(
+    context: TitleContext, left: np.ndarray, right: np.ndarray
+) -> Features:
+    """Model numbers shared or in conflict, and whether both titles start with one word."""
     *_, codes_a, codes_b, codes_shared = _shared(context.codes, left, right)
-    out["codes_shared"] = codes_shared
-    # NaN when a side has no model number: absence says nothing.
-    out["codes_conflict"] = np.where(
-        (codes_a > 0) & (codes_b > 0), (codes_shared == 0).astype(np.float64), np.nan
-    )
     first_a = context.first[left]
     same_first = (first_a >= 0) & (first_a == context.first[right])
-    out["first_token_same"] = same_first
     # -1 (no first token) reads the padding: a catalog of empty titles has no rarities at all.
-    padded = np.append(rarity, 0.0)
-    out["first_token_rarity"] = np.where(same_first, padded[first_a], 0.0)
-    return out
+    padded = np.append(context.rarity, 0.0)
+    return {
+        "codes_shared": codes_shared,
+        # NaN when a side has no model number: absence says nothing.
+        "codes_conflict": np.where(
+            (codes_a > 0) & (codes_b > 0), (codes_shared == 0).astype(np.float64), np.nan
+        ),
+        "first_token_same": same_first,
+        "first_token_rarity": np.where(same_first, padded[first_a], 0.0),
+    }
+
+
+def _block_features(
+    titles: Sequence[str], context: TitleContext, left: np.ndarray, right: np.ndarray
+) -> Features:
+    """Every title feature of a block of pairs, in the order the classifier's columns take."""
+    words, tokens_a, tokens_both = _word_features(context, left, right)
+    return {
+        **_fuzzy_features(titles, left, right),
+        **words,
+        **_number_features(context, left, right),
+        **_quantity_features(context, left, right),
+        **_rarity_features(context, left, right, tokens_a, tokens_both),
+        **_code_and_first_features(context, left, right),
+    }
 
 
 def text_pair_features(

@@ -22,7 +22,7 @@ from core.errors import SameSameError
 from core.pipelines.best.config import BestConfig, training_levels
 from core.pipelines.best.graph import graph_features
 from core.pipelines.best.rescoring import Rescorer, fit_rescorer
-from core.pipelines.best.thresholds import group_folds, subset_f1, tune_thresholds
+from core.pipelines.best.thresholds import group_folds, subset_f1
 from core.pipelines.best.training_set import (
     TrainingSet,
     build_training_set,
@@ -313,6 +313,26 @@ def _training_record(
     }
 
 
+def _sub_catalogs(
+    labels: np.ndarray, config: BestConfig
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The training levels, each posting's finest sub-catalog and its coarsest one (its fold).
+
+    Sub-catalogs split by group at several sizes (e.g. halves and quarters): candidates are
+    searched within each, and the classifier sees the catalog's size as a feature, so rank and
+    density features are learnt at more than one catalog size. With a title encoder, each
+    coarsest sub-catalog is embedded by an encoder that never saw its groups (cross-fitting),
+    so the classifier learns how far to trust it on unseen products.
+    """
+    levels = training_levels(config)
+    top = max(levels)
+    part_of = group_folds(labels, top, config.seed + 1)
+    # The coarsest sub-catalogs: the folds of the out-of-fold predictions, and the splits the
+    # learned encoders are cross-fitted on (a posting's vector from a model without its fold).
+    coarsest = part_of // (top // levels[0])
+    return levels, part_of, coarsest
+
+
 def fit_stages(
     inputs: MatchInputs,
     labels: Sequence[str],
@@ -332,17 +352,7 @@ def fit_stages(
     steps = _Steps((6 if config.graph_stage else 4) + int(config.cross_encoder), progress)
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    levels = training_levels(config)
-    top = max(levels)
-    # Sub-catalogs split by group at several sizes (e.g. halves and quarters): candidates
-    # are searched within each, and the classifier sees the catalog's size as a feature, so
-    # rank and density features are learnt at more than one catalog size. With a title
-    # encoder, each coarsest sub-catalog is embedded by an encoder that never saw its groups
-    # (cross-fitting), so the classifier learns how far to trust it on unseen products.
-    part_of = group_folds(labels, top, config.seed + 1)
-    # The coarsest sub-catalogs: the folds of the out-of-fold predictions, and the splits the
-    # learned encoders are cross-fitted on (a posting's vector from a model without its fold).
-    coarsest = part_of // (top // levels[0])
+    levels, part_of, coarsest = _sub_catalogs(labels, config)
     encoder, vectors = fit_title_encoder(inputs, labels, coarsest, config, timings)
     head, head_vectors = fit_image_head(inputs, labels, coarsest, config, timings)
     if head is not None:  # a step of its own, counted once the head is known to be fitted
@@ -356,12 +366,11 @@ def fit_stages(
     steps.tick()
     training.check()
     stage1, oof = _fit_first_stage(training, config, timings, steps)
-    nv, vlabels, left, right = training.size, training.virtual_labels, training.left, training.right
-    t1, low1, oof1_f1 = tune_thresholds(nv, vlabels, left, right, oof, config.min_one)
+    t1, low1, oof1_f1 = training.tune_thresholds(oof, config.min_one)
     stage2, names2 = None, []
     if config.graph_stage:
         stage2, names2, oof = _fit_graph_stage(training, oof, config, timings, steps)
-    threshold, low, f1 = tune_thresholds(nv, vlabels, left, right, oof, config.min_one)
+    threshold, low, f1 = training.tune_thresholds(oof, config.min_one)
     config.threshold, config.threshold_low = threshold, low
     config.stage1_threshold, config.stage1_threshold_low = t1, low1
     steps.tick()

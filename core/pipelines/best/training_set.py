@@ -18,6 +18,7 @@ from core.embedders.vector_head import VectorHead, VectorHeadConfig, can_fit_cro
 from core.errors import SameSameError
 from core.pipelines.best.config import BestConfig
 from core.pipelines.best.features import PairTable, build_pair_table
+from core.pipelines.best.thresholds import tune_thresholds
 from core.pipelines.inputs import MatchInputs
 
 
@@ -65,6 +66,10 @@ class TrainingSet:
         """The fold table ``table``'s sub-catalog lies in."""
         first = sum(len(idx) for idx in self.parts[:table])
         return int(self.posting_fold[first])
+
+    def tune_thresholds(self, prob: np.ndarray, min_one: bool) -> tuple[float, float, float]:
+        """`tune_thresholds` over every sub-catalog's pairs, scored ``prob``."""
+        return tune_thresholds(self.size, self.virtual_labels, self.left, self.right, prob, min_one)
 
     def check(self) -> None:
         """Raises SameSameError where the pairs cannot train a classifier held out by fold."""
