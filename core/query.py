@@ -124,9 +124,7 @@ def query_item(
     pipe = get_pipeline(pipeline)
     settings, note = pipe.settings_for(store, settings)
     title, notice = query_title(store, item, pipe, settings, translate)
-    for said in (note, notice):
-        if said and notices is not None:
-            notices.append(said)
+    _note(notices, note, notice)
     item_hash = item.image_hash()  # decodes the picture: once per query
     vector = None
     if item.image and image_embedder is not None and image_model is not None:
@@ -140,10 +138,33 @@ def query_item(
         if best_matcher.info.get("photo_text"):
             text, said = item_photo_text(item.image)
             title = title_with_photo_text(title, text)
-            if said and notices is not None:
-                notices.append(said)
+            _note(notices, said)
         return _model_query(store, best_matcher, title, item_hash, vector, image_model, top_n)
+    item_evidence = (title, item_hash, vector, image_model)
+    frame, ids = _rule_candidates(store, pipe, settings, item_evidence, index, translate)
+    scored = pipe.score(frame, settings)
+    return _ranked(store, ids, scored, pipe.score_columns, top_n)
 
+
+def _note(notices: list[str] | None, *said: str | None) -> None:
+    """Append what was said (fallbacks, notes) to ``notices``, when the caller collects them."""
+    for text in said:
+        if text and notices is not None:
+            notices.append(text)
+
+
+def _rule_candidates(
+    store: Store,
+    pipe: Pipeline,
+    settings: MatchSettings,
+    item_evidence: tuple[str, int | None, np.ndarray | None, tuple[str, str | None] | None],
+    index: QueryIndex | None,
+    translate: Callable | None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The item's candidate pairs as the frame `Pipeline.score` reads, and each candidate's
+    posting id: from a `QueryIndex` on large catalogs, else from the catalog with the item
+    appended (``item_evidence``: its title, hash, vector and the vectors' model)."""
+    title, item_hash, vector, image_model = item_evidence
     if index is None and store.count_postings() >= INDEXED_QUERY_FROM:
         index = open_query_index(store, [image_model] if image_model else [])
     translating = pipe.translates and settings.translate_titles
@@ -154,16 +175,13 @@ def query_item(
             # catalog's translations, from the same cache the batch run fills.
             frame["left_title"] = _translated(store, list(frame["left_title"]), translate)
             frame["has_text"] = frame["left_title"].astype(bool) & bool(title)
-        ids = [index.posting_ids[p] for p in positions.tolist()]
-    else:
-        inputs = _with_item(store, title, item_hash, vector, image_model)
-        if translating:
-            catalog = _translated(store, inputs.titles[:-1], translate)
-            inputs = inputs.with_titles([*catalog, title])
-        frame, positions = _exact_frame(pipe, inputs, settings)
-        ids = [inputs.posting_ids[p] for p in positions.tolist()]
-    scored = pipe.score(frame, settings)
-    return _ranked(store, ids, scored, pipe.score_columns, top_n)
+        return frame, [index.posting_ids[p] for p in positions.tolist()]
+    inputs = _with_item(store, title, item_hash, vector, image_model)
+    if translating:
+        catalog = _translated(store, inputs.titles[:-1], translate)
+        inputs = inputs.with_titles([*catalog, title])
+    frame, positions = _exact_frame(pipe, inputs, settings)
+    return frame, [inputs.posting_ids[p] for p in positions.tolist()]
 
 
 def _with_item(
