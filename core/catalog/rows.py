@@ -4,7 +4,7 @@ problems."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +22,75 @@ def _image_folder(image_root: Path | None) -> Path | None:
     return root
 
 
+#: Reports a row problem: (field, kind, text).
+Problem = Callable[[str, str, str], None]
+
+
+def _checked_hash(given: str, problem: Problem) -> str:
+    """The given perceptual hash, lower case; '' when it is missing or not 16 hex digits."""
+    given_hash = given.strip().lower()
+    if given_hash and not is_valid_phash(given_hash):
+        problem("image_phash", "bad_hash", f"{given!r} is not 16 hex digits; ignored")
+        return ""
+    return given_hash
+
+
+def _checked_image(
+    root: Path | None, image_name: str, phash: str | None, problem: Problem
+) -> tuple[str | None, str, str | None]:
+    """(image path, status, hash) of a row's image: opened under ``root`` (its hash computed
+    unless one was given), or the reason it was refused, missing or unreadable."""
+    if root is None or not image_name:
+        return None, "none", phash
+    try:
+        resolved = resolve_image_path(root, image_name)
+    except ImageError as exc:
+        problem("image", "image_refused", str(exc))
+        return None, "refused", phash
+    try:
+        picture = open_image(resolved)
+    except ImageError as exc:
+        status = "missing" if not resolved.exists() else "corrupt"
+        kind = "image_missing" if status == "missing" else "image_unreadable"
+        problem("image", kind, str(exc).replace(str(resolved), image_name))
+        return None, status, phash
+    return str(resolved), "ok", phash or phash_hex(picture)
+
+
+def _prepare_row(rec: dict, root: Path | None, problems: list[dict]) -> dict:
+    """One row's posting; its problems are appended to ``problems`` (title, hash, image, then
+    a row with nothing to match by)."""
+    row, pid = rec["row"], rec["posting_id"]
+
+    def problem(field_name: str, kind: str, text: str) -> None:
+        problems.append(
+            {"row": row, "posting_id": pid, "field": field_name, "kind": kind, "problem": text}
+        )
+
+    title, raw_title = stored_title(rec["title"])
+    title_norm = normalize_title(title)
+    if not title_norm:
+        problem("title", "no_title", "empty title: this posting is matched by its image only")
+    given_hash = _checked_hash(rec["image_phash"], problem)
+    image_name = rec["image"].strip()
+    image_path, status, phash = _checked_image(root, image_name, given_hash or None, problem)
+    if status != "ok" and not title_norm and not phash:
+        text = "no usable title, image or hash: this posting can only match itself"
+        problem("row", "nothing_to_match", text)
+    return {
+        "posting_id": pid,
+        "title": title,
+        "raw_title": raw_title,
+        "title_norm": title_norm,
+        "image": image_name or None,
+        "image_path": image_path,
+        "image_status": status,
+        "image_phash": phash,
+        "label_group": rec["label_group"].strip() or None,
+        "source": "catalog",
+    }
+
+
 def prepare_postings(
     records: pd.DataFrame | Iterable[dict],
     image_root: Path | None,
@@ -36,64 +105,7 @@ def prepare_postings(
     records = list(records)
     total = len(records)
     for done, rec in enumerate(records, start=1):
-        row, pid = rec["row"], rec["posting_id"]
-
-        def problem(field_name: str, kind: str, text: str, row: int = row, pid: str = pid) -> None:
-            problems.append(
-                {"row": row, "posting_id": pid, "field": field_name, "kind": kind, "problem": text}
-            )
-
-        title, raw_title = stored_title(rec["title"])
-        title_norm = normalize_title(title)
-        if not title_norm:
-            problem("title", "no_title", "empty title: this posting is matched by its image only")
-
-        given_hash = rec["image_phash"].strip().lower()
-        if given_hash and not is_valid_phash(given_hash):
-            text = f"{rec['image_phash']!r} is not 16 hex digits; ignored"
-            problem("image_phash", "bad_hash", text)
-            given_hash = ""
-
-        image_name = rec["image"].strip()
-        image_path, status, phash = None, "none", given_hash or None
-        if root is not None and image_name:
-            try:
-                resolved = resolve_image_path(root, image_name)
-            except ImageError as exc:
-                status = "refused"
-                problem("image", "image_refused", str(exc))
-            else:
-                try:
-                    picture = open_image(resolved)
-                except ImageError as exc:
-                    status = "missing" if not resolved.exists() else "corrupt"
-                    kind = "image_missing" if status == "missing" else "image_unreadable"
-                    problem("image", kind, str(exc).replace(str(resolved), image_name))
-                else:
-                    status, image_path = "ok", str(resolved)
-                    if not phash:
-                        phash = phash_hex(picture)
-        elif root is None and image_name:
-            status = "none"
-        if status != "ok" and not title_norm and not phash:
-            text = "no usable title, image or hash: this posting can only match itself"
-            problem("row", "nothing_to_match", text)
-
-        label = rec["label_group"].strip() or None
-        postings.append(
-            {
-                "posting_id": pid,
-                "title": title,
-                "raw_title": raw_title,
-                "title_norm": title_norm,
-                "image": image_name or None,
-                "image_path": image_path,
-                "image_status": status,
-                "image_phash": phash,
-                "label_group": label,
-                "source": "catalog",
-            }
-        )
+        postings.append(_prepare_row(rec, root, problems))
         if progress is not None and (done % 200 == 0 or done == total):
             progress(done, total)
     return postings, problems
