@@ -290,3 +290,69 @@ def test_default_catalog_size_and_image_similarity(tmp_path: Path) -> None:
     assert 450 <= len(rows) <= 750
     within, between = mean_phash_distances(rows)
     assert within < 0.85 * between, (within, between)
+
+
+def _photo_rule_figures(catalog: Path, images: Path, weights_dir: Path, db: Path) -> dict:
+    """How the baseline's photo rule (MobileNet 0.25 cosine >= 0.85, the write-up's threshold)
+    and the whole baseline see one labelled catalog: the share of pairs of different products
+    and of one product at or above the threshold, and the precision of the baseline's pairs."""
+    from core import matching
+    from core.catalog import import_catalog
+    from core.pipelines import get_pipeline
+    from core.store import Store
+
+    with Store(db) as store:
+        import_catalog(store, catalog, images)
+        settings = store.load_settings().replace(
+            image_alpha=0.25, image_size=224, weights_dir=str(weights_dir)
+        )
+        matching.ensure_ready(store, "baseline", settings)
+        ids, vectors = store.load_embeddings(
+            get_pipeline("baseline").image_model(store, settings)[0]
+        )
+        labels = dict(zip(*store.postings(["posting_id", "label_group"]).values.T, strict=True))
+        pairs = matching.run_pipeline(store, "baseline", settings, save=False).pairs
+    group = np.array([labels[i] for i in ids])
+    upper = np.triu_indices(len(ids), 1)
+    alike = (vectors @ vectors.T)[upper] >= settings.baseline_image_cosine
+    same = (group[:, None] == group[None, :])[upper]
+    right = [labels[a] == labels[b] for a, b in zip(pairs["left"], pairs["right"], strict=True)]
+    return {
+        "different_alike": float(alike[~same].mean()),
+        "same_alike": float(alike[same].mean()),
+        "precision": float(np.mean(right)),
+        "pairs": len(right),
+        "ids": ids,
+        "group": group,
+        "alike": alike,
+    }
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_demo_products_are_told_apart_by_photos_about_as_well_as_real_ones(
+    demo_catalog: Path, grocery_dir: Path, weights_dir: Path, tmp_path: Path
+) -> None:
+    # The first demo drew flat packages that all looked alike to an ImageNet network: 16 % of
+    # the pairs of different products passed the photo rule (1 % on real grocery photos) and
+    # 94 % of the baseline's 16,391 pairs were wrong. Measured against the real photos here
+    # (now about 1.4 % against 1.0 %, and 21 % of the pairs right against 20 %).
+    demo = _photo_rule_figures(
+        demo_catalog, demo_catalog.parent / "images", weights_dir, tmp_path / "demo.db"
+    )
+    real = _photo_rule_figures(
+        grocery_dir / "catalog.csv", grocery_dir / "images", weights_dir, tmp_path / "g.db"
+    )
+    assert demo["different_alike"] <= 2 * real["different_alike"], (demo, real)
+    # The baseline's matches are about as often right as on real photos, not 6 % as before.
+    assert demo["precision"] >= 0.75 * real["precision"], (demo["precision"], real["precision"])
+    # Its known weakness stays visible: a product's postings mostly pass the photo rule, and
+    # so do many pairs of siblings (one brand and category, another size or variant).
+    family = {p.label_group: f"{p.brand}/{p.category.key}" for p in plan_demo_products()}
+    families = np.array([family[int(g)] for g in demo["group"]])
+    upper = np.triu_indices(len(demo["ids"]), 1)
+    sibling = (families[upper[0]] == families[upper[1]]) & (
+        demo["group"][upper[0]] != demo["group"][upper[1]]
+    )
+    assert demo["same_alike"] >= 0.5
+    assert demo["alike"][sibling].mean() >= 0.3

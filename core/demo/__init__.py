@@ -2,8 +2,9 @@
 
 The app must be explorable without downloading anything, so this package invents a small
 marketplace in the Shopee layout (``posting_id,image,image_phash,title,label_group``). Each
-product gets a package design drawn from its attributes (shape, colours, pattern, a label with
-the brand), and each of its 2–6 postings shows that design the way a different seller would:
+product gets a package design drawn from its attributes (shape, colours, a textured print and
+pattern, a label with the brand), and each of its 2–6 postings shows that design the way a
+different seller would:
 another background, crop, angle, lighting, stickers and watermarks, and a title written in
 mixed Indonesian/English with typos, promo words and emoji.
 

@@ -86,7 +86,7 @@ def _write_postings(
             posting_rng = random.Random(rng.getrandbits(64))
             if product.label_group not in packages:
                 package = render_package(product, image_size)
-                official = render_official_photo(package, posting_rng, image_size)
+                official = render_official_photo(package, product.design, posting_rng, image_size)
                 packages[product.label_group] = (package, official)
             package, official = packages[product.label_group]
             photo = render_posting(package, official, product, posting_rng, image_size)

@@ -8,9 +8,17 @@ from functools import lru_cache
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from core.demo.plan import DemoProduct, PackageDesign
+from core.demo.textures import textured
 from core.demo.vocabulary import _SHIRT_NECKLINE, RGB, SUPERSAMPLING, Box
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+#: How far the print's texture goes from the surface colour to the secondary one (0 to 1).
+PRINT_STRENGTH = 0.75
+APPAREL_PRINT_STRENGTH = 0.5
+#: The label band across the body (top and bottom, as shares of the body's height): narrow
+#: enough that the print shows around it (a wide flat band made every package alike to an
+#: image model), wide enough for the brand to read in a thumbnail.
+LABEL_BAND = (0.42, 0.60)
 
 
 @lru_cache(maxsize=128)
@@ -161,7 +169,7 @@ def _package_geometry(shape: str, box: Box) -> tuple[Box, Box]:
         body = box
     bx0, by0, bx1, by1 = body
     body_height = by1 - by0
-    band = (bx0, by0 + body_height * 0.36, bx1, by0 + body_height * 0.72)
+    band = (bx0, by0 + body_height * LABEL_BAND[0], bx1, by0 + body_height * LABEL_BAND[1])
     return body, band
 
 
@@ -283,7 +291,12 @@ def render_package(product: DemoProduct, image_size: int) -> Image.Image:
     mask = _body_mask(design, canvas, box, body)
     package = Image.new("RGBA", (canvas, canvas), (0, 0, 0, 0))
     _draw_silhouette(ImageDraw.Draw(package), design, box, body)
-    package.paste(Image.new("RGBA", (canvas, canvas), (*surface, 255)), (0, 0), mask)
+    # The family's print: its texture in the secondary colour over the surface colour.
+    strength = APPAREL_PRINT_STRENGTH if apparel else PRINT_STRENGTH
+    print_ = textured(
+        design.texture, canvas, design.texture_seed, surface, design.secondary, strength
+    )
+    package.paste(print_, (0, 0), mask)
     if not (design.shape == "shirt" and design.pattern not in ("stripes", "plain")):
         package = Image.alpha_composite(package, _clip(_pattern_layer(design, canvas, body), mask))
 

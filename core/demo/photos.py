@@ -9,15 +9,23 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from core.demo.drawing import _draw_text_centered, _readable_on, _shade
-from core.demo.plan import DemoProduct, _hsv
+from core.demo.plan import DemoProduct, PackageDesign, _hsv
+from core.demo.textures import textured
 from core.demo.vocabulary import (
     _SHOP_NAMES,
     _SHOP_PREFIXES,
     _SHOP_SUFFIXES,
     _STICKER_WORDS,
+    _SURFACE_TEXTURES,
     OFFICIAL_PHOTO_SHARE,
     RGB,
 )
+
+#: A seller's backdrops and how often each is used.
+BACKGROUND_KINDS = ("white", "solid", "gradient", "texture", "wood", "tiles", "clutter")
+BACKGROUND_WEIGHTS = (3, 2, 3, 2, 1, 1, 6)
+#: How large the package is drawn, as a share of the photo's side (its longer side).
+PACKAGE_SCALE = (0.8, 1.0)
 
 
 def _random_colour(rng: random.Random, light: bool) -> RGB:
@@ -27,10 +35,19 @@ def _random_colour(rng: random.Random, light: bool) -> RGB:
 
 
 def _background(rng: random.Random, noise: np.random.Generator, size: int) -> Image.Image:
-    """A seller's backdrop: studio white, plain colour, gradient, blotchy texture, wood, tiles."""
-    kind = rng.choices(
-        ("white", "solid", "gradient", "texture", "wood", "tiles"), weights=(3, 2, 3, 2, 1, 1)
-    )[0]
+    """A seller's backdrop: studio white, plain colour, gradient, blotchy texture, wood, tiles,
+    or a busy surface."""
+    kind = rng.choices(BACKGROUND_KINDS, weights=BACKGROUND_WEIGHTS)[0]
+    if kind == "clutter":
+        # A busy surface (a market table, fabric, a shelf): a texture in two random colours.
+        return textured(
+            rng.choice(_SURFACE_TEXTURES),
+            size,
+            rng.getrandbits(32),
+            _random_colour(rng, light=rng.random() < 0.5),
+            _random_colour(rng, light=False),
+            rng.uniform(0.5, 1.0),
+        ).convert("RGB")
     if kind == "white":
         return Image.new("RGB", (size, size), _shade((255, 255, 255), 1.0 - rng.uniform(0, 0.06)))
     if kind == "solid":
@@ -81,7 +98,7 @@ def _place_package(
 ) -> None:
     """Paste the package scaled, rotated and shifted, sometimes with a soft drop shadow."""
     size = photo.width
-    scale = rng.uniform(0.68, 0.9) * size / max(package.size)
+    scale = rng.uniform(*PACKAGE_SCALE) * size / max(package.size)
     scaled = package.resize(
         (max(1, round(package.width * scale)), max(1, round(package.height * scale))),
         Image.Resampling.LANCZOS,
@@ -158,14 +175,23 @@ def _add_overlays(photo: Image.Image, rng: random.Random, shop: str, price: int)
     return Image.alpha_composite(photo, layer)
 
 
-def render_official_photo(package: Image.Image, rng: random.Random, image_size: int) -> Image.Image:
-    """The brand's catalogue shot of a product: light backdrop, centred, upright.
+def render_official_photo(
+    package: Image.Image, design: PackageDesign, rng: random.Random, image_size: int
+) -> Image.Image:
+    """The brand's catalogue shot of a product: centred, upright, on the family's own light
+    backdrop (its print's texture in pale family colours, as brands stage their products).
 
     Many sellers reuse this picture instead of taking their own, which is why identical or
     near-identical images are common within a real product group.
     """
-    backdrop = _random_colour(rng, light=True) if rng.random() < 0.5 else (255, 255, 255)
-    photo = Image.new("RGBA", (image_size, image_size), (*backdrop, 255))
+    photo = textured(
+        design.texture,
+        image_size,
+        design.texture_seed ^ rng.getrandbits(8),
+        _shade(design.primary, 1.5),
+        _shade(design.secondary, 1.2),
+        0.6,
+    )
     _place_package(photo, package, rng, max_angle=4.0, max_shift=0.03)
     return photo
 

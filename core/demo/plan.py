@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from core.demo.vocabulary import (
     _PACKAGE_PATTERNS,
     _SHAPE_ASPECT,
+    _SURFACE_TEXTURES,
     BRANDS,
     CATEGORIES,
     FIRST_LABEL_GROUP,
@@ -33,6 +34,10 @@ class PackageDesign:
     pattern_phase: float
     aspect: float
     brand_upper: bool
+    #: The print's texture (one of ``_SURFACE_TEXTURES``) and its seed: what an image model
+    #: tells families apart by, as it does real packages (flat colours all look alike to it).
+    texture: str = "plain"
+    texture_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,9 @@ def plan_demo_products(n_products: int = 150, seed: int = 0) -> list[DemoProduct
         used_families.add((brand, category.key))
         family_size = min(rng.choices((1, 2, 3), weights=(5, 3, 2))[0], n_products - len(products))
         primary, secondary, cap, pattern, phase, brand_upper = _family_palette(rng)
+        # From a generator of its own, so the rest of the plan is as before textures came.
+        print_rng = random.Random(f"samesame-demo-print:{seed}:{brand}:{category.key}")
+        texture, texture_seed = print_rng.choice(_SURFACE_TEXTURES), print_rng.getrandbits(32)
         low_price, high_price = category.price_range
         base_price = rng.randrange(low_price, high_price, 500)
         variant, size = rng.choice(category.variants), rng.choice(category.sizes)
@@ -119,6 +127,8 @@ def plan_demo_products(n_products: int = 150, seed: int = 0) -> list[DemoProduct
                 pattern_phase=phase,
                 aspect=low_aspect + (high_aspect - low_aspect) * size.rank,
                 brand_upper=brand_upper,
+                texture=texture,
+                texture_seed=texture_seed,
             )
             price = round(base_price * (0.7 + 0.8 * size.rank) / 500) * 500
             products.append(

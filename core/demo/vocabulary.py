@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 #: Bump whenever the generator's output changes, so cached demo catalogs are rebuilt.
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 DEMO_FOLDER = "demo"
 CATALOG_FILE = "catalog.csv"
 IMAGES_FOLDER = "images"
@@ -315,6 +315,7 @@ _EMOJIS = ("❤", "✨", "🔥", "⭐", "💯", "❤️")
 _STICKER_WORDS = ("PROMO", "COD", "READY", "ORI", "SALE", "NEW", "FREE ONGKIR", "HOT")
 _SHIRT_NECKLINE = ((0.35, 0.0), (0.41, 0.06), (0.5, 0.085), (0.59, 0.06), (0.65, 0.0))
 _PACKAGE_PATTERNS = ("stripes", "diagonal", "dots", "circle", "wave", "split", "plain")
+_SURFACE_TEXTURES = ("zigzag", "cells", "hatch", "grain", "speckle", "marble", "plaid")
 _SHAPE_ASPECT = {  # width / height of the package, smallest to largest size of a category
     "bottle": (0.36, 0.56),
     "box": (0.68, 1.15),
