@@ -21,6 +21,13 @@ from core.workspace import open_demo
 
 
 def add_commands(sub) -> None:
+    """The import, export, verdicts, demo and info commands, in that order."""
+    _add_import(sub)
+    _add_export(sub)
+    _add_small_commands(sub)
+
+
+def _add_import(sub) -> None:
     p = sub.add_parser("import", help="import a catalog CSV (+ image folder) into the database")
     p.add_argument("catalog", help="CSV: posting_id,image,image_phash,title,label_group")
     p.add_argument("--images", help="folder the image column refers to")
@@ -40,6 +47,8 @@ def add_commands(sub) -> None:
     )
     p.set_defaults(run=cmd_import)
 
+
+def _add_export(sub) -> None:
     p = sub.add_parser(
         "export",
         help="write a pipeline's stored results (matches, clusters, verdicts or the Kaggle "
@@ -73,6 +82,9 @@ def add_commands(sub) -> None:
     )
     p.set_defaults(run=cmd_export)
 
+
+def _add_small_commands(sub) -> None:
+    """verdicts, demo and info: a flag or two each."""
     p = sub.add_parser(
         "verdicts", help="write the database's verdicts as left_id,right_id,same (1/0) CSV"
     )

@@ -30,6 +30,14 @@ from core.verdicts import pair_key
 
 
 def add_commands(sub) -> None:
+    """The embed, train, match and evaluate commands, in that order."""
+    _add_embed(sub)
+    _add_train(sub)
+    _add_match(sub)
+    _add_evaluate(sub)
+
+
+def _add_embed(sub) -> None:
     p = sub.add_parser("embed", help="compute image embeddings for the database's postings")
     p.add_argument(
         "--model",
@@ -42,6 +50,8 @@ def add_commands(sub) -> None:
     settings_args(p)
     p.set_defaults(run=cmd_embed)
 
+
+def _add_train(sub) -> None:
     trainable = [name for name, pipe in PIPELINES.items() if pipe.trainable]
     p = sub.add_parser("train", help="train the pipelines' models on labelled groups")
     p.add_argument("--catalog", help="import this CSV first (else train on the database)")
@@ -75,6 +85,8 @@ def add_commands(sub) -> None:
     settings_args(p)
     p.set_defaults(run=cmd_train)
 
+
+def _add_match(sub) -> None:
     p = sub.add_parser(
         "match", help="match postings with a pipeline and store or write the matches"
     )
@@ -91,6 +103,8 @@ def add_commands(sub) -> None:
     settings_args(p)
     p.set_defaults(run=cmd_match)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="F1, precision and recall against label_group")
     p.add_argument("--pipeline", type=pipeline_choice, default="all", help="a pipeline or all")
     oneshot_args(p)
