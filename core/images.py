@@ -7,6 +7,7 @@ plain RGB picture or raises `ImageError` with the reason.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
@@ -67,6 +68,53 @@ def check_stored_path(stored: str | Path) -> Path:
     return path
 
 
+def _checked_source(source: Path | bytes | os.PathLike[str]) -> tuple[str, io.BytesIO | Path]:
+    """(what to call the image in messages, what Pillow opens), after the cheap checks.
+
+    Raises:
+        ImageError: missing, empty or too large a file.
+    """
+    label = "uploaded image" if isinstance(source, bytes) else str(source)
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{label} is empty (0 bytes)")
+        if len(source) > MAX_IMAGE_BYTES:
+            raise ImageError(f"{label} is larger than {MAX_IMAGE_BYTES // 2**20} MB")
+        return label, io.BytesIO(source)
+    path = Path(source)
+    if not path.is_file():
+        raise ImageError(f"image file {label} does not exist")
+    size = path.stat().st_size
+    if size == 0:
+        raise ImageError(f"image file {label} is empty (0 bytes)")
+    if size > MAX_IMAGE_BYTES:
+        raise ImageError(f"image file {label} is larger than {MAX_IMAGE_BYTES // 2**20} MB")
+    return label, path
+
+
+def _decoded(
+    stream: io.BytesIO | Path, label: str, max_pixels: int, draft_size: int | None
+) -> Image.Image:
+    """The first frame, decoded, turned as its EXIF says and in RGB.
+
+    Raises:
+        ImageError: an unsupported format or too many pixels (Pillow's own errors pass).
+    """
+    with Image.open(stream) as img:
+        if img.format not in SUPPORTED_FORMATS:
+            raise ImageError(f"{label} is a {img.format} image, which is not supported")
+        if img.width * img.height > max_pixels:
+            raise ImageError(
+                f"{label} is {img.width}x{img.height} pixels, over the limit of {max_pixels:,}"
+            )
+        img.seek(0)  # animated images: the first frame stands for the product
+        if draft_size and img.format == "JPEG":
+            img.draft("RGB", (draft_size, draft_size))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+
+
 def open_image(
     source: Path | bytes | os.PathLike[str],
     *,
@@ -82,39 +130,9 @@ def open_image(
     Raises:
         ImageError: missing, empty, not an image, unsupported, too large or corrupt.
     """
-    import io
-
-    label = "uploaded image" if isinstance(source, bytes) else str(source)
-    if isinstance(source, bytes):
-        if not source:
-            raise ImageError(f"{label} is empty (0 bytes)")
-        if len(source) > MAX_IMAGE_BYTES:
-            raise ImageError(f"{label} is larger than {MAX_IMAGE_BYTES // 2**20} MB")
-        stream: io.BytesIO | Path = io.BytesIO(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ImageError(f"image file {label} does not exist")
-        size = path.stat().st_size
-        if size == 0:
-            raise ImageError(f"image file {label} is empty (0 bytes)")
-        if size > MAX_IMAGE_BYTES:
-            raise ImageError(f"image file {label} is larger than {MAX_IMAGE_BYTES // 2**20} MB")
-        stream = path
+    label, stream = _checked_source(source)
     try:
-        with Image.open(stream) as img:
-            if img.format not in SUPPORTED_FORMATS:
-                raise ImageError(f"{label} is a {img.format} image, which is not supported")
-            if img.width * img.height > max_pixels:
-                raise ImageError(
-                    f"{label} is {img.width}x{img.height} pixels, over the limit of {max_pixels:,}"
-                )
-            img.seek(0)  # animated images: the first frame stands for the product
-            if draft_size and img.format == "JPEG":
-                img.draft("RGB", (draft_size, draft_size))
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
+        return _decoded(stream, label, max_pixels, draft_size)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
