@@ -8,7 +8,7 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from core.demo.drawing import _draw_text_centered, _readable_on, _shade
+from core.demo.paint import draw_text_centered, readable_on, shade
 from core.demo.plan import DemoProduct, PackageDesign, _hsv
 from core.demo.textures import textured
 from core.demo.vocabulary import (
@@ -49,7 +49,7 @@ def _background(rng: random.Random, noise: np.random.Generator, size: int) -> Im
             rng.uniform(0.5, 1.0),
         ).convert("RGB")
     if kind == "white":
-        return Image.new("RGB", (size, size), _shade((255, 255, 255), 1.0 - rng.uniform(0, 0.06)))
+        return Image.new("RGB", (size, size), shade((255, 255, 255), 1.0 - rng.uniform(0, 0.06)))
     if kind == "solid":
         return Image.new("RGB", (size, size), _random_colour(rng, light=rng.random() < 0.85))
     coords = np.linspace(0.0, 1.0, size, dtype=np.float32)
@@ -133,13 +133,13 @@ def _add_overlays(photo: Image.Image, rng: random.Random, shop: str, price: int)
         draw.rectangle((0, 0, size - 1, size - 1), outline=colour, width=border)
         bar = (0, size - size * 0.12, size, size)
         draw.rectangle(bar, fill=colour)
-        _draw_text_centered(draw, bar, shop.upper(), fill=(255, 255, 255, 255))
+        draw_text_centered(draw, bar, shop.upper(), fill=(255, 255, 255, 255))
     if rng.random() < 0.35:
         text_layer = Image.new("RGBA", photo.size, (0, 0, 0, 0))
         ink = (255, 255, 255) if rng.random() < 0.5 else (0, 0, 0)
         line_height = size * rng.uniform(0.07, 0.11)
         top = size * rng.uniform(0.3, 0.6)
-        _draw_text_centered(
+        draw_text_centered(
             ImageDraw.Draw(text_layer),
             (0, top, size, top + line_height),
             shop,
@@ -157,7 +157,7 @@ def _add_overlays(photo: Image.Image, rng: random.Random, shop: str, price: int)
         top = 0.0 if rng.random() < 0.7 else size - height
         ribbon = (left, top, left + width, top + height)
         draw.rectangle(ribbon, fill=colour)
-        _draw_text_centered(draw, ribbon, word, fill=(255, 255, 255, 255))
+        draw_text_centered(draw, ribbon, word, fill=(255, 255, 255, 255))
     if rng.random() < 0.3:
         radius = size * rng.uniform(0.1, 0.14)
         centre_x = rng.uniform(radius, size - radius)
@@ -166,11 +166,11 @@ def _add_overlays(photo: Image.Image, rng: random.Random, shop: str, price: int)
         disc = (centre_x - radius, centre_y - radius, centre_x + radius, centre_y + radius)
         draw.ellipse(disc, fill=colour, outline=(40, 40, 40, 255), width=max(1, size // 128))
         sticker_price = round(price * rng.uniform(0.85, 1.15) / 100) * 100
-        _draw_text_centered(
+        draw_text_centered(
             draw,
             (disc[0] + radius * 0.2, disc[1], disc[2] - radius * 0.2, disc[3]),
             _price_text(sticker_price),
-            fill=(*_readable_on(colour[:3]), 255),
+            fill=(*readable_on(colour[:3]), 255),
         )
     return Image.alpha_composite(photo, layer)
 
@@ -188,8 +188,8 @@ def render_official_photo(
         design.texture,
         image_size,
         design.texture_seed ^ rng.getrandbits(8),
-        _shade(design.primary, 1.5),
-        _shade(design.secondary, 1.2),
+        shade(design.primary, 1.5),
+        shade(design.secondary, 1.2),
         0.6,
     )
     _place_package(photo, package, rng, max_angle=4.0, max_shift=0.03)

@@ -76,6 +76,61 @@ def _family_palette(rng: random.Random) -> tuple[RGB, RGB, RGB, str, float, bool
     )
 
 
+def _siblings(
+    rng: random.Random, category: Category, family_size: int
+) -> list[tuple[Variant, Size]]:
+    """(variant, size) of each product of a family. Siblings all differ from each other in the
+    same single attribute (size or variant): that is what makes them near misses."""
+    variant, size = rng.choice(category.variants), rng.choice(category.sizes)
+    if rng.random() < 0.5:
+        options = [(variant, other) for other in category.sizes if other != size]
+    else:
+        options = [(other, size) for other in category.variants if other != variant]
+    return [(variant, size), *rng.sample(options, min(family_size - 1, len(options)))]
+
+
+def _family(
+    rng: random.Random, seed: int, brand: str, category: Category, family_size: int, first: int
+) -> list[DemoProduct]:
+    """One brand+category family: one palette, pattern and print, ``family_size`` siblings
+    numbered from label group ``first``."""
+    primary, secondary, cap, pattern, phase, brand_upper = _family_palette(rng)
+    # From a generator of its own, so the rest of the plan is as before textures came.
+    print_rng = random.Random(f"samesame-demo-print:{seed}:{brand}:{category.key}")
+    texture, texture_seed = print_rng.choice(_SURFACE_TEXTURES), print_rng.getrandbits(32)
+    low_price, high_price = category.price_range
+    base_price = rng.randrange(low_price, high_price, 500)
+    products = []
+    for variant, size in _siblings(rng, category, family_size):
+        low_aspect, high_aspect = _SHAPE_ASPECT[category.shape]
+        design = PackageDesign(
+            shape=category.shape,
+            primary=primary,
+            secondary=secondary,
+            cap=cap,
+            accent=variant.colour,
+            pattern=pattern,
+            pattern_phase=phase,
+            aspect=low_aspect + (high_aspect - low_aspect) * size.rank,
+            brand_upper=brand_upper,
+            texture=texture,
+            texture_seed=texture_seed,
+        )
+        price = round(base_price * (0.7 + 0.8 * size.rank) / 500) * 500
+        products.append(
+            DemoProduct(
+                label_group=first + len(products),
+                brand=brand,
+                category=category,
+                variant=variant,
+                size=size,
+                design=design,
+                price=max(price, 1_000),
+            )
+        )
+    return products
+
+
 def plan_demo_products(n_products: int = 150, seed: int = 0) -> list[DemoProduct]:
     """The products of the demo catalog, without drawing anything.
 
@@ -101,45 +156,6 @@ def plan_demo_products(n_products: int = 150, seed: int = 0) -> list[DemoProduct
             continue
         used_families.add((brand, category.key))
         family_size = min(rng.choices((1, 2, 3), weights=(5, 3, 2))[0], n_products - len(products))
-        primary, secondary, cap, pattern, phase, brand_upper = _family_palette(rng)
-        # From a generator of its own, so the rest of the plan is as before textures came.
-        print_rng = random.Random(f"samesame-demo-print:{seed}:{brand}:{category.key}")
-        texture, texture_seed = print_rng.choice(_SURFACE_TEXTURES), print_rng.getrandbits(32)
-        low_price, high_price = category.price_range
-        base_price = rng.randrange(low_price, high_price, 500)
-        variant, size = rng.choice(category.variants), rng.choice(category.sizes)
-        # Siblings all differ from each other in the same single attribute (size or variant):
-        # that is what makes them near misses.
-        if rng.random() < 0.5:
-            options = [(variant, other) for other in category.sizes if other != size]
-        else:
-            options = [(other, size) for other in category.variants if other != variant]
-        combos = [(variant, size), *rng.sample(options, min(family_size - 1, len(options)))]
-        for variant, size in combos:
-            low_aspect, high_aspect = _SHAPE_ASPECT[category.shape]
-            design = PackageDesign(
-                shape=category.shape,
-                primary=primary,
-                secondary=secondary,
-                cap=cap,
-                accent=variant.colour,
-                pattern=pattern,
-                pattern_phase=phase,
-                aspect=low_aspect + (high_aspect - low_aspect) * size.rank,
-                brand_upper=brand_upper,
-                texture=texture,
-                texture_seed=texture_seed,
-            )
-            price = round(base_price * (0.7 + 0.8 * size.rank) / 500) * 500
-            products.append(
-                DemoProduct(
-                    label_group=FIRST_LABEL_GROUP + len(products),
-                    brand=brand,
-                    category=category,
-                    variant=variant,
-                    size=size,
-                    design=design,
-                    price=max(price, 1_000),
-                )
-            )
+        first = FIRST_LABEL_GROUP + len(products)
+        products.extend(_family(rng, seed, brand, category, family_size, first))
     return products
