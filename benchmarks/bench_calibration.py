@@ -306,10 +306,14 @@ def photo_pairs(
     return pairs[only].reset_index(drop=True)
 
 
-def print_folds(name: str, method: str, folds: list[pd.DataFrame]) -> None:
+def print_folds(name: str, method: str, folds: list[pd.DataFrame], shopee: rc.Calibration) -> None:
     """ECE of ``method`` on each fold fitted on the others: all pairs and matched pairs (how
-    much the figure moves from one set of products to another)."""
+    much the figure moves from one set of products to another); and the Shopee curve's."""
     every, matched = [], []
+    before = [
+        rc.expected_calibration_error(shopee.probability(f["z"].to_numpy()), f["same"])
+        for f in folds
+    ]
     for i, fold in enumerate(folds):
         rest = pd.concat([f for j, f in enumerate(folds) if j != i], ignore_index=True)
         curve = rc.fit(name, rest["z"].to_numpy(), rest["same"].to_numpy(), method)
@@ -321,7 +325,10 @@ def print_folds(name: str, method: str, folds: list[pd.DataFrame]) -> None:
         + ", ".join(f"{v:.4f}" for v in every)
         + " (all pairs); "
         + ", ".join(f"{v:.4f}" for v in matched)
-        + f" (matched: {', '.join(str(int(f['matched'].sum())) for f in folds)} pairs)"
+        + f" (matched: {', '.join(str(int(f['matched'].sum())) for f in folds)} pairs); "
+        + "the Shopee curve "
+        + ", ".join(f"{v:.4f}" for v in before)
+        + " (all pairs)"
     )
 
 
@@ -386,7 +393,7 @@ def grocery_main(args: argparse.Namespace, wanted: list[str]) -> int:
                 ),
             )
             print_choice(name, photos, scores)
-            print_folds(name, photos.method, fold_pairs)
+            print_folds(name, photos.method, fold_pairs, curve)
             written[name] = dataclasses.replace(curve, photos={**curve.photos, backbone: photos})
         if photos is not None:
             p = photos.probability(z)
