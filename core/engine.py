@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from core.match_cap import best_per_posting
 from core.matches import MatchResult
 from core.pair_listing import LISTED_LEFT, LISTED_RIGHT
 from core.pair_table import PairTable
@@ -80,13 +81,11 @@ class _Kept:
         self.size += len(query)
 
     def add(self, query: np.ndarray, other: np.ndarray, scored: pd.DataFrame, cap: int) -> None:
-        """Keep each query posting's ``cap`` best matches of this chunk."""
+        """Keep each query posting's ``cap`` best matches of this chunk (`best_per_posting`:
+        a query posting's candidates all come in the chunk that holds it)."""
         similarity = scored["similarity"].to_numpy(np.float32)
-        order = np.lexsort((other, -similarity, query))
-        query, other = query[order], other[order]
-        start = np.searchsorted(query, query, side="left")
-        keep = np.arange(len(query)) - start < cap
-        self._append(query[keep], other[keep], scored.iloc[order[keep]])
+        keep = np.flatnonzero(best_per_posting(query, other, similarity, cap))
+        self._append(query[keep], other[keep], scored.iloc[keep])
 
     def take(self, name: str) -> np.ndarray:
         """One column of everything kept, concatenated; the chunks are let go."""
@@ -288,7 +287,8 @@ def _listing(
 ) -> np.ndarray:
     """Which end lists each pair (int8 `LISTED_LEFT` | `LISTED_RIGHT`, 0 for neither): a
     posting offered at most ``cap`` pairs (its own plus those that chose it) lists them all;
-    one offered more lists its ``cap`` best, by similarity (then the earlier posting)."""
+    one offered more lists its ``cap`` best (`best_per_posting`: by similarity to 1e-6, then
+    the earlier posting)."""
     n = int(high.max()) + 1  # high > low: the last posting with a pair, plus one
     degree = np.bincount(low, minlength=n) + np.bincount(high, minlength=n)
     full = degree > cap
@@ -310,9 +310,7 @@ def _listing(
         side = np.repeat(np.array([0, 1], np.int8), [len(as_low), len(as_high)])
         end = np.concatenate([low[as_low], high[as_high]])
         far = np.concatenate([high[as_low], low[as_high]])
-        best = np.lexsort((far, -similarity[pair], end))
-        pair, side, end = pair[best], side[best], end[best]
-        chosen = np.arange(len(end)) - np.searchsorted(end, end, side="left") < cap
+        chosen = best_per_posting(end, far, similarity[pair], cap)
         for s in (0, 1):
             listed_by[s][pair[chosen & (side == s)]] = True
     return listed_by[0] * np.int8(LISTED_LEFT) | listed_by[1] * np.int8(LISTED_RIGHT)

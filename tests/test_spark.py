@@ -84,7 +84,6 @@ def single_machine(
     postings, _ = prepare_postings(read_catalog_csv(csv_path), None)
     inputs = MatchInputs.from_frame(pd.DataFrame(postings))
     result = get_pipeline(pipeline).match(inputs, settings or MatchSettings())
-    assert result.capped == 0  # where the cap binds, the two engines may keep different ties
     return inputs.posting_ids, pair_set(result.submission())
 
 
@@ -426,6 +425,100 @@ def test_verdicts_overrule_the_spark_job_as_they_do_one_machine(
     bad.write_text(f"left_id,right_id,same\n{missed[0]},nobody,1\n", encoding="utf-8")
     with pytest.raises(CatalogError, match=r"row 2 \('nobody'\)"):
         run_spark(spark, shopee_sample, tmp_path / "x.csv", "baseline", "exact", verdicts=bad)
+
+
+def _said(pairs: list[tuple[str, str]], verdicts: list[str]) -> pd.DataFrame:
+    """`Store.reviews` rows (ids sorted) for ``pairs``."""
+    return pd.DataFrame(
+        {
+            "left_id": [min(pair) for pair in pairs],
+            "right_id": [max(pair) for pair in pairs],
+            "verdict": verdicts,
+        }
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_matches", [2, 3])
+@pytest.mark.parametrize("pipeline", ["baseline", "ensemble"])
+def test_spark_caps_and_applies_verdicts_as_one_machine(
+    spark, shopee_sample: Path, tmp_path, monkeypatch, pipeline: str, max_matches: int
+) -> None:
+    """Where the cap binds, exact Spark candidates keep one machine's pairs (the same cap
+    function, ties to 1e-6 broken by position; each row lists what its posting lists) with
+    the same scores, and a reviewer's verdicts act after the cap on both: a pair of the most
+    crowded posting said different is dropped, an unmatched same-label pair said same is
+    added and listed by both."""
+    import core.spark.job as job
+    from core.spark.io import local_catalog
+    from core.verdicts import with_verdicts
+
+    postings, _ = prepare_postings(read_catalog_csv(shopee_sample), None)
+    inputs = MatchInputs.from_frame(pd.DataFrame(postings))
+    settings = MatchSettings(max_matches=max_matches)
+    result = get_pipeline(pipeline).match(inputs, settings)
+    assert result.capped > 50
+    frame = pd.read_csv(shopee_sample, dtype=str, keep_default_na=False)
+    label = dict(zip(frame["posting_id"], frame["label_group"], strict=True))
+    sets = result.match_sets()
+    crowded = max(sets, key=lambda p: (len(sets[p]), p))
+    different = (crowded, min(sets[crowded] - {crowded}))
+    same = next(
+        (a, b)
+        for a, b in zip(frame["posting_id"], frame["posting_id"].iloc[1:], strict=False)
+        if label[a] == label[b] and b not in sets[a] and a not in sets[b]
+    )
+    verdicts = tmp_path / "verdicts.csv"
+    pd.DataFrame(
+        {"left_id": [different[0], same[0]], "right_id": [different[1], same[1]], "same": [0, 1]}
+    ).to_csv(verdicts, index=False)
+    result = with_verdicts(result, _said([different, same], ["different", "same"]))
+    want = result.pairs
+    want_pairs = {
+        tuple(sorted((a, b))): (similarity, listed)
+        for a, b, similarity, listed in want[["left", "right", "similarity", "listed"]].itertuples(
+            index=False
+        )
+    }
+
+    written: list[pd.DataFrame] = []
+    final_pairs = job.final_pairs
+
+    def keep_written(*args, **kwargs):
+        kept, over = final_pairs(*args, **kwargs)
+        written.append(kept.toPandas())
+        return kept, over
+
+    monkeypatch.setattr(job, "final_pairs", keep_written)
+    out = tmp_path / "capped.csv"
+    report = run_spark(
+        spark, shopee_sample, out, pipeline, "exact", settings=settings, verdicts=verdicts
+    )
+    rows = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert rows["posting_id"].tolist() == inputs.posting_ids
+    got, expected = read_submission(rows), read_submission(result.submission())
+    differ = sorted(p for p in expected if got[p] != expected[p])
+    assert not differ, (
+        f"{len(differ)} rows differ, e.g. {differ[0]}: {got[differ[0]]} vs {expected[differ[0]]}"
+    )
+    assert same[1] in got[same[0]] and same[0] in got[same[1]]
+    assert different[1] not in got[different[0]] and different[0] not in got[different[1]]
+    assert report.pairs == len(want) and report.capped > 0
+
+    name = local_catalog(str(shopee_sample)).set_index("idx")["posting_id"]
+    (kept,) = written
+    on_spark = {
+        tuple(sorted((name[a], name[b]))): (similarity, listed)
+        for a, b, similarity, listed in kept[["l", "r", "similarity", "listed"]].itertuples(
+            index=False
+        )
+    }
+    assert on_spark.keys() == want_pairs.keys()
+    pairs = sorted(on_spark)
+    assert [on_spark[p][1] for p in pairs] == [want_pairs[p][1] for p in pairs]
+    np.testing.assert_allclose(
+        [on_spark[p][0] for p in pairs], [want_pairs[p][0] for p in pairs], atol=1e-6, rtol=0
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Reading a catalog into Spark, checked row by row by the single-machine import's own code,
-and writing ``posting_id,matches`` (each posting's best max_matches, as one machine keeps)."""
+and writing ``posting_id,matches`` (each posting's row: the postings it lists among the capped
+pairs of `core.spark.cap`, as one machine writes them)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from core.catalog import (
 )
 from core.errors import CatalogError, first_line
 from core.images import is_valid_phash
+from core.pair_listing import LISTED_LEFT, LISTED_RIGHT
 from core.spark.candidates import tokeniser
 
 if TYPE_CHECKING:
@@ -186,27 +188,24 @@ def _signed_hash(value: str | None) -> int | None:
     return unsigned - (1 << 64) if unsigned >= 1 << 63 else unsigned
 
 
-def capped_lists(pairs: DataFrame, max_matches: int) -> DataFrame:
-    """(idx, other) for each posting's best ``max_matches`` matches, most alike first."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    directed = pairs.select(
-        F.col("l").alias("idx"), F.col("r").alias("other"), "similarity"
-    ).unionByName(pairs.select(F.col("r").alias("idx"), F.col("l").alias("other"), "similarity"))
-    rank = F.row_number().over(
-        Window.partitionBy("idx").orderBy(F.desc("similarity"), F.col("other"))
-    )
-    return directed.withColumn("rank", rank)
-
-
-def submission(postings: DataFrame, ranked: DataFrame, max_matches: int) -> DataFrame:
-    """``idx, posting_id, matches``: the posting first, then its matches sorted, as
-    `core.matches.submission_frame` writes them."""
+def submission(postings: DataFrame, pairs: DataFrame) -> DataFrame:
+    """``idx, posting_id, matches``: the posting first, then the postings it lists in
+    ``pairs`` (l, r, listed: `core.pair_listing` bits) sorted, as one machine writes them
+    (`core.matches.listed_submission`)."""
     from pyspark.sql import functions as F
 
     ids = postings.select("idx", "posting_id")
-    kept = ranked.where(F.col("rank") <= max_matches).join(
+    listed = F.col("listed").cast("int")
+    directed = (
+        pairs.where((listed.bitwiseAND(LISTED_LEFT)) > 0)
+        .select(F.col("l").alias("idx"), F.col("r").alias("other"))
+        .unionByName(
+            pairs.where((listed.bitwiseAND(LISTED_RIGHT)) > 0).select(
+                F.col("r").alias("idx"), F.col("l").alias("other")
+            )
+        )
+    )
+    kept = directed.join(
         ids.select(F.col("idx").alias("other"), F.col("posting_id").alias("other_id")), "other"
     )
     grouped = kept.groupBy("idx").agg(F.array_sort(F.collect_set("other_id")).alias("others"))

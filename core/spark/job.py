@@ -13,7 +13,9 @@ Same input (the catalog layout, CSV or Parquet), same settings (`MatchSettings`)
    both sides and the pipeline's own `Pipeline.score` runs in ``mapInPandas`` over batches of
    pairs, after the per-modality scores are computed by the same `core.pipelines.inputs`
    functions as on one machine: no rule is written twice.
-5. **At most max_matches per posting**, best similarity first (a window per posting).
+5. **At most max_matches per posting** (`core.spark.cap`), by one machine's own function
+   over groups of postings, then a reviewer's verdicts, as one machine applies them after
+   its cap; each posting's row holds the postings it lists, as one machine writes it.
 
 ``best`` runs its trained model instead of steps 3 and 4 (`core.spark.best`): the same
 searches and pair features as one machine, as Spark tasks.
@@ -34,14 +36,8 @@ from core.pipelines import PIPELINES, Pipeline, get_pipeline
 from core.pipelines.best.model import BEST_NAME
 from core.settings import MatchSettings
 from core.spark.best import best_pairs, image_spec, load_model
-from core.spark.io import (
-    capped_lists,
-    local_catalog,
-    prepare_frame,
-    read_catalog,
-    submission,
-    write_matches,
-)
+from core.spark.cap import capped_pairs
+from core.spark.io import local_catalog, prepare_frame, read_catalog, submission, write_matches
 from core.spark.rules import held_frame, match_pairs, partitions
 from core.spark.session import SparkMatchReport, SparkOptions, require_spark, spark_session
 from core.spark.vectors import embed_frame, embedder_spec
@@ -148,39 +144,40 @@ def _vector_notices(plan: _Plan, vector_count: int, with_images: int) -> list[st
 
 
 def _matched_pairs(
-    session: SparkSession,
     plan: _Plan,
     postings: DataFrame,
     vectors: DataFrame | None,
     options: SparkOptions,
-    verdicts: str | Path | None,
     held: list[DataFrame],
 ) -> DataFrame:
-    """The matched pairs (persisted): the trained model's, or the rule pipeline's; a
-    reviewer's verdicts overrule them."""
+    """The matched pairs (persisted): the trained model's, or the rule pipeline's."""
     if plan.best_model is not None:
         found = best_pairs(postings, plan.best_model, partitions(postings), vectors)
     else:
         found = match_pairs(postings, vectors, plan.pipe, plan.settings, options, held)
-    pairs = held_frame(found, held)
-    if verdicts is not None:
-        said = verdict_frame(session, postings, verdicts)
-        pairs = held_frame(apply_verdicts(pairs, said), held)
-    return pairs
+    return held_frame(found, held)
 
 
-def _write_capped(
-    postings: DataFrame, pairs: DataFrame, max_matches: int, out: str, held: list[DataFrame]
-) -> int:
-    """Write each posting's best ``max_matches`` matches to ``out``; returns how many
-    postings had more."""
+def final_pairs(
+    session: SparkSession,
+    postings: DataFrame,
+    pairs: DataFrame,
+    max_matches: int,
+    verdicts: str | Path | None,
+    held: list[DataFrame],
+) -> tuple[DataFrame, int]:
+    """The pairs a run writes (``l, r, similarity, listed``: `core.pair_listing` bits;
+    persisted), as one machine keeps them: each posting's best ``max_matches``
+    (`core.spark.cap`), then a reviewer's verdicts (`core.spark.verdicts`: a pair said
+    different dropped, one said same listed by both ends, added even past the cap); and how
+    many postings had more than ``max_matches`` matches."""
     from pyspark.sql import functions as F
 
-    ranked = held_frame(capped_lists(pairs, max_matches), held)
-    capped = ranked.where(F.col("rank") > max_matches).select("idx").distinct()
-    capped_count = capped.count()
-    write_matches(submission(postings, ranked, max_matches), out)
-    return capped_count
+    capped, own = capped_pairs(pairs, max_matches, partitions(postings), held)
+    if verdicts is not None:
+        capped = apply_verdicts(capped, verdict_frame(session, postings, verdicts))
+    over = own.where(~F.col("kept")).select("end").distinct().count()
+    return held_frame(capped, held), over
 
 
 def _run(
@@ -211,10 +208,11 @@ def _run(
     if vectors is not None:
         clock(f"embedded {vector_count:,} images")
     notices = _vector_notices(plan, vector_count, with_images)
-    pairs = _matched_pairs(session, plan, postings, vectors, options, verdicts, held)
-    pair_count = pairs.count()
-    clock(f"found and scored candidates: {pair_count:,} matched pairs")
-    capped_count = _write_capped(postings, pairs, max_matches, out, held)
+    pairs = _matched_pairs(plan, postings, vectors, options, held)
+    clock(f"found and scored candidates: {pairs.count():,} matched pairs")
+    kept, capped_count = final_pairs(session, postings, pairs, max_matches, verdicts, held)
+    pair_count = kept.count()
+    write_matches(submission(postings, kept), out)
     if capped_count:
         notices.append(
             f"{capped_count:,} posting(s) had more than {max_matches} matches; each kept its best."

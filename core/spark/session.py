@@ -68,6 +68,7 @@ class SparkMatchReport:
 
     pipeline: str
     postings: int
+    #: Matched pairs written: after the cap and a reviewer's verdicts, as one machine keeps.
     pairs: int
     seconds: float
     candidates: str

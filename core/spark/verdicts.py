@@ -1,8 +1,10 @@
-"""A reviewer's verdicts on the Spark job's matches, as the single machine applies them
-(`core.verdicts`): a pair said to be different is dropped, a pair said to be the same that
-was not matched is added (similarity 1). The verdicts come as a labelled pairs file
-(``left_id,right_id,same``); their ids are checked against the catalog by a join, so the
-catalog is never collected to the driver."""
+"""A reviewer's verdicts on the Spark job's matches, applied after the cap
+(`core.spark.job.final_pairs`) as one machine applies them to its capped result
+(`core.verdicts`): a pair said to be different is dropped (no other takes its place), a pair
+said to be the same is listed by both ends, and added (similarity 1) when it was not kept,
+even past the cap. The verdicts come as a labelled pairs file (``left_id,right_id,same``);
+their ids are checked against the catalog by a join, so the catalog is never collected to
+the driver."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from core.catalog.pairs import SHOWN, read_pairs
 from core.errors import CatalogError
+from core.pair_listing import LISTED_BOTH
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -54,16 +57,35 @@ def verdict_frame(session: SparkSession, postings: DataFrame, path: str | Path) 
 
 
 def apply_verdicts(pairs: DataFrame, verdicts: DataFrame) -> DataFrame:
-    """``l, r, similarity`` of the matched pairs under the verdicts."""
+    """``l, r, similarity, listed`` of the capped matched pairs under the verdicts: as
+    `core.verdicts.apply_verdicts`, a pair said to be the same is listed by both ends."""
     from pyspark.sql import functions as F
 
-    slim = pairs.select(F.least("l", "r").alias("l"), F.greatest("l", "r").alias("r"), "similarity")
-    different = verdicts.where(F.col("same") == 0).select("l", "r")
-    kept = slim.join(different, ["l", "r"], "left_anti")
-    added = (
+    both = F.lit(LISTED_BOTH).cast("tinyint")
+    different = verdicts.where(F.col("same") == 0).select("l", "r").distinct()
+    same = (
         verdicts.where(F.col("same") == 1)
-        .select("l", "r")
-        .join(slim, ["l", "r"], "left_anti")
-        .withColumn("similarity", F.lit(1.0).cast(slim.schema["similarity"].dataType))
+        .select("l", "r", F.lit(True).alias("said_same"))
+        .distinct()
+    )
+    kept = (
+        pairs.join(different, ["l", "r"], "left_anti")
+        .join(same, ["l", "r"], "left")
+        .select(
+            "l",
+            "r",
+            "similarity",
+            F.when(F.col("said_same"), both).otherwise(F.col("listed")).alias("listed"),
+        )
+    )
+    added = (
+        same.select("l", "r")
+        .join(pairs, ["l", "r"], "left_anti")
+        .select(
+            "l",
+            "r",
+            F.lit(1.0).cast(pairs.schema["similarity"].dataType).alias("similarity"),
+            both.alias("listed"),
+        )
     )
     return kept.unionByName(added)
