@@ -104,7 +104,7 @@ def train_best_from_pairs(
     if store.match_run("baseline") is not None:
         found = store.load_match_pairs("baseline")
         weak = (position.get_indexer(found["left"]), position.get_indexer(found["right"]))
-    booster, names, info = fit_from_pairs(inputs, triples, config, settings.to_dict(), weak)
+    booster, names, info, config = fit_from_pairs(inputs, triples, config, settings.to_dict(), weak)
     matcher = BestMatcher(config, booster, None, names, [], None, info)
     matcher.info["image_model"] = image_model
     matcher.info["photo_text"] = settings.best_photo_text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from core.errors import SameSameError
@@ -12,9 +12,13 @@ from core.settings import MatchSettings
 ALWAYS_KEPT = ("char_sim", "hash_sim", "image_sim", "word_sim")
 
 
-@dataclass
+@dataclass(frozen=True)
 class BestConfig:
-    """How the ``best`` pipeline finds candidates, learns and decides (stored with the model)."""
+    """How the ``best`` pipeline finds candidates, learns and decides (stored with the model).
+
+    Immutable: training returns a new record with what it learnt (thresholds, blend weights,
+    which parts it could fit), so a configuration handed in is never changed behind its owner.
+    """
 
     k_word: int = 20
     k_char: int = 20
@@ -95,8 +99,9 @@ class BestConfig:
         """Whether the classifier sees feature ``name`` (see ``drop_features``)."""
         return name in ALWAYS_KEPT or not name.startswith(tuple(self.drop_features))
 
-    def copy(self) -> BestConfig:
-        return BestConfig(**asdict(self))
+    def learnt(self, **values: Any) -> BestConfig:
+        """This configuration with what training found (thresholds, weights, parts fitted)."""
+        return replace(self, **values)
 
 
 def training_levels(config: BestConfig) -> list[int]:

@@ -86,10 +86,10 @@ class BestMatcher:
     ) -> BestMatcher:
         """Learn from a labelled catalog; ``config`` defaults to what ``settings`` choose."""
         settings = settings or MatchSettings()
-        config = config.copy() if config else BestConfig.from_settings(settings)
+        config = config or BestConfig.from_settings(settings)
         done = fit_stages(inputs, labels, config, settings.to_dict(), progress)
         return cls(
-            config,
+            done.config,
             done.stage1,
             done.stage2,
             done.names1,

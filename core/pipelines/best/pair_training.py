@@ -249,7 +249,7 @@ def fit_from_pairs(
     config: BestConfig,
     settings_record: dict[str, Any],
     rule_matches: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[Any, list[str], dict[str, Any]]:
+) -> tuple[Any, list[str], dict[str, Any], BestConfig]:
     """Learn from labelled pairs (catalog positions ``i, j`` and 1 same / 0 different).
 
     Args:
@@ -257,19 +257,15 @@ def fit_from_pairs(
             catalog: the sampled unlabelled candidates take its word for them (weak labels)
             instead of all counting as different.
 
-    Sets the tuned threshold on ``config`` (and turns off what needs label groups).
-
     Returns:
-        (stage 1 booster, its feature names, training record).
+        (stage 1 booster, its feature names, training record, ``config`` with the tuned
+        threshold and what needs label groups turned off).
 
     Raises:
         SameSameError: fewer than `MIN_EACH` same or different pairs are candidates.
     """
     started = time.perf_counter()
-    config.graph_stage = False
-    config.title_model = False
-    config.image_head = False
-    config.min_one = False
+    config = config.learnt(graph_stage=False, title_model=False, image_head=False, min_one=False)
     n = inputs.size
     table = build_pair_table(inputs, config)
     given = np.asarray(pairs, dtype=np.int64).reshape(-1, 3)
@@ -280,8 +276,12 @@ def fit_from_pairs(
     judged = np.zeros(n, bool)
     judged[table.left[ex.rows]] = judged[table.right[ex.rows]] = True
     threshold, oof_f1 = _best_threshold(n, ex.left, ex.right, ex.y, oof, ex.weight, judged)
-    config.threshold = config.threshold_low = threshold
-    config.stage1_threshold = config.stage1_threshold_low = threshold
+    config = config.learnt(
+        threshold=threshold,
+        threshold_low=threshold,
+        stage1_threshold=threshold,
+        stage1_threshold_low=threshold,
+    )
     labelled = ex.y[: len(ex.rows)]
     info = {
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -301,4 +301,4 @@ def fit_from_pairs(
         "label_groups": 0,
         "settings": settings_record,
     }
-    return booster, table.names, info
+    return booster, table.names, info, config

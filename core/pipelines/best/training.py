@@ -118,9 +118,10 @@ def _nested_stage1(
 
 @dataclass(frozen=True)
 class TrainedStages:
-    """What `fit_stages` learnt: the classifiers, their feature names, the learned encoders
-    (None when off) and the training record."""
+    """What `fit_stages` learnt: the configuration with its tuned thresholds, the classifiers,
+    their feature names, the learned encoders (None when off) and the training record."""
 
+    config: BestConfig
     stage1: Any
     stage2: Any | None
     names1: list[str]
@@ -254,11 +255,11 @@ def _fit_third_stage(
     prob: np.ndarray,
     config: BestConfig,
     progress: Progress | None,
-) -> tuple[Rescorer, dict[str, Any]]:
-    """Fit the cross-encoder stage and set the thresholds, tuned on the fold it held out.
+) -> tuple[Rescorer, dict[str, Any], BestConfig]:
+    """Fit the cross-encoder stage and tune the thresholds on the fold it held out.
 
-    Returns the rescorer and what the held-out fold's F1 was before and after it, for the
-    training record.
+    Returns the rescorer, what the held-out fold's F1 was before and after it (for the
+    training record) and ``config`` with those thresholds and the blend's weights.
     """
     left, right, labels = training.left, training.right, training.virtual_labels
     started = time.perf_counter()
@@ -268,8 +269,9 @@ def _fit_third_stage(
     inside = training.posting_fold == held
     before = subset_f1(inside, labels, left, right, prob, config.min_one)[2]
     threshold, low, after = subset_f1(inside, labels, left, right, rescored, config.min_one)
-    config.threshold, config.threshold_low = threshold, low
-    config.cross_encoder_blend = list(rescorer.weights)
+    config = config.learnt(
+        threshold=threshold, threshold_low=low, cross_encoder_blend=list(rescorer.weights)
+    )
     record = {
         "held_out_fold": held,
         "held_out_f1_before": round(before, 4),
@@ -277,7 +279,7 @@ def _fit_third_stage(
         "rescored_pairs": int((rescored != prob).sum()),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    return rescorer, record
+    return rescorer, record, config
 
 
 def _training_record(
@@ -342,7 +344,7 @@ def fit_stages(
 ) -> TrainedStages:
     """Learn from a labelled catalog (``labels[i]`` is posting i's product group).
 
-    Sets the tuned thresholds on ``config``.
+    The returned stages hold ``config`` with the tuned thresholds (``config`` is unchanged).
 
     Raises:
         SameSameError: labels do not line up with the postings, or no two postings share a
@@ -359,7 +361,7 @@ def fit_stages(
         steps.add()
         steps.tick()
     # A catalog without image vectors has nothing to train the head on: no head columns.
-    config.image_head = head is not None
+    config = config.learnt(image_head=head is not None)
     training = build_training_set(
         inputs, labels, part_of, coarsest, levels, config, vectors, head_vectors, timings
     )
@@ -371,12 +373,13 @@ def fit_stages(
     if config.graph_stage:
         stage2, names2, oof = _fit_graph_stage(training, oof, config, timings, steps)
     threshold, low, f1 = training.tune_thresholds(oof, config.min_one)
-    config.threshold, config.threshold_low = threshold, low
-    config.stage1_threshold, config.stage1_threshold_low = t1, low1
+    config = config.learnt(
+        threshold=threshold, threshold_low=low, stage1_threshold=t1, stage1_threshold_low=low1
+    )
     steps.tick()
     rescorer, rescoring = None, None
     if config.cross_encoder:
-        rescorer, rescoring = _fit_third_stage(
+        rescorer, rescoring, config = _fit_third_stage(
             inputs.titles, training, oof, config, steps.within_next()
         )
         timings["cross_encoder"] = rescoring["seconds"]
@@ -384,4 +387,5 @@ def fit_stages(
     info = _training_record(labels, training, started, timings, (oof1_f1, f1), settings_record)
     if rescoring is not None:
         info["cross_encoder"] = rescoring
-    return TrainedStages(stage1, stage2, training.names, names2, encoder, head, rescorer, info)
+    names = training.names
+    return TrainedStages(config, stage1, stage2, names, names2, encoder, head, rescorer, info)
