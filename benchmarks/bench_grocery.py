@@ -97,12 +97,12 @@ def _train_and_score(train: pd.DataFrame, test: pd.DataFrame, paths, config, wei
     vectors = model.embed(test_paths)
     frame = test.reset_index(drop=True)
     metrics = held_out_f1(frame, vectors, "ensemble")
-    calibrated = config.calibrated_distance
+    calibrated = model.config.calibrated_distance
     if calibrated is not None:
         at = MatchSettings(ensemble_image_distance=calibrated)
         metrics |= {f"cal_{k}": v for k, v in held_out_f1(frame, vectors, "ensemble", at).items()}
         metrics["calibrated_distance"] = calibrated
-    return {**metrics, "train_s": round(seconds), "history": config.history}
+    return {**metrics, "train_s": round(seconds), "history": model.config.history}
 
 
 def select_and_hold_back(args, catalog, paths, weights, overrides) -> None:
@@ -259,7 +259,7 @@ def main() -> None:
                         "distance": scored["calibrated_distance"],
                     }
                 )
-            curves[(fold, loss)] = config.history
+            curves[(fold, loss)] = scored["history"]
 
     table = pd.DataFrame(rows)
     summary = table.groupby("method", sort=False)[["f1", "precision", "recall"]].mean()

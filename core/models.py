@@ -223,10 +223,10 @@ def train_siamese_model(
     record_training(store, model_dir, SIAMESE)
     return {
         "seconds": time.perf_counter() - started,
-        "history": config.history,
+        "history": embedder.config.history,
         "version": embedder.version,
         "images": len(usable),
-        "calibration": config.calibration,
+        "calibration": embedder.config.calibration,
     }
 
 

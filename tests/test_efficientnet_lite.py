@@ -155,7 +155,7 @@ def test_a_siamese_network_on_lite0_trains_saves_and_reloads_safely(
         calibration_share=0.0,
     )
     model = train_siamese(paths, chosen["label_group"].tolist(), config)
-    assert config.history[-1]["loss"] < config.history[0]["loss"]
+    assert model.config.history[-1]["loss"] < model.config.history[0]["loss"]
     model.save(tmp_path)
     again = SiameseEmbedder.load(tmp_path)
     assert again.config.backbone == "efficientnet-lite0"

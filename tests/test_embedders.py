@@ -322,7 +322,7 @@ def test_each_loss_training_lowers_it_and_pulls_a_product_together(
     )
     model = train_siamese(paths, labels.tolist(), config, weights_dir=weights_dir)
 
-    losses = [h["loss"] for h in config.history]
+    losses = [h["loss"] for h in model.config.history]
     assert losses[-1] < losses[0], losses
     same = labels[:, None] == labels[None, :]
     np.fill_diagonal(same, False)

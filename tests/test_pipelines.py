@@ -256,6 +256,8 @@ def test_siamese_trains_saves_reloads_and_feeds_the_ensemble(
     trained = train_siamese(
         paths, postings["label_group"].tolist(), config, weights_dir=weights_dir
     )
+    assert config.history == [] and config.calibrated_distance is None  # handed in unchanged
+    config = trained.config
     before = trained.embed(paths[:12])
     model_dir = tmp_path / "model"
     trained.save(model_dir)

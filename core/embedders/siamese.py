@@ -29,9 +29,10 @@ CONFIG_FILE = "siamese.json"
 Progress = Callable[[int, int], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class SiameseConfig:
-    """How the Siamese network is built and trained."""
+    """How the Siamese network is built and trained, and what its training found (history,
+    calibrated distance). Immutable: `train_siamese` returns a model holding a new record."""
 
     backbone: str = "vgg16"
     alpha: float = 1.0

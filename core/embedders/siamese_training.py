@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +146,8 @@ class _Trainer:
         self.phases = [(groups.fitted, True)] + ([(groups.trainable, False)] if refit else [])
         # Without a refit the best calibrating epoch's weights are the ones kept.
         self.restore_best = len(self.phases) == 1
-        self.members = config.members = trained_members(config.members, config.train_backbone)
+        self.members = trained_members(config.members, config.train_backbone)
+        self.config = config = replace(config, members=self.members)
         self.total = sum(
             self.steps_for(chosen) * config.epochs * self.members for chosen, _ in self.phases
         )
@@ -270,17 +271,19 @@ class _Trainer:
                 network.trained.set_weights(weights)
         return networks
 
-    def record(self) -> None:
-        """The history and the chosen calibration, onto ``config``."""
-        config = self.config
-        config.history = self.history
+    def record(self) -> SiameseConfig:
+        """The configuration with the history and the chosen calibration."""
+        distance, calibration = None, {}
         if self.chosen_calibration is not None:
             epoch, found = self.chosen_calibration
-            config.calibrated_distance = found.distance
-            config.calibration = {**found.to_dict(), "epoch": epoch, "refit": not self.restore_best}
-        else:
-            config.calibrated_distance = None
-            config.calibration = {}
+            distance = found.distance
+            calibration = {**found.to_dict(), "epoch": epoch, "refit": not self.restore_best}
+        return replace(
+            self.config,
+            history=self.history,
+            calibrated_distance=distance,
+            calibration=calibration,
+        )
 
 
 def train_siamese(
@@ -333,7 +336,7 @@ def train_siamese(
         networks = trainer.run_phase(chosen_groups, calibrating, on_epoch_end, batch_size)
     if progress is not None:
         progress(trainer.total, trainer.total)
-    trainer.record()
+    trained = trainer.record()
     return SiameseEmbedder(
-        served_model(config, networks), config, version="unsaved", batch_size=batch_size
+        served_model(trained, networks), trained, version="unsaved", batch_size=batch_size
     )
