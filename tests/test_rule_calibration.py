@@ -12,7 +12,7 @@ import pytest
 from core import rule_calibration as rc
 from core.settings import MatchSettings
 from core.store import Store
-from core.verdict_words import FROM_CALIBRATED, pair_probability
+from core.verdict_words import FROM_CALIBRATED, pair_probability, verdict_words
 
 
 @pytest.mark.parametrize("pipeline", rc.RULE_PIPELINES)
@@ -92,6 +92,29 @@ def test_fitted_curves_are_monotone_and_refuse_otherwise() -> None:
         rc.Calibration.from_dict({"pipeline": "x", "method": "guess"})
 
 
+def test_a_prior_keeps_a_thinly_seen_top_step_off_certainty() -> None:
+    # 2,000 pairs whose share same rises with z, and a top step of 8 pairs, all the same
+    # product: plain isotonic reads it as certain; 10 pseudo-pairs from the Platt curve pull
+    # it below 1 and toward Platt, while the well-filled steps barely move.
+    rng = np.random.default_rng(1)
+    z = np.concatenate([rng.uniform(0.05, 0.9, 2000), np.full(8, 0.97)])
+    same = np.concatenate([rng.uniform(size=2000) < z[:2000] ** 2, np.ones(8, bool)])
+    plain = rc.fit("baseline", z, same, "isotonic")
+    shrunk = rc.fit("baseline", z, same, "isotonic", prior=10.0)
+    platt = rc.fit("baseline", z, same, "platt")
+    assert plain.probability(np.array([0.97]))[0] == 1.0
+    step = plain.probability(z) == 1.0  # the top step: the 8 and a run of same below them
+    assert 8 <= step.sum() < 40
+    centre = platt.probability(z[step]).mean()
+    top = shrunk.probability(np.array([0.97]))[0]
+    assert centre < top < 1.0
+    assert top == pytest.approx((step.sum() + 10 * centre) / (step.sum() + 10), abs=1e-3)
+    assert (np.diff(shrunk.probability(np.linspace(0, 1, 501))) >= -1e-12).all()
+    middle = np.linspace(0.3, 0.8, 51)
+    assert np.abs(shrunk.probability(middle) - plain.probability(middle)).max() < 0.05
+    assert rc.fit("baseline", z, same, "isotonic", prior=0.0) == plain
+
+
 def test_a_catalogs_own_curve_wins_while_its_postings_stay(tmp_path) -> None:
     own = rc.Calibration("baseline", "isotonic", x=(0.0, 1.0), y=(0.2, 0.3))
     with Store(tmp_path / "c.db") as store:
@@ -156,6 +179,25 @@ def test_photo_only_pairs_go_through_their_backbones_photo_curve(
         curve.apply(hashes, settings, np.zeros(len(frame), bool)),
         curve.probability(rc.default_probability(hashes, settings, np.zeros(len(frame), bool))),
     )
+
+
+def test_no_photo_curve_reads_photos_alone_as_certain() -> None:
+    # Fitted on a few hundred photos, plain isotonic read its top steps (no different pair
+    # seen in them) as 1.0; shrunk toward Platt, even identical vectors stay short of
+    # certain, yet read Same.
+    for pipeline, curve in rc.default_calibrations().items():
+        for backbone, photos in curve.photos.items():
+            assert "shrunk toward Platt" in photos.fitted_on
+            top = float(photos.probability(np.array([1.0]))[0])
+            assert 0.9 <= top < 0.999 and max(photos.y) == top, (pipeline, backbone, top)
+    # MobileNet's baseline, where the steps were thinnest (32 and 22 training pairs): a
+    # cosine of 0.93 read 0.909, "Same", for two other products on the grocery catalog; now
+    # Probably same, and identical photos under 0.99.
+    baseline = rc.default_calibrations()["baseline"]
+    frame = pd.DataFrame({"image_cosine": [0.93, 1.0]})
+    p = baseline.apply(frame, MatchSettings(image_backbone="mobilenet"), np.zeros(2, bool))
+    assert verdict_words(p).tolist() == ["Probably same", "Same"]
+    assert p[1] < 0.99
 
 
 def test_photo_curve_survives_the_file_round_trip(tmp_path) -> None:
