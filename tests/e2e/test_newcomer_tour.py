@@ -1,7 +1,7 @@
 """A newcomer's first tour, in a real browser (issue 39, item 5).
 
 A fresh data folder; the demo opens; then a catalog of real grocery photos is imported through
-the Catalog page (8 products of ../shared/data/grocery, one photo of one product kept back), the
+the Catalog page (all of ../shared/data/grocery, one photo of one product kept back), the
 MobileNet 0.25 weights are chosen on the Settings page, the photos embedded and matched on the
 Embed page, a posting browsed, a pair marked on Review, the kept-back photo compared, a
 threshold changed (the banner says the matches are old, its button re-runs them) and the
@@ -41,9 +41,6 @@ STEP_MS = 60_000
 #: Loading TensorFlow and embedding the photos.
 EMBED_MS = 300_000
 VIEWPORT = {"width": 1280, "height": 800}
-#: The products of the tour's catalog (label groups of the shared grocery catalog): packaged
-#: goods and fruit, 9 photos each.
-PRODUCTS = ("1000", "1008", "1011", "1012", "1025", "1032", "1041", "1056")
 #: The product one photo of which is kept out of the catalog, to be compared as a new item.
 KEPT_BACK_FROM = "1041"
 CATALOG_NAME = "grocery-tour"
@@ -168,9 +165,8 @@ def _choose(page, selectbox, option: str) -> None:
 
 
 def _tour_catalog(folder: Path) -> tuple[Path, Path]:
-    """The tour's CSV (8 products, the shared catalog's rows) and the photo kept back."""
+    """The tour's CSV (the whole shared catalog but one photo) and the photo kept back."""
     rows = pd.read_csv(GROCERY / "catalog.csv", dtype=str, keep_default_na=False)
-    rows = rows[rows["label_group"].isin(PRODUCTS)]
     kept = rows[rows["label_group"] == KEPT_BACK_FROM].iloc[-1]
     csv_file = folder / f"{CATALOG_NAME}.csv"
     rows.drop(index=kept.name).to_csv(csv_file, index=False)
