@@ -281,16 +281,7 @@ def siamese_vectors(
 
     settings = MatchSettings()
     alpha, size = PHOTO_INPUTS[backbone]
-    config = SiameseConfig(
-        backbone=backbone,
-        alpha=alpha,
-        image_size=size,
-        embedding_dim=settings.siamese_embedding_dim,
-        epochs=settings.siamese_epochs,
-        loss=settings.siamese_loss,
-        members=settings.siamese_members,
-        boundary=settings.ensemble_image_distance,
-    )
+    config = SiameseConfig.from_settings(settings, backbone, size, alpha=alpha)
     started = time.perf_counter()
     model = train_siamese(
         [paths[i] for i in train.index],

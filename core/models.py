@@ -199,17 +199,7 @@ def train_siamese_model(
     backbone, size = resolve_siamese_inputs(
         settings.siamese_backbone, settings.siamese_image_size, weights_dir
     )
-    config = SiameseConfig(
-        backbone=backbone,
-        alpha=settings.siamese_alpha,
-        image_size=size,
-        embedding_dim=settings.siamese_embedding_dim,
-        epochs=settings.siamese_epochs,
-        loss=settings.siamese_loss,
-        train_backbone=settings.siamese_train_backbone,
-        members=settings.siamese_members,
-        boundary=settings.ensemble_image_distance,
-    )
+    config = SiameseConfig.from_settings(settings, backbone, size)
     started = time.perf_counter()
     embedder = train_siamese(
         [Path(p) for p in usable["image_path"]],

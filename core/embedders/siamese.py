@@ -20,6 +20,7 @@ from core.embedders.backbones import load_backbone, preprocess
 from core.embedders.base import ImageEmbedder
 from core.embedders.keras_files import side_by_side
 from core.errors import ModelNotTrainedError
+from core.settings import MatchSettings
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,25 @@ class SiameseConfig:
     calibrated_distance: float | None = None
     calibration: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(
+        cls, settings: MatchSettings, backbone: str, image_size: int, alpha: float | None = None
+    ) -> SiameseConfig:
+        """What the settings choose for training on ``backbone`` at ``image_size`` pixels
+        (resolved by the caller: `backbones.resolve_siamese_inputs`); ``alpha`` defaults to
+        the settings' MobileNet width."""
+        return cls(
+            backbone=backbone,
+            alpha=settings.siamese_alpha if alpha is None else alpha,
+            image_size=image_size,
+            embedding_dim=settings.siamese_embedding_dim,
+            epochs=settings.siamese_epochs,
+            loss=settings.siamese_loss,
+            train_backbone=settings.siamese_train_backbone,
+            members=settings.siamese_members,
+            boundary=settings.ensemble_image_distance,
+        )
 
 
 def trained_members(members: int, train_backbone: bool) -> int:
