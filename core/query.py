@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from core.best_queries import item_scores
 from core.embedders.base import ImageEmbedder
 from core.errors import ImageError, ModelNotTrainedError, SameSameError
 from core.images import is_valid_phash, open_image, phash_hex
-from core.ocr import add_photo_text, item_photo_text, title_with_photo_text
+from core.ocr import item_photo_text, title_with_photo_text
 from core.pipelines import MatchInputs, Pipeline, get_pipeline
-from core.pipelines.inputs import hash_distances, vector_cosines
+from core.pipelines.inputs import hash_distances, load_inputs_with_item, vector_cosines
 from core.query_index import INDEXED_QUERY_FROM, RATIO_CANDIDATES, open_query_index
 from core.settings import MatchSettings
 from core.store import Store
@@ -33,9 +34,6 @@ from core.translate import translate_titles
 if TYPE_CHECKING:
     from core.pipelines.best.model import BestMatcher
     from core.query_index import QueryIndex
-
-#: The item's id while it is scored (cannot collide with an imported id: no control chars).
-QUERY_ID = "\x00query"
 
 
 @dataclass
@@ -111,8 +109,10 @@ def query_item(
             (or without stored vectors) the perceptual hash is the image evidence.
         image_model: (name, version) of the stored vectors to compare with.
         best_matcher: the trained model, needed by a pipeline that has one (``best``). Its
-            features are computed over the whole catalog plus the item (ranks and densities
-            are catalog-wide), so a query costs about as much as matching the catalog once.
+            features are catalog-wide (ranks, densities, rarities): a large catalog is scored
+            once, on its first query, as a batch run does, and later queries take
+            milliseconds; a small one is run whole with the item appended
+            (`core.best_queries`).
         index: a `QueryIndex` to answer rule pipelines from; without one, a catalog of
             INDEXED_QUERY_FROM postings or more opens (or builds) its own.
         notices: fallbacks (e.g. a failed translation) are appended here.
@@ -176,45 +176,12 @@ def _rule_candidates(
             frame["left_title"] = _translated(store, list(frame["left_title"]), translate)
             frame["has_text"] = frame["left_title"].astype(bool) & bool(title)
         return frame, [index.posting_ids[p] for p in positions.tolist()]
-    inputs = _with_item(store, title, item_hash, vector, image_model)
+    inputs = load_inputs_with_item(store, title, item_hash, vector, image_model)
     if translating:
         catalog = _translated(store, inputs.titles[:-1], translate)
         inputs = inputs.with_titles([*catalog, title])
     frame, positions = _exact_frame(pipe, inputs, settings)
     return frame, [inputs.posting_ids[p] for p in positions.tolist()]
-
-
-def _with_item(
-    store: Store,
-    title: str,
-    item_hash: int | None,
-    vector: np.ndarray | None,
-    image_model: tuple[str, str | None] | None,
-) -> MatchInputs:
-    """The catalog with the item appended as its last posting."""
-    postings = store.postings()
-    if postings.empty:
-        raise SameSameError("The catalog is empty: import a catalog first.")
-    extended = pd.concat(
-        [
-            postings[["posting_id", "title_norm", "image_phash"]],
-            pd.DataFrame(
-                {
-                    "posting_id": [QUERY_ID],
-                    "title_norm": [title],
-                    "image_phash": [None if item_hash is None else f"{item_hash:016x}"],
-                }
-            ),
-        ],
-        ignore_index=True,
-    )
-    by_id = None
-    if vector is not None and image_model is not None:
-        ids, matrix = store.load_embeddings(image_model[0], image_model[1])
-        if ids:
-            by_id = dict(zip(ids, matrix, strict=True))
-            by_id[QUERY_ID] = vector
-    return MatchInputs.from_frame(extended, by_id, image_model[0] if by_id else None)
 
 
 def _exact_frame(
@@ -329,34 +296,8 @@ def _model_query(
     image_model: tuple[str, str | None] | None,
     top_n: int,
 ) -> pd.DataFrame:
-    """A trained matcher's answer: the item's candidate pairs scored and decided over the
-    catalog plus the item, by the same `BestMatcher.decide` as the batch run."""
-    model = (matcher.info.get("image_model"), image_model[1] if image_model else None)
-    inputs = _with_item(store, title, item_hash, vector, model if model[0] else None)
-    if matcher.info.get("photo_text"):
-        inputs, _ = add_photo_text(store, inputs)  # the catalog's side; the item's is in its title
-    item = inputs.size - 1
-    table, prob1, prob = matcher.probabilities(inputs, only=item)
-    decided = matcher.decide(inputs, table, prob1, prob)
-    involves = (table.left == item) | (table.right == item)
-    others = np.where(table.left == item, table.right, table.left)[involves]
-    scored = pd.DataFrame(
-        {
-            "probability": prob[involves],
-            "image_cosine": table.column("image_sim", involves),
-            "hash_distance": table.column("hash_sim", involves),
-            "tfidf_cosine": table.column("word_sim", involves),
-            "rule": np.full(len(others), "", dtype=object),
-            "matched": np.zeros(len(others), bool),
-            "similarity": prob[involves],
-        }
-    )
-    mine = decided[(decided["left"] == item) | (decided["right"] == item)]
-    chosen = np.where(mine["left"] == item, mine["right"], mine["left"])
-    at = {int(o): i for i, o in enumerate(others.tolist())}
-    for other, rule in zip(chosen.tolist(), mine["rule"].tolist(), strict=True):
-        scored.loc[at[int(other)], ["rule", "matched"]] = [rule, True]
-    ids = [inputs.posting_ids[o] for o in others.tolist()]
+    """A trained matcher's answer, as the batch run would give it with the item appended."""
+    scored, ids = item_scores(store, matcher, title, item_hash, vector, image_model)
     columns = ("probability", "image_cosine", "hash_distance", "tfidf_cosine")
     return _ranked(store, ids, scored, columns, top_n)
 

@@ -12,7 +12,8 @@ import pytest
 from core.catalog import import_catalog
 from core.pair_listing import LISTED_BOTH
 from core.pipelines import MatchInputs, get_pipeline
-from core.query import _exact_frame, _with_item
+from core.pipelines.inputs import load_inputs_with_item
+from core.query import _exact_frame
 from core.settings import MatchSettings
 from core.store import Store
 from core.text import normalize_title
@@ -122,7 +123,7 @@ def test_a_query_scores_its_pairs_as_the_batch_run_does(
         import_catalog(store, demo_catalog, demo_catalog.parent / "images")
         rows = store.postings().iloc[::150]
         queried = [
-            _with_item(store, normalize_title(t), int(h, 16), None, None)
+            load_inputs_with_item(store, normalize_title(t), int(h, 16), None, None)
             for t, h in zip(rows["title"], rows["image_phash"], strict=True)
         ]
     matched = 0

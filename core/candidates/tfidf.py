@@ -73,9 +73,36 @@ class TfidfModel:
             dtype=np.float32,
         )
 
+    def row_for(self, title: str) -> csr_matrix:
+        """The row a title from outside the catalog would have had in it (a single-item
+        query): the catalog's vocabulary and IDF, any spec; terms no catalog title has count
+        toward the row's length with the IDF of a term one title in n + 1 has (they cannot be
+        shared, but they make the title less like every other, as in a catalog run)."""
+        counts: dict[str, int] = {}
+        for term in _vectorizer(self.spec).build_analyzer()(title):
+            counts[term] = counts.get(term, 0) + 1
+        known = [(self.vocabulary[t], c) for t, c in counts.items() if t in self.vocabulary]
+        columns = np.array([col for col, _ in known], np.int64)
+        tf = np.array([c for _, c in known], np.float64)
+        unseen_tf = np.array([c for t, c in counts.items() if t not in self.vocabulary], float)
+        if self.spec.sublinear:
+            tf, unseen_tf = 1.0 + np.log(tf), 1.0 + np.log(unseen_tf)
+        weights = tf * self.idf[columns] if len(columns) else tf
+        n = self.matrix.shape[0]
+        unseen = unseen_tf * (np.log((2.0 + n) / 2.0) + 1.0)
+        norm = float(np.sqrt(np.sum(weights**2) + np.sum(unseen**2)))
+        if norm > 0:
+            weights = weights / norm
+        order = np.argsort(columns)
+        return csr_matrix(
+            (weights[order].astype(np.float32), columns[order], [0, len(columns)]),
+            shape=(1, self.matrix.shape[1]),
+            dtype=np.float32,
+        )
 
-def fit_tfidf(titles: Sequence[str], spec: TfidfSpec = WORDS) -> TfidfModel:
-    """Fit on a catalog's titles. A catalog with no usable text gives all-zero rows."""
+
+def _vectorizer(spec: TfidfSpec):
+    """An unfitted sklearn vectorizer for ``spec``: the one place its options are set."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     options: dict = {"sublinear_tf": spec.sublinear, "dtype": np.float32}
@@ -83,7 +110,12 @@ def fit_tfidf(titles: Sequence[str], spec: TfidfSpec = WORDS) -> TfidfModel:
         options["token_pattern"] = WORD_TOKENS
     else:
         options |= {"analyzer": spec.analyzer, "ngram_range": (spec.ngram_min, spec.ngram_max)}
-    vectorizer = TfidfVectorizer(**options)
+    return TfidfVectorizer(**options)
+
+
+def fit_tfidf(titles: Sequence[str], spec: TfidfSpec = WORDS) -> TfidfModel:
+    """Fit on a catalog's titles. A catalog with no usable text gives all-zero rows."""
+    vectorizer = _vectorizer(spec)
     try:
         matrix = vectorizer.fit_transform(list(titles)).tocsr()
     except ValueError:  # empty vocabulary: every title empty

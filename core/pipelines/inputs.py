@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.errors import SameSameError
 from core.images import hamming, phash_to_uint64
 from core.store import Store
 
@@ -93,6 +94,44 @@ def load_inputs(store: Store, image_model: tuple[str, str | None] | None) -> Mat
         ids, matrix = store.load_embeddings(image_model[0], image_model[1])
         vectors = dict(zip(ids, matrix, strict=True)) if ids else None
     return MatchInputs.from_frame(postings, vectors, image_model[0] if vectors else None)
+
+
+#: The item's id while it is scored (cannot collide with an imported id: no control chars).
+QUERY_ID = "\x00query"
+
+
+def load_inputs_with_item(
+    store: Store,
+    title: str,
+    item_hash: int | None,
+    vector: np.ndarray | None,
+    image_model: tuple[str, str | None] | None,
+) -> MatchInputs:
+    """The catalog with a new item appended as its last posting (a single-item query), called
+    `QUERY_ID`."""
+    postings = store.postings()
+    if postings.empty:
+        raise SameSameError("The catalog is empty: import a catalog first.")
+    extended = pd.concat(
+        [
+            postings[["posting_id", "title_norm", "image_phash"]],
+            pd.DataFrame(
+                {
+                    "posting_id": [QUERY_ID],
+                    "title_norm": [title],
+                    "image_phash": [None if item_hash is None else f"{item_hash:016x}"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    by_id = None
+    if vector is not None and image_model is not None:
+        ids, matrix = store.load_embeddings(image_model[0], image_model[1])
+        if ids:
+            by_id = dict(zip(ids, matrix, strict=True))
+            by_id[QUERY_ID] = vector
+    return MatchInputs.from_frame(extended, by_id, image_model[0] if by_id else None)
 
 
 # -- pair scorers ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from core.candidates import (
     NeighbourIndex,
     Neighbours,
     SparseIndex,
+    TfidfModel,
     TfidfSpec,
     all_rows,
     fit_tfidf,
@@ -73,46 +74,93 @@ class PairTable:
         return self.features[keep, self.names.index(name)]
 
 
-def title_matrices(titles: Sequence[str], config: BestConfig) -> tuple[csr_matrix, csr_matrix]:
-    word = fit_tfidf(titles, TfidfSpec("word", sublinear=True)).matrix
+def title_models(titles: Sequence[str], config: BestConfig) -> tuple[TfidfModel, TfidfModel]:
+    """Word and character TF-IDF of a catalog's titles (rows sorted, see `title_matrices`)."""
+    word = fit_tfidf(titles, TfidfSpec("word", sublinear=True))
     char = fit_tfidf(
         titles,
         TfidfSpec("char_wb", config.char_ngram_min, config.char_ngram_max, sublinear=True),
-    ).matrix
+    )
     # Sorted here, not by whichever index gets the matrix first: sums over a row's entries
     # in another order differ in the last bit, which a split at cosine 1.0 can tell apart.
-    word.sort_indices()
-    char.sort_indices()
+    word.matrix.sort_indices()
+    char.matrix.sort_indices()
     return word, char
 
 
-def _modality_features(
-    name: str, nb: Neighbours, sim: np.ndarray, left: np.ndarray, right: np.ndarray, higher: bool
+def title_matrices(titles: Sequence[str], config: BestConfig) -> tuple[csr_matrix, csr_matrix]:
+    word, char = title_models(titles, config)
+    return word.matrix, char.matrix
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """Where a modality puts each side of a set of pairs: each side's rank in the other's list,
+    and each side's nearest, 5th and last neighbour similarity; ``typical`` is the catalog's
+    median nearest-neighbour similarity. The batch reads it off the neighbour lists
+    (`neighbourhood`); a single-item query works it out with the item inserted
+    (`core.pipelines.best.query_state`)."""
+
+    rank_a: np.ndarray
+    rank_b: np.ndarray
+    top1_a: np.ndarray
+    top1_b: np.ndarray
+    kth_a: np.ndarray
+    kth_b: np.ndarray
+    last_a: np.ndarray
+    last_b: np.ndarray
+    typical: float
+
+
+#: The neighbour whose similarity the margin features compare with.
+MARGIN_RANK = 5
+
+
+def median_nearest(top1: np.ndarray) -> float:
+    """The catalog's typical nearest-neighbour similarity (NaN when no posting has one)."""
+    return float(np.nanmedian(top1)) if np.isfinite(top1).any() else np.nan
+
+
+def neighbourhood(nb: Neighbours, left: np.ndarray, right: np.ndarray) -> Neighbourhood:
+    """The pairs' `Neighbourhood` in a catalog's neighbour lists."""
+    rank_a, rank_b = nb.ranks(left, right)
+    top1 = nb.score[:, 0] if nb.k else np.full(len(nb.index), np.nan, np.float32)
+    kth = nb.kth_score(MARGIN_RANK)
+    last = nb.kth_score(nb.k) if nb.k else kth
+    return Neighbourhood(
+        rank_a,
+        rank_b,
+        top1[left],
+        top1[right],
+        kth[left],
+        kth[right],
+        last[left],
+        last[right],
+        median_nearest(top1),
+    )
+
+
+def modality_features(
+    name: str, sim: np.ndarray, hood: Neighbourhood, higher: bool
 ) -> dict[str, np.ndarray]:
     """Similarity, mutual ranks and how the pair compares with each side's neighbourhood."""
-    rank_a, rank_b = nb.ranks(left, right)
     score = sim if higher else 64.0 - sim
-    top1 = nb.score[:, 0] if nb.k else np.full(len(nb.index), np.nan, np.float32)
-    kth = nb.kth_score(5)
-    last = nb.kth_score(nb.k) if nb.k else kth
     with np.errstate(invalid="ignore"):
-        gap_a, gap_b = top1[left] - score, top1[right] - score
-        margin_a, margin_b = score - kth[left], score - kth[right]
-        density_a, density_b = last[left], last[right]
+        gap_a, gap_b = hood.top1_a - score, hood.top1_b - score
+        margin_a, margin_b = score - hood.kth_a, score - hood.kth_b
         # The catalog's typical nearest-neighbour similarity: long noisy titles score lower
         # cosines everywhere, so "how far above the usual nearest" carries across catalogs.
-        typical = float(np.nanmedian(top1)) if np.isfinite(top1).any() else np.nan
         return {
             f"{name}_sim": sim.astype(np.float32),
-            f"{name}_sim_rel": (score - typical).astype(np.float32),
-            f"{name}_rank_min": np.minimum(rank_a, rank_b),
-            f"{name}_rank_max": np.maximum(rank_a, rank_b),
+            f"{name}_sim_rel": (score - hood.typical).astype(np.float32),
+            f"{name}_rank_min": np.minimum(hood.rank_a, hood.rank_b),
+            f"{name}_rank_max": np.maximum(hood.rank_a, hood.rank_b),
             f"{name}_gap_min": np.fmin(gap_a, gap_b),
             f"{name}_gap_max": np.fmax(gap_a, gap_b),
             f"{name}_margin5_min": np.fmin(margin_a, margin_b),
             f"{name}_margin5_max": np.fmax(margin_a, margin_b),
-            f"{name}_density_min": np.fmin(density_a, density_b),
-            f"{name}_density_max": np.fmax(density_a, density_b),
+            f"{name}_density_min": np.fmin(hood.last_a, hood.last_b),
+            f"{name}_density_max": np.fmax(hood.last_a, hood.last_b),
         }
 
 
@@ -130,6 +178,8 @@ class Candidates:
     right: np.ndarray
     context: TitleContext
     timings: dict[str, float] = field(default_factory=dict)
+    #: The word and character TF-IDF models ``word`` and ``char`` are the rows of.
+    tfidf: tuple[TfidfModel, TfidfModel] | None = None
 
 
 def find_candidates(
@@ -145,7 +195,8 @@ def find_candidates(
     started = time.perf_counter()
     n = inputs.size
     titles = list(inputs.titles)
-    word, char = title_matrices(titles, config)
+    tfidf = title_models(titles, config)
+    word, char = tfidf[0].matrix, tfidf[1].matrix
     builders: list[tuple[IndexBuilder, int]] = [
         (partial(SparseIndex, "word", word), config.k_word),
         (partial(SparseIndex, "char", char), config.k_char),
@@ -179,7 +230,7 @@ def find_candidates(
     left, right = union_directed(lists)
     context = title_context(titles)
     timings = {"neighbours": time.perf_counter() - started}
-    return Candidates(inputs, lists, dense, word, char, left, right, context, timings)
+    return Candidates(inputs, lists, dense, word, char, left, right, context, timings, tfidf)
 
 
 def pair_features(
@@ -193,48 +244,75 @@ def pair_features(
     hears (pairs done within them, their count)."""
     inputs = found.inputs
     left, right = found.left[start:end], found.right[start:end]
-    timings = found.timings
     started = time.perf_counter()
     columns: dict[str, np.ndarray] = {}
     for nb in found.lists:
-        if nb.name == "word":
-            sim = row_cosine(found.word, left, right)
-        elif nb.name == "char":
-            sim = row_cosine(found.char, left, right)
-        elif nb.name == "hash":
-            # "hash_sim" holds the Hamming distance in bits (lower is closer; NaN = no hash).
-            sim = np.full(len(left), np.nan, np.float32)
-            both = inputs.has_hash[left] & inputs.has_hash[right]
-            sim[both] = hash_distances(inputs.hashes[left[both]], inputs.hashes[right[both]])
-        else:
-            vectors, present = found.dense[nb.name]
-            sim = np.full(len(left), np.nan, np.float32)
-            both = present[left] & present[right]
-            sim[both] = vector_cosines(vectors[left[both]], vectors[right[both]])
-        columns.update(_modality_features(nb.name, nb, sim, left, right, nb.name != "hash"))
+        sim = _similarities(found, nb.name, left, right)
+        hood = neighbourhood(nb, left, right)
+        columns.update(modality_features(nb.name, sim, hood, nb.name != "hash"))
+    _time(found.timings, "modality_features", started)
+    started = time.perf_counter()
+    matrix, names = feature_matrix(
+        columns, set(found.dense), inputs.titles, left, right, found.context, config, progress
+    )
+    _time(found.timings, "text_features", started)
+    return matrix, names
+
+
+def _time(timings: dict[str, float], name: str, started: float) -> None:
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+
+
+def _similarities(found: Candidates, name: str, left: np.ndarray, right: np.ndarray):
+    """One modality's similarity of each pair ("hash": the Hamming distance in bits, lower is
+    closer; NaN where a side has no hash or vector)."""
+    inputs = found.inputs
+    if name in ("word", "char"):
+        return row_cosine(found.word if name == "word" else found.char, left, right)
+    if name == "hash":
+        sim = np.full(len(left), np.nan, np.float32)
+        both = inputs.has_hash[left] & inputs.has_hash[right]
+        sim[both] = hash_distances(inputs.hashes[left[both]], inputs.hashes[right[both]])
+        return sim
+    vectors, present = found.dense[name]
+    sim = np.full(len(left), np.nan, np.float32)
+    both = present[left] & present[right]
+    sim[both] = vector_cosines(vectors[left[both]], vectors[right[both]])
+    return sim
+
+
+def feature_matrix(
+    columns: dict[str, np.ndarray],
+    dense: set[str],
+    titles: Sequence[str],
+    left: np.ndarray,
+    right: np.ndarray,
+    context: TitleContext,
+    config: BestConfig,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Stage 1's matrix (sorted names) from the modality ``columns`` of pairs (left, right) of
+    ``titles``: NaN columns for the image modalities not in ``dense``, the title features and
+    the catalog's size (``context`` describes every title: its rows are the catalog's)."""
     expected = {"image", "image_head"} if config.image_head else {"image"}
-    for absent in sorted(expected - set(found.dense)):
+    for absent in sorted(expected - dense):
         # The classifier always sees the same columns; NaN says "no image vectors here".
         for key in list(columns):
             if key.startswith("word_"):
                 columns[absent + key[4:]] = np.full(len(left), np.nan, np.float32)
-    timings["modality_features"] = timings.get("modality_features", 0.0) + (
-        time.perf_counter() - started
-    )
-    started = time.perf_counter()
     columns.update(
         text_pair_features(
-            inputs.titles,
+            titles,
             left,
             right,
             difflib_ratio=config.difflib_ratio,
             progress=progress,
-            context=found.context,
+            context=context,
         )
     )
     # Ranks and densities mean different things in a catalog of 500 and of 50,000 postings.
-    columns["catalog_log_size"] = np.full(len(left), np.log(max(1, inputs.size)), np.float32)
-    timings["text_features"] = timings.get("text_features", 0.0) + (time.perf_counter() - started)
+    size = max(1, len(titles))
+    columns["catalog_log_size"] = np.full(len(left), np.log(size), np.float32)
     names = sorted(name for name in columns if config.keeps(name))
     # Column by column, each freed once copied: the dict and the matrix never both whole.
     matrix = np.empty((len(left), len(names)), np.float32)

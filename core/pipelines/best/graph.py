@@ -13,7 +13,10 @@ from core.pipelines.best.features import PairTable
 from core.threads import map_in_threads
 
 
-def _prob_matrix(n: int, left: np.ndarray, right: np.ndarray, prob: np.ndarray) -> csr_matrix:
+def pair_probability_matrix(
+    n: int, left: np.ndarray, right: np.ndarray, prob: np.ndarray
+) -> csr_matrix:
+    """The pairs' probabilities as a symmetric (n × n) matrix."""
     rows = np.concatenate([left, right])
     cols = np.concatenate([right, left])
     vals = np.concatenate([prob, prob]).astype(np.float32)
@@ -120,13 +123,13 @@ def graph_features(
     put("g_rank_min", np.minimum(rank[:m], rank[m:]))
     put("g_rank_max", np.maximum(rank[:m], rank[m:]))
     del rank
-    p = _prob_matrix(n, left, right, prob)
+    p = pair_probability_matrix(n, left, right, prob)
     best = np.asarray(p.max(axis=1).todense()).ravel().astype(np.float32)
     put("g_best_min", np.minimum(best[left], best[right]))
     put("g_best_max", np.maximum(best[left], best[right]))
     # Shared neighbours: sum over k of p(i,k)·p(k,j), and the count of confident ones.
     put("g_shared", _row_dot(p, left, right))
-    confident = p.multiply(p >= 0.5).tocsr()
+    confident = p.multiply(p >= CONFIDENT).tocsr()
     del p
     confident.eliminate_zeros()
     degree = np.asarray(confident.sum(axis=1)).ravel().astype(np.float32)
@@ -140,7 +143,16 @@ def graph_features(
     # a dense catalog.
     put("g_word_blend", row_cosine(_blend(table.word, confident), left, right, 25_000))
     put("g_char_blend", row_cosine(_blend(table.char, confident), left, right, 25_000))
+    return kept_graph_features(out, config)
+
+
+#: A stage 1 probability from which a pair counts as confident in the graph features.
+CONFIDENT = 0.5
+
+
+def kept_graph_features(out: np.ndarray, config: BestConfig | None) -> tuple[np.ndarray, list[str]]:
+    """The columns of all `GRAPH_FEATURES` that ``config`` keeps (`BestConfig.drop_features`)."""
     if config is None or not config.drop_features:
         return out, list(GRAPH_FEATURES)
     kept = [name for name in GRAPH_FEATURES if config.keeps(name)]
-    return out[:, [column[name] for name in kept]], kept
+    return out[:, [GRAPH_FEATURES.index(name) for name in kept]], kept

@@ -201,11 +201,13 @@ def score_candidates(
     stages: Stages | None = None,
     runner: Runner | None = None,
     only: int | None = None,
+    seen: Callable[[Candidates], None] | None = None,
 ) -> tuple[PairTable, np.ndarray, np.ndarray]:
     """Candidate pairs of ``inputs`` with stage 1 and final probabilities (no labels needed),
     a progress bar per stage through ``stages``; with a cross-encoder stage, ``only`` limits
-    its re-scoring to the pairs of that posting (a single-item query)."""
-    table, prob1, prob = _two_stages(matcher, inputs, stages, runner)
+    its re-scoring to the pairs of that posting (a single-item query). ``seen`` is shown the
+    candidates before they are let go (what a query keeps of the catalog)."""
+    table, prob1, prob = _two_stages(matcher, inputs, stages, runner, seen)
     if matcher.rescorer is None or len(prob) == 0:
         return table, prob1, prob
     rescoring = stage_bar(stages, "best: title transformer (unsure pairs)")
@@ -216,7 +218,11 @@ def score_candidates(
 
 
 def _two_stages(
-    matcher: BestMatcher, inputs: MatchInputs, stages: Stages | None, runner: Runner | None
+    matcher: BestMatcher,
+    inputs: MatchInputs,
+    stages: Stages | None,
+    runner: Runner | None,
+    seen: Callable[[Candidates], None] | None = None,
 ) -> tuple[PairTable, np.ndarray, np.ndarray]:
     """The classifiers' candidate pairs and probabilities (see `score_candidates`)."""
     runner = runner or LocalRunner()
@@ -229,6 +235,8 @@ def _two_stages(
     found = find_candidates(
         inputs, matcher.config, title_vectors, stages, runner.search, head_vectors
     )
+    if seen is not None:
+        seen(found)
     m = len(found.left)
     featuring = stage_bar(stages, "best: pair features (candidate pairs)")
     scoring = stage_bar(stages, "best: scoring (candidate pairs × stages)")

@@ -10,7 +10,7 @@ title says on its own (words, numbers, amounts, model numbers) is `title_facts`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -65,6 +65,12 @@ class TitleContext:
     weight: np.ndarray
     chars: np.ndarray
     first: np.ndarray
+    #: Each kind's value → column ("tokens", "numbers", "quantities", "codes").
+    vocabularies: dict[str, dict] = field(default_factory=dict, repr=False)
+
+
+#: The kinds of value a title has, each a matrix of `TitleContext`.
+_KINDS = ("tokens", "numbers", "quantities", "codes")
 
 
 def _incidence(rows: list[list[int]], width: int) -> csr_matrix:
@@ -77,27 +83,33 @@ def _incidence(rows: list[list[int]], width: int) -> csr_matrix:
 
 
 def title_context(titles: Sequence[str]) -> TitleContext:
-    vocabularies: dict[str, dict] = {k: {} for k in ("tokens", "numbers", "quantities", "codes")}
-    columns: dict[str, list[list[int]]] = {k: [] for k in vocabularies}
+    vocabularies: dict[str, dict] = {kind: {} for kind in _KINDS}
+    columns: dict[str, list[list[int]]] = {kind: [] for kind in _KINDS}
     chars, first = np.zeros(len(titles), np.int64), np.full(len(titles), -1, np.int64)
     for row, title in enumerate(titles):
         facts = title_facts(title)
-        for kind, values in (
-            ("tokens", facts.tokens),
-            ("numbers", facts.numbers),
-            ("quantities", facts.quantities),
-            ("codes", facts.codes),
-        ):
+        for kind in _KINDS:
             vocabulary = vocabularies[kind]
+            values = getattr(facts, kind)
             columns[kind].append([vocabulary.setdefault(v, len(vocabulary)) for v in values])
         chars[row] = facts.chars
         if facts.first:
             first[row] = vocabularies["tokens"][facts.first]
     matrices = {k: _incidence(columns.pop(k), len(v)) for k, v in vocabularies.items()}
+    return _context(matrices, vocabularies, chars, first)
+
+
+def _context(
+    matrices: dict[str, csr_matrix],
+    vocabularies: dict[str, dict],
+    chars: np.ndarray,
+    first: np.ndarray,
+) -> TitleContext:
+    """The context of titles whose values are ``matrices`` (one row per title)."""
     tokens = matrices["tokens"]
     # Inverse document frequency within these titles, smoothed, >= 1.
     counts = np.bincount(tokens.indices, minlength=tokens.shape[1])
-    rarity = np.log((1 + len(titles)) / (1 + counts)) + 1.0
+    rarity = np.log((1 + tokens.shape[0]) / (1 + counts)) + 1.0
     unit_kinds = sorted({base for base, _ in UNITS.values()})
     amounts = list(vocabularies["quantities"])
     quantity_unit = csr_matrix(
@@ -118,6 +130,34 @@ def title_context(titles: Sequence[str]) -> TitleContext:
         tokens @ rarity,
         chars,
         first,
+        vocabularies,
+    )
+
+
+def with_title(context: TitleContext, title: str) -> TitleContext:
+    """``context`` with one more title as its last row (a single-item query): the same as
+    `title_context` of the titles plus ``title``, up to the order of new columns; the
+    catalog's own vocabularies and matrices are not changed."""
+    facts = title_facts(title)
+    vocabularies = {kind: dict(context.vocabularies[kind]) for kind in _KINDS}
+    matrices = {}
+    for kind in _KINDS:
+        vocabulary, old = vocabularies[kind], getattr(context, kind)
+        row = sorted(vocabulary.setdefault(v, len(vocabulary)) for v in getattr(facts, kind))
+        matrices[kind] = csr_matrix(
+            (
+                np.concatenate([old.data, np.ones(len(row))]),
+                np.concatenate([old.indices, np.asarray(row, old.indices.dtype)]),
+                np.append(old.indptr, old.indptr[-1] + len(row)),
+            ),
+            shape=(old.shape[0] + 1, len(vocabulary)),
+        )
+    first = vocabularies["tokens"][facts.first] if facts.first else -1
+    return _context(
+        matrices,
+        vocabularies,
+        np.append(context.chars, facts.chars),
+        np.append(context.first, first),
     )
 
 
