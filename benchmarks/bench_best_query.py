@@ -31,7 +31,7 @@ from core import best_queries
 from core.catalog import import_catalog
 from core.pipelines import MatchInputs
 from core.pipelines.best.model import BestMatcher
-from core.pipelines.inputs import load_inputs_with_item
+from core.pipelines.best.query_state import Item
 from core.query import NewItem, query_item
 from core.settings import MatchSettings
 from core.store import Store
@@ -51,18 +51,9 @@ def split(frame: pd.DataFrame, train_groups: int, queries: int, seed: int):
 
 def full_run(store: Store, matcher: BestMatcher, row) -> dict[str, tuple[float, bool]]:
     """The item's pairs as a whole run over the catalog plus the item scores them."""
-    inputs = load_inputs_with_item(
-        store, normalize_title(row.title), int(row.image_phash, 16), None, None
-    )
-    item = inputs.size - 1
-    table, prob1, prob = matcher.probabilities(inputs, only=item)
-    decided = matcher.decide(inputs, table, prob1, prob)
-    mine = table.right == item
-    chosen = set(decided.loc[decided["right"] == item, "left"].tolist())
-    return {
-        inputs.posting_ids[o]: (float(p), o in chosen)
-        for o, p in zip(table.left[mine].tolist(), prob[mine].tolist(), strict=True)
-    }
+    item = Item(normalize_title(row.title), int(row.image_phash, 16))
+    scored, ids = best_queries.full_run_scores(store, matcher, item, None)
+    return dict(zip(ids, zip(scored["probability"], scored["matched"], strict=True), strict=True))
 
 
 def main() -> None:
@@ -73,6 +64,7 @@ def main() -> None:
     parser.add_argument("--check", type=int, default=0, help="full runs to compare with")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    load_at_start = load_line()
     frame = pd.read_csv(args.catalog, dtype={"label_group": str, "image_phash": str})
     train, catalog, asked = split(frame, args.train_groups, args.queries, args.seed)
     started = time.perf_counter()
@@ -95,15 +87,21 @@ def main() -> None:
             answers.append(query_item(store, item, "best", settings, best_matcher=matcher))
             seconds.append(time.perf_counter() - started)
         group = dict(zip(catalog["posting_id"], catalog["label_group"], strict=True))
+        f1 = [
+            item_f1(set(a.loc[a["matched"], "posting_id"]), r.label_group, group)
+            for a, r in zip(answers, asked.itertuples(), strict=True)
+        ]
         right_first = sum(
             group.get(a["posting_id"].iloc[0]) == r.label_group
             for a, r in zip(answers, asked.itertuples(), strict=True)
             if len(a)
         )
-        checks = compare(store, matcher, asked.head(args.check), answers) if args.check else ""
+        checks = (
+            compare(store, matcher, asked.head(args.check), answers, group) if args.check else ""
+        )
         store.close()
     ms = np.asarray(seconds) * 1000
-    print("\n".join(machine_lines()), load_line(), sep="\n")
+    print("\n".join(machine_lines()), load_at_start, load_line(), sep="\n")
     print(
         markdown_table(
             [
@@ -129,6 +127,7 @@ def main() -> None:
                     f"{np.percentile(ms, 95):.1f}",
                     f"{ms.max():.1f}",
                     f"{right_first}/{len(ms)}",
+                    f"{np.mean(f1):.4f}",
                     f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f}",
                 ]
             ],
@@ -139,9 +138,16 @@ def main() -> None:
         print(checks)
 
 
-def compare(store: Store, matcher: BestMatcher, rows: pd.DataFrame, answers) -> str:
-    """Each checked query's matches and probabilities against a whole run's."""
-    lines = []
+def item_f1(matched: set[str], label: str, group: dict[str, str]) -> float:
+    """Shopee's per-posting F1 of one query's matches (the item counts as its own match)."""
+    truth = {pid for pid, g in group.items() if g == label}
+    hits = len(matched & truth) + 1
+    return 2 * hits / (len(matched) + 1 + len(truth) + 1)
+
+
+def compare(store: Store, matcher: BestMatcher, rows: pd.DataFrame, answers, group) -> str:
+    """Each checked query's matches, probabilities and F1 against a whole run's."""
+    lines, f1s = [], []
     for row, answer in zip(rows.itertuples(), answers, strict=False):
         started = time.perf_counter()
         reference = full_run(store, matcher, row)
@@ -150,6 +156,7 @@ def compare(store: Store, matcher: BestMatcher, rows: pd.DataFrame, answers) -> 
         gaps = [abs(said[k] - reference[k][0]) for k in set(said) & set(reference)]
         mine = set(answer.loc[answer["matched"], "posting_id"])
         theirs = {k for k, (_, matched) in reference.items() if matched}
+        f1s.append((item_f1(mine, row.label_group, group), item_f1(theirs, row.label_group, group)))
         lines.append(
             [
                 row.title[:40],
@@ -157,9 +164,13 @@ def compare(store: Store, matcher: BestMatcher, rows: pd.DataFrame, answers) -> 
                 len(theirs),
                 mine == theirs,
                 f"{max(gaps) if gaps else 0:.4f}",
+                f"{f1s[-1][0]:.3f}",
+                f"{f1s[-1][1]:.3f}",
                 f"{took:.1f}",
             ]
         )
+    mean = np.mean(f1s, axis=0)
+    lines.append(["mean", "", "", "", "", f"{mean[0]:.4f}", f"{mean[1]:.4f}", ""])
     return markdown_table(
         [
             "query title",
@@ -167,6 +178,8 @@ def compare(store: Store, matcher: BestMatcher, rows: pd.DataFrame, answers) -> 
             "matches (full run)",
             "same",
             "largest gap",
+            "F1 (query)",
+            "F1 (full run)",
             "full run s",
         ],
         lines,

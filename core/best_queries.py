@@ -78,21 +78,18 @@ EXACT_BEST_QUERY_BELOW = 1_000
 def item_scores(
     store: Store,
     matcher: BestMatcher,
-    title: str,
-    item_hash: int | None,
-    vector: np.ndarray | None,
+    item: Item,
     image_model: tuple[str, str | None] | None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """A trained matcher's answer: the item's candidate pairs scored and decided as the batch
     run would with the item appended (on large catalogs, against the catalog as scored once
     for queries), and the other posting of each pair."""
-    model = (matcher.info.get("image_model"), image_model[1] if image_model else None)
-    model = model if model[0] else None
+    model = _vectors_read(matcher, image_model)
     if store.count_postings() < EXACT_BEST_QUERY_BELOW:
-        scored, ids = _full_run_scores(store, matcher, title, item_hash, vector, model)
+        scored, ids = full_run_scores(store, matcher, item, model)
     else:
         ready = query_catalog(store, matcher, model)
-        found = ready.score_item(Item(title, item_hash, vector))
+        found = ready.score_item(item)
         scored = pd.DataFrame(
             {
                 "probability": found.probability,
@@ -106,17 +103,33 @@ def item_scores(
     return scored, ids
 
 
-def _full_run_scores(
+def _vectors_read(
+    matcher: BestMatcher, image_model: tuple[str, str | None] | None
+) -> tuple[str, str | None] | None:
+    """The stored photo vectors the model compares: its own backbone's, at the given version."""
+    name = matcher.info.get("image_model")
+    return (name, image_model[1] if image_model else None) if name else None
+
+
+def slow_first_query(
+    store: Store, matcher: BestMatcher | None, image_model: tuple[str, str | None] | None
+) -> bool:
+    """Whether the next query must first score the catalog (a page says so while it waits)."""
+    if matcher is None or store.count_postings() < EXACT_BEST_QUERY_BELOW:
+        return False
+    with _lock:
+        return _key(store, matcher, _vectors_read(matcher, image_model)) not in _kept
+
+
+def full_run_scores(
     store: Store,
     matcher: BestMatcher,
-    title: str,
-    item_hash: int | None,
-    vector: np.ndarray | None,
+    item: Item,
     image_model: tuple[str, str | None] | None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The item's pairs scored and decided by a whole run over the catalog plus the item, by
     the same `BestMatcher.decide` as the batch run; and the other posting of each."""
-    inputs = load_inputs_with_item(store, title, item_hash, vector, image_model)
+    inputs = load_inputs_with_item(store, item.title, item.hash, item.vector, image_model)
     if matcher.info.get("photo_text"):
         inputs, _ = add_photo_text(store, inputs)  # the catalog's side; the item's is in its title
     item = inputs.size - 1

@@ -24,6 +24,7 @@ from core.errors import ImageError, ModelNotTrainedError, SameSameError
 from core.images import is_valid_phash, open_image, phash_hex
 from core.ocr import item_photo_text, title_with_photo_text
 from core.pipelines import MatchInputs, Pipeline, get_pipeline
+from core.pipelines.best.query_state import Item
 from core.pipelines.inputs import hash_distances, load_inputs_with_item, vector_cosines
 from core.query_index import INDEXED_QUERY_FROM, RATIO_CANDIDATES, open_query_index
 from core.settings import MatchSettings
@@ -139,7 +140,7 @@ def query_item(
             text, said = item_photo_text(item.image)
             title = title_with_photo_text(title, text)
             _note(notices, said)
-        return _model_query(store, best_matcher, title, item_hash, vector, image_model, top_n)
+        return _model_query(store, best_matcher, Item(title, item_hash, vector), image_model, top_n)
     item_evidence = (title, item_hash, vector, image_model)
     frame, ids = _rule_candidates(store, pipe, settings, item_evidence, index, translate)
     scored = pipe.score(frame, settings)
@@ -290,14 +291,12 @@ def _ranked(
 def _model_query(
     store: Store,
     matcher: BestMatcher,
-    title: str,
-    item_hash: int | None,
-    vector: np.ndarray | None,
+    item: Item,
     image_model: tuple[str, str | None] | None,
     top_n: int,
 ) -> pd.DataFrame:
     """A trained matcher's answer, as the batch run would give it with the item appended."""
-    scored, ids = item_scores(store, matcher, title, item_hash, vector, image_model)
+    scored, ids = item_scores(store, matcher, item, image_model)
     columns = ("probability", "image_cosine", "hash_distance", "tfidf_cosine")
     return _ranked(store, ids, scored, columns, top_n)
 

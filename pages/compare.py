@@ -10,6 +10,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from core.best_queries import slow_first_query
 from core.copies import catalog_copies
 from core.errors import SameSameError
 from core.pipeline_choice import chosen_pipeline
@@ -85,20 +86,40 @@ def _query(
     cache = st.session_state.setdefault(RESULTS_KEY, {})
     if key not in cache:
         notices: list[str] = []
-        frame = query_item(
-            store,
-            item,
-            pipe.name,
-            settings,
-            image_embedder=embedder,
-            image_model=model,
-            best_matcher=resources.best_matcher_of(store) if pipe.needs_model else None,
-            top_n=TOP_N,
-            index=None if pipe.needs_model else resources.query_index_for(store, model),
-            notices=notices,
-        )
+        matcher = resources.best_matcher_of(store) if pipe.needs_model else None
+        with st.spinner(
+            f"{pipe.name}: scoring the catalog once for questions about new items (only the "
+            "first question takes this long)…"
+            if slow_first_query(store, matcher, model)
+            else f"{pipe.name}: comparing…",
+            show_time=True,
+        ):
+            frame = _ask(store, item, pipe, settings, embedder, model, notices)
         cache[key] = (frame, notices)
     return cache[key]
+
+
+def _ask(
+    store: Store,
+    item: NewItem,
+    pipe: Pipeline,
+    settings: MatchSettings,
+    embedder,
+    model,
+    notices: list[str],
+) -> pd.DataFrame:
+    return query_item(
+        store,
+        item,
+        pipe.name,
+        settings,
+        image_embedder=embedder,
+        image_model=model,
+        best_matcher=resources.best_matcher_of(store) if pipe.needs_model else None,
+        top_n=TOP_N,
+        index=None if pipe.needs_model else resources.query_index_for(store, model),
+        notices=notices,
+    )
 
 
 def _copies(

@@ -18,8 +18,7 @@ from core.pipelines.best.features import PairTable, title_matrices
 from core.pipelines.best.graph import GRAPH_FEATURES, graph_features, pair_probability_matrix
 from core.pipelines.best.model import BestMatcher
 from core.pipelines.best.query_graph import CatalogGraph, item_graph_features
-from core.pipelines.best.query_state import QueryCatalog
-from core.pipelines.inputs import load_inputs_with_item
+from core.pipelines.best.query_state import Item, QueryCatalog
 from core.query import NewItem, add_to_catalog, query_item
 from core.settings import MatchSettings
 from core.store import Store
@@ -91,20 +90,9 @@ def catalog_and_items(shopee, tmp_path_factory) -> tuple[Store, pd.DataFrame]:
 
 def _full_run_answer(store: Store, matcher: BestMatcher, row) -> dict[str, tuple[float, bool]]:
     """What a whole catalog run with the item appended says of the item's pairs."""
-    inputs = load_inputs_with_item(
-        store, normalize_title(row.title), int(row.image_phash, 16), None, None
-    )
-    item = inputs.size - 1
-    table, prob1, prob = matcher.probabilities(inputs, only=item)
-    decided = matcher.decide(inputs, table, prob1, prob)
-    involves = (table.left == item) | (table.right == item)
-    others = np.where(table.left == item, table.right, table.left)[involves]
-    mine = decided[(decided["left"] == item) | (decided["right"] == item)]
-    chosen = set(np.where(mine["left"] == item, mine["right"], mine["left"]).tolist())
-    return {
-        inputs.posting_ids[o]: (float(p), o in chosen)
-        for o, p in zip(others.tolist(), prob[involves].tolist(), strict=True)
-    }
+    item = Item(normalize_title(row.title), int(row.image_phash, 16))
+    scored, ids = best_queries.full_run_scores(store, matcher, item, None)
+    return dict(zip(ids, zip(scored["probability"], scored["matched"], strict=True), strict=True))
 
 
 @pytest.mark.slow
@@ -149,10 +137,13 @@ def test_catalog_is_scored_again_when_it_changes(
     best_queries.forget()
     row = items.iloc[0]
     item = NewItem(title=row.title, phash=row.image_phash)
+    assert best_queries.slow_first_query(store, trained_on_other_groups, None)
     first = best_queries.query_catalog(store, trained_on_other_groups, None)
+    assert not best_queries.slow_first_query(store, trained_on_other_groups, None)
     assert best_queries.query_catalog(store, trained_on_other_groups, None) is first
     added = add_to_catalog(store, item, tmp_path / "uploads")
     try:
+        assert best_queries.slow_first_query(store, trained_on_other_groups, None)
         again = best_queries.query_catalog(store, trained_on_other_groups, None)
         assert again is not first and again.size == first.size + 1
         found = query_item(
