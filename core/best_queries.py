@@ -69,9 +69,9 @@ def forget() -> None:
         _kept.clear()
 
 
-#: Below this many postings a ``best`` query runs the whole catalog with the item appended
-#: (about a second): on a small catalog the item enters most postings' neighbour lists, which
-#: moves the graph stage's probabilities by up to 0.3 from what a catalog scored once says.
+#: Below this many postings a ``best`` query runs the whole catalog with the item appended:
+#: about a second there, and exact to the last digit (a catalog scored once agrees to a few
+#: hundredths of a probability: `core.pipelines.best.query_state`).
 EXACT_BEST_QUERY_BELOW = 1_000
 
 

@@ -55,11 +55,12 @@ def test_item_graph_features_are_the_batch_graph_features_of_its_pairs(shopee):
     whole, names = graph_features(PairTable(left, right, empty, [], word, char), prob, n + 1)
     assert names == list(GRAPH_FEATURES)
     mine = right == n
-    catalog = CatalogGraph.of(
+    catalog = CatalogGraph(
         pair_probability_matrix(n, left[~mine], right[~mine], prob[~mine]), word[:n], char[:n]
     )
     assert mine.sum() > 5
-    found = item_graph_features(catalog, left[mine], prob[mine], word[n], char[n], None)
+    rows = catalog.prob[left[mine]]
+    found = item_graph_features(catalog, left[mine], prob[mine], rows, (word[n], char[n]), None)
     np.testing.assert_allclose(found, whole[mine], rtol=1e-5, atol=1e-5)
 
 

@@ -243,8 +243,8 @@ def test_a_photo_query_answers_as_a_run_with_the_photo_appended(grocery_vectors)
         answer = dict(zip(found.others.tolist(), found.probability.tolist(), strict=True))
         same += sorted(found.others[found.rule != ""].tolist()) == sorted(chosen)
         gaps += [abs(answer[o] - reference[o]) for o in set(answer) & set(reference)]
-    # Measured: 6 of 8 items get the same matches, median gap 2e-4, largest 0.29. A catalog
-    # of 100 photos of 13 products is where the item enters most postings' lists, changing
-    # pairs the catalog scored without it: `query_item` runs catalogs this small whole.
-    assert same >= 6, same
-    assert np.median(gaps) <= 1e-2, np.median(gaps)
+    # Measured: all 8 items get the same matches; probabilities within 4e-4 for 90 % of the
+    # pairs, the largest gap 0.04 (a catalog of 100 photos of 13 products, where the item
+    # enters most postings' lists: their pairs are scored again with it in).
+    assert same >= 7, same
+    assert np.median(gaps) <= 1e-4 and np.quantile(gaps, 0.9) <= 0.01, np.quantile(gaps, 0.9)

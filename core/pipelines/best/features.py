@@ -247,7 +247,7 @@ def pair_features(
     started = time.perf_counter()
     columns: dict[str, np.ndarray] = {}
     for nb in found.lists:
-        sim = _similarities(found, nb.name, left, right)
+        sim = pair_similarities(found, nb.name, left, right)
         hood = neighbourhood(nb, left, right)
         columns.update(modality_features(nb.name, sim, hood, nb.name != "hash"))
     _time(found.timings, "modality_features", started)
@@ -263,7 +263,7 @@ def _time(timings: dict[str, float], name: str, started: float) -> None:
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
 
 
-def _similarities(found: Candidates, name: str, left: np.ndarray, right: np.ndarray):
+def pair_similarities(found: Candidates, name: str, left: np.ndarray, right: np.ndarray):
     """One modality's similarity of each pair ("hash": the Hamming distance in bits, lower is
     closer; NaN where a side has no hash or vector)."""
     inputs = found.inputs

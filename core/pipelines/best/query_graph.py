@@ -20,24 +20,19 @@ from core.pipelines.best.graph import CONFIDENT, GRAPH_FEATURES, kept_graph_feat
 
 @dataclass(frozen=True)
 class CatalogGraph:
-    """A catalog's stage 1 graph: pair probabilities, each posting's best one, its confident
-    neighbours (probability >= `CONFIDENT`) and their summed probability, and the title rows
-    the blended-title features average."""
+    """A catalog's stage 1 graph (pair probabilities, n × n) and the title rows the
+    blended-title features average."""
 
     prob: csr_matrix
-    best: np.ndarray
-    confident: csr_matrix
-    degree: np.ndarray
     word: csr_matrix
     char: csr_matrix
 
-    @classmethod
-    def of(cls, prob: csr_matrix, word: csr_matrix, char: csr_matrix) -> CatalogGraph:
-        best = np.asarray(prob.max(axis=1).todense()).ravel().astype(np.float32)
-        confident = prob.multiply(prob >= CONFIDENT).tocsr()
-        confident.eliminate_zeros()
-        degree = np.asarray(confident.sum(axis=1)).ravel().astype(np.float32)
-        return cls(prob, best, confident, degree, word, char)
+
+def confident_part(prob: csr_matrix) -> csr_matrix:
+    """The confident pairs (probability >= `CONFIDENT`) of a probability matrix."""
+    confident = prob.multiply(prob >= CONFIDENT).tocsr()
+    confident.eliminate_zeros()
+    return confident
 
 
 def _ranks_among(rows: csr_matrix, prob: np.ndarray) -> np.ndarray:
@@ -70,12 +65,14 @@ def item_graph_features(
     graph: CatalogGraph,
     others: np.ndarray,
     prob: np.ndarray,
-    word_row: csr_matrix,
-    char_row: csr_matrix,
+    rows: csr_matrix,
+    title_rows: tuple[csr_matrix, csr_matrix],
     config: BestConfig | None,
 ) -> np.ndarray:
     """Graph features of pairs (others[i], item) with stage 1 probabilities ``prob``, as
-    `graph_features` gives them with the item as the catalog's last posting."""
+    `graph_features` gives them with the item as the catalog's last posting; ``rows`` are
+    the others' rows of the catalog's graph (with the item appended: `QueryCatalog`), and
+    ``title_rows`` the item's word and character TF-IDF rows."""
     m, n = len(others), graph.prob.shape[0]
     out = np.empty((m, len(GRAPH_FEATURES)), np.float32)
 
@@ -83,13 +80,12 @@ def item_graph_features(
         out[:, GRAPH_FEATURES.index(name)] = values
 
     put("g_prob", prob)
-    rows = graph.prob[others]
     item_rank = np.empty(m, np.float32)
     item_rank[np.lexsort((np.arange(m), -prob))] = np.arange(m)
-    other_rank = _ranks_among(rows, prob).astype(np.float32)
+    other_rank = _ranks_among(rows, prob)
     put("g_rank_min", np.minimum(other_rank, item_rank))
     put("g_rank_max", np.maximum(other_rank, item_rank))
-    best_other = np.maximum(graph.best[others], prob)
+    best_other = np.maximum(np.asarray(rows.max(axis=1).todense()).ravel(), prob)
     best_item = np.float32(prob.max())
     put("g_best_min", np.minimum(best_other, best_item))
     put("g_best_max", np.maximum(best_other, best_item))
@@ -99,17 +95,16 @@ def item_graph_features(
     confident_prob = np.where(prob >= CONFIDENT, prob, 0.0).astype(np.float32)
     item_confident = np.zeros(n, np.float32)
     item_confident[others] = confident_prob
-    degree_other = graph.degree[others] + confident_prob
+    confident_rows = confident_part(rows)
+    degree_other = np.asarray(confident_rows.sum(axis=1)).ravel() + confident_prob
     degree_item = np.float32(confident_prob.sum())
     put("g_degree_min", np.minimum(degree_other, degree_item))
     put("g_degree_max", np.maximum(degree_other, degree_item))
-    confident_rows = graph.confident[others]
     shared = (confident_rows > 0).astype(np.float32) @ (item_confident > 0).astype(np.float32)
     put("g_shared_confident", shared)
     put("g_shared_rel", shared / np.maximum(1.0, np.minimum(degree_other, degree_item)))
-    for name, matrix, row in (
-        ("g_word_blend", graph.word, word_row),
-        ("g_char_blend", graph.char, char_row),
+    for name, matrix, row in zip(
+        ("g_word_blend", "g_char_blend"), (graph.word, graph.char), title_rows, strict=True
     ):
         put(
             name, _blend_cosine(matrix, row, others, confident_rows, item_confident, confident_prob)

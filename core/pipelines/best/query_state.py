@@ -5,20 +5,24 @@ A batch run of ``best`` works out, for the whole catalog, every posting's neighb
 every candidate pair's stage 1 probability and the graph those probabilities make. A query used
 to redo all of it with the item appended (a whole catalog run per query). `QueryCatalog` keeps
 what a batch run found; `QueryCatalog.score_item` then computes the item's candidate pairs, their
-features and probabilities as the batch would with the item appended, the catalog's own lists,
-pairs and vocabularies held as they are:
+features and probabilities as the batch would with the item appended:
 
 - the item's similarity to every posting per modality, its own top-k, and where it would enter
   each posting's list (`ItemNeighbourhood`), so ranks and neighbourhood features count it;
 - its title's words counted in the catalog's rarities (`with_title`: exact) and its TF-IDF
   rows on the catalog's vocabulary and IDF (`TfidfModel.row_for`: terms only it has count
   toward its length);
-- stage 2's graph features (`core.pipelines.best.query_graph`) from the catalog's stage 1
-  probabilities plus the item's.
+- stage 2's graph features (`core.pipelines.best.query_graph`) from the catalog's stage 1 graph
+  plus the item's pairs, where the rows of the item's candidates are scored again with the item
+  in their neighbour lists (each list it enters moves down by one and loses its last) and in
+  the title rarities (`QueryCatalog._catalog_rows`): on a small catalog the item enters most
+  lists, and leaving this out moved final probabilities by up to 0.3.
 
-What it leaves out: the item's effect on pairs between two catalog postings (a catalog posting
-whose list the item enters loses its last neighbour; IDF moves by one title in n). Agreement
-with a full run with the item appended is measured in ``tests/test_best_query.py``.
+What it leaves out: IDF moves by one title in n + 1 for pairs it does not score again, the
+catalog's typical nearest-neighbour similarity for those pairs, and ties fall as the
+catalog's own order says (a batch's index breaks ties its own way). Agreement with a whole run
+with the item appended is measured in ``tests/test_best_query.py`` (Shopee titles) and
+``tests/test_image_head.py`` (grocery photos) and by ``benchmarks/bench_best_query.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from core.candidates import Neighbours, TfidfModel
 from core.candidates.base import ABSENT_RANK
@@ -38,6 +43,7 @@ from core.pipelines.best.features import (
     feature_matrix,
     median_nearest,
     modality_features,
+    pair_similarities,
 )
 from core.pipelines.best.graph import pair_probability_matrix
 from core.pipelines.best.query_graph import CatalogGraph, item_graph_features
@@ -84,16 +90,21 @@ def _inserted(scores: np.ndarray, s: np.ndarray, rank: np.ndarray, j: int) -> np
 
 @dataclass
 class ItemNeighbourhood:
-    """One modality with the item appended: its similarity to every catalog posting (NaN where
-    it could not be listed), its own top-k list and its rank in every posting's list."""
+    """One modality with the item appended: its own top-k list, its rank in every posting's
+    list, and every posting's nearest, 5th and last similarity once it is in (the item's own
+    last, at position n)."""
 
-    sim: np.ndarray
     own: np.ndarray
-    own_score: np.ndarray
     rank_in: np.ndarray
+    top1: np.ndarray
+    kth: np.ndarray
+    last: np.ndarray
+    typical: float
 
     @classmethod
     def of(cls, nb: Neighbours, sim: np.ndarray) -> ItemNeighbourhood:
+        """``sim``: the item's similarity to every posting as the lists rank it (NaN where
+        the index could not list the pair)."""
         valid = np.isfinite(sim)
         order = np.flatnonzero(valid)
         order = order[np.argsort(-sim[order], kind="stable")][: nb.k]
@@ -101,35 +112,53 @@ class ItemNeighbourhood:
             # The item is the catalog's last posting: it comes after every posting it ties with.
             rank = np.sum(nb.score >= sim[:, None], axis=1)
         rank = np.where(valid & (rank < nb.k), rank, ABSENT_RANK)
-        return cls(sim, order, sim[order].astype(np.float32), rank)
+        own = np.full(nb.k, np.nan, np.float32)
+        own[: len(order)] = sim[order]
+        k = nb.k
+        at = [0, min(MARGIN_RANK, k) - 1, k - 1] if k else None
+        ends = [own[a] if k else np.nan for a in (at or [0, 0, 0])]
+        columns = [_inserted(nb.score, sim, rank, j) for j in (1, MARGIN_RANK, max(k, 1))]
+        top1, kth, last = (np.append(c, e) for c, e in zip(columns, ends, strict=True))
+        return cls(order, rank, top1, kth, last, median_nearest(top1))
 
     def candidates(self) -> np.ndarray:
         """Postings the item lists or that would list it."""
         return np.union1d(self.own, np.flatnonzero(self.rank_in < ABSENT_RANK))
 
-    def hood(self, nb: Neighbours, others: np.ndarray) -> Neighbourhood:
+    def hood(self, others: np.ndarray) -> Neighbourhood:
         """Pairs (other, item): the other's side first, as the batch orders them (i < j)."""
-        k = nb.k
-        own = np.full(k, np.nan, np.float32)
-        own[: len(self.own_score)] = self.own_score
-        top1 = _inserted(nb.score, self.sim, self.rank_in, 1)
-        own_rank = np.full(len(others), ABSENT_RANK, np.float32)
+        item = len(self.rank_in)
         where = {int(p): r for r, p in enumerate(self.own.tolist())}
-        for i, p in enumerate(others.tolist()):
-            own_rank[i] = where.get(int(p), ABSENT_RANK)
-        s, rank = self.sim[others], self.rank_in[others]
-        scores = nb.score[others]
+        own_rank = np.array([where.get(int(p), ABSENT_RANK) for p in others.tolist()], np.float32)
+        return self._hood(self.rank_in[others].astype(np.float32), own_rank, others, item)
+
+    def _hood(self, rank_a, rank_b, a, b) -> Neighbourhood:
         return Neighbourhood(
-            rank.astype(np.float32),
-            own_rank,
-            top1[others],
-            np.full(len(others), own[0] if k else np.nan, np.float32),
-            _inserted(scores, s, rank, MARGIN_RANK),
-            np.full(len(others), own[min(MARGIN_RANK, k) - 1] if k else np.nan, np.float32),
-            _inserted(scores, s, rank, k),
-            np.full(len(others), own[k - 1] if k else np.nan, np.float32),
-            median_nearest(np.append(top1, own[0] if k else np.nan)),
+            rank_a,
+            rank_b,
+            self.top1[a],
+            np.broadcast_to(self.top1[b], np.shape(rank_a)),
+            self.kth[a],
+            np.broadcast_to(self.kth[b], np.shape(rank_a)),
+            self.last[a],
+            np.broadcast_to(self.last[b], np.shape(rank_a)),
+            self.typical,
         )
+
+    def catalog_hood(
+        self, nb: Neighbours, left: np.ndarray, right: np.ndarray
+    ) -> tuple[Neighbourhood, np.ndarray]:
+        """Pairs of catalog postings once the item is in their lists (each list it enters
+        moves down by one and loses its last), and whether either still lists the other."""
+        rank_a, rank_b = nb.ranks(left, right)
+        rank_a = self._moved(rank_a, left, nb.k)
+        rank_b = self._moved(rank_b, right, nb.k)
+        listed = (rank_a < ABSENT_RANK) | (rank_b < ABSENT_RANK)
+        return self._hood(rank_a, rank_b, left, right), listed
+
+    def _moved(self, rank: np.ndarray, owner: np.ndarray, k: int) -> np.ndarray:
+        moved = np.where(rank >= self.rank_in[owner], rank + 1, rank)
+        return np.where(moved < k, moved, ABSENT_RANK).astype(np.float32)
 
 
 class QueryCatalog:
@@ -144,6 +173,7 @@ class QueryCatalog:
         if found.tfidf is None:
             raise SameSameError("best's query catalog needs the TF-IDF models of its run")
         self.matcher = matcher
+        self.found = found
         self.inputs: MatchInputs = inputs
         self.titles = list(inputs.titles)
         self.lists = {nb.name: nb for nb in found.lists}
@@ -151,10 +181,8 @@ class QueryCatalog:
         self.tfidf: tuple[TfidfModel, TfidfModel] = found.tfidf
         self.context: TitleContext = found.context
         n = inputs.size
-        self.graph = CatalogGraph.of(
-            pair_probability_matrix(n, found.left, found.right, prob1),
-            found.word,
-            found.char,
+        self.graph = CatalogGraph(
+            pair_probability_matrix(n, found.left, found.right, prob1), found.word, found.char
         )
         # Each posting's most probable partner's final probability: a posting with none at
         # the threshold gets the item as its "nearest" match when the item beats it.
@@ -229,37 +257,78 @@ class QueryCatalog:
             return ItemScores(others, np.zeros(0, np.float32), {}, np.zeros(0, object))
         columns = {}
         for name, h in hoods.items():
-            sim = sims[name][0][others]
-            hood = h.hood(self.lists[name], others)
-            columns.update(modality_features(name, sim, hood, name != "hash"))
+            columns.update(
+                modality_features(name, sims[name][0][others], h.hood(others), name != "hash")
+            )
         shown = {
             "tfidf_cosine": columns.get("word_sim"),
             "hash_distance": columns.get("hash_sim"),
             "image_cosine": columns.get("image_sim", np.full(len(others), np.nan, np.float32)),
         }
+        titles = [*self.titles, item.title]
+        context = with_title(self.context, item.title)
         item_at = np.full(len(others), n, np.int64)
+        features, prob = self._stage1(columns, others, item_at, titles, context)
+        if matcher.stage2 is not None:
+            rows = self._catalog_rows(hoods, others, titles, context)
+            graph = item_graph_features(
+                self.graph, others, prob, rows, (word, char), matcher.config
+            )
+            prob = predict(matcher.stage2, features, graph)
+        if matcher.rescorer is not None:
+            prob = matcher.rescorer.rescore(titles, others, item_at, prob, matcher.config, n)
+        rule = self._decide(others, prob)
+        return ItemScores(others, prob, {k: v for k, v in shown.items() if v is not None}, rule)
+
+    def _stage1(
+        self,
+        columns: dict[str, np.ndarray],
+        left: np.ndarray,
+        right: np.ndarray,
+        titles: list[str],
+        context: TitleContext,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 1's features and probabilities of pairs from their modality ``columns``."""
+        matcher = self.matcher
         features, names = feature_matrix(
-            columns,
-            set(self.dense),
-            [*self.titles, item.title],
-            others,
-            item_at,
-            with_title(self.context, item.title),
-            matcher.config,
+            columns, set(self.dense), titles, left, right, context, matcher.config
         )
         if names != matcher.names1:
             raise SameSameError(
                 "This catalog's features differ from the trained model's; retrain the best model"
             )
-        prob = predict(matcher.stage1, features)
-        if matcher.stage2 is not None:
-            graph = item_graph_features(self.graph, others, prob, word, char, matcher.config)
-            prob = predict(matcher.stage2, features, graph)
-        if matcher.rescorer is not None:
-            titles = [*self.titles, item.title]
-            prob = matcher.rescorer.rescore(titles, others, item_at, prob, matcher.config, n)
-        rule = self._decide(others, prob)
-        return ItemScores(others, prob, {k: v for k, v in shown.items() if v is not None}, rule)
+        return features, predict(matcher.stage1, features)
+
+    def _catalog_rows(
+        self,
+        hoods: dict[str, ItemNeighbourhood],
+        others: np.ndarray,
+        titles: list[str],
+        context: TitleContext,
+    ) -> csr_matrix:
+        """The others' rows of the stage 1 graph with the item appended: their catalog pairs
+        scored again with the item in the neighbour lists and the title rarities (a pair no
+        list holds any more is gone), as the graph features of the item's pairs read them."""
+        rows = self.graph.prob[others]
+        mine = np.repeat(others, np.diff(rows.indptr))
+        theirs = rows.indices.astype(np.int64)
+        if len(mine) == 0:
+            return rows
+        left, right = np.minimum(mine, theirs), np.maximum(mine, theirs)
+        columns: dict[str, np.ndarray] = {}
+        listed = np.zeros(len(left), bool)
+        for name, h in hoods.items():
+            hood, still = h.catalog_hood(self.lists[name], left, right)
+            listed |= still
+            sim = pair_similarities(self.found, name, left, right)
+            columns.update(modality_features(name, sim, hood, name != "hash"))
+        prob = self._stage1(columns, left, right, titles, context)[1]
+        refreshed = csr_matrix(
+            (np.where(listed, prob, 0.0).astype(np.float32), rows.indices, rows.indptr),
+            shape=rows.shape,
+        )
+        refreshed.eliminate_zeros()
+        return refreshed
 
     def _decide(self, others: np.ndarray, prob: np.ndarray) -> np.ndarray:
         """ "model" at the threshold; "nearest" where the item is a lonely side's most probable
