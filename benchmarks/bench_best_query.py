@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--check", type=int, default=0, help="full runs to compare with")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    load_at_start = load_line()
+    machine = machine_lines()  # the load average as the run starts
     frame = pd.read_csv(args.catalog, dtype={"label_group": str, "image_phash": str})
     train, catalog, asked = split(frame, args.train_groups, args.queries, args.seed)
     started = time.perf_counter()
@@ -101,7 +101,7 @@ def main() -> None:
         )
         store.close()
     ms = np.asarray(seconds) * 1000
-    print("\n".join(machine_lines()), load_at_start, load_line(), sep="\n")
+    print(*machine, load_line(), sep="\n")
     print(
         markdown_table(
             [
@@ -114,6 +114,7 @@ def main() -> None:
                 "p95 ms",
                 "max ms",
                 "true match first",
+                "mean F1",
                 "peak RSS GiB",
             ],
             [
