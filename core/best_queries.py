@@ -132,14 +132,14 @@ def full_run_scores(
     inputs = load_inputs_with_item(store, item.title, item.hash, item.vector, image_model)
     if matcher.info.get("photo_text"):
         inputs, _ = add_photo_text(store, inputs)  # the catalog's side; the item's is in its title
-    item = inputs.size - 1
-    table, prob1, prob = matcher.probabilities(inputs, only=item)
+    last = inputs.size - 1  # the item
+    table, prob1, prob = matcher.probabilities(inputs, only=last)
     decided = matcher.decide(inputs, table, prob1, prob)
-    involves = (table.left == item) | (table.right == item)
-    others = np.where(table.left == item, table.right, table.left)[involves]
+    involves = (table.left == last) | (table.right == last)
+    others = np.where(table.left == last, table.right, table.left)[involves]
     rule = np.full(len(others), "", dtype=object)
-    mine = decided[(decided["left"] == item) | (decided["right"] == item)]
-    chosen = np.where(mine["left"] == item, mine["right"], mine["left"])
+    mine = decided[(decided["left"] == last) | (decided["right"] == last)]
+    chosen = np.where(mine["left"] == last, mine["right"], mine["left"])
     at = {int(o): i for i, o in enumerate(others.tolist())}
     for other, said in zip(chosen.tolist(), mine["rule"].tolist(), strict=True):
         rule[at[int(other)]] = said

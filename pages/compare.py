@@ -94,32 +94,20 @@ def _query(
             else f"{pipe.name}: comparing…",
             show_time=True,
         ):
-            frame = _ask(store, item, pipe, settings, embedder, model, notices)
+            frame = query_item(
+                store,
+                item,
+                pipe.name,
+                settings,
+                image_embedder=embedder,
+                image_model=model,
+                best_matcher=matcher,
+                top_n=TOP_N,
+                index=None if pipe.needs_model else resources.query_index_for(store, model),
+                notices=notices,
+            )
         cache[key] = (frame, notices)
     return cache[key]
-
-
-def _ask(
-    store: Store,
-    item: NewItem,
-    pipe: Pipeline,
-    settings: MatchSettings,
-    embedder,
-    model,
-    notices: list[str],
-) -> pd.DataFrame:
-    return query_item(
-        store,
-        item,
-        pipe.name,
-        settings,
-        image_embedder=embedder,
-        image_model=model,
-        best_matcher=resources.best_matcher_of(store) if pipe.needs_model else None,
-        top_n=TOP_N,
-        index=None if pipe.needs_model else resources.query_index_for(store, model),
-        notices=notices,
-    )
 
 
 def _copies(

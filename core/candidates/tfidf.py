@@ -60,7 +60,7 @@ class TfidfModel:
             tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
             if self.spec.sublinear:
                 tf = 1.0 + np.log(tf)
-            weights = tf * self.idf[columns] if len(columns) else tf
+            weights = tf * self.idf[columns]
             norm = float(np.linalg.norm(weights))
             if norm > 0:
                 weights = weights / norm
@@ -87,7 +87,7 @@ class TfidfModel:
         unseen_tf = np.array([c for t, c in counts.items() if t not in self.vocabulary], float)
         if self.spec.sublinear:
             tf, unseen_tf = 1.0 + np.log(tf), 1.0 + np.log(unseen_tf)
-        weights = tf * self.idf[columns] if len(columns) else tf
+        weights = tf * self.idf[columns]
         n = self.matrix.shape[0]
         unseen = unseen_tf * (np.log((2.0 + n) / 2.0) + 1.0)
         norm = float(np.sqrt(np.sum(weights**2) + np.sum(unseen**2)))

@@ -12,6 +12,16 @@ from core.pipelines.best.config import BestConfig
 from core.pipelines.best.features import PairTable
 from core.threads import map_in_threads
 
+#: A stage 1 probability from which a pair counts as confident in the graph features.
+CONFIDENT = 0.5
+
+
+def confident_part(prob: csr_matrix) -> csr_matrix:
+    """The confident pairs (probability >= `CONFIDENT`) of a probability matrix."""
+    confident = prob.multiply(prob >= CONFIDENT).tocsr()
+    confident.eliminate_zeros()
+    return confident
+
 
 def pair_probability_matrix(
     n: int, left: np.ndarray, right: np.ndarray, prob: np.ndarray
@@ -129,9 +139,8 @@ def graph_features(
     put("g_best_max", np.maximum(best[left], best[right]))
     # Shared neighbours: sum over k of p(i,k)·p(k,j), and the count of confident ones.
     put("g_shared", _row_dot(p, left, right))
-    confident = p.multiply(p >= CONFIDENT).tocsr()
+    confident = confident_part(p)
     del p
-    confident.eliminate_zeros()
     degree = np.asarray(confident.sum(axis=1)).ravel().astype(np.float32)
     put("g_degree_min", np.minimum(degree[left], degree[right]))
     put("g_degree_max", np.maximum(degree[left], degree[right]))
@@ -144,10 +153,6 @@ def graph_features(
     put("g_word_blend", row_cosine(_blend(table.word, confident), left, right, 25_000))
     put("g_char_blend", row_cosine(_blend(table.char, confident), left, right, 25_000))
     return kept_graph_features(out, config)
-
-
-#: A stage 1 probability from which a pair counts as confident in the graph features.
-CONFIDENT = 0.5
 
 
 def kept_graph_features(out: np.ndarray, config: BestConfig | None) -> tuple[np.ndarray, list[str]]:

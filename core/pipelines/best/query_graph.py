@@ -2,8 +2,9 @@
 
 `core.pipelines.best.graph.graph_features` works out every pair's place in the graph of stage 1
 probabilities at once. With the item appended, only the item's own pairs are asked for, and
-every sum over the graph splits into the catalog's part (fixed, held in `CatalogGraph`) and the
-item's part (its pairs' probabilities): a query costs its pairs' rows, not the catalog's.
+every sum over the graph splits into its candidates' rows of the catalog's graph (scored again
+with the item in: `QueryCatalog`) and the item's part (its pairs' probabilities): a query costs
+its pairs' rows, not the catalog's.
 The same columns, in the same order (`kept_graph_features`).
 """
 
@@ -15,7 +16,12 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from core.pipelines.best.config import BestConfig
-from core.pipelines.best.graph import CONFIDENT, GRAPH_FEATURES, kept_graph_features
+from core.pipelines.best.graph import (
+    CONFIDENT,
+    GRAPH_FEATURES,
+    confident_part,
+    kept_graph_features,
+)
 
 
 @dataclass(frozen=True)
@@ -26,13 +32,6 @@ class CatalogGraph:
     prob: csr_matrix
     word: csr_matrix
     char: csr_matrix
-
-
-def confident_part(prob: csr_matrix) -> csr_matrix:
-    """The confident pairs (probability >= `CONFIDENT`) of a probability matrix."""
-    confident = prob.multiply(prob >= CONFIDENT).tocsr()
-    confident.eliminate_zeros()
-    return confident
 
 
 def _ranks_among(rows: csr_matrix, prob: np.ndarray) -> np.ndarray:

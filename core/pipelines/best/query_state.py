@@ -112,11 +112,10 @@ class ItemNeighbourhood:
             # The item is the catalog's last posting: it comes after every posting it ties with.
             rank = np.sum(nb.score >= sim[:, None], axis=1)
         rank = np.where(valid & (rank < nb.k), rank, ABSENT_RANK)
-        own = np.full(nb.k, np.nan, np.float32)
-        own[: len(order)] = sim[order]
         k = nb.k
-        at = [0, min(MARGIN_RANK, k) - 1, k - 1] if k else None
-        ends = [own[a] if k else np.nan for a in (at or [0, 0, 0])]
+        own = np.full(k, np.nan, np.float32)
+        own[: len(order)] = sim[order]
+        ends = [own[a] for a in (0, min(MARGIN_RANK, k) - 1, k - 1)] if k else [np.nan] * 3
         columns = [_inserted(nb.score, sim, rank, j) for j in (1, MARGIN_RANK, max(k, 1))]
         top1, kth, last = (np.append(c, e) for c, e in zip(columns, ends, strict=True))
         return cls(order, rank, top1, kth, last, median_nearest(top1))
@@ -196,10 +195,9 @@ class QueryCatalog:
         if inputs.size == 0:
             raise SameSameError("The catalog is empty: import a catalog first.")
         kept: list[Candidates] = []
-        table, prob1, prob = score_candidates(matcher, inputs, stages, seen=kept.append)
-        found = kept[0]
-        # The batch's pairs (the table's) are the candidates' pairs, in the same order.
-        return cls(matcher, found, prob1, prob)
+        # The probabilities are in the order of the candidates' pairs.
+        _, prob1, prob = score_candidates(matcher, inputs, stages, seen=kept.append)
+        return cls(matcher, kept[0], prob1, prob)
 
     @property
     def size(self) -> int:
@@ -212,8 +210,8 @@ class QueryCatalog:
         neighbour lists rank it ("higher is closer"; NaN where the index could not list it)."""
         inputs, matcher = self.inputs, self.matcher
         out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for name, row in (("word", word), ("char", char)):
-            sim = np.asarray((self.tfidf[0 if name == "word" else 1].matrix @ row.T).todense())
+        for name, model, row in zip(("word", "char"), self.tfidf, (word, char), strict=True):
+            sim = np.asarray((model.matrix @ row.T).todense())
             sim = np.minimum(sim.ravel().astype(np.float32), 1.0)
             out[name] = (sim, np.where(sim > 0, sim, np.nan).astype(np.float32))
         distance = np.full(self.size, np.nan, np.float32)
