@@ -30,8 +30,10 @@ from benchmarks.bench_best import (  # noqa: E402
     score,
 )
 from benchmarks.common import load_line, machine_lines  # noqa: E402
+from core.engine import match_catalog
 from core.pipelines import MatchInputs  # noqa: E402
-from core.pipelines.best import BestConfig, BestMatcher  # noqa: E402
+from core.pipelines.best import BEST, BestConfig, BestMatcher  # noqa: E402
+from core.settings import MatchSettings
 
 #: name → (what is taken out or added, BestConfig overrides).
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 config=BestConfig(**VARIANTS[name][1]),
             )
             fit_s = time.perf_counter() - t0
-            metrics = score(matcher.match(held_inputs), held)
+            metrics = score(match_catalog(BEST, held_inputs, MatchSettings(), model=matcher), held)
             rows.append({"fold": fold, "variant": name, **metrics, "train_s": fit_s})
             print(
                 f"fold {fold} {name:14s} F1 {metrics['f1']:.4f} P {metrics['precision']:.4f} "

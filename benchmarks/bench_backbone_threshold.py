@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_grocery_best import BACKBONE_INPUTS, grocery  # noqa: E402
 from benchmarks.common import load_line, machine_lines, split_held_back  # noqa: E402
+from core.engine import match_catalog
 from core.metrics import evaluate, true_match_sets  # noqa: E402
 from core.pipelines import MatchInputs, get_pipeline  # noqa: E402
 from core.settings import MatchSettings  # noqa: E402
@@ -38,7 +39,7 @@ def baseline_f1(frame: pd.DataFrame, vectors: np.ndarray, cosine: float) -> floa
     by_id = dict(zip(frame["posting_id"], vectors[frame.index], strict=True))
     inputs = MatchInputs.from_frame(postings, by_id, "bench-photos")
     settings = MatchSettings(baseline_image_cosine=float(cosine))
-    matched = get_pipeline("baseline").match(inputs, settings)
+    matched = match_catalog(get_pipeline("baseline"), inputs, settings)
     labels = dict(zip(frame["posting_id"], frame["label_group"], strict=True))
     return evaluate(matched.match_sets(), true_match_sets(labels))["f1"]
 

@@ -30,9 +30,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.engine import match_catalog
 from core.metrics import evaluate, true_match_sets  # noqa: E402
 from core.pipelines import MatchInputs, get_pipeline
-from core.pipelines.best import BestConfig, BestMatcher  # noqa: E402
+from core.pipelines.best import BEST, BestConfig, BestMatcher  # noqa: E402
 from core.settings import MatchSettings  # noqa: E402
 from core.text import normalize_title  # noqa: E402
 
@@ -152,10 +153,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 fit_s = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                result = matcher.match(held_inputs)
+                result = match_catalog(BEST, held_inputs, MatchSettings(), model=matcher)
             else:
                 t0 = time.perf_counter()
-                result = get_pipeline(name).match(held_inputs, MatchSettings())
+                result = match_catalog(get_pipeline(name), held_inputs, MatchSettings())
             match_s = time.perf_counter() - t0
             metrics = score(result, held)
             row = {

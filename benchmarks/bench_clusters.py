@@ -26,6 +26,7 @@ try:
 except ImportError:  # run as a file: benchmarks/ itself is first on sys.path
     from common import SHARED, load_line, machine_lines, markdown_table
 
+from core.engine import match_catalog
 from core.metrics import group_scores, pair_scores, summary
 from core.pipelines import MatchInputs, get_pipeline
 from core.settings import MatchSettings
@@ -36,7 +37,7 @@ GRID = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
 
 def matched(frame: pd.DataFrame, pipeline: str, settings: MatchSettings):
     inputs = MatchInputs.from_frame(frame)
-    return get_pipeline(pipeline).match(inputs, settings)
+    return match_catalog(get_pipeline(pipeline), inputs, settings)
 
 
 def f1_of(result, frame: pd.DataFrame, min_link: float | None) -> float:

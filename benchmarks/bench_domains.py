@@ -24,6 +24,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_best import parse_overrides  # noqa: E402
+from core.engine import match_catalog
 from core.matches import MatchResult  # noqa: E402
 from core.pipelines import MatchInputs, get_pipeline  # noqa: E402
 from core.pipelines.best import BestConfig, BestMatcher  # noqa: E402
@@ -81,7 +82,7 @@ def run_set(name: str, config: BestConfig) -> list[dict[str, object]]:
                 row["cross_encoder"] = matcher.info["cross_encoder"]
             options["model"] = matcher
         started = time.perf_counter()
-        result = get_pipeline(pipeline).match(test_inputs, MatchSettings(), **options)
+        result = match_catalog(get_pipeline(pipeline), test_inputs, MatchSettings(), **options)
         row["match_s"] = time.perf_counter() - started
         rows.append({**row, **labelled_pair_scores(result, pairs)})
     return rows

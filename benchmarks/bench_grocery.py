@@ -25,6 +25,7 @@ from benchmarks.common import split_held_back
 from core.embedders.mobilenet import PretrainedEmbedder
 from core.embedders.siamese import SiameseConfig
 from core.embedders.siamese_training import train_siamese
+from core.engine import match_catalog
 from core.metrics import evaluate, true_match_sets
 from core.pipelines import MatchInputs, get_pipeline
 from core.settings import MatchSettings
@@ -52,7 +53,7 @@ def held_out_f1(
     postings = frame.assign(title_norm=frame["title"].map(normalize_title))
     by_id = dict(zip(frame["posting_id"], vectors, strict=True)) if vectors is not None else None
     inputs = MatchInputs.from_frame(postings, by_id, "bench" if by_id else None)
-    result = get_pipeline(pipeline).match(inputs, settings or MatchSettings())
+    result = match_catalog(get_pipeline(pipeline), inputs, settings or MatchSettings())
     labels = dict(zip(frame["posting_id"], frame["label_group"], strict=True))
     return evaluate(result.match_sets(), true_match_sets(labels))
 

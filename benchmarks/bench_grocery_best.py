@@ -29,9 +29,11 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import load_line, machine_lines, split_held_back  # noqa: E402
+from core.engine import match_catalog
 from core.metrics import evaluate, true_match_sets  # noqa: E402
 from core.pipelines import MatchInputs  # noqa: E402
-from core.pipelines.best import BestConfig, BestMatcher  # noqa: E402
+from core.pipelines.best import BEST, BestConfig, BestMatcher  # noqa: E402
+from core.settings import MatchSettings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 #: backbone → (alpha, input pixels) the photos are embedded with.
@@ -81,7 +83,12 @@ def train_and_score(
         inputs_of(train, vectors), train["label_group"].tolist(), config=config
     )
     seconds = time.perf_counter() - started
-    return {**scores(test, matcher.match(inputs_of(test, vectors))), "train_s": seconds}
+    return {
+        **scores(
+            test, match_catalog(BEST, inputs_of(test, vectors), MatchSettings(), model=matcher)
+        ),
+        "train_s": seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

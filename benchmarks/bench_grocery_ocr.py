@@ -36,8 +36,10 @@ from benchmarks.bench_grocery_best import (  # noqa: E402
     scores,
 )
 from benchmarks.common import load_line, machine_lines, split_held_back  # noqa: E402
+from core.engine import match_catalog
 from core.pipelines import MatchInputs  # noqa: E402
-from core.pipelines.best import BestConfig, BestMatcher  # noqa: E402
+from core.pipelines.best import BEST, BestConfig, BestMatcher  # noqa: E402
+from core.settings import MatchSettings
 
 DEFAULT_DB = Path(tempfile.gettempdir()) / "samesame-bench" / "grocery_ocr.db"
 EVIDENCE = ("photos", "photos+text")
@@ -91,7 +93,9 @@ def train_and_score(
         inputs_with_text(train, vectors, text), train["label_group"].tolist(), config=config
     )
     seconds = time.perf_counter() - started
-    matched = matcher.match(inputs_with_text(test, vectors, text))
+    matched = match_catalog(
+        BEST, inputs_with_text(test, vectors, text), MatchSettings(), model=matcher
+    )
     return {**scores(test, matched), "train_s": seconds}
 
 

@@ -26,9 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import SHARED, machine_lines  # noqa: E402
 from core.catalog import prepare_postings, read_catalog_csv  # noqa: E402
+from core.engine import match_catalog
 from core.matches import read_submission  # noqa: E402
 from core.metrics import evaluate, true_match_sets  # noqa: E402
 from core.pipelines import MatchInputs, get_pipeline  # noqa: E402
+from core.pipelines.best import BEST
 from core.settings import MatchSettings  # noqa: E402
 from core.spark import SparkOptions, spark_match, spark_session  # noqa: E402
 
@@ -57,8 +59,8 @@ def single_machine(
     if pipeline == "best":
         from core.pipelines.best import BestMatcher
 
-        return BestMatcher.load(model).match(inputs, settings).submission()
-    return get_pipeline(pipeline).match(inputs, settings).submission()
+        return match_catalog(BEST, inputs, settings, model=BestMatcher.load(model)).submission()
+    return match_catalog(get_pipeline(pipeline), inputs, settings).submission()
 
 
 def pair_set(submission: pd.DataFrame) -> set[tuple[str, str]]:

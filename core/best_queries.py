@@ -15,9 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from core.engine import posting_pairs
 from core.ocr import add_photo_text
+from core.pipelines.base import MatchRequest
+from core.pipelines.best.pipeline import BEST
 from core.pipelines.best.query_state import Item, QueryCatalog
 from core.pipelines.inputs import load_inputs, load_inputs_with_item
+from core.settings import MatchSettings
 from core.workspace import catalog_stamp
 
 if TYPE_CHECKING:
@@ -127,31 +131,15 @@ def full_run_scores(
     item: Item,
     image_model: tuple[str, str | None] | None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The item's pairs scored and decided by a whole run over the catalog plus the item, by
-    the same `BestMatcher.decide` as the batch run; and the other posting of each."""
+    """The item's pairs scored and decided by a whole run over the catalog plus the item,
+    through the engine's steps as the batch run takes them; and the other posting of each."""
     inputs = load_inputs_with_item(store, item.title, item.hash, item.vector, image_model)
     if matcher.info.get("photo_text"):
         inputs, _ = add_photo_text(store, inputs)  # the catalog's side; the item's is in its title
-    last = inputs.size - 1  # the item
-    table, prob1, prob = matcher.probabilities(inputs, only=last)
-    decided = matcher.decide(inputs, table, prob1, prob)
-    involves = (table.left == last) | (table.right == last)
-    others = np.where(table.left == last, table.right, table.left)[involves]
-    rule = np.full(len(others), "", dtype=object)
-    mine = decided[(decided["left"] == last) | (decided["right"] == last)]
-    chosen = np.where(mine["left"] == last, mine["right"], mine["left"])
-    at = {int(o): i for i, o in enumerate(others.tolist())}
-    for other, said in zip(chosen.tolist(), mine["rule"].tolist(), strict=True):
-        rule[at[int(other)]] = said
-    scored = pd.DataFrame(
-        {
-            "probability": prob[involves],
-            "image_cosine": table.column("image_sim", involves),
-            "hash_distance": table.column("hash_sim", involves),
-            "tfidf_cosine": table.column("word_sim", involves),
-            "rule": rule,
-            "matched": rule != "",
-            "similarity": prob[involves],
-        }
-    )
+    last = inputs.size - 1  # the item: every pair is (a catalog posting, the item)
+    request = MatchRequest(inputs, MatchSettings(), rows=np.array([last]), model=matcher)
+    scored = posting_pairs(BEST, BEST.prepare(request), last, matcher)
+    others = scored["left"].to_numpy(np.int64)
+    scored = scored.drop(columns=["left", "right"])
+    scored["rule"] = scored["rule"].astype(str)
     return scored, [inputs.posting_ids[o] for o in others.tolist()]

@@ -1,5 +1,7 @@
-"""The batch engine: candidates → pair frame → `Pipeline.score` → at most ``max_matches`` per
-posting, streamed chunk by chunk.
+"""The batch engine: `Pipeline.prepare` → candidates → pair frame → `Pipeline.score` →
+`Pipeline.refine` → at most ``max_matches`` per posting, streamed chunk by chunk. Every
+pipeline runs through it: the rule pipelines' candidates come from top-k indexes, ``best``'s
+from the pairs its trained model scored in `Pipeline.prepare`.
 
 Each chunk of postings asks every candidate source for its top-k neighbours, so a chunk holds
 at most rows × (sum of k) candidate pairs, and each posting keeps at most ``max_matches``
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,13 +30,9 @@ from core.match_cap import best_per_posting
 from core.matches import MatchResult
 from core.pair_listing import LISTED_LEFT, LISTED_RIGHT
 from core.pair_table import PairTable
+from core.pipelines.base import MatchRequest, Pipeline, Prepared, Progress, Stages
+from core.pipelines.inputs import MatchInputs
 from core.settings import MatchSettings
-
-if TYPE_CHECKING:
-    # Only named in annotations: the engine runs whatever pipeline it is given (through the
-    # interface), and the pipelines (`Pipeline.match`, `best`'s own stages) run the engine.
-    from core.pipelines.base import Pipeline, Prepared, Progress
-    from core.pipelines.inputs import MatchInputs
 
 logger = logging.getLogger(__name__)
 
@@ -87,37 +85,19 @@ class _Kept:
         keep = np.flatnonzero(best_per_posting(query, other, similarity, cap))
         self._append(query[keep], other[keep], scored.iloc[keep])
 
+    def add_pairs(self, decided: pd.DataFrame) -> None:
+        """Matches decided for unordered pairs (positions ``left`` < ``right``), kept whole:
+        `capped_pairs` offers each to both postings."""
+        self._append(
+            decided["left"].to_numpy(np.int64),
+            decided["right"].to_numpy(np.int64),
+            decided.drop(columns=["left", "right"]),
+        )
+
     def take(self, name: str) -> np.ndarray:
         """One column of everything kept, concatenated; the chunks are let go."""
         parts = self.columns.pop(name)
         return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def kept_from_pairs(decided: pd.DataFrame) -> _Kept:
-    """Matches decided for unordered pairs (positions ``left`` < ``right``), for
-    `capped_pairs` (which offers each to both postings)."""
-    kept = _Kept()
-    kept._append(
-        decided["left"].to_numpy(np.int64),
-        decided["right"].to_numpy(np.int64),
-        decided.drop(columns=["left", "right"]),
-    )
-    return kept
-
-
-def _directed_candidates(lists) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (query, other) pairs over every source's lists."""
-    queries, others = [], []
-    for nb in lists:
-        query, other, _ = nb.directed()
-        queries.append(query)
-        others.append(other)
-    query, other = np.concatenate(queries), np.concatenate(others)
-    if len(query) == 0:
-        return query, other
-    width = int(max(query.max(), other.max())) + 1
-    unique = np.unique(query * width + other)
-    return unique // width, unique % width
 
 
 def match_catalog(
@@ -125,50 +105,74 @@ def match_catalog(
     inputs: MatchInputs,
     settings: MatchSettings,
     progress: Progress | None = None,
+    *,
+    model: Any = None,
+    stages: Stages | None = None,
     pairs_per_chunk: int = PAIRS_PER_CHUNK,
 ) -> MatchResult:
-    """Match every posting of a catalog with one rule pipeline (see the module docstring)."""
+    """Match every posting of a catalog with one pipeline (see the module docstring);
+    ``model``: its trained model, where it has one; ``stages``: a progress bar per stage of
+    its own."""
+    request = MatchRequest(inputs, settings, progress, stages, model=model)
+    return run_request(pipeline, request, pairs_per_chunk)
+
+
+def run_request(
+    pipeline: Pipeline, request: MatchRequest, pairs_per_chunk: int = PAIRS_PER_CHUNK
+) -> MatchResult:
+    """`match_catalog` for a request made by the caller (a runner of its own, say)."""
     started = time.perf_counter()
     stats = EngineStats()
-    prepared = pipeline.prepare(inputs, settings, progress)
+    prepared = pipeline.prepare(request)
     stats.seconds["candidates_index"] = time.perf_counter() - started
+    stats.seconds.update(prepared.timings)
     scoring_started = time.perf_counter()
-    kept = _kept_matches(pipeline, prepared, settings, pairs_per_chunk, stats, progress)
+    kept = _kept_matches(pipeline, prepared, request, pairs_per_chunk, stats)
+    refined = pipeline.refine(prepared, request.model)
+    if refined is not None and len(refined):
+        kept.add_pairs(refined)
+        stats.matched += len(refined)
     del prepared  # the indexes go before the kept matches are capped
     stats.seconds["scoring"] = time.perf_counter() - scoring_started
+    inputs, settings = request.inputs, request.settings
     return finish(pipeline.name, pipeline.image_kind, inputs, settings, kept, stats, started)
+
+
+def _chunks(prepared: Prepared, pairs_per_chunk: int):
+    """Consecutive postings, as many at a time as bring about ``pairs_per_chunk`` candidates."""
+    n = prepared.inputs.size
+    rows_per_chunk = max(1, pairs_per_chunk // prepared.width)
+    for start in range(0, n, rows_per_chunk):
+        yield np.arange(start, min(n, start + rows_per_chunk), dtype=np.int64)
 
 
 def _kept_matches(
     pipeline: Pipeline,
     prepared: Prepared,
-    settings: MatchSettings,
+    request: MatchRequest,
     pairs_per_chunk: int,
     stats: EngineStats,
-    progress: Progress | None,
 ) -> _Kept:
     """Each posting's ``max_matches`` best matches of its own, a chunk of postings at a time."""
     n = prepared.inputs.size
-    width = max(1, sum(source.k for source in prepared.sources))
-    rows_per_chunk = max(1, pairs_per_chunk // width)
+    settings = request.settings
     kept = _Kept()
-    for start in range(0, n, rows_per_chunk):
-        rows = np.arange(start, min(n, start + rows_per_chunk), dtype=np.int64)
-        lists = [s.index.search_rows(rows, s.k, s.min_score) for s in prepared.sources]
-        query, other = _directed_candidates(lists)
+    for rows in _chunks(prepared, pairs_per_chunk):
+        query, other = prepared.candidates(rows)
         left, right = np.minimum(query, other), np.maximum(query, other)
         # A pair offered from both ends within the chunk is scored once.
         pairs, inverse = np.unique(left * n + right, return_inverse=True)
         frame = pipeline.pair_frame(prepared, pairs // n, pairs % n)
-        scored = pipeline.score(frame, settings).iloc[inverse].reset_index(drop=True)
+        scored = pipeline.score(frame, settings, request.model)
+        scored = scored.iloc[inverse].reset_index(drop=True)
         matched = scored["matched"].to_numpy(bool)
         kept.add(query[matched], other[matched], scored[matched], settings.max_matches)
         stats.candidates += len(query)
         stats.matched += int(matched.sum())
         stats.chunks += 1
         stats.peak_pairs = max(stats.peak_pairs, len(query) + kept.size)
-        if progress is not None:
-            progress(int(rows[-1]) + 1, n)
+        if request.progress is not None:
+            request.progress(int(rows[-1]) + 1, n)
     return kept
 
 
@@ -178,32 +182,71 @@ def scored_candidates(
     settings: MatchSettings,
     relaxed: bool = False,
     pairs_per_chunk: int = PAIRS_PER_CHUNK,
+    *,
+    model: Any = None,
 ) -> pd.DataFrame:
-    """Every candidate pair a rule pipeline scores, matched or not, once each: ``left`` <
+    """Every candidate pair a pipeline scores, matched or not, once each: ``left`` <
     ``right`` (catalog positions), the `Pipeline.score` columns and ``matched``. ``relaxed``
     takes each posting's top-k of every source without the rules' floors (as a query's near
     misses do): a superset of the pairs `match_catalog` scores. For calibrating and measuring
     the pipeline's probabilities (`core.rule_calibration`), not for matching."""
-    n = inputs.size
-    prepared = pipeline.prepare(inputs, settings, relaxed=relaxed)
-    width = max(1, sum(source.k for source in prepared.sources))
-    rows_per_chunk = max(1, pairs_per_chunk // width)
+    request = MatchRequest(inputs, settings, relaxed=relaxed, model=model)
+    return scored_pairs(pipeline, pipeline.prepare(request), model, pairs_per_chunk)
+
+
+def scored_pairs(
+    pipeline: Pipeline,
+    prepared: Prepared,
+    model: Any = None,
+    pairs_per_chunk: int = PAIRS_PER_CHUNK,
+    rows: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """`scored_candidates` of a prepared catalog: every pair once, or with ``rows`` only
+    those postings' pairs."""
+    n = prepared.inputs.size
     frames, seen = [], np.zeros(0, np.int64)
-    for start in range(0, n, rows_per_chunk):
-        rows = np.arange(start, min(n, start + rows_per_chunk), dtype=np.int64)
-        lists = [s.index.search_rows(rows, s.k, s.min_score) for s in prepared.sources]
-        query, other = _directed_candidates(lists)
+    chunks = _chunks(prepared, pairs_per_chunk) if rows is None else [np.asarray(rows)]
+    for chunk in chunks:
+        query, other = prepared.candidates(chunk)
         keys = np.unique(np.minimum(query, other) * n + np.maximum(query, other))
         keys = keys[~np.isin(keys, seen, assume_unique=True)]
         seen = np.union1d(seen, keys)
         frame = pipeline.pair_frame(prepared, keys // n, keys % n)
-        scored = pipeline.score(frame, settings).reset_index(drop=True)
+        scored = pipeline.score(frame, prepared.settings, model).reset_index(drop=True)
         scored.insert(0, "right", keys % n)
         scored.insert(0, "left", keys // n)
         frames.append(scored)
     if not frames:
         return pd.DataFrame(columns=["left", "right", *pipeline.score_columns, "matched"])
     return pd.concat(frames, ignore_index=True)
+
+
+def decided_pairs(pipeline: Pipeline, prepared: Prepared, model: Any = None) -> pd.DataFrame:
+    """Every matched pair of a prepared catalog before any posting keeps its best,
+    `Pipeline.refine`'s included: ``left`` < ``right`` and `Pipeline.score`'s columns. What a
+    job that caps elsewhere (Spark) starts from."""
+    scored = scored_pairs(pipeline, prepared, model)
+    decided = scored[scored["matched"].to_numpy(bool)]
+    return _with_refined(decided, pipeline.refine(prepared, model))
+
+
+def posting_pairs(pipeline: Pipeline, prepared: Prepared, row: int, model: Any = None):
+    """Every candidate pair of one posting, scored and decided as a batch run decides them
+    (`Pipeline.refine`'s decisions included): a query's exact answer."""
+    scored = scored_pairs(pipeline, prepared, model, rows=np.array([row], np.int64))
+    refined = pipeline.refine(prepared, model)
+    if refined is None or not len(refined):
+        return scored
+    mine = refined[(refined["left"] == row) | (refined["right"] == row)]
+    keys = scored["left"].astype(np.int64) * prepared.inputs.size + scored["right"]
+    decided = mine["left"].astype(np.int64) * prepared.inputs.size + mine["right"]
+    return _with_refined(scored[~keys.isin(decided)], mine)
+
+
+def _with_refined(decided: pd.DataFrame, refined: pd.DataFrame | None) -> pd.DataFrame:
+    if refined is None or not len(refined):
+        return decided.reset_index(drop=True)
+    return pd.concat([decided, refined], ignore_index=True)
 
 
 def finish(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from core import models
+from core.engine import match_catalog
 from core.errors import SameSameError
 from core.evaluation import evaluate_result, worst_postings
 from core.matches import MatchResult
@@ -174,17 +175,16 @@ def run_pipeline(
         inputs = inputs.with_titles(titles)
         if notice:
             notices.append(notice)
-    options = {}
+    model = None
     if pipe.needs_model:
-        options["model"] = BestMatcher.load(models.best_dir(store, model_dir))
-        options["stages"] = stages
-        if options["model"].info.get("photo_text"):
+        model = BestMatcher.load(models.best_dir(store, model_dir))
+        if model.info.get("photo_text"):
             # the evidence the model was trained with
             inputs, notice = add_photo_text(store, inputs)
             notices += [notice] if notice else []
     # The reviewer's verdicts overrule the scores before anything is stored or counted; what
     # the rules said about the reviewed pairs is kept for the estimates of precision.
-    own = pipe.match(inputs, settings, progress, **options)
+    own = match_catalog(pipe, inputs, settings, progress, model=model, stages=stages)
     reviews = store.reviews()
     decisions = pipeline_decisions(own, reviews)
     result = with_verdicts(own, reviews)

@@ -23,7 +23,7 @@ from core.embedders.base import ImageEmbedder
 from core.errors import ImageError, ModelNotTrainedError, SameSameError
 from core.images import is_valid_phash, open_image, phash_hex
 from core.ocr import item_photo_text, title_with_photo_text
-from core.pipelines import MatchInputs, Pipeline, get_pipeline
+from core.pipelines import MatchInputs, MatchRequest, Pipeline, get_pipeline
 from core.pipelines.best.query_state import Item
 from core.pipelines.inputs import hash_distances, load_inputs_with_item, vector_cosines
 from core.query_index import INDEXED_QUERY_FROM, RATIO_CANDIDATES, open_query_index
@@ -192,10 +192,9 @@ def _exact_frame(
     item = inputs.size - 1
     rows = np.array([item])
     # Relaxed sources: the nearest postings are shown even when none passes a rule.
-    prepared = pipe.prepare(inputs, settings, rows=rows, relaxed=True)
-    found = [s.index.search_rows(rows, s.k, s.min_score) for s in prepared.sources]
-    others = np.unique(np.concatenate([nb.index[0][nb.index[0] >= 0] for nb in found]))
-    others = others[others != item].astype(np.int64)
+    prepared = pipe.prepare(MatchRequest(inputs, settings, rows=rows, relaxed=True))
+    _, others = prepared.candidates(rows)
+    others = others[others != item]
     # The item comes last, as it will once added: pairs are (catalog posting, item).
     frame = pipe.pair_frame(prepared, others, np.full(len(others), item, np.int64))
     return frame, others

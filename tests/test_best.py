@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 
 from core.candidates import ABSENT_RANK, Neighbours, SparseIndex, all_rows, union_directed
+from core.engine import match_catalog
 from core.errors import ModelNotTrainedError, SameSameError
 from core.metrics import evaluate, true_match_sets
 from core.pipelines import MatchInputs, get_pipeline
 from core.pipelines.best import (
+    BEST,
     BestConfig,
     BestMatcher,
     catalog_training,
@@ -30,11 +32,11 @@ from core.text import normalize_title
 
 
 def match_baseline(inputs: MatchInputs):
-    return get_pipeline("baseline").match(inputs, MatchSettings())
+    return match_catalog(get_pipeline("baseline"), inputs, MatchSettings())
 
 
 def match_best(inputs: MatchInputs, matcher: BestMatcher):
-    return get_pipeline("best").match(inputs, MatchSettings(), model=matcher)
+    return match_catalog(get_pipeline("best"), inputs, MatchSettings(), model=matcher)
 
 
 # Small enough for CI, large enough that the classifier has a few thousand positive pairs.
@@ -182,7 +184,7 @@ def test_title_features_of_empty_titles_are_no_evidence():
 
 def test_dropped_feature_families_leave_both_stages_but_reported_similarities_stay(shopee_csv):
     """An ablation's `drop_features` takes a family out of stage 1 and the graph stage alike;
-    the four similarities `decide` reports are never dropped."""
+    the four similarities a match reports are never dropped."""
     from core.pipelines.best.features import find_candidates, pair_features
     from core.pipelines.best.graph import GRAPH_FEATURES, graph_features
     from core.pipelines.best.scoring import REPORTED_FEATURES
@@ -368,7 +370,7 @@ def test_thresholds_are_tuned_where_out_of_fold_f1_peaks():
 def test_match_needs_no_labels_and_reports_scores(shopee_split, trained):
     _, held = shopee_split
     unlabelled = held.drop(columns=["label_group"]).head(400)
-    result = trained.match(MatchInputs.from_frame(unlabelled))
+    result = match_catalog(BEST, MatchInputs.from_frame(unlabelled), MatchSettings(), model=trained)
     assert result.pipeline == "best"
     assert len(result.pairs) > 0
     for column in ("left", "right", "rule", "probability", "tfidf_cosine", "hash_distance"):
@@ -390,7 +392,7 @@ def test_pairs_scored_in_chunks_get_the_probabilities_of_one_pass(
     _, held = shopee_split
     inputs = MatchInputs.from_frame(held.head(800))
     table, prob1, prob = trained.probabilities(inputs)
-    whole = trained.match(inputs)
+    whole = match_catalog(BEST, inputs, MatchSettings(), model=trained)
     assert len(table.left) > 3 * 997  # several chunks
     chunked_table, chunked1, chunked = trained.probabilities(
         inputs, runner=scoring.LocalRunner(chunk=997)
@@ -400,7 +402,9 @@ def test_pairs_scored_in_chunks_get_the_probabilities_of_one_pass(
     np.testing.assert_array_equal(chunked, prob)
     np.testing.assert_array_equal(chunked_table.features, table.features)
     monkeypatch.setattr(scoring, "FEATURE_CHUNK", 997)
-    pd.testing.assert_frame_equal(trained.match(inputs).pairs, whole.pairs)
+    pd.testing.assert_frame_equal(
+        match_catalog(BEST, inputs, MatchSettings(), model=trained).pairs, whole.pairs
+    )
 
 
 @pytest.mark.slow
@@ -416,7 +420,9 @@ def test_match_reports_each_stage_until_it_is_done(shopee_split, trained):
         heard[name] = []
         return lambda done, total: heard[name].append((done, total))
 
-    result = get_pipeline("best").match(inputs, MatchSettings(), model=trained, stages=stages)
+    result = match_catalog(
+        get_pipeline("best"), inputs, MatchSettings(), model=trained, stages=stages
+    )
     names = list(heard)
     assert [n.split(" (")[0] for n in names] == [
         "best: finding candidates",
@@ -428,8 +434,9 @@ def test_match_reports_each_stage_until_it_is_done(shopee_split, trained):
         assert done == sorted(done) and heard[name][-1][0] == heard[name][-1][1] > 0, name
     # Three modalities without image vectors: every posting searched in each.
     assert heard[names[0]][-1][1] == 3 * inputs.size
-    assert heard[names[1]][-1][1] == result.stats.candidates
-    assert set(result.stats.seconds) == {"candidates", "features", "scoring", "decide"}
+    # The engine reads each candidate pair from both of its postings.
+    assert 2 * heard[names[1]][-1][1] == result.stats.candidates
+    assert {"candidates_index", "neighbours", "scoring"} <= set(result.stats.seconds)
     assert all(v >= 0 for v in result.stats.seconds.values())
 
 
@@ -479,8 +486,8 @@ def test_saved_model_reloads_to_identical_matches_without_pickles(tmp_path, shop
 
     reloaded = BestMatcher.load(tmp_path / "model")
     inputs = MatchInputs.from_frame(held)
-    before = trained.match(inputs).pairs
-    after = reloaded.match(inputs).pairs
+    before = match_catalog(BEST, inputs, MatchSettings(), model=trained).pairs
+    after = match_catalog(BEST, inputs, MatchSettings(), model=reloaded).pairs
     pd.testing.assert_frame_equal(before, after)
     assert reloaded.config == trained.config
 
@@ -498,7 +505,10 @@ def test_optional_title_encoder_trains_and_reloads_in_safe_mode(tmp_path, shopee
     assert list((tmp_path / "model").rglob("*.keras"))
     reloaded = BestMatcher.load(tmp_path / "model")
     inputs = MatchInputs.from_frame(held.head(300))
-    pd.testing.assert_frame_equal(matcher.match(inputs).pairs, reloaded.match(inputs).pairs)
+    pd.testing.assert_frame_equal(
+        match_catalog(BEST, inputs, MatchSettings(), model=matcher).pairs,
+        match_catalog(BEST, inputs, MatchSettings(), model=reloaded).pairs,
+    )
 
 
 def _spy_boosters(monkeypatch):

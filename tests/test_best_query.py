@@ -154,3 +154,41 @@ def test_catalog_is_scored_again_when_it_changes(
         assert found["posting_id"].iloc[0] == added and bool(found["matched"].iloc[0])
     finally:
         store.delete_postings([added])
+
+
+@pytest.mark.slow
+def test_a_query_of_a_whole_run_gives_the_batch_runs_pairs_and_scores(
+    catalog_and_items, trained_on_other_groups
+):
+    """The exact query (the engine's steps for one posting) and the batch engine agree on the
+    item's matches, rules and scores to 1e-6: they are the same steps."""
+    from core.engine import match_catalog
+    from core.pipelines.best import BEST
+    from core.pipelines.inputs import load_inputs_with_item
+
+    store, items = catalog_and_items
+    matcher = trained_on_other_groups
+    compared = 0
+    for row in items.head(3).itertuples():
+        item = Item(normalize_title(row.title), int(row.image_phash, 16))
+        scored, ids = best_queries.full_run_scores(store, matcher, item, None)
+        inputs = load_inputs_with_item(store, item.title, item.hash, None, None)
+        batch = match_catalog(BEST, inputs, MatchSettings(), model=matcher).pairs
+        last = inputs.posting_ids[-1]
+        mine = batch[batch["right"] == last].set_index("left")  # the item's id comes last
+        matched = (
+            scored[scored["matched"].to_numpy(bool)]
+            .assign(left=np.asarray(ids)[scored["matched"].to_numpy(bool)])
+            .set_index("left")
+        )
+        assert sorted(mine.index) == sorted(matched.index)
+        assert (mine["rule"].astype(str) == matched.loc[mine.index, "rule"]).all()
+        for column in ("probability", "tfidf_cosine", "hash_distance", "text_ratio"):
+            np.testing.assert_allclose(
+                mine[column].to_numpy(np.float64),
+                matched.loc[mine.index, column].to_numpy(np.float64),
+                rtol=0,
+                atol=1e-6,
+            )
+        compared += len(mine)
+    assert compared >= 3

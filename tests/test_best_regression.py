@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.bench_best import held_back_groups
+from core.engine import match_catalog
 from core.metrics import evaluate, true_match_sets
 from core.pipelines import MatchInputs, get_pipeline
 from core.pipelines.best import BestMatcher
@@ -38,9 +39,12 @@ def test_default_best_keeps_its_figure_on_a_fixed_dev_fold(shopee_csv: Path) -> 
     inputs = MatchInputs.from_frame(test)
     truth = true_match_sets(dict(zip(test["posting_id"], test["label_group"], strict=True)))
     best = evaluate(
-        get_pipeline("best").match(inputs, MatchSettings(), model=matcher).match_sets(), truth
+        match_catalog(get_pipeline("best"), inputs, MatchSettings(), model=matcher).match_sets(),
+        truth,
     )
-    baseline = evaluate(get_pipeline("baseline").match(inputs, MatchSettings()).match_sets(), truth)
+    baseline = evaluate(
+        match_catalog(get_pipeline("baseline"), inputs, MatchSettings()).match_sets(), truth
+    )
 
     assert len(test) > 3500 and len(train) > 6000
     assert best["f1"] >= FLOOR, best

@@ -15,6 +15,7 @@ import pytest
 
 import core.catalog.rows as catalog_module
 from core.catalog import import_catalog, read_catalog_csv
+from core.engine import match_catalog
 from core.errors import CatalogError
 from core.pipelines import MatchInputs, get_pipeline
 from core.settings import MatchSettings
@@ -276,8 +277,8 @@ def test_broken_images_are_reported_and_rows_still_match_by_title(
     assert status == {"missing": "missing", "empty": "corrupt", "cut": "corrupt", "text": "corrupt"}
     assert store.count_postings() == 5
 
-    result = get_pipeline("baseline").match(
-        MatchInputs.from_frame(store.postings()), MatchSettings()
+    result = match_catalog(
+        get_pipeline("baseline"), MatchInputs.from_frame(store.postings()), MatchSettings()
     )
     matched = result.match_sets()
     assert matched["missing"] == {"missing", "empty", "cut", "text", "good"}

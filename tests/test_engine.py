@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from core.catalog import import_catalog
+from core.engine import match_catalog
 from core.pair_listing import LISTED_BOTH
-from core.pipelines import MatchInputs, get_pipeline
+from core.pipelines import MatchInputs, MatchRequest, get_pipeline
 from core.pipelines.inputs import load_inputs_with_item
 from core.query import _exact_frame
 from core.settings import MatchSettings
@@ -51,7 +52,7 @@ def test_a_posting_with_200_identical_neighbours_keeps_50_best_first() -> None:
     titles += ["sepatu anak"] * 2
     inputs = catalog(titles)
 
-    result = get_pipeline("baseline").match(inputs, SETTINGS)
+    result = match_catalog(get_pipeline("baseline"), inputs, SETTINGS)
 
     sets = result.match_sets()
     sizes = np.array([len(sets[pid]) - 1 for pid in inputs.posting_ids])
@@ -69,7 +70,7 @@ def test_a_posting_with_200_identical_neighbours_keeps_50_best_first() -> None:
 
 def test_uncapped_pairs_are_listed_by_both_sides() -> None:
     inputs = catalog(["kaos polos hitam", "kaos polos hitam", "sepatu anak", "sepatu anak"])
-    result = get_pipeline("baseline").match(inputs, SETTINGS)
+    result = match_catalog(get_pipeline("baseline"), inputs, SETTINGS)
     assert (result.pairs["listed"] == LISTED_BOTH).all()
     assert result.capped == 0
 
@@ -82,7 +83,7 @@ def test_memory_stays_flat_when_duplicate_density_grows() -> None:
     settings = SETTINGS.replace(top_k=10, max_matches=10)
     for copies in (4, 20, 100):
         inputs = dense_catalog(products=2_000 // copies, copies=copies)
-        result = get_pipeline("baseline").match(inputs, settings)
+        result = match_catalog(get_pipeline("baseline"), inputs, settings)
 
         sources = 2  # text and hash (no vectors)
         bound = inputs.size * settings.top_k * sources + inputs.size * settings.max_matches
@@ -96,7 +97,6 @@ def test_memory_stays_flat_when_duplicate_density_grows() -> None:
 
 @pytest.mark.parametrize("pipeline", ["baseline", "ensemble"])
 def test_chunking_does_not_change_the_matches(pipeline: str, demo_catalog: Path, tmp_path) -> None:
-    from core.engine import match_catalog
     from core.pipelines import load_inputs
 
     with Store(tmp_path / "c.db") as store:
@@ -137,13 +137,13 @@ def _check_query_parity(pipe, inputs: MatchInputs) -> int:
     single = pipe.score(frame, SETTINGS)
 
     item_position = inputs.size - 1
-    prepared = pipe.prepare(inputs, SETTINGS)
+    prepared = pipe.prepare(MatchRequest(inputs, SETTINGS))
     batch_frame = pipe.pair_frame(prepared, others, np.full(len(others), item_position))
     batch = pipe.score(batch_frame, SETTINGS)
 
     for column in (*pipe.score_columns, "rule", "matched", "similarity"):
         np.testing.assert_array_equal(single[column].to_numpy(), batch[column].to_numpy())
-    result = pipe.match(inputs, SETTINGS)
+    result = match_catalog(pipe, inputs, SETTINGS)
     matched_here = {inputs.posting_ids[i] for i in others[single["matched"].to_numpy()]}
     assert (
         result.match_sets()[inputs.posting_ids[item_position]] - {inputs.posting_ids[item_position]}

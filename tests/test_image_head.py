@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.engine import match_catalog, posting_pairs
 from core.errors import ModelNotTrainedError
 from core.metrics import evaluate, true_match_sets
-from core.pipelines import MatchInputs
-from core.pipelines.best import BestConfig, BestMatcher
+from core.pipelines import MatchInputs, MatchRequest
+from core.pipelines.best import BEST, BestConfig, BestMatcher
+from core.settings import MatchSettings
 
 FAST = {"n_estimators": 60, "num_leaves": 31}
 
@@ -111,7 +113,10 @@ def test_image_head_lifts_best_on_products_it_never_saw_and_reloads_safely(
     assert importance["image_head_sim"] > 0
 
     unseen = _inputs(test, vectors)
-    without, with_head = _f1(plain.match(unseen), test), _f1(headed.match(unseen), test)
+    without, with_head = (
+        _f1(match_catalog(BEST, unseen, MatchSettings(), model=plain), test),
+        _f1(match_catalog(BEST, unseen, MatchSettings(), model=headed), test),
+    )
     # Measured 0.494 without and 0.568 with (BENCHMARKS.md, full-size models).
     assert with_head > without + 0.03, (with_head, without)
     assert with_head > 0.5, with_head
@@ -119,10 +124,13 @@ def test_image_head_lifts_best_on_products_it_never_saw_and_reloads_safely(
     headed.save(tmp_path / "model")
     assert (tmp_path / "model" / "image_head" / "image_head.keras").is_file()
     reloaded = BestMatcher.load(tmp_path / "model")
-    pd.testing.assert_frame_equal(headed.match(unseen).pairs, reloaded.match(unseen).pairs)
+    pd.testing.assert_frame_equal(
+        match_catalog(BEST, unseen, MatchSettings(), model=headed).pairs,
+        match_catalog(BEST, unseen, MatchSettings(), model=reloaded).pairs,
+    )
 
     # A catalog without photo vectors: the head has nothing to embed, the hashes still match.
-    no_vectors = reloaded.match(_inputs(test, None))
+    no_vectors = match_catalog(BEST, _inputs(test, None), MatchSettings(), model=reloaded)
     assert no_vectors.pairs["image_cosine"].isna().all()
 
     # A head file cut short, or gone: a clear message to retrain, never a traceback.
@@ -141,7 +149,10 @@ def test_image_head_lifts_best_on_products_it_never_saw_and_reloads_safely(
     (tmp_path / "old" / "best.json").write_text(json.dumps(payload))
     old = BestMatcher.load(tmp_path / "old")
     assert old.image_head is None and not old.config.image_head
-    pd.testing.assert_frame_equal(plain.match(unseen).pairs, old.match(unseen).pairs)
+    pd.testing.assert_frame_equal(
+        match_catalog(BEST, unseen, MatchSettings(), model=plain).pairs,
+        match_catalog(BEST, unseen, MatchSettings(), model=old).pairs,
+    )
 
 
 @pytest.mark.slow
@@ -233,11 +244,10 @@ def test_a_photo_query_answers_as_a_run_with_the_photo_appended(grocery_vectors)
     for index, row in items.iterrows():
         inputs = _inputs(pd.concat([rest, items.loc[[index]]]), vectors)
         item = inputs.size - 1
-        table, prob1, prob = matcher.probabilities(inputs, only=item)
-        decided = matcher.decide(inputs, table, prob1, prob)
-        mine = (table.left == item) | (table.right == item)
-        reference = dict(zip(table.left[mine].tolist(), prob[mine].tolist(), strict=True))
-        chosen = decided[decided["right"] == item]["left"].tolist()
+        request = MatchRequest(inputs, MatchSettings(), rows=np.array([item]), model=matcher)
+        whole = posting_pairs(BEST, BEST.prepare(request), item, matcher)
+        reference = dict(zip(whole["left"].tolist(), whole["probability"].tolist(), strict=True))
+        chosen = whole["left"][whole["matched"]].tolist()
         phash = int(row["image_phash"], 16) if row["image_phash"] else None
         found = ready.score_item(Item("", phash, vectors[index]))
         answer = dict(zip(found.others.tolist(), found.probability.tolist(), strict=True))

@@ -11,6 +11,7 @@ import pytest
 
 from core import evaluation, matching, models
 from core.catalog import import_catalog
+from core.engine import match_catalog
 from core.errors import SameSameError
 from core.matches import MatchResult
 from core.pipelines import PIPELINES, MatchInputs, get_pipeline, load_inputs
@@ -27,11 +28,11 @@ def self_only(store: Store) -> MatchResult:
 
 
 def match_baseline(inputs: MatchInputs, settings: MatchSettings | None = None) -> MatchResult:
-    return get_pipeline("baseline").match(inputs, settings or MatchSettings())
+    return match_catalog(get_pipeline("baseline"), inputs, settings or MatchSettings())
 
 
 def match_ensemble(inputs: MatchInputs, settings: MatchSettings | None = None) -> MatchResult:
-    return get_pipeline("ensemble").match(inputs, settings or MatchSettings())
+    return match_catalog(get_pipeline("ensemble"), inputs, settings or MatchSettings())
 
 
 def pair_keys(result: MatchResult) -> set[tuple[str, str]]:

@@ -9,6 +9,7 @@ import pytest
 from core.embedders.mobilenet import PretrainedEmbedder
 from core.embedders.siamese import SiameseConfig, SiameseEmbedder
 from core.embedders.siamese_training import train_siamese
+from core.engine import match_catalog
 from core.metrics import evaluate, true_match_sets
 from core.pipelines import MatchInputs, get_pipeline
 from core.settings import MatchSettings
@@ -21,7 +22,7 @@ def _held_out_f1(frame: pd.DataFrame, vectors: np.ndarray, pipeline: str) -> flo
     inputs = MatchInputs.from_frame(
         postings, dict(zip(frame["posting_id"], vectors, strict=True)), "test"
     )
-    result = get_pipeline(pipeline).match(inputs, MatchSettings())
+    result = match_catalog(get_pipeline(pipeline), inputs, MatchSettings())
     labels = dict(zip(frame["posting_id"], frame["label_group"], strict=True))
     return evaluate(result.match_sets(), true_match_sets(labels))["f1"]
 

@@ -21,10 +21,11 @@ import pandas as pd
 import pytest
 
 from core.catalog import prepare_postings, read_catalog_csv
+from core.engine import match_catalog
 from core.errors import CatalogError, SameSameError
 from core.matches import read_submission
-from core.pipelines import MatchInputs, get_pipeline
-from core.pipelines.best import catalog_training
+from core.pipelines import MatchInputs, MatchRequest, get_pipeline
+from core.pipelines.best import BEST, catalog_training
 from core.settings import MatchSettings
 from tests.conftest import require
 
@@ -83,7 +84,7 @@ def single_machine(
     """What ``python -m core match --catalog CSV`` (no images) finds: same import, pipeline."""
     postings, _ = prepare_postings(read_catalog_csv(csv_path), None)
     inputs = MatchInputs.from_frame(pd.DataFrame(postings))
-    result = get_pipeline(pipeline).match(inputs, settings or MatchSettings())
+    result = match_catalog(get_pipeline(pipeline), inputs, settings or MatchSettings())
     return inputs.posting_ids, pair_set(result.submission())
 
 
@@ -350,7 +351,7 @@ def test_spark_scores_and_decides_every_pair_as_one_machine_does(
 
     rows, _ = prepare_postings(read_catalog_csv(shopee_sample), None)
     inputs = MatchInputs.from_frame(pd.DataFrame(rows))
-    prepared = pipe.prepare(inputs, settings)
+    prepared = pipe.prepare(MatchRequest(inputs, settings))
     # Spark numbers postings by their CSV row; the single machine by catalog position.
     ids = postings.select("idx", "posting_id").toPandas().set_index("idx")["posting_id"]
     position = pd.Series(np.arange(inputs.size), index=inputs.posting_ids)
@@ -385,7 +386,7 @@ def test_verdicts_overrule_the_spark_job_as_they_do_one_machine(
 
     postings, _ = prepare_postings(read_catalog_csv(shopee_sample), None)
     inputs = MatchInputs.from_frame(pd.DataFrame(postings))
-    result = get_pipeline("baseline").match(inputs, MatchSettings())
+    result = match_catalog(get_pipeline("baseline"), inputs, MatchSettings())
     frame = pd.read_csv(shopee_sample, dtype=str, keep_default_na=False)
     label = dict(zip(frame["posting_id"], frame["label_group"], strict=True))
     matched = result.pairs.iloc[0]
@@ -456,7 +457,7 @@ def test_spark_caps_and_applies_verdicts_as_one_machine(
     postings, _ = prepare_postings(read_catalog_csv(shopee_sample), None)
     inputs = MatchInputs.from_frame(pd.DataFrame(postings))
     settings = MatchSettings(max_matches=max_matches)
-    result = get_pipeline(pipeline).match(inputs, settings)
+    result = match_catalog(get_pipeline(pipeline), inputs, settings)
     assert result.capped > 50
     frame = pd.read_csv(shopee_sample, dtype=str, keep_default_na=False)
     label = dict(zip(frame["posting_id"], frame["label_group"], strict=True))
@@ -560,7 +561,7 @@ def test_best_on_spark_decides_one_machines_matches(
     frame.to_csv(catalog, index=False)
     postings, _ = prepare_postings(read_catalog_csv(catalog), None)
     inputs = MatchInputs.from_frame(pd.DataFrame(postings))
-    result = BestMatcher.load(best_model).match(inputs, MatchSettings())
+    result = match_catalog(BEST, inputs, MatchSettings(), model=BestMatcher.load(best_model))
     want = pair_set(result.submission())
     assert len(want) > 1000 and result.capped == 0
 

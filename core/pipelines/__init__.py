@@ -9,6 +9,7 @@ from __future__ import annotations
 from core.pipelines import baseline, ensemble  # noqa: F401  (register themselves)
 from core.pipelines.base import (
     PIPELINES,
+    MatchRequest,
     Pipeline,
     Prepared,
     Readiness,
@@ -23,6 +24,7 @@ from core.pipelines.inputs import MatchInputs, load_inputs
 __all__ = [
     "PIPELINES",
     "MatchInputs",
+    "MatchRequest",
     "Pipeline",
     "Prepared",
     "Readiness",

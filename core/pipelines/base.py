@@ -1,12 +1,14 @@
 """The `Pipeline` interface and the one registry of pipelines.
 
 A pipeline says what it is (name, title, a plain-language summary), what it needs (which image
-vectors, whether a trained model), whether it can run now and why not, where its candidate
-pairs come from (top-k neighbour searches, one per modality), and how a pair is scored
-(`Pipeline.score`: a pandas frame of candidate pairs in, per-modality scores and the decision
-out). The batch engine (`core.engine`), the single-item query (`core.query`) and the Spark job
-(`core.spark`, in ``mapInPandas``) all call that same `score`; the CLI, the app's pages and
-Spark list pipelines from `PIPELINES`, never by hand.
+vectors, whether a trained model), whether it can run now and why not, and four steps:
+`Pipeline.prepare` (a `MatchRequest` in: indexes, trained parts, catalog-wide scores out, as
+`Prepared`, whose `Prepared.candidates` says which pairs to look at), `Pipeline.pair_frame`
+(the columns its rules read, for pairs), `Pipeline.score` (per-modality scores and the
+decision) and `Pipeline.refine` (matches only the whole catalog's scores can decide, such as
+a lonely posting's nearest partner). The batch engine (`core.engine`), the single-item query
+(`core.query`) and the Spark job (`core.spark`, in ``mapInPandas``) all run those same steps;
+the CLI, the app's pages and Spark list pipelines from `PIPELINES`, never by hand.
 """
 
 from __future__ import annotations
@@ -21,17 +23,42 @@ import numpy as np
 import pandas as pd
 
 from core.candidates import DenseIndex, HashIndex
-from core.engine import match_catalog
 from core.errors import SameSameError
 from core.pipelines.inputs import MatchInputs
 from core.settings import MatchSettings
 
 if TYPE_CHECKING:
     from core.candidates import NeighbourIndex
-    from core.matches import MatchResult
     from core.store import Store
 
 Progress = Callable[[int, int], None]
+#: A progress bar per named stage (`core.matching.Hooks.progress`); None draws nothing.
+Stages = Callable[[str], Progress | None]
+
+
+@dataclass(frozen=True)
+class MatchRequest:
+    """What a pipeline is asked to prepare a catalog for.
+
+    Args:
+        inputs: the catalog's postings (titles, hashes, image vectors).
+        settings: the thresholds and limits in force.
+        progress: (done, total) of the work that takes longest.
+        stages: a progress bar per named stage, for a pipeline with stages of its own.
+        rows: only these postings will be asked about (a new item's query).
+        relaxed: offer the nearest postings even where no rule can pass (near misses).
+        model: the trained model, for a pipeline that has one (`Pipeline.needs_model`).
+        runner: where catalog-wide scoring runs (None: here; `core.spark.best` spreads it).
+    """
+
+    inputs: MatchInputs
+    settings: MatchSettings
+    progress: Progress | None = None
+    stages: Stages | None = None
+    rows: np.ndarray | None = None
+    relaxed: bool = False
+    model: Any = None
+    runner: Any = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +93,33 @@ class Prepared:
     settings: MatchSettings
     sources: list[Source]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Seconds the catalog-wide steps took, by name (reported with the run).
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        """Most candidates one posting can bring (bounds a chunk of postings' pairs)."""
+        return max(1, sum(source.k for source in self.sources))
+
+    def candidates(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct (query, other) position pairs: each of ``rows`` with its candidates."""
+        queries, others = [], []
+        for source in self.sources:
+            query, other, _ = source.index.search_rows(rows, source.k, source.min_score).directed()
+            queries.append(query)
+            others.append(other)
+        if not queries:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return distinct_pairs(np.concatenate(queries), np.concatenate(others))
+
+
+def distinct_pairs(query: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(query, other) pairs once each, sorted."""
+    if len(query) == 0:
+        return query.astype(np.int64), other.astype(np.int64)
+    width = int(max(query.max(), other.max())) + 1
+    unique = np.unique(query.astype(np.int64) * width + other)
+    return unique // width, unique % width
 
 
 class Pipeline(ABC):
@@ -157,18 +211,9 @@ class Pipeline(ABC):
         return {"text": 0.0, "image": -1.0, "hash": float(settings.hash_max_distance)}
 
     @abstractmethod
-    def prepare(
-        self,
-        inputs: MatchInputs,
-        settings: MatchSettings,
-        progress: Progress | None = None,
-        rows: np.ndarray | None = None,
-        relaxed: bool = False,
-    ) -> Prepared:
-        """Candidate sources (neighbour indexes) and what scoring reads, for one catalog;
-        with ``rows``, only those postings will be searched (a new item's query); ``relaxed``
-        sources also offer the nearest postings that cannot pass a rule (to show near
-        misses)."""
+    def prepare(self, request: MatchRequest) -> Prepared:
+        """Candidate sources (neighbour indexes) and what scoring reads, for one catalog (see
+        `MatchRequest` for what is asked)."""
 
     @abstractmethod
     def pair_frame(self, prepared: Prepared, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
@@ -197,15 +242,11 @@ class Pipeline(ABC):
         """
         return np.zeros(len(scores), bool)
 
-    def match(
-        self,
-        inputs: MatchInputs,
-        settings: MatchSettings,
-        progress: Progress | None = None,
-        **options: Any,
-    ) -> MatchResult:
-        """Match a whole catalog (the batch engine, bounded by ``settings.max_matches``)."""
-        return match_catalog(self, inputs, settings, progress)
+    def refine(self, prepared: Prepared, model: Any = None) -> pd.DataFrame | None:
+        """Matches only the whole catalog's scores can decide, added to `score`'s before each
+        posting keeps its best: ``left`` < ``right`` (positions) and `score`'s columns; None
+        when the pipeline has none (the rule pipelines decide pair by pair)."""
+        return None
 
 
 def image_source(inputs: MatchInputs, settings: MatchSettings, min_score: float | None):

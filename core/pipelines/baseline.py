@@ -14,9 +14,9 @@ from core.candidates import SparseIndex, fit_tfidf, row_cosine
 from core.models import IMAGENET, image_model_name
 from core.pipelines.base import (
     CLOSE_CALL_BAND,
+    MatchRequest,
     Pipeline,
     Prepared,
-    Progress,
     Readiness,
     Source,
     close_call_mask,
@@ -26,7 +26,7 @@ from core.pipelines.base import (
     image_source,
     register,
 )
-from core.pipelines.inputs import MatchInputs, image_columns
+from core.pipelines.inputs import image_columns
 from core.settings import MatchSettings
 from core.store import Store
 
@@ -91,18 +91,12 @@ class BaselinePipeline(Pipeline):
             "hash": float(settings.hash_max_distance),
         }
 
-    def prepare(
-        self,
-        inputs: MatchInputs,
-        settings: MatchSettings,
-        progress: Progress | None = None,
-        rows: np.ndarray | None = None,
-        relaxed: bool = False,
-    ) -> Prepared:
+    def prepare(self, request: MatchRequest) -> Prepared:
+        inputs, settings = request.inputs, request.settings
         words = fit_tfidf(inputs.titles)
         k = settings.top_k
         floors = self.candidate_floors(settings)
-        if relaxed:
+        if request.relaxed:
             floors = {"text": None, "image": None, "hash": 64}
         sources = [Source(SparseIndex("text", words.matrix), k, floors["text"])]
         image = image_source(inputs, settings, floors["image"])

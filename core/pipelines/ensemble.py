@@ -22,6 +22,7 @@ from core.models import (
 )
 from core.pipelines.base import (
     CLOSE_CALL_BAND,
+    MatchRequest,
     Pipeline,
     Prepared,
     Progress,
@@ -35,7 +36,7 @@ from core.pipelines.base import (
     register,
 )
 from core.pipelines.baseline import hash_similarity, image_readiness
-from core.pipelines.inputs import MatchInputs, image_columns, title_columns
+from core.pipelines.inputs import image_columns, title_columns
 from core.settings import MatchSettings
 from core.store import Store
 
@@ -197,21 +198,20 @@ class EnsemblePipeline(Pipeline):
             "hash": float(settings.hash_max_distance),
         }
 
-    def prepare(
-        self,
-        inputs: MatchInputs,
-        settings: MatchSettings,
-        progress: Progress | None = None,
-        rows: np.ndarray | None = None,
-        relaxed: bool = False,
-    ) -> Prepared:
+    def prepare(self, request: MatchRequest) -> Prepared:
+        inputs, settings, relaxed = request.inputs, request.settings, request.relaxed
         k = settings.top_k
         floors = self.candidate_floors(settings)
         extra = {}
         sources = []
         if inputs.size <= EXACT_RATIO_UP_TO:
             ratios = RatioIndex(
-                "text", inputs.titles, k, settings.ensemble_text_ratio, progress, rows
+                "text",
+                inputs.titles,
+                k,
+                settings.ensemble_text_ratio,
+                request.progress,
+                request.rows,
             )
             sources.append(Source(ratios, k, settings.ensemble_text_ratio))
             extra["ratios"] = ratios

@@ -29,9 +29,10 @@ import numpy as np
 import pandas as pd
 
 from core.candidates import Neighbours
+from core.engine import decided_pairs
 from core.errors import SameSameError
 from core.models import settings_for_image_model
-from core.pipelines import get_pipeline
+from core.pipelines import MatchRequest, get_pipeline
 from core.pipelines.best.features import (
     Candidates,
     IndexBuilder,
@@ -50,6 +51,7 @@ from core.pipelines.best.scoring import (
     stage2_chunk,
 )
 from core.pipelines.inputs import MatchInputs
+from core.settings import MatchSettings
 from core.spark.neighbours import SEARCH_BLOCK, block_starts, worker_index
 from core.spark.vectors import embedder_spec
 from core.threads import one_thread
@@ -59,7 +61,6 @@ if TYPE_CHECKING:
 
     from core.candidates import Neighbours
     from core.pipelines.best.model import BestMatcher
-    from core.settings import MatchSettings
 
 #: Fewest pairs per Spark task (a task's fixed cost is a few milliseconds of Python).
 SPARK_MIN_CHUNK = 20_000
@@ -277,8 +278,10 @@ def best_pairs(
         inputs.image_vectors, inputs.has_vector = _vector_matrix(vectors, ids)
         inputs.image_model = matcher.info.get("image_model")
     spark = postings.sparkSession
-    table, prob1, prob = matcher.probabilities(inputs, runner=SparkRunner(spark, partitions))
-    decided = matcher.decide(inputs, table, prob1, prob)
+    request = MatchRequest(
+        inputs, MatchSettings(), model=matcher, runner=SparkRunner(spark, partitions)
+    )
+    decided = decided_pairs(BEST, BEST.prepare(request), matcher)
     frame = pd.DataFrame(
         {
             "l": ids[decided["left"].to_numpy(np.int64)],

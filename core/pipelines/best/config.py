@@ -8,7 +8,7 @@ from typing import Any
 from core.errors import SameSameError
 from core.settings import MatchSettings
 
-#: Stage 1 similarities every pair keeps past scoring (what `decide` and queries report).
+#: Stage 1 similarities every pair keeps past scoring (what matches and queries report).
 ALWAYS_KEPT = ("char_sim", "hash_sim", "image_sim", "word_sim")
 
 
@@ -62,7 +62,7 @@ class BestConfig:
     # measures.
     train_splits: list[int] = field(default_factory=lambda: [3, 6])
     # Feature-name prefixes both stages leave out (ablations: what each feature family adds;
-    # BENCHMARKS.md). The similarities `decide` reports are always kept.
+    # BENCHMARKS.md). The similarities matches report are always kept.
     drop_features: list[str] = field(default_factory=list)
     threshold: float = 0.5
     threshold_low: float = 0.5

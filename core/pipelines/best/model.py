@@ -11,27 +11,21 @@ and image head loaded in safe mode: nothing in the folder can execute code when 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from core.candidates.ratio import sequence_ratio
 from core.embedders.text_model import TitleEncoder
 from core.embedders.vector_head import VectorHead
-from core.engine import EngineStats, finish, kept_from_pairs
 from core.errors import ModelNotTrainedError, SameSameError
-from core.matches import MatchResult
 from core.models import BEST_CONFIG_FILE
 from core.pipelines.best.config import BestConfig
 from core.pipelines.best.features import PairTable, Stages
 from core.pipelines.best.rescoring import Rescorer
 from core.pipelines.best.scoring import Runner, score_candidates
-from core.pipelines.best.thresholds import select_pairs
 from core.pipelines.best.training import fit_stages
 from core.pipelines.inputs import MatchInputs
 from core.settings import MatchSettings
@@ -112,74 +106,6 @@ class BestMatcher:
         chunk of pairs at a time by ``runner`` (here unless told: `core.pipelines.best.scoring`).
         ``only``: a single-item query's posting, whose pairs alone the cross-encoder re-scores."""
         return score_candidates(self, inputs, stages, runner, only)
-
-    def decide(
-        self,
-        inputs: MatchInputs,
-        table: PairTable,
-        prob1: np.ndarray,
-        prob: np.ndarray,
-        threshold: float | None = None,
-    ) -> pd.DataFrame:
-        """The matched candidate pairs: left, right (positions), scores, rule, similarity.
-
-        The one decision step of ``best``: the batch run and the single-item query call it.
-        """
-        t = self.config.threshold if threshold is None else threshold
-        low = min(t, self.config.threshold_low)
-        keep = select_pairs(inputs.size, table.left, table.right, prob, t, low, self.config.min_one)
-        left, right = table.left[keep], table.right[keep]
-        return pd.DataFrame(
-            {
-                "left": left,
-                "right": right,
-                "probability": prob[keep],
-                "stage1_probability": prob1[keep],
-                "tfidf_cosine": table.column("word_sim", keep),
-                "char_cosine": table.column("char_sim", keep),
-                # difflib's ratio, as the ensemble reports it (only for the kept pairs: cheap).
-                "text_ratio": np.array(
-                    [
-                        sequence_ratio(inputs.titles[a], inputs.titles[b])
-                        for a, b in zip(left.tolist(), right.tolist(), strict=True)
-                    ],
-                    dtype=np.float32,
-                ),
-                "hash_distance": table.column("hash_sim", keep),
-                "image_cosine": table.column("image_sim", keep),
-                "rule": pd.Categorical.from_codes(
-                    (prob[keep] < t).astype(np.int64), categories=["model", "nearest"]
-                ),
-                "matched": np.ones(len(left), bool),
-                "similarity": prob[keep].astype(np.float32),
-            }
-        )
-
-    def match(
-        self,
-        inputs: MatchInputs,
-        settings: MatchSettings | None = None,
-        threshold: float | None = None,
-        stages: Stages | None = None,
-    ) -> MatchResult:
-        """Match a catalog (labels are not needed; the catalog may hold unseen products),
-        drawing a progress bar per stage through ``stages``."""
-        settings = settings or MatchSettings()
-        started = time.perf_counter()
-        table, prob1, prob = self.probabilities(inputs, stages)
-        scored = time.perf_counter()
-        decided = self.decide(inputs, table, prob1, prob, threshold)
-        stats = EngineStats(candidates=len(table.left), matched=len(decided), chunks=1)
-        stats.seconds = {
-            "candidates": table.timings.get("neighbours", 0.0),
-            "features": table.timings.get("modality_features", 0.0)
-            + table.timings.get("text_features", 0.0),
-            "scoring": scored - started - sum(table.timings.values()),
-            "decide": time.perf_counter() - scored,
-        }
-        stats.peak_pairs = len(table.left)
-        kept = kept_from_pairs(decided)
-        return finish(BEST_NAME, "imagenet", inputs, settings, kept, stats, started)
 
     # -- files ---------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:

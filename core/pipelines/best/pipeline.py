@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.candidates.ratio import sequence_ratio
 from core.errors import ModelNotTrainedError
-from core.matches import MatchResult
 from core.models import BEST as BEST_FOLDER
 from core.models import IMAGENET, best_dir, best_is_current, best_model_info, in_sample
 from core.pipelines.base import (
     CLOSE_CALL_PROBABILITY,
+    MatchRequest,
     Pipeline,
     Prepared,
     Progress,
@@ -24,7 +25,9 @@ from core.pipelines.base import (
 )
 from core.pipelines.best.catalog_training import train_best_model
 from core.pipelines.best.model import BEST_NAME
-from core.pipelines.inputs import MatchInputs
+from core.pipelines.best.scored_catalog import ScoredCatalog
+from core.pipelines.best.scoring import score_candidates
+from core.pipelines.best.thresholds import select_pairs
 from core.settings import MatchSettings
 from core.store import Store
 
@@ -100,34 +103,54 @@ class BestPipeline(Pipeline):
         )
         return report
 
-    def prepare(
-        self,
-        inputs: MatchInputs,
-        settings: MatchSettings,
-        progress: Progress | None = None,
-        rows: np.ndarray | None = None,
-        relaxed: bool = False,
-    ) -> Prepared:
-        raise ModelNotTrainedError("best prepares its candidates with its trained model: use match")
+    def prepare(self, request: MatchRequest) -> Prepared:
+        """Every candidate pair of the catalog scored by the trained model (``request.model``),
+        stage by stage, here or by ``request.runner``; a single-item query's posting
+        (``request.rows``) has its pairs alone re-scored by the title transformer."""
+        matcher = request.model
+        if matcher is None:
+            raise ModelNotTrainedError(
+                "The best pipeline needs a trained model: train it on a labelled catalog first."
+            )
+        rows = request.rows
+        only = int(rows[0]) if rows is not None and len(rows) == 1 else None
+        table, prob1, prob = score_candidates(
+            matcher, request.inputs, request.stages, request.runner, only
+        )
+        return ScoredCatalog.of(request, table, prob1, prob)
 
     def pair_frame(self, prepared: Prepared, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
-        raise ModelNotTrainedError("best's pair features come from its trained model: use match")
+        """The pairs' probabilities and the similarities reported with them, read from the
+        scored catalog (every pair asked about is one of its candidates)."""
+        if not isinstance(prepared, ScoredCatalog):
+            raise ModelNotTrainedError("best's pairs are read from a catalog it has prepared")
+        return prepared.frame(left, right)
 
     def score(
         self, frame: pd.DataFrame, settings: MatchSettings, model: Any = None
     ) -> pd.DataFrame:
-        """Probabilities of candidate pairs from their feature columns (stage 2's names when
-        the model has a graph stage); ``rule`` "model" where it reaches the threshold."""
+        """``rule`` "model" where a pair's probability reaches the model's threshold."""
         if model is None:
             raise ModelNotTrainedError("The best pipeline needs its trained model to score")
-        booster, names = (
-            (model.stage2, model.names2)
-            if model.stage2 is not None
-            else (model.stage1, model.names1)
-        )
-        probability = booster.predict(frame[names].to_numpy(np.float32)).astype(np.float32)
-        fired = {"model": probability >= model.config.threshold}
-        return decision_frame(frame, {"probability": probability}, fired, probability)
+        matched = frame["probability"].to_numpy(np.float32) >= model.config.threshold
+        return _decided(frame, matched, np.zeros(len(frame), bool))
+
+    def refine(self, prepared: Prepared, model: Any = None) -> pd.DataFrame | None:
+        """The "nearest" rule: a posting no pair matches still gets its most probable partner
+        at ``threshold_low`` (`select_pairs`, the rule the thresholds were tuned with)."""
+        config = model.config
+        if not config.min_one or not isinstance(prepared, ScoredCatalog):
+            return None
+        t = config.threshold
+        left, right, prob = prepared.left, prepared.right, prepared.prob
+        low = min(t, config.threshold_low)
+        keep = select_pairs(prepared.inputs.size, left, right, prob, t, low, True)
+        nearest = np.flatnonzero(keep & (prob < t))
+        frame = prepared.frame(left[nearest], right[nearest])
+        decided = _decided(frame, np.zeros(len(nearest), bool), np.ones(len(nearest), bool))
+        decided.insert(0, "right", right[nearest])
+        decided.insert(0, "left", left[nearest])
+        return decided
 
     def close_calls(
         self, scores: pd.DataFrame, settings: MatchSettings, threshold: float | None = None
@@ -136,19 +159,25 @@ class BestPipeline(Pipeline):
         margin = (scores["probability"].to_numpy(np.float32) - limit) / CLOSE_CALL_PROBABILITY
         return close_call_mask(scores, {"model": margin})
 
-    def match(
-        self,
-        inputs: MatchInputs,
-        settings: MatchSettings,
-        progress: Progress | None = None,
-        **options: Any,
-    ) -> MatchResult:
-        model = options.get("model")
-        if model is None:
-            raise ModelNotTrainedError(
-                "The best pipeline needs a trained model: train it on a labelled catalog first."
-            )
-        return model.match(inputs, settings, stages=options.get("stages"))
+
+def _decided(frame: pd.DataFrame, model: np.ndarray, nearest: np.ndarray) -> pd.DataFrame:
+    """`Pipeline.score`'s frame of pairs the rules ``model`` and ``nearest`` decide; difflib's
+    ratio (as the ensemble reports it) only for matched pairs: it is for people to read."""
+    matched = model | nearest
+    ratio = np.full(len(frame), np.nan, np.float32)
+    titles = frame[["left_title", "right_title"]].to_numpy(object)[matched]
+    ratio[matched] = [sequence_ratio(a, b) for a, b in titles.tolist()]
+    prob = frame["probability"].to_numpy(np.float32)
+    scores = {
+        "probability": prob,
+        "stage1_probability": frame["stage1_probability"].to_numpy(np.float32),
+        "tfidf_cosine": frame["tfidf_cosine"].to_numpy(np.float32),
+        "char_cosine": frame["char_cosine"].to_numpy(np.float32),
+        "text_ratio": ratio,
+        "hash_distance": frame["hash_distance"].to_numpy(np.float32),
+        "image_cosine": frame["image_cosine"].to_numpy(np.float32),
+    }
+    return decision_frame(frame, scores, {"model": model, "nearest": nearest}, prob)
 
 
 BEST = register(BestPipeline())

@@ -330,7 +330,7 @@ class QueryCatalog:
 
     def _decide(self, others: np.ndarray, prob: np.ndarray) -> np.ndarray:
         """ "model" at the threshold; "nearest" where the item is a lonely side's most probable
-        partner at ``threshold_low`` (`BestMatcher.decide`'s rule, for the item's pairs)."""
+        partner at ``threshold_low`` (`BestPipeline.refine`'s rule, for the item's pairs)."""
         config = self.matcher.config
         t = config.threshold
         low = min(t, config.threshold_low)

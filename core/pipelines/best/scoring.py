@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 PREDICT_CHUNK = 250_000
 #: Candidate pairs whose features are held at once (about 220 MB at ~110 features).
 FEATURE_CHUNK = 500_000
-#: Stage 1 features every pair keeps past scoring (what `decide` and queries report), sorted.
+#: Stage 1 features every pair keeps past scoring (what matches and queries report), sorted.
 REPORTED_FEATURES = ALWAYS_KEPT
 
 Chunks = Sequence[tuple[int, int]]

@@ -1,0 +1,99 @@
+"""``best``'s prepared catalog: every candidate pair scored once, read back by the engine.
+
+``best``'s features are catalog-wide (neighbour ranks, densities, token rarities, the graph of
+stage 1's probabilities), so its `Pipeline.prepare` scores every candidate pair at once
+(`core.pipelines.best.scoring`). The engine then asks for a chunk of postings' pairs at a
+time, as it does of the rule pipelines' indexes: `ScoredCatalog.candidates` lists them from
+the pairs each posting is in, and `ScoredCatalog.frame` reads their scores back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core.pipelines.base import MatchRequest, Prepared, distinct_pairs
+from core.pipelines.best.features import PairTable
+
+#: What a pair frame reports of stage 1's features, by the name `Pipeline.score` gives it.
+REPORTED = {
+    "tfidf_cosine": "word_sim",
+    "char_cosine": "char_sim",
+    "hash_distance": "hash_sim",
+    "image_cosine": "image_sim",
+}
+
+
+@dataclass
+class ScoredCatalog(Prepared):
+    """Candidate pairs (``left`` < ``right``, sorted), their stage 1 and final probabilities and
+    the features reported with them; each posting's pairs, as compressed rows."""
+
+    left: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    right: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    prob1: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    prob: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    reported: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Pairs of each posting: ``partners[starts[i]:starts[i + 1]]`` are posting i's.
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    partners: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    titles: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
+
+    @classmethod
+    def of(
+        cls, request: MatchRequest, table: PairTable, prob1: np.ndarray, prob: np.ndarray
+    ) -> ScoredCatalog:
+        n = request.inputs.size
+        left, right = table.left.astype(np.int64), table.right.astype(np.int64)
+        order = np.argsort(left * n + right, kind="stable")
+        every = np.ones(len(left), bool)
+        reported = {
+            shown: table.column(name, every)[order].astype(np.float32)
+            for shown, name in REPORTED.items()
+        }
+        left, right = left[order], right[order]
+        ends = np.concatenate([left, right])
+        by_end = np.argsort(ends, kind="stable")
+        return cls(
+            request.inputs,
+            request.settings,
+            [],
+            timings=dict(table.timings),
+            left=left,
+            right=right,
+            prob1=np.asarray(prob1, np.float32)[order],
+            prob=np.asarray(prob, np.float32)[order],
+            reported=reported,
+            starts=np.concatenate([[0], np.cumsum(np.bincount(ends, minlength=n))]),
+            partners=np.concatenate([right, left])[by_end],
+            titles=np.asarray(request.inputs.titles, dtype=object),
+        )
+
+    @property
+    def width(self) -> int:
+        return max(1, int(np.diff(self.starts).max(initial=0)))
+
+    def candidates(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.asarray(rows, np.int64)
+        counts = self.starts[rows + 1] - self.starts[rows]
+        query = np.repeat(rows, counts)
+        first = np.repeat(self.starts[rows] - np.cumsum(counts) + counts, counts)
+        other = self.partners[first + np.arange(len(query))]
+        return distinct_pairs(query, other)
+
+    def frame(self, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
+        """Scores of candidate pairs (``left`` < ``right``) and both titles."""
+        n = self.inputs.size
+        at = np.searchsorted(self.left * n + self.right, left.astype(np.int64) * n + right)
+        titles = self.titles
+        return pd.DataFrame(
+            {
+                "probability": self.prob[at],
+                "stage1_probability": self.prob1[at],
+                **{name: values[at] for name, values in self.reported.items()},
+                "left_title": titles[left],
+                "right_title": titles[right],
+            }
+        )
