@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.candidates.ratio import sequence_ratio
 from core.errors import ModelNotTrainedError
 from core.models import BEST as BEST_FOLDER
 from core.models import IMAGENET, best_dir, best_is_current, best_model_info, in_sample
@@ -146,7 +145,7 @@ class BestPipeline(Pipeline):
         low = min(t, config.threshold_low)
         keep = select_pairs(prepared.inputs.size, left, right, prob, t, low, True)
         nearest = np.flatnonzero(keep & (prob < t))
-        frame = prepared.frame(left[nearest], right[nearest])
+        frame = prepared.frame(left[nearest], right[nearest], chosen=True)
         decided = _decided(frame, np.zeros(len(nearest), bool), np.ones(len(nearest), bool))
         decided.insert(0, "right", right[nearest])
         decided.insert(0, "left", left[nearest])
@@ -161,22 +160,12 @@ class BestPipeline(Pipeline):
 
 
 def _decided(frame: pd.DataFrame, model: np.ndarray, nearest: np.ndarray) -> pd.DataFrame:
-    """`Pipeline.score`'s frame of pairs the rules ``model`` and ``nearest`` decide; difflib's
-    ratio (as the ensemble reports it) only for matched pairs: it is for people to read."""
-    matched = model | nearest
-    ratio = np.full(len(frame), np.nan, np.float32)
-    titles = frame[["left_title", "right_title"]].to_numpy(object)[matched]
-    ratio[matched] = [sequence_ratio(a, b) for a, b in titles.tolist()]
+    """`Pipeline.score`'s frame of pairs the rules ``model`` and ``nearest`` decide."""
     prob = frame["probability"].to_numpy(np.float32)
-    scores = {
-        "probability": prob,
-        "stage1_probability": frame["stage1_probability"].to_numpy(np.float32),
-        "tfidf_cosine": frame["tfidf_cosine"].to_numpy(np.float32),
-        "char_cosine": frame["char_cosine"].to_numpy(np.float32),
-        "text_ratio": ratio,
-        "hash_distance": frame["hash_distance"].to_numpy(np.float32),
-        "image_cosine": frame["image_cosine"].to_numpy(np.float32),
-    }
+    names = ("stage1_probability", "tfidf_cosine", "char_cosine", "text_ratio")
+    scores = {"probability": prob, **{name: frame[name].to_numpy(np.float32) for name in names}}
+    for name in ("hash_distance", "image_cosine"):
+        scores[name] = frame[name].to_numpy(np.float32)
     return decision_frame(frame, scores, {"model": model, "nearest": nearest}, prob)
 
 

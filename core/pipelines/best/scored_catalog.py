@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from core.candidates.ratio import sequence_ratio
 from core.pipelines.base import MatchRequest, Prepared, distinct_pairs
 from core.pipelines.best.features import PairTable
 
@@ -40,6 +41,11 @@ class ScoredCatalog(Prepared):
     starts: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     partners: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     titles: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
+    #: Pairs at this probability or more get difflib's ratio (the model's threshold).
+    ratio_from: float = 0.0
+    #: difflib's ratio of each pair, once worked out (NaN until then): a chunk of the engine
+    #: reads a pair from each of its postings, the ratio is worked out once.
+    ratios: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @classmethod
     def of(
@@ -69,6 +75,8 @@ class ScoredCatalog(Prepared):
             starts=np.concatenate([[0], np.cumsum(np.bincount(ends, minlength=n))]),
             partners=np.concatenate([right, left])[by_end],
             titles=np.asarray(request.inputs.titles, dtype=object),
+            ratio_from=float(request.model.config.threshold),
+            ratios=np.full(len(left), np.nan, np.float32),
         )
 
     @property
@@ -83,17 +91,23 @@ class ScoredCatalog(Prepared):
         other = self.partners[first + np.arange(len(query))]
         return distinct_pairs(query, other)
 
-    def frame(self, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
-        """Scores of candidate pairs (``left`` < ``right``) and both titles."""
+    def frame(self, left: np.ndarray, right: np.ndarray, chosen: bool = False) -> pd.DataFrame:
+        """Scores of candidate pairs (``left`` < ``right``); difflib's ratio (as the ensemble
+        reports it, for people to read) of those at the threshold, or of every one when they
+        are ``chosen`` (the nearest rule's)."""
         n = self.inputs.size
         at = np.searchsorted(self.left * n + self.right, left.astype(np.int64) * n + right)
-        titles = self.titles
+        shown = np.full(len(at), chosen) | (self.prob[at] >= self.ratio_from)
+        missing = at[shown & np.isnan(self.ratios[at])]
+        self.ratios[missing] = [
+            sequence_ratio(self.titles[a], self.titles[b])
+            for a, b in zip(self.left[missing].tolist(), self.right[missing].tolist(), strict=True)
+        ]
         return pd.DataFrame(
             {
                 "probability": self.prob[at],
                 "stage1_probability": self.prob1[at],
                 **{name: values[at] for name, values in self.reported.items()},
-                "left_title": titles[left],
-                "right_title": titles[right],
+                "text_ratio": np.where(shown, self.ratios[at], np.float32(np.nan)),
             }
         )
