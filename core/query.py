@@ -25,7 +25,7 @@ from core.images import is_valid_phash, open_image, phash_hex
 from core.ocr import item_photo_text, title_with_photo_text
 from core.pipelines import MatchInputs, MatchRequest, Pipeline, get_pipeline
 from core.pipelines.best.query_state import Item
-from core.pipelines.inputs import hash_distances, load_inputs_with_item, vector_cosines
+from core.pipelines.inputs import PairSide, load_inputs_with_item, pair_columns
 from core.query_index import INDEXED_QUERY_FROM, RATIO_CANDIDATES, open_query_index
 from core.settings import MatchSettings
 from core.store import Store
@@ -229,32 +229,24 @@ def _index_frame(
         candidate[hits] = True
     others = np.flatnonzero(candidate)
     m = len(others)
+    stored = image.vectors_of(others) if image is not None else np.zeros((m, 1), np.float32)
+    catalog_side = PairSide(
+        index.has_hash[others],
+        index.hashes[others],
+        ~np.isnan(stored[:, 0]) if image is not None and m else np.zeros(m, bool),
+        lambda mask: stored[mask],
+        np.asarray([index.titles[p] for p in others.tolist()], dtype=object),
+    )
+    item_side = PairSide(
+        np.full(m, item_hash is not None),
+        np.full(m, item_hash or 0, np.uint64),
+        np.full(m, image is not None),
+        lambda mask: np.tile(vector, (int(mask.sum()), 1)),
+        np.full(m, title, dtype=object),
+    )
     tfidf = np.zeros(m, np.float32)
     tfidf[np.searchsorted(others, positions)] = text_cosine
-    cosine = np.full(m, np.nan, np.float32)
-    by_vector = np.zeros(m, bool)
-    if image is not None:
-        stored = image.vectors_of(others)
-        by_vector = ~np.isnan(stored[:, 0]) if m else by_vector
-        cosine[by_vector] = vector_cosines(stored[by_vector], np.tile(vector, (by_vector.sum(), 1)))
-    distance = np.full(m, np.nan, np.float32)
-    if item_hash is not None:
-        has = index.has_hash[others]
-        distance[has] = hash_distances(
-            index.hashes[others[has]], np.full(int(has.sum()), item_hash, np.uint64)
-        )
-    left_titles = np.asarray([index.titles[p] for p in others.tolist()], dtype=object)
-    frame = pd.DataFrame(
-        {
-            "image_cosine": cosine,
-            "hash_distance": distance,
-            "by_vector": by_vector,
-            "tfidf_cosine": tfidf,
-            "left_title": left_titles,
-            "right_title": np.full(m, title, dtype=object),
-            "has_text": index.has_title[others] & bool(title),
-        }
-    )
+    frame = pd.DataFrame({**pair_columns(catalog_side, item_side), "tfidf_cosine": tfidf})
     return frame, others
 
 

@@ -26,7 +26,7 @@ from core.pipelines.base import (
     image_source,
     register,
 )
-from core.pipelines.inputs import image_columns
+from core.pipelines.inputs import catalog_pair_columns
 from core.settings import MatchSettings
 from core.store import Store
 
@@ -105,7 +105,7 @@ class BaselinePipeline(Pipeline):
         return Prepared(inputs, settings, sources, {"words": words.matrix})
 
     def pair_frame(self, prepared: Prepared, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
-        columns = image_columns(prepared.inputs, left, right)
+        columns = catalog_pair_columns(prepared.inputs, left, right)
         columns["tfidf_cosine"] = row_cosine(prepared.extra["words"], left, right)
         return pd.DataFrame(columns)
 

@@ -36,7 +36,7 @@ from core.pipelines.base import (
     register,
 )
 from core.pipelines.baseline import hash_similarity, image_readiness
-from core.pipelines.inputs import image_columns, title_columns
+from core.pipelines.inputs import catalog_pair_columns
 from core.settings import MatchSettings
 from core.store import Store
 
@@ -225,8 +225,7 @@ class EnsemblePipeline(Pipeline):
         return Prepared(inputs, settings, sources, extra)
 
     def pair_frame(self, prepared: Prepared, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
-        columns = image_columns(prepared.inputs, left, right)
-        columns |= title_columns(prepared.inputs.titles, left, right)
+        columns = catalog_pair_columns(prepared.inputs, left, right, titles=True)
         ratios = prepared.extra.get("ratios")
         if ratios is not None:
             columns["known_ratio"] = ratios.known(left, right)

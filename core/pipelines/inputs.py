@@ -8,6 +8,7 @@ is computed from the postings' data: the batch engine, the single-item query and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,33 +150,67 @@ def hash_distances(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return hamming(np.asarray(left, np.uint64), np.asarray(right, np.uint64)).astype(np.float32)
 
 
-def image_columns(
-    inputs: MatchInputs, left: np.ndarray, right: np.ndarray
-) -> dict[str, np.ndarray]:
-    """``image_cosine`` (NaN unless both have vectors), ``hash_distance`` (NaN unless both have
-    hashes) and ``by_vector`` (both have vectors: the vector, not the hash, is the evidence)."""
-    m = len(left)
-    cosine = np.full(m, np.nan, dtype=np.float32)
-    by_vector = np.zeros(m, dtype=bool)
-    if inputs.has_vector is not None and m:
-        by_vector = inputs.has_vector[left] & inputs.has_vector[right]
-        cosine[by_vector] = vector_cosines(
-            inputs.image_vectors[left[by_vector]], inputs.image_vectors[right[by_vector]]
+@dataclass(frozen=True)
+class PairSide:
+    """One end of a set of pairs, a value per pair: what `pair_columns` compares.
+
+    Args:
+        has_hash: whether that end has a perceptual hash.
+        hashes: its hash (uint64; anything where it has none).
+        has_vector: whether that end has an image vector.
+        vectors: the vectors of the pairs a mask selects (gathered only where both ends have
+            one: a chunk of pairs × vector length can be hundreds of MB).
+        titles: its title (object array), where the pipeline reads titles.
+    """
+
+    has_hash: np.ndarray
+    hashes: np.ndarray
+    has_vector: np.ndarray
+    vectors: Callable[[np.ndarray], np.ndarray]
+    titles: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, inputs: MatchInputs, positions: np.ndarray, titles: bool = False) -> PairSide:
+        """The postings at ``positions`` of a catalog."""
+        has_vector = np.zeros(len(positions), bool)
+        if inputs.has_vector is not None:
+            has_vector = inputs.has_vector[positions]
+        return cls(
+            inputs.has_hash[positions],
+            inputs.hashes[positions],
+            has_vector,
+            lambda mask: inputs.image_vectors[positions[mask]],
+            np.asarray([inputs.titles[i] for i in positions.tolist()], dtype=object)
+            if titles
+            else None,
         )
+
+
+def pair_columns(left: PairSide, right: PairSide) -> dict[str, np.ndarray]:
+    """The columns every path builds for the rules to read: ``image_cosine`` (NaN unless both
+    have vectors), ``hash_distance`` (NaN unless both have hashes), ``by_vector`` (both have
+    vectors: the vector, not the hash, is the evidence) and, with titles, ``left_title``,
+    ``right_title`` and ``has_text`` (both have one)."""
+    m = len(left.has_hash)
+    by_vector = left.has_vector & right.has_vector
+    cosine = np.full(m, np.nan, dtype=np.float32)
+    if by_vector.any():
+        cosine[by_vector] = vector_cosines(left.vectors(by_vector), right.vectors(by_vector))
+    both = left.has_hash & right.has_hash
     distance = np.full(m, np.nan, dtype=np.float32)
-    if m:
-        both = inputs.has_hash[left] & inputs.has_hash[right]
-        distance[both] = hash_distances(inputs.hashes[left[both]], inputs.hashes[right[both]])
-    return {"image_cosine": cosine, "hash_distance": distance, "by_vector": by_vector}
+    if both.any():
+        distance[both] = hash_distances(left.hashes[both], right.hashes[both])
+    columns = {"image_cosine": cosine, "hash_distance": distance, "by_vector": by_vector}
+    if left.titles is not None and right.titles is not None:
+        has_text = np.fromiter(
+            (bool(a) and bool(b) for a, b in zip(left.titles, right.titles, strict=True)), bool, m
+        )
+        columns |= {"left_title": left.titles, "right_title": right.titles, "has_text": has_text}
+    return columns
 
 
-def title_columns(titles: list[str], left: np.ndarray, right: np.ndarray) -> dict[str, np.ndarray]:
-    """Both titles of each pair (earlier posting first) and whether both have one."""
-    left_titles = np.asarray([titles[i] for i in left.tolist()], dtype=object)
-    right_titles = np.asarray([titles[j] for j in right.tolist()], dtype=object)
-    has_text = np.fromiter(
-        (bool(a) and bool(b) for a, b in zip(left_titles, right_titles, strict=True)),
-        bool,
-        len(left_titles),
-    )
-    return {"left_title": left_titles, "right_title": right_titles, "has_text": has_text}
+def catalog_pair_columns(
+    inputs: MatchInputs, left: np.ndarray, right: np.ndarray, titles: bool = False
+) -> dict[str, np.ndarray]:
+    """`pair_columns` of pairs of catalog positions."""
+    return pair_columns(PairSide.of(inputs, left, titles), PairSide.of(inputs, right, titles))

@@ -18,7 +18,7 @@ from core.candidates.ratio import EXACT_RATIO_UP_TO
 from core.errors import SameSameError
 from core.pipelines import Pipeline, get_pipeline
 from core.pipelines.ensemble import RATIO_CANDIDATE_COSINE
-from core.pipelines.inputs import hash_distances, vector_cosines
+from core.pipelines.inputs import PairSide, pair_columns
 from core.settings import MatchSettings
 from core.spark.candidates import (
     TOLERANCE,
@@ -37,47 +37,28 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 
-def _unsigned_hashes(batch: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
-    """The hashes of ``rows``: Spark has no unsigned type, so they travel as signed longs of
-    the same 64 bits."""
-    return batch[column].to_numpy()[rows].astype(np.int64).view(np.uint64)
-
-
 def pair_frame_of(batch: pd.DataFrame) -> pd.DataFrame:
     """A batch of joined candidate pairs (l_/r_ columns) as the frame `Pipeline.score` reads,
-    with the same per-modality scorers as the single machine."""
-    m = len(batch)
-    by_vector = (batch["l_vec"].notna() & batch["r_vec"].notna()).to_numpy(bool)
-    cosine = np.full(m, np.nan, np.float32)
-    if by_vector.any():
-        cosine[by_vector] = vector_cosines(
-            np.stack(batch["l_vec"].to_numpy()[by_vector]),
-            np.stack(batch["r_vec"].to_numpy()[by_vector]),
-        )
-    both_hash = (batch["l_phash"].notna() & batch["r_phash"].notna()).to_numpy(bool)
-    distance = np.full(m, np.nan, np.float32)
-    if both_hash.any():
-        distance[both_hash] = hash_distances(
-            _unsigned_hashes(batch, "l_phash", both_hash),
-            _unsigned_hashes(batch, "r_phash", both_hash),
-        )
-    left = batch["l_title"].fillna("").to_numpy(object)
-    right = batch["r_title"].fillna("").to_numpy(object)
-    frame = pd.DataFrame(
-        {
-            "image_cosine": cosine,
-            "hash_distance": distance,
-            "by_vector": by_vector,
-            "left_title": left,
-            "right_title": right,
-            "has_text": np.fromiter(
-                (bool(a) and bool(b) for a, b in zip(left, right, strict=True)), bool, m
-            ),
-        }
-    )
+    built by the same `pair_columns` as on one machine."""
+    frame = pd.DataFrame(pair_columns(_side(batch, "l_"), _side(batch, "r_")))
     if "tfidf_cosine" in batch:
         frame["tfidf_cosine"] = batch["tfidf_cosine"].to_numpy(np.float32)
     return frame
+
+
+def _side(batch: pd.DataFrame, prefix: str) -> PairSide:
+    """One end of the batch's pairs; hashes travel as signed longs of the same 64 bits (Spark
+    has no unsigned type), a missing one as null."""
+    has_hash = batch[f"{prefix}phash"].notna().to_numpy(bool)
+    hashes = batch[f"{prefix}phash"].fillna(0).to_numpy().astype(np.int64).view(np.uint64)
+    vectors = batch[f"{prefix}vec"]
+    return PairSide(
+        has_hash,
+        hashes,
+        vectors.notna().to_numpy(bool),
+        lambda mask: np.stack(vectors.to_numpy()[mask]),
+        batch[f"{prefix}title"].fillna("").to_numpy(object),
+    )
 
 
 def _scored_schema(pipe: Pipeline) -> str:
