@@ -56,7 +56,7 @@ def query_catalog(
             if key in _kept:
                 return _kept[key]
         inputs = load_inputs(store, image_model)
-        if matcher.info.get("photo_text"):
+        if matcher.reads_photo_text:
             inputs, _ = add_photo_text(store, inputs)  # the evidence the model was trained with
         ready = QueryCatalog.build(matcher, inputs)
         with _lock:
@@ -134,7 +134,7 @@ def full_run_scores(
     """The item's pairs scored and decided by a whole run over the catalog plus the item,
     through the engine's steps as the batch run takes them; and the other posting of each."""
     inputs = load_inputs_with_item(store, item.title, item.hash, item.vector, image_model)
-    if matcher.info.get("photo_text"):
+    if matcher.reads_photo_text:
         inputs, _ = add_photo_text(store, inputs)  # the catalog's side; the item's is in its title
     last = inputs.size - 1  # the item: every pair is (a catalog posting, the item)
     request = MatchRequest(inputs, MatchSettings(), rows=np.array([last]), model=matcher)

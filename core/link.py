@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import matching, models
+from core import matching
 from core.matching import Hooks
 from core.pipelines import get_pipeline
 from core.settings import MatchSettings
@@ -68,10 +68,7 @@ def link_catalogs(
     pipe = get_pipeline(pipeline)
     if model_dir is None:
         # The scratch database has no models of its own: the catalog's are the ones to use.
-        if pipe.needs_model:
-            model_dir = models.best_dir(catalog)
-        elif pipe.image_kind == "siamese":
-            model_dir = models.siamese_dir(catalog)
+        model_dir = pipe.model_folder(catalog)
     model = None if hash_only else pipe.image_model(catalog, settings, model_dir)
     vectors = [model] if model else []
     with Store(Path(work_dir) / "link.db") as union:

@@ -20,7 +20,6 @@ from core.evaluation import evaluate_result, worst_postings
 from core.matches import MatchResult
 from core.ocr import add_photo_text
 from core.pipelines import get_pipeline, load_inputs
-from core.pipelines.best.model import BestMatcher
 from core.settings import MatchSettings
 from core.store import Store
 from core.translate import translate_titles
@@ -175,13 +174,11 @@ def run_pipeline(
         inputs = inputs.with_titles(titles)
         if notice:
             notices.append(notice)
-    model = None
-    if pipe.needs_model:
-        model = BestMatcher.load(models.best_dir(store, model_dir))
-        if model.info.get("photo_text"):
-            # the evidence the model was trained with
-            inputs, notice = add_photo_text(store, inputs)
-            notices += [notice] if notice else []
+    model = pipe.load_model(store, model_dir)
+    if getattr(model, "reads_photo_text", False):
+        # the evidence the model was trained with
+        inputs, notice = add_photo_text(store, inputs)
+        notices += [notice] if notice else []
     # The reviewer's verdicts overrule the scores before anything is stored or counted; what
     # the rules said about the reviewed pairs is kept for the estimates of precision.
     own = match_catalog(pipe, inputs, settings, progress, model=model, stages=stages)

@@ -136,7 +136,7 @@ def query_item(
                 f"The {pipeline} pipeline needs a trained model: train it on a labelled catalog "
                 "first."
             )
-        if best_matcher.info.get("photo_text"):
+        if best_matcher.reads_photo_text:
             text, said = item_photo_text(item.image)
             title = title_with_photo_text(title, text)
             _note(notices, said)

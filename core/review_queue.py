@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core import models
 from core.pair_answers import pair_answers, unsure
 from core.pipelines import get_pipeline, most_accurate_first
 from core.settings import MatchSettings
@@ -38,9 +37,7 @@ REASONS = {
 
 
 def _learned_threshold(store: Store, pipeline: str) -> float | None:
-    if not get_pipeline(pipeline).needs_model:
-        return None
-    return models.best_threshold(models.best_dir(store))
+    return get_pipeline(pipeline).decision_threshold(store)
 
 
 def _cluster_numbers(store: Store, pipeline: str, catalog: pd.Index) -> np.ndarray:

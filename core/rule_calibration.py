@@ -161,7 +161,7 @@ PHOTO_VECTOR_COLUMNS = ("image_cosine", "siamese_distance")
 def photo_backbone(pipeline: str, settings: MatchSettings) -> str:
     """The backbone behind ``pipeline``'s photo vectors under ``settings``: the baseline's
     ImageNet backbone, the ensemble's Siamese backbone (``auto`` resolved as training does)."""
-    if pipeline == "ensemble":
+    if get_pipeline(pipeline).image_kind == "siamese":
         return _siamese_backbone(settings.siamese_backbone, settings.resolved_weights_dir())
     return settings.image_backbone
 

@@ -167,6 +167,20 @@ class Pipeline(ABC):
         model = self.image_model(store, settings, model_dir)
         return store.count_embeddings(model[0], model[1]) if model else 0
 
+    def model_folder(self, store: Store, model_dir: Path | None = None) -> Path | None:
+        """Where its trained model lives: ``model_dir`` when given, else the database's own
+        folder; None when it has no model."""
+        return None
+
+    def load_model(self, store: Store, model_dir: Path | None = None) -> Any:
+        """The trained model its `score` reads (`needs_model`), or None."""
+        return None
+
+    def decision_threshold(self, store: Store) -> float | None:
+        """A learned model's decision threshold (close calls are measured from it), or None
+        for pipelines whose thresholds are settings."""
+        return None
+
     def in_sample(self, store: Store, model_dir: Path | None = None) -> bool:
         """Whether its scores here come from a model trained on this catalog's own labels."""
         return False

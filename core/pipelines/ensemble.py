@@ -135,6 +135,9 @@ class EnsemblePipeline(Pipeline):
         version = siamese_version(siamese_dir(store, model_dir))
         return (SIAMESE, version) if version else None
 
+    def model_folder(self, store: Store, model_dir: Path | None = None) -> Path | None:
+        return siamese_dir(store, model_dir)
+
     def in_sample(self, store: Store, model_dir: Path | None = None) -> bool:
         return in_sample(store, siamese_dir(store, model_dir), SIAMESE)
 

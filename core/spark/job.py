@@ -33,7 +33,6 @@ import pandas as pd
 
 from core.errors import CatalogError, SameSameError
 from core.pipelines import PIPELINES, Pipeline, get_pipeline
-from core.pipelines.best.model import BEST_NAME
 from core.settings import MatchSettings
 from core.spark.best import best_pairs, image_spec, load_model
 from core.spark.cap import capped_pairs
@@ -93,7 +92,7 @@ def _plan(
             f"spark-match runs {' or '.join(spark_pipelines())}, not {pipeline!r}: "
             f"{pipe.spark_reason}"
         )
-    best_model = load_model(model_dir) if pipe.name == BEST_NAME else None
+    best_model = load_model(model_dir) if pipe.needs_model else None
     require_spark()
     if settings.translate_titles:
         raise SameSameError("spark-match does not translate titles; run it without --translate")

@@ -69,6 +69,11 @@ class BestMatcher:
         self.image_head = image_head
         self.rescorer = rescorer
 
+    @property
+    def reads_photo_text(self) -> bool:
+        """Whether it learnt from text read from the photos (OCR): its catalogs need it too."""
+        return bool(self.info.get("photo_text"))
+
     @classmethod
     def fit(
         cls,

@@ -10,7 +10,14 @@ import pandas as pd
 
 from core.errors import ModelNotTrainedError
 from core.models import BEST as BEST_FOLDER
-from core.models import IMAGENET, best_dir, best_is_current, best_model_info, in_sample
+from core.models import (
+    IMAGENET,
+    best_dir,
+    best_is_current,
+    best_model_info,
+    best_threshold,
+    in_sample,
+)
 from core.pipelines.base import (
     CLOSE_CALL_PROBABILITY,
     MatchRequest,
@@ -23,7 +30,7 @@ from core.pipelines.base import (
     register,
 )
 from core.pipelines.best.catalog_training import train_best_model
-from core.pipelines.best.model import BEST_NAME
+from core.pipelines.best.model import BEST_NAME, BestMatcher
 from core.pipelines.best.scored_catalog import ScoredCatalog
 from core.pipelines.best.scoring import score_candidates
 from core.pipelines.best.thresholds import select_pairs
@@ -57,6 +64,15 @@ class BestPipeline(Pipeline):
     ) -> tuple[str, str | None] | None:
         info = best_model_info(best_dir(store, model_dir)) or {}
         return (info["image_model"], IMAGENET) if info.get("image_model") else None
+
+    def model_folder(self, store: Store, model_dir: Path | None = None) -> Path | None:
+        return best_dir(store, model_dir)
+
+    def load_model(self, store: Store, model_dir: Path | None = None) -> BestMatcher:
+        return BestMatcher.load(best_dir(store, model_dir))
+
+    def decision_threshold(self, store: Store) -> float | None:
+        return best_threshold(best_dir(store))
 
     def in_sample(self, store: Store, model_dir: Path | None = None) -> bool:
         return in_sample(store, best_dir(store, model_dir), BEST_FOLDER)
