@@ -441,23 +441,26 @@ def _said(pairs: list[tuple[str, str]], verdicts: list[str]) -> pd.DataFrame:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("max_matches", [2, 3])
-@pytest.mark.parametrize("pipeline", ["baseline", "ensemble"])
+@pytest.mark.parametrize("pipeline", ["baseline", "ensemble", "best"])
 def test_spark_caps_and_applies_verdicts_as_one_machine(
-    spark, shopee_sample: Path, tmp_path, monkeypatch, pipeline: str, max_matches: int
+    spark, shopee_sample: Path, tmp_path, monkeypatch, pipeline: str, max_matches: int, request
 ) -> None:
     """Where the cap binds, exact Spark candidates keep one machine's pairs (the same cap
     function, ties to 1e-6 broken by position; each row lists what its posting lists) with
     the same scores, and a reviewer's verdicts act after the cap on both: a pair of the most
     crowded posting said different is dropped, an unmatched same-label pair said same is
-    added and listed by both."""
+    added and listed by both. ``best`` (a trained model) too."""
     import core.spark.job as job
+    from core.pipelines.best import BestMatcher
     from core.spark.io import local_catalog
     from core.verdicts import with_verdicts
 
+    model_dir = request.getfixturevalue("best_model") if pipeline == "best" else None
+    model = BestMatcher.load(model_dir) if model_dir else None
     postings, _ = prepare_postings(read_catalog_csv(shopee_sample), None)
     inputs = MatchInputs.from_frame(pd.DataFrame(postings))
     settings = MatchSettings(max_matches=max_matches)
-    result = match_catalog(get_pipeline(pipeline), inputs, settings)
+    result = match_catalog(get_pipeline(pipeline), inputs, settings, model=model)
     assert result.capped > 50
     frame = pd.read_csv(shopee_sample, dtype=str, keep_default_na=False)
     label = dict(zip(frame["posting_id"], frame["label_group"], strict=True))
@@ -493,7 +496,14 @@ def test_spark_caps_and_applies_verdicts_as_one_machine(
     monkeypatch.setattr(job, "final_pairs", keep_written)
     out = tmp_path / "capped.csv"
     report = run_spark(
-        spark, shopee_sample, out, pipeline, "exact", settings=settings, verdicts=verdicts
+        spark,
+        shopee_sample,
+        out,
+        pipeline,
+        "exact",
+        settings=settings,
+        verdicts=verdicts,
+        model_dir=model_dir,
     )
     rows = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert rows["posting_id"].tolist() == inputs.posting_ids
