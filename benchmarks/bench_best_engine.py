@@ -88,7 +88,8 @@ def main() -> None:
                 code = args.before if side == "before" else ROOT
                 took, postings = _run(code, str(folder / "model"), folder / f"{side}.pkl")
                 seconds[side].append(took)
-                print(f"{side}: {postings:,} postings matched in {took:.2f} s · {load_line()}")
+                load = load_line().lstrip("- ")
+                print(f"{side}: {postings:,} postings matched in {took:.2f} s ({load})")
         before, after = (pd.read_pickle(folder / f"{s}.pkl") for s in ("before", "after"))
     order = ["left", "right"]
     before = before.sort_values(order).reset_index(drop=True)
