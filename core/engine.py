@@ -138,14 +138,6 @@ def run_request(
     return finish(pipeline.name, pipeline.image_kind, inputs, settings, kept, stats, started)
 
 
-def _chunks(prepared: Prepared, pairs_per_chunk: int):
-    """Consecutive postings, as many at a time as bring about ``pairs_per_chunk`` candidates."""
-    n = prepared.inputs.size
-    rows_per_chunk = max(1, pairs_per_chunk // prepared.width)
-    for start in range(0, n, rows_per_chunk):
-        yield np.arange(start, min(n, start + rows_per_chunk), dtype=np.int64)
-
-
 def _kept_matches(
     pipeline: Pipeline,
     prepared: Prepared,
@@ -157,7 +149,7 @@ def _kept_matches(
     n = prepared.inputs.size
     settings = request.settings
     kept = _Kept()
-    for rows in _chunks(prepared, pairs_per_chunk):
+    for rows in prepared.row_chunks(pairs_per_chunk):
         query, other = prepared.candidates(rows)
         left, right = np.minimum(query, other), np.maximum(query, other)
         # A pair offered from both ends within the chunk is scored once.
@@ -205,7 +197,7 @@ def scored_pairs(
     those postings' pairs."""
     n = prepared.inputs.size
     frames, seen = [], np.zeros(0, np.int64)
-    chunks = _chunks(prepared, pairs_per_chunk) if rows is None else [np.asarray(rows)]
+    chunks = prepared.row_chunks(pairs_per_chunk) if rows is None else [np.asarray(rows)]
     for chunk in chunks:
         query, other = prepared.candidates(chunk)
         keys = np.unique(np.minimum(query, other) * n + np.maximum(query, other))

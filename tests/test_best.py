@@ -14,7 +14,7 @@ from core.candidates import ABSENT_RANK, Neighbours, SparseIndex, all_rows, unio
 from core.engine import match_catalog
 from core.errors import ModelNotTrainedError, SameSameError
 from core.metrics import evaluate, true_match_sets
-from core.pipelines import MatchInputs, get_pipeline
+from core.pipelines import MatchInputs, MatchRequest, get_pipeline
 from core.pipelines.best import (
     BEST,
     BestConfig,
@@ -405,6 +405,17 @@ def test_pairs_scored_in_chunks_get_the_probabilities_of_one_pass(
     pd.testing.assert_frame_equal(
         match_catalog(BEST, inputs, MatchSettings(), model=trained).pairs, whole.pairs
     )
+    # The engine reading the scored pairs back a few postings at a time: the same matches,
+    # and no chunk over its pairs but for a posting that alone has more.
+    chunked_run = match_catalog(BEST, inputs, MatchSettings(), model=trained, pairs_per_chunk=97)
+    pd.testing.assert_frame_equal(chunked_run.pairs, whole.pairs)
+    assert chunked_run.stats.chunks > 3 * whole.stats.chunks
+    prepared = BEST.prepare(MatchRequest(inputs, MatchSettings(), model=trained))
+    chunks = list(prepared.row_chunks(97))
+    np.testing.assert_array_equal(np.concatenate(chunks), np.arange(inputs.size))
+    for rows in chunks:
+        pairs = len(prepared.candidates(rows)[0])
+        assert pairs <= 97 or len(rows) == 1, (pairs, len(rows))
 
 
 @pytest.mark.slow

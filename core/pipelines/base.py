@@ -14,7 +14,7 @@ the CLI, the app's pages and Spark list pipelines from `PIPELINES`, never by han
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -96,10 +96,13 @@ class Prepared:
     #: Seconds the catalog-wide steps took, by name (reported with the run).
     timings: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def width(self) -> int:
-        """Most candidates one posting can bring (bounds a chunk of postings' pairs)."""
-        return max(1, sum(source.k for source in self.sources))
+    def row_chunks(self, pairs_per_chunk: int) -> Iterator[np.ndarray]:
+        """Consecutive postings, as many at a time as bring at most about ``pairs_per_chunk``
+        candidates (each source offers a posting at most its ``k``)."""
+        n = self.inputs.size
+        rows = max(1, pairs_per_chunk // max(1, sum(source.k for source in self.sources)))
+        for start in range(0, n, rows):
+            yield np.arange(start, min(n, start + rows), dtype=np.int64)
 
     def candidates(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distinct (query, other) position pairs: each of ``rows`` with its candidates."""

@@ -9,6 +9,7 @@ the pairs each posting is in, and `ScoredCatalog.frame` reads their scores back.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,8 @@ class ScoredCatalog(Prepared):
     the features reported with them; each posting's pairs, as compressed rows."""
 
     left: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: ``left`` × postings + ``right``: sorted, what a pair is looked up by.
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     right: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     prob1: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     prob: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
@@ -68,6 +71,7 @@ class ScoredCatalog(Prepared):
             [],
             timings=dict(table.timings),
             left=left,
+            keys=left * n + right,
             right=right,
             prob1=np.asarray(prob1, np.float32)[order],
             prob=np.asarray(prob, np.float32)[order],
@@ -79,9 +83,16 @@ class ScoredCatalog(Prepared):
             ratios=np.full(len(left), np.nan, np.float32),
         )
 
-    @property
-    def width(self) -> int:
-        return max(1, int(np.diff(self.starts).max(initial=0)))
+    def row_chunks(self, pairs_per_chunk: int) -> Iterator[np.ndarray]:
+        """Consecutive postings holding at most ``pairs_per_chunk`` pairs between them (a
+        posting with more is a chunk of its own): a crowded posting does not shrink every
+        chunk."""
+        n, start = self.inputs.size, 0
+        while start < n:
+            stop = int(np.searchsorted(self.starts, self.starts[start] + pairs_per_chunk, "right"))
+            stop = min(n, max(stop - 1, start + 1))
+            yield np.arange(start, stop, dtype=np.int64)
+            start = stop
 
     def candidates(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = np.asarray(rows, np.int64)
@@ -96,7 +107,7 @@ class ScoredCatalog(Prepared):
         reports it, for people to read) of those at the threshold, or of every one when they
         are ``chosen`` (the nearest rule's)."""
         n = self.inputs.size
-        at = np.searchsorted(self.left * n + self.right, left.astype(np.int64) * n + right)
+        at = np.searchsorted(self.keys, left.astype(np.int64) * n + right)
         shown = np.full(len(at), chosen) | (self.prob[at] >= self.ratio_from)
         missing = at[shown & np.isnan(self.ratios[at])]
         self.ratios[missing] = [
