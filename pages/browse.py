@@ -70,7 +70,7 @@ def _matches(
         matches,
         pipe,
         settings,
-        resources.best_threshold(store, pipe),
+        pipe.decision_threshold(store),
         store=store,
         own_title=own_title if isinstance(own_title, str) else "",
     )

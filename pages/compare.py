@@ -164,7 +164,7 @@ def _annotated(store: Store, item: NewItem, settings: MatchSettings, answers: di
                 frame,
                 pipe,
                 settings,
-                resources.best_threshold(store, pipe),
+                pipe.decision_threshold(store),
                 without=() if item.title.strip() else TITLE_SCORES,
                 store=store,
                 own_title=item.title,

@@ -135,15 +135,6 @@ def best_matcher_of(store: Store):
     return best_matcher(str(folder), str(config.stat().st_mtime_ns))
 
 
-def best_threshold(store: Store, pipe) -> float | None:
-    """The decision threshold the pipeline's trained model learnt (None for rule pipelines,
-    or while it has no model): what its close calls are measured from."""
-    if not pipe.needs_model:
-        return None
-    matcher = best_matcher_of(store)
-    return getattr(getattr(matcher, "config", None), "threshold", None)
-
-
 # -- data -----------------------------------------------------------------------------------
 class CatalogView:
     """A database's postings as pages read them, built once per catalog revision and shared
