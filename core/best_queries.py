@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from core.engine import posting_pairs
-from core.ocr import add_photo_text
+from core.ocr import photo_text_for_model
 from core.pipelines.base import MatchRequest
 from core.pipelines.best.pipeline import BEST
 from core.pipelines.best.query_state import Item, QueryCatalog
@@ -55,9 +55,7 @@ def query_catalog(
         with _lock:
             if key in _kept:
                 return _kept[key]
-        inputs = load_inputs(store, image_model)
-        if matcher.reads_photo_text:
-            inputs, _ = add_photo_text(store, inputs)  # the evidence the model was trained with
+        inputs, _ = photo_text_for_model(store, load_inputs(store, image_model), matcher)
         ready = QueryCatalog.build(matcher, inputs)
         with _lock:
             while len(_kept) >= KEPT:
@@ -134,8 +132,8 @@ def full_run_scores(
     """The item's pairs scored and decided by a whole run over the catalog plus the item,
     through the engine's steps as the batch run takes them; and the other posting of each."""
     inputs = load_inputs_with_item(store, item.title, item.hash, item.vector, image_model)
-    if matcher.reads_photo_text:
-        inputs, _ = add_photo_text(store, inputs)  # the catalog's side; the item's is in its title
+    # The catalog's side; the item's photo text is in its title already.
+    inputs, _ = photo_text_for_model(store, inputs, matcher)
     last = inputs.size - 1  # the item: every pair is (a catalog posting, the item)
     request = MatchRequest(inputs, MatchSettings(), rows=np.array([last]), model=matcher)
     scored = posting_pairs(BEST, BEST.prepare(request), last, matcher)

@@ -222,7 +222,9 @@ def decided_pairs(pipeline: Pipeline, prepared: Prepared, model: Any = None) -> 
     return _with_refined(decided, pipeline.refine(prepared, model))
 
 
-def posting_pairs(pipeline: Pipeline, prepared: Prepared, row: int, model: Any = None):
+def posting_pairs(
+    pipeline: Pipeline, prepared: Prepared, row: int, model: Any = None
+) -> pd.DataFrame:
     """Every candidate pair of one posting, scored and decided as a batch run decides them
     (`Pipeline.refine`'s decisions included): a query's exact answer."""
     scored = scored_pairs(pipeline, prepared, model, rows=np.array([row], np.int64))

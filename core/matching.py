@@ -18,7 +18,7 @@ from core.engine import match_catalog
 from core.errors import SameSameError
 from core.evaluation import evaluate_result, worst_postings
 from core.matches import MatchResult
-from core.ocr import add_photo_text
+from core.ocr import photo_text_for_model
 from core.pipelines import get_pipeline, load_inputs
 from core.settings import MatchSettings
 from core.store import Store
@@ -175,10 +175,8 @@ def run_pipeline(
         if notice:
             notices.append(notice)
     model = pipe.load_model(store, model_dir)
-    if getattr(model, "reads_photo_text", False):
-        # the evidence the model was trained with
-        inputs, notice = add_photo_text(store, inputs)
-        notices += [notice] if notice else []
+    inputs, notice = photo_text_for_model(store, inputs, model)
+    notices += [notice] if notice else []
     # The reviewer's verdicts overrule the scores before anything is stored or counted; what
     # the rules said about the reviewed pairs is kept for the estimates of precision.
     own = match_catalog(pipe, inputs, settings, progress, model=model, stages=stages)

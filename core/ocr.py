@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ImageError, SameSameError, first_line
 from core.images import MAX_IMAGE_BYTES, check_stored_path, open_image
@@ -284,6 +284,16 @@ def catalog_photo_texts(store: Store, reader: str = READER) -> dict[str, str]:
 def title_with_photo_text(title: str, photo_text: str) -> str:
     """A normalised title with the photo's text after it, normalised as titles are."""
     return normalize_title(f"{title} {photo_text}") if photo_text else title
+
+
+def photo_text_for_model(
+    store: Store, inputs: MatchInputs, model: Any
+) -> tuple[MatchInputs, str | None]:
+    """``inputs`` as ``model`` reads them: with each posting's photo text when it learnt from
+    it (`add_photo_text`, the evidence it was trained with), else as they are."""
+    if not getattr(model, "reads_photo_text", False):
+        return inputs, None
+    return add_photo_text(store, inputs)
 
 
 def add_photo_text(store: Store, inputs: MatchInputs) -> tuple[MatchInputs, str | None]:

@@ -36,10 +36,6 @@ REASONS = {
 }
 
 
-def _learned_threshold(store: Store, pipeline: str) -> float | None:
-    return get_pipeline(pipeline).decision_threshold(store)
-
-
 def _cluster_numbers(store: Store, pipeline: str, catalog: pd.Index) -> np.ndarray:
     """Each catalog posting's stored cluster number (NaN: in no cluster, alone)."""
     rows = store.conn.execute(
@@ -61,7 +57,8 @@ def _pipeline_pairs(
     Unsure, whether it joins two clusters. ``titled``: which catalog postings have a title."""
     run = store.match_run(pipeline)
     settings = MatchSettings.from_dict(run["settings"])
-    pipe, threshold = get_pipeline(pipeline), _learned_threshold(store, pipeline)
+    pipe = get_pipeline(pipeline)
+    threshold = pipe.decision_threshold(store)
     names = {"left": np.int64, "right": np.int64, "similarity": np.float32, "close": bool}
     names |= {"probability": np.float32, "unsure": bool}
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}

@@ -9,7 +9,14 @@ never on how many postings look alike.
 
 from __future__ import annotations
 
-from core.candidates.base import ABSENT_RANK, NeighbourIndex, Neighbours, all_rows, union_directed
+from core.candidates.base import (
+    ABSENT_RANK,
+    NeighbourIndex,
+    Neighbours,
+    all_rows,
+    distinct_pairs,
+    union_directed,
+)
 from core.candidates.dense import DenseIndex
 from core.candidates.hashes import HashIndex
 from core.candidates.sparse import SparseIndex
@@ -29,5 +36,6 @@ __all__ = [
     "fit_tfidf",
     "row_cosine",
     "tfidf_rows",
+    "distinct_pairs",
     "union_directed",
 ]

@@ -158,9 +158,13 @@ def union_directed(parts: Sequence[Neighbours]) -> tuple[np.ndarray, np.ndarray]
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     left, right = np.concatenate(lefts), np.concatenate(rights)
     keep = left != right
-    left, right = left[keep], right[keep]
-    if len(left) == 0:
-        return left, right
-    width = int(right.max()) + 1
-    unique = np.unique(left * width + right)
+    return distinct_pairs(left[keep], right[keep])
+
+
+def distinct_pairs(query: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(query, other) pairs once each, sorted."""
+    if len(query) == 0:
+        return query.astype(np.int64), other.astype(np.int64)
+    width = int(max(query.max(), other.max())) + 1
+    unique = np.unique(query.astype(np.int64) * width + other)
     return unique // width, unique % width

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from core.candidates import DenseIndex, HashIndex
+from core.candidates import DenseIndex, HashIndex, distinct_pairs
 from core.errors import SameSameError
 from core.pipelines.inputs import MatchInputs
 from core.settings import MatchSettings
@@ -114,15 +114,6 @@ class Prepared:
         if not queries:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return distinct_pairs(np.concatenate(queries), np.concatenate(others))
-
-
-def distinct_pairs(query: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(query, other) pairs once each, sorted."""
-    if len(query) == 0:
-        return query.astype(np.int64), other.astype(np.int64)
-    width = int(max(query.max(), other.max())) + 1
-    unique = np.unique(query.astype(np.int64) * width + other)
-    return unique // width, unique % width
 
 
 class Pipeline(ABC):

@@ -175,14 +175,23 @@ class BestPipeline(Pipeline):
         return close_call_mask(scores, {"model": margin})
 
 
+#: The scores a match keeps, in the order a run stores them.
+KEPT_SCORES = (
+    "probability",
+    "stage1_probability",
+    "tfidf_cosine",
+    "char_cosine",
+    "text_ratio",
+    "hash_distance",
+    "image_cosine",
+)
+
+
 def _decided(frame: pd.DataFrame, model: np.ndarray, nearest: np.ndarray) -> pd.DataFrame:
     """`Pipeline.score`'s frame of pairs the rules ``model`` and ``nearest`` decide."""
-    prob = frame["probability"].to_numpy(np.float32)
-    names = ("stage1_probability", "tfidf_cosine", "char_cosine", "text_ratio")
-    scores = {"probability": prob, **{name: frame[name].to_numpy(np.float32) for name in names}}
-    for name in ("hash_distance", "image_cosine"):
-        scores[name] = frame[name].to_numpy(np.float32)
-    return decision_frame(frame, scores, {"model": model, "nearest": nearest}, prob)
+    scores = {name: frame[name].to_numpy(np.float32) for name in KEPT_SCORES}
+    fired = {"model": model, "nearest": nearest}
+    return decision_frame(frame, scores, fired, scores["probability"])
 
 
 BEST = register(BestPipeline())

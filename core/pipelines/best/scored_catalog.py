@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from core.candidates import distinct_pairs
 from core.candidates.ratio import sequence_ratio
-from core.pipelines.base import MatchRequest, Prepared, distinct_pairs
+from core.pipelines.base import MatchRequest, Prepared
 from core.pipelines.best.features import PairTable
 
 #: What a pair frame reports of stage 1's features, by the name `Pipeline.score` gives it.
@@ -56,7 +57,8 @@ class ScoredCatalog(Prepared):
     ) -> ScoredCatalog:
         n = request.inputs.size
         left, right = table.left.astype(np.int64), table.right.astype(np.int64)
-        order = np.argsort(left * n + right, kind="stable")
+        keys = left * n + right
+        order = np.argsort(keys, kind="stable")
         every = np.ones(len(left), bool)
         reported = {
             shown: table.column(name, every)[order].astype(np.float32)
@@ -71,7 +73,7 @@ class ScoredCatalog(Prepared):
             [],
             timings=dict(table.timings),
             left=left,
-            keys=left * n + right,
+            keys=keys[order],
             right=right,
             prob1=np.asarray(prob1, np.float32)[order],
             prob=np.asarray(prob, np.float32)[order],
